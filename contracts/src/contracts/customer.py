@@ -1,0 +1,69 @@
+"""The customer an opportunity is for, with the GB 32100-2015 USCC check."""
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from stdnum.cn import uscc as stdnum_uscc
+from stdnum.exceptions import InvalidChecksum, InvalidFormat, InvalidLength
+
+
+class Tier(StrEnum):
+    KA = "KA"
+    SMB = "SMB"
+
+
+class Ownership(StrEnum):
+    SOE = "SOE"
+    FOREIGN = "FOREIGN"
+    PRIVATE = "PRIVATE"
+    OTHER = "OTHER"
+
+
+def check_uscc(value: str) -> str:
+    """Return the USCC unchanged, or raise ValueError saying what is wrong with it."""
+    if len(value) != 18:
+        raise ValueError(f"a USCC has 18 characters, this one has {len(value)}")
+    try:
+        return str(stdnum_uscc.validate(value))
+    except InvalidLength as exc:
+        raise ValueError("a USCC has 18 characters") from exc
+    except InvalidFormat as exc:
+        raise ValueError(
+            "a USCC is 8 digits then characters of 0-9A-HJ-NPQRTUWXY "
+            "(no I, O, S, V, Z, no lower case)"
+        ) from exc
+    except InvalidChecksum as exc:
+        expected = stdnum_uscc.calc_check_digit(value[:17])
+        raise ValueError(
+            f"the check character is {value[-1]!r} but GB 32100-2015 gives {expected!r}"
+        ) from exc
+
+
+Uscc = Annotated[
+    str,
+    Field(description="统一社会信用代码, 18 characters, GB 32100-2015 check character"),
+    AfterValidator(check_uscc),
+]
+
+
+class Customer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    uscc: Uscc
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    tier: Tier
+    ownership: Ownership
+    industry: Annotated[str, Field(max_length=100)] | None = None
+    region: Annotated[str, Field(max_length=100)] | None = None
+
+
+class CustomerRef(BaseModel):
+    """The customer as the order system sees it on `crm.opportunity.won`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    uscc: str
+    name: str
+    tier: Tier
+    ownership: Ownership

@@ -1,0 +1,57 @@
+"""Durations as the rules file writes them: ISO 8601 (`P7D`, `PT36H`) or compact (`7d`, `36h`)."""
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+_ISO = re.compile(
+    r"^P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+_COMPACT = re.compile(
+    r"^(?:(?P<weeks>\d+)w)?(?:(?P<days>\d+)d)?(?:(?P<hours>\d+)h)?"
+    r"(?:(?P<minutes>\d+)m)?(?:(?P<seconds>\d+(?:\.\d+)?)s)?$"
+)
+
+
+def parse_duration(text: str) -> timedelta:
+    """`P7D`, `PT36H`, `P1DT12H`, `7d`, `36h`, `30m`, `10s`, `1d12h` → timedelta."""
+    if not isinstance(text, str):
+        raise ValueError(f"a duration is text such as 'P7D' or '7d', not {text!r}")
+    cleaned = text.strip()
+    match = _ISO.match(cleaned.upper()) if cleaned.upper().startswith("P") else None
+    match = match or _COMPACT.match(cleaned.lower())
+    if not cleaned or cleaned.upper() in ("P", "PT") or match is None:
+        raise ValueError(
+            f"{text!r} is not a duration: write ISO 8601 days/hours/minutes/seconds "
+            "('P7D', 'PT36H') or compact ('7d', '36h', '30m', '10s'); "
+            "months and years are refused as their length varies"
+        )
+    parts = {name: float(value) for name, value in match.groupdict().items() if value}
+    if not parts:
+        raise ValueError(f"{text!r} is not a duration")
+    return timedelta(**parts)
+
+
+def format_duration(value: timedelta) -> str:
+    """ISO 8601 text for a timedelta, e.g. `P7D` or `PT36H`."""
+    seconds = int(value.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (secs, "S")) if n)
+    return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else ("" if days else "T0S"))
+
+
+def _coerce(value: object) -> timedelta:
+    return value if isinstance(value, timedelta) else parse_duration(value)  # type: ignore[arg-type]
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_coerce),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "examples": ["P7D", "PT36H", "7d", "36h", "30m", "10s"]}),
+]

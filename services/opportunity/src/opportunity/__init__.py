@@ -1,0 +1,1 @@
+"""The opportunity service: the event-sourced Opportunity aggregate and its edges."""

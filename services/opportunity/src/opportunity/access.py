@@ -1,0 +1,76 @@
+"""Who may do what (SPEC §4.4): reps act on their own and their team's pooled opportunities,
+managers on their team's, admin and service on all, viewers on none."""
+
+from dataclasses import dataclass
+
+from contracts.opportunity import Status
+from contracts.rules import Role
+
+from opportunity.errors import DomainError
+
+# Commands only managers, admins and services give (a rep hands back a deal by asking them).
+MANAGING_COMMANDS = frozenset({"reclaim", "assign"})
+
+
+class Forbidden(DomainError):
+    """The principal's role does not allow this (HTTP 403)."""
+
+    code = "forbidden"
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: str
+    role: Role
+    team_id: str | None = None
+
+    @property
+    def imports_history(self) -> bool:
+        """Service and admin principals may pass `occurred_at` to import history."""
+        return self.role in (Role.SERVICE, Role.ADMIN)
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.role in (Role.ADMIN, Role.SERVICE, Role.VIEWER)
+
+
+def can_read(principal: Principal, owner_id: str | None, team_id: str | None, status: str) -> bool:
+    if principal.sees_everything:
+        return True
+    if principal.role is Role.MANAGER:
+        return team_id == principal.team_id
+    return owner_id == principal.id or (status == Status.POOLED and team_id == principal.team_id)
+
+
+def check_act(
+    principal: Principal, command: str, owner_id: str | None, team_id: str | None, status: str
+) -> None:
+    """Raise Forbidden unless the principal may give this command on this opportunity."""
+    role = principal.role
+    if role is Role.VIEWER:
+        raise Forbidden("a viewer only reads", rule="role.viewer")
+    if role in (Role.ADMIN, Role.SERVICE):
+        return
+    if team_id != principal.team_id:
+        raise Forbidden(
+            f"this opportunity belongs to team {team_id!r}, not to yours", rule="role.team"
+        )
+    if role is Role.MANAGER:
+        return
+    if command in MANAGING_COMMANDS:
+        raise Forbidden(f"a rep may not {command}; ask a manager", rule=f"role.{command}")
+    if command == "claim" or owner_id == principal.id:
+        return
+    raise Forbidden("a rep acts on own opportunities and claims pooled ones", rule="role.owner")
+
+
+def check_create(principal: Principal, owner_id: str | None, team_id: str | None) -> None:
+    role = principal.role
+    if role is Role.VIEWER:
+        raise Forbidden("a viewer only reads", rule="role.viewer")
+    if role in (Role.ADMIN, Role.SERVICE):
+        return
+    if team_id != principal.team_id:
+        raise Forbidden("opportunities are created in your own team", rule="role.team")
+    if role is Role.REP and owner_id != principal.id:
+        raise Forbidden("a rep creates opportunities owned by self", rule="role.owner")

@@ -1,0 +1,318 @@
+"""OpportunityApp: the event-sourced application — commands, queries, group commit.
+
+Commands run as units of work. Many concurrent ones are executed together and saved in one
+transaction (group commit); when that transaction conflicts, each is retried on its own so
+every caller gets its own answer.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+from uuid import UUID, uuid4
+
+from contracts.customer import Customer
+from contracts.opportunity import PAYLOADS
+from contracts.rules import Rulebook
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import JSONTranscoder, RecordConflictError, Transcoding
+
+from opportunity import access
+from opportunity.access import Principal
+from opportunity.domain import ActiveOpportunityIndex, Opportunity
+from opportunity.errors import DomainError, DuplicateOpportunity
+from opportunity.idempotency import IdempotentAnswer
+
+T = TypeVar("T")
+AggregateT = TypeVar("AggregateT", bound=Aggregate)
+
+OPPORTUNITY_TOPIC_PREFIX = f"{Opportunity.__module__}:{Opportunity.__qualname__}."
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class VersionMismatch(DomainError):
+    """`If-Match` named another version than the current one (HTTP 412)."""
+
+    code = "version_mismatch"
+
+
+class Conflict(DomainError):
+    """A concurrent command changed the same aggregates first (HTTP 409)."""
+
+    code = "concurrent_change"
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class UnitOfWork:
+    """The aggregates one batch of commands loads and changes; saved together."""
+
+    def __init__(self, app: "OpportunityApp") -> None:
+        self._app = app
+        self._aggregates: dict[UUID, Aggregate] = {}
+
+    def find(self, aggregate_id: UUID, kind: type[AggregateT]) -> AggregateT | None:
+        if aggregate_id not in self._aggregates:
+            try:
+                self._aggregates[aggregate_id] = self._app.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                return None
+        found = self._aggregates[aggregate_id]
+        if not isinstance(found, kind):
+            raise NotFound(f"{aggregate_id} is not a {kind.__name__}")
+        return found
+
+    def get(self, aggregate_id: UUID) -> Opportunity:
+        found = self.find(aggregate_id, Opportunity)
+        if found is None:
+            raise NotFound(f"no opportunity {aggregate_id}", id=str(aggregate_id))
+        return found
+
+    def add(self, aggregate: Aggregate) -> None:
+        self._aggregates[aggregate.id] = aggregate
+
+    @property
+    def aggregates(self) -> list[Aggregate]:
+        return list(self._aggregates.values())
+
+    def pending(self) -> int:
+        return sum(len(a.pending_events) for a in self._aggregates.values())
+
+
+Work = Callable[[UnitOfWork], T]
+
+
+@dataclass
+class Outcome(Generic[T]):
+    value: T | None = None
+    error: BaseException | None = None
+
+    def unwrap(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who gives a command, when it happened, and which version they saw."""
+
+    principal: Principal
+    now: datetime
+    occurred_at: datetime | None = None
+    if_match: int | None = None
+
+    def at(self, opportunity: Opportunity | None = None) -> datetime:
+        """The command's time: the imported one, else now (never before the last event)."""
+        if self.occurred_at is not None:
+            return self.occurred_at
+        if opportunity is not None and opportunity.last_event_at > self.now:
+            return opportunity.last_event_at
+        return self.now
+
+
+@dataclass(frozen=True)
+class NewOpportunity:
+    type: str
+    customer: Customer
+    owner_id: str | None
+    team_id: str | None
+    title: str | None = None
+    amount: Decimal | None = None
+    currency: str = "CNY"
+    expected_close_on: date | None = None
+    source: str | None = None
+    lead_id: str | None = None
+    renewal_of: str | None = None
+    id: UUID = field(default_factory=uuid4)
+
+
+class OpportunityApp(Application[UUID]):
+    name = "Opportunities"
+    snapshotting_intervals = {Opportunity: 25}  # noqa: RUF012 - eventsourcing reads a class attr
+
+    def __init__(self, rules: Rulebook, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        self.rules = rules
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    # -- running commands -------------------------------------------------------------------
+
+    def run(self, work: Work[T]) -> T:
+        return self.run_batch([work])[0].unwrap()
+
+    def run_batch(self, works: list[Work[Any]]) -> list[Outcome[Any]]:
+        """Run commands together and save them in one transaction; on a conflict, or when a
+        failed command left changes behind, run each alone (which also retries a lost race)."""
+        together = self._run_together(works)
+        return together if together is not None else [self._run_alone(w) for w in works]
+
+    def _run_together(self, works: list[Work[Any]]) -> list[Outcome[Any]] | None:
+        uow = UnitOfWork(self)
+        outcomes: list[Outcome[Any]] = []
+        for work in works:
+            before = uow.pending()
+            try:
+                outcomes.append(Outcome(value=work(uow)))
+            except Exception as exc:
+                if uow.pending() != before:
+                    return None
+                outcomes.append(Outcome(error=exc))
+        try:
+            self.save(*uow.aggregates)
+        except RecordConflictError:
+            return None
+        return outcomes
+
+    def _run_alone(self, work: Work[Any]) -> Outcome[Any]:
+        uow = UnitOfWork(self)
+        try:
+            value = work(uow)
+            self.save(*uow.aggregates)
+        except RecordConflictError:
+            return Outcome(error=Conflict("a concurrent command changed it first; retry"))
+        except Exception as exc:
+            return Outcome(error=exc)
+        return Outcome(value=value)
+
+    # -- commands (each runs inside a unit of work) -----------------------------------------
+
+    def create(self, uow: UnitOfWork, new: NewOpportunity, ctx: Context) -> Opportunity:
+        access.check_create(ctx.principal, new.owner_id, new.team_id)
+        pipeline = self.rules.pipeline_for(new.type, new.customer.tier)
+        index_id = ActiveOpportunityIndex.create_id(uscc=new.customer.uscc, type=new.type)
+        index = uow.find(index_id, ActiveOpportunityIndex)
+        if index is not None and index.opportunity_id is not None:
+            raise DuplicateOpportunity(new.customer.uscc, new.type, index.opportunity_id)
+        opportunity = Opportunity(
+            id=new.id,
+            type=new.type,
+            pipeline_id=pipeline.id,
+            stage=pipeline.stage_ids[0],
+            customer=new.customer.model_dump(mode="json"),
+            owner_id=new.owner_id,
+            team_id=new.team_id,
+            title=new.title,
+            amount=new.amount,
+            currency=new.currency,
+            expected_close_on=new.expected_close_on,
+            source=new.source,
+            lead_id=new.lead_id,
+            renewal_of=new.renewal_of,
+            at=ctx.at(),
+            actor=ctx.principal.id,
+        )
+        if index is None:
+            index = ActiveOpportunityIndex(
+                uscc=new.customer.uscc, type=new.type, opportunity_id=str(new.id)
+            )
+        else:
+            index.take(str(new.id))
+        uow.add(opportunity)
+        uow.add(index)
+        return opportunity
+
+    def act(
+        self,
+        uow: UnitOfWork,
+        opportunity_id: UUID,
+        command: str,
+        ctx: Context,
+        change: Callable[[Opportunity, datetime], None],
+    ) -> Opportunity:
+        """Load, check access and `If-Match`, apply `change`, keep the active index true."""
+        opportunity = uow.get(opportunity_id)
+        access.check_act(
+            ctx.principal, command, opportunity.owner_id, opportunity.team_id, opportunity.status
+        )
+        if ctx.if_match is not None and ctx.if_match != opportunity.version:
+            raise VersionMismatch(
+                f"If-Match names version {ctx.if_match}; the opportunity is at "
+                f"version {opportunity.version}",
+                expected=ctx.if_match,
+                current=opportunity.version,
+            )
+        was_active = opportunity.is_active
+        change(opportunity, ctx.at(opportunity))
+        if was_active and not opportunity.is_active:
+            self._release(uow, opportunity)
+        return opportunity
+
+    def _release(self, uow: UnitOfWork, opportunity: Opportunity) -> None:
+        index_id = ActiveOpportunityIndex.create_id(
+            uscc=opportunity.customer["uscc"], type=opportunity.type
+        )
+        index = uow.find(index_id, ActiveOpportunityIndex)
+        if index is not None:
+            index.release(str(opportunity.id))
+
+    def remember_answer(
+        self,
+        uow: UnitOfWork,
+        principal_id: str,
+        key: str,
+        fingerprint: str,
+        status_code: int,
+        body: dict[str, Any],
+    ) -> None:
+        uow.add(
+            IdempotentAnswer(
+                principal_id=principal_id,
+                key=key,
+                fingerprint=fingerprint,
+                status_code=status_code,
+                body=body,
+            )
+        )
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def opportunity(self, opportunity_id: UUID) -> Opportunity:
+        try:
+            found = self.repository.get(opportunity_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"no opportunity {opportunity_id}", id=str(opportunity_id)) from None
+        if not isinstance(found, Opportunity):
+            raise NotFound(f"no opportunity {opportunity_id}", id=str(opportunity_id))
+        return found
+
+    def answer(self, principal_id: str, key: str) -> IdempotentAnswer | None:
+        try:
+            found = self.repository.get(IdempotentAnswer.create_id(principal_id, key))
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, IdempotentAnswer) else None
+
+    def history(self, opportunity_id: UUID) -> list[Any]:
+        self.opportunity(opportunity_id)
+        return list(self.events.get(opportunity_id))
+
+    def opportunity_notifications(self, after: int, limit: int) -> Iterator[tuple[int, Any]]:
+        """Recorded Opportunity events after position `after`, in recording order."""
+        for notification in self.notification_log.select(
+            start=after + 1, limit=limit, topics=self._opportunity_topics()
+        ):
+            yield notification.id, self.mapper.to_domain_event(notification)
+
+    def last_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def _opportunity_topics(self) -> list[str]:
+        return [f"{OPPORTUNITY_TOPIC_PREFIX}{name}" for name in PAYLOADS]

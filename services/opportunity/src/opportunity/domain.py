@@ -1,0 +1,426 @@
+"""The Opportunity aggregate and the index that keeps one active opportunity per customer and type.
+
+Public methods validate, then call a private event method; event bodies only assign, because
+they re-run on every replay. Time and actor are passed in, never read here.
+"""
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from contracts.opportunity import ACTIVE_STATUSES, Status
+from contracts.rules import Pipeline, Rulebook
+from eventsourcing.domain import Aggregate, event
+
+from opportunity import pipelines
+from opportunity.errors import CommandNotAllowed, InvalidValue, OccurredAtRefused
+
+OPEN, PAUSED, DEFERRED, POOLED = Status.OPEN, Status.PAUSED, Status.DEFERRED, Status.POOLED
+WON, LOST, VOIDED = Status.WON, Status.LOST, Status.VOIDED
+_ACTIVE = frozenset(ACTIVE_STATUSES)
+_NOT_VOIDED = frozenset(Status) - {VOIDED}
+
+# SPEC §2.3: which status each command is allowed from. Names are the HTTP command names.
+ALLOWED_FROM: dict[str, frozenset[Status]] = {
+    "advance": frozenset({OPEN}),
+    "revert": frozenset({OPEN}),
+    "follow-ups": frozenset({OPEN, PAUSED, DEFERRED}),
+    "update": _ACTIVE,
+    "key-persons": _NOT_VOIDED,
+    "competitors": _NOT_VOIDED,
+    "documents": _NOT_VOIDED,
+    "pause": frozenset({OPEN}),
+    "resume": frozenset({PAUSED}),
+    "defer": frozenset({OPEN, PAUSED}),
+    "reactivate": frozenset({DEFERRED}),
+    "reclaim": frozenset({OPEN, DEFERRED}),
+    "assign": _ACTIVE,
+    "claim": frozenset({POOLED}),
+    "win": frozenset({OPEN}),
+    "lose": frozenset({OPEN, PAUSED, DEFERRED}),
+    "void": _ACTIVE,
+}
+
+# Fields `update` may change, with how their text in InfoUpdated becomes state.
+UPDATABLE = ("title", "amount", "currency", "expected_close_on", "customer_name", "industry", "region")
+
+ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://oppstream/ids")
+
+
+def allowed_commands(status: Status) -> list[str]:
+    return sorted(name for name, statuses in ALLOWED_FROM.items() if status in statuses)
+
+
+class Opportunity(Aggregate):
+    """One sales opportunity, from creation to won, lost or voided."""
+
+    @event("OpportunityCreated")
+    def __init__(  # noqa: PLR0913 - the whole initial state travels in the first event
+        self,
+        id: UUID,  # noqa: A002 - eventsourcing takes the aggregate id from this name
+        type: str,  # noqa: A002
+        pipeline_id: str,
+        stage: str,
+        customer: dict[str, Any],
+        owner_id: str | None,
+        team_id: str | None,
+        title: str | None,
+        amount: Decimal | None,
+        currency: str,
+        expected_close_on: date | None,
+        source: str | None,
+        lead_id: str | None,
+        renewal_of: str | None,
+        at: datetime,
+        actor: str,
+    ) -> None:
+        self.type = type
+        self.pipeline_id = pipeline_id
+        self.stage = stage
+        self.customer = dict(customer)
+        self.owner_id = owner_id
+        self.team_id = team_id
+        self.title = title
+        self.amount = amount
+        self.currency = currency
+        self.expected_close_on = expected_close_on
+        self.source = source
+        self.lead_id = lead_id
+        self.renewal_of = renewal_of
+        self.status = POOLED if owner_id is None else OPEN
+        self.created_at = at
+        self.created_by = actor
+        self.stage_entered_at = at
+        self.last_progress_at = at
+        self.last_progress_version = 1
+        self.last_event_at = at
+        self.paused_at: datetime | None = None
+        self.paused_until: date | None = None
+        self.pause_reason: str | None = None
+        self.deferred_reason: str | None = None
+        self.revisit_on: date | None = None
+        self.closed_at: datetime | None = None
+        self.close_reason: str | None = None
+        self.lost_competitor: str | None = None
+        self.contract_ref: str | None = None
+        self.contract_start_on: date | None = None
+        self.contract_end_on: date | None = None
+        self.follow_up_count = 0
+        self.last_follow_up_at: datetime | None = None
+        self.key_persons: list[dict[str, Any]] = []
+        self.competitors: list[dict[str, Any]] = []
+        self.documents: list[dict[str, Any]] = []
+
+    @staticmethod
+    def new_id(*parts: str) -> UUID:
+        """A deterministic id, e.g. from a lead id, so a redelivery cannot create twice."""
+        return uuid5(ID_NAMESPACE, "/".join(("opportunity", *parts)))
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def advance(self, pipeline: Pipeline, to_stage: str, role: str, at: datetime, actor: str) -> None:
+        self._require("advance", at)
+        skipped = pipelines.stages_skipped(pipeline, self.stage, to_stage, role)
+        self._stage_advanced(
+            from_stage=self.stage, to_stage=to_stage, skipped=skipped, at=at, actor=actor
+        )
+
+    def revert(
+        self, pipeline: Pipeline, to_stage: str, reason: str, role: str, at: datetime, actor: str
+    ) -> None:
+        self._require("revert", at)
+        pipelines.check_revert(pipeline, self.stage, to_stage, role)
+        self._stage_reverted(
+            from_stage=self.stage, to_stage=to_stage, reason=reason, at=at, actor=actor
+        )
+
+    def log_follow_up(self, kind: str, note: str, at: datetime, actor: str) -> None:
+        self._require("follow-ups", at)
+        self._follow_up_logged(kind=kind, note=note, at=at, actor=actor)
+
+    def update_info(self, changes: dict[str, str | None], at: datetime, actor: str) -> None:
+        self._require("update", at)
+        unknown = sorted(set(changes) - set(UPDATABLE))
+        if unknown:
+            raise InvalidValue(unknown[0], f"{unknown[0]!r} cannot be changed by an update")
+        if changes:
+            self._info_updated(changes=changes, at=at, actor=actor)
+
+    def add_key_person(self, person: dict[str, Any], at: datetime, actor: str) -> None:
+        self._require("key-persons", at)
+        self._key_person_added(person=person, at=at, actor=actor)
+
+    def record_competitor(self, competitor: dict[str, Any], at: datetime, actor: str) -> None:
+        self._require("competitors", at)
+        self._competitor_recorded(competitor=competitor, at=at, actor=actor)
+
+    def attach_document(self, document: dict[str, Any], at: datetime, actor: str) -> None:
+        self._require("documents", at)
+        self._document_attached(document=document, at=at, actor=actor)
+
+    def pause(self, reason: str, until: date | None, at: datetime, actor: str) -> None:
+        self._require("pause", at)
+        if until is not None and until <= at.date():
+            raise InvalidValue("until", "a pause ends after the day it starts")
+        self._paused(reason=reason, until=until, at=at, actor=actor)
+
+    def resume(self, at: datetime, actor: str) -> None:
+        self._require("resume", at)
+        self._resumed(paused_seconds=self._seconds_paused(at), at=at, actor=actor)
+
+    def defer(self, reason: str, revisit_on: date, at: datetime, actor: str) -> None:
+        self._require("defer", at)
+        if revisit_on <= at.date():
+            raise InvalidValue("revisit_on", "a deferred opportunity is revisited in the future")
+        self._deferred(
+            reason=reason, revisit_on=revisit_on, paused_seconds=self._seconds_paused(at),
+            at=at, actor=actor,
+        )
+
+    def reactivate(self, at: datetime, actor: str) -> None:
+        self._require("reactivate", at)
+        self._reactivated(at=at, actor=actor)
+
+    def reclaim(
+        self, reason: str, rule_id: str | None, command_id: str | None, at: datetime, actor: str
+    ) -> None:
+        self._require("reclaim", at)
+        self._reclaimed(
+            reason=reason, previous_owner_id=self.owner_id, previous_status=str(self.status),
+            rule_id=rule_id, command_id=command_id, at=at, actor=actor,
+        )
+
+    def assign(self, owner_id: str, at: datetime, actor: str) -> None:
+        self._require("assign", at)
+        self._assigned(
+            owner_id=owner_id, previous_owner_id=self.owner_id, claimed=False, at=at, actor=actor
+        )
+
+    def claim(self, owner_id: str, at: datetime, actor: str) -> None:
+        self._require("claim", at)
+        self._assigned(
+            owner_id=owner_id, previous_owner_id=self.owner_id, claimed=True, at=at, actor=actor
+        )
+
+    def win(
+        self,
+        pipeline: Pipeline,
+        amount: Decimal,
+        contract_ref: str,
+        contract_start_on: date | None,
+        contract_end_on: date | None,
+        at: datetime,
+        actor: str,
+    ) -> None:
+        self._require("win", at)
+        pipelines.check_win(pipeline, self.stage)
+        if contract_start_on and contract_end_on and contract_end_on <= contract_start_on:
+            raise InvalidValue("contract_end_on", "a contract ends after it starts")
+        self._won(
+            stage=self.stage, amount=amount, currency=self.currency, contract_ref=contract_ref,
+            contract_start_on=contract_start_on, contract_end_on=contract_end_on,
+            at=at, actor=actor,
+        )
+
+    def lose(
+        self, rules: Rulebook, reason: str, competitor: str | None, at: datetime, actor: str
+    ) -> None:
+        self._require("lose", at)
+        if reason not in rules.lost_reason_ids:
+            raise InvalidValue(
+                "reason", f"{reason!r} is not a lost reason; use one of {list(rules.lost_reason_ids)}"
+            )
+        self._lost(stage=self.stage, reason=reason, competitor=competitor, at=at, actor=actor)
+
+    def void(self, reason: str, at: datetime, actor: str) -> None:
+        self._require("void", at)
+        self._voided(reason=reason, previous_status=str(self.status), at=at, actor=actor)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in _ACTIVE
+
+    def _require(self, command: str, at: datetime) -> None:
+        if self.status not in ALLOWED_FROM[command]:
+            raise CommandNotAllowed(command, str(self.status), allowed_commands(self.status))
+        if at < self.last_event_at:
+            raise OccurredAtRefused(
+                f"occurred_at {at.isoformat()} is before the opportunity's last event "
+                f"({self.last_event_at.isoformat()})"
+            )
+
+    def _seconds_paused(self, at: datetime) -> float:
+        return (at - self.paused_at).total_seconds() if self.paused_at else 0.0
+
+    def _touch(self, at: datetime, progress: bool = False) -> None:
+        self.last_event_at = at
+        if progress:
+            self.last_progress_at = at
+            # Recorded before the version increments, hence + 1.
+            self.last_progress_version = self.version + 1
+
+    # -- events: assign only ----------------------------------------------------------------
+
+    @event("StageAdvanced")
+    def _stage_advanced(
+        self, from_stage: str, to_stage: str, skipped: list[str], at: datetime, actor: str
+    ) -> None:
+        self.stage, self.stage_entered_at = to_stage, at
+        self._touch(at, progress=True)
+
+    @event("StageReverted")
+    def _stage_reverted(
+        self, from_stage: str, to_stage: str, reason: str, at: datetime, actor: str
+    ) -> None:
+        self.stage, self.stage_entered_at = to_stage, at
+        self._touch(at, progress=True)
+
+    @event("FollowUpLogged")
+    def _follow_up_logged(self, kind: str, note: str, at: datetime, actor: str) -> None:
+        self.follow_up_count += 1
+        self.last_follow_up_at = at
+        self._touch(at, progress=True)
+
+    @event("InfoUpdated")
+    def _info_updated(self, changes: dict[str, str | None], at: datetime, actor: str) -> None:
+        for field, text in changes.items():
+            if field == "amount":
+                self.amount = Decimal(text) if text is not None else None
+            elif field == "expected_close_on":
+                self.expected_close_on = date.fromisoformat(text) if text else None
+            elif field == "customer_name":
+                self.customer = {**self.customer, "name": text}
+            elif field in ("industry", "region"):
+                self.customer = {**self.customer, field: text}
+            else:
+                setattr(self, field, text)
+        self._touch(at)
+
+    @event("KeyPersonAdded")
+    def _key_person_added(self, person: dict[str, Any], at: datetime, actor: str) -> None:
+        self.key_persons = [*self.key_persons, person]
+        self._touch(at)
+
+    @event("CompetitorRecorded")
+    def _competitor_recorded(self, competitor: dict[str, Any], at: datetime, actor: str) -> None:
+        self.competitors = [*self.competitors, competitor]
+        self._touch(at)
+
+    @event("DocumentAttached")
+    def _document_attached(self, document: dict[str, Any], at: datetime, actor: str) -> None:
+        self.documents = [*self.documents, document]
+        self._touch(at)
+
+    @event("OpportunityPaused")
+    def _paused(self, reason: str, until: date | None, at: datetime, actor: str) -> None:
+        self.status, self.pause_reason, self.paused_until, self.paused_at = PAUSED, reason, until, at
+        self._touch(at)
+
+    @event("OpportunityResumed")
+    def _resumed(self, paused_seconds: float, at: datetime, actor: str) -> None:
+        self.status = OPEN
+        self.pause_reason = self.paused_until = self.paused_at = None
+        self._touch(at, progress=True)
+
+    @event("OpportunityDeferred")
+    def _deferred(
+        self, reason: str, revisit_on: date, paused_seconds: float, at: datetime, actor: str
+    ) -> None:
+        self.status, self.deferred_reason, self.revisit_on = DEFERRED, reason, revisit_on
+        self.pause_reason = self.paused_until = self.paused_at = None
+        self._touch(at)
+
+    @event("OpportunityReactivated")
+    def _reactivated(self, at: datetime, actor: str) -> None:
+        self.status, self.deferred_reason, self.revisit_on = OPEN, None, None
+        self._touch(at, progress=True)
+
+    @event("OpportunityReclaimed")
+    def _reclaimed(
+        self,
+        reason: str,
+        previous_owner_id: str | None,
+        previous_status: str,
+        rule_id: str | None,
+        command_id: str | None,
+        at: datetime,
+        actor: str,
+    ) -> None:
+        self.status, self.owner_id = POOLED, None
+        self.deferred_reason = self.revisit_on = None
+        self._touch(at)
+
+    @event("OpportunityAssigned")
+    def _assigned(
+        self, owner_id: str, previous_owner_id: str | None, claimed: bool, at: datetime, actor: str
+    ) -> None:
+        self.owner_id = owner_id
+        if self.status == POOLED:
+            self.status = OPEN
+        self._touch(at, progress=True)
+
+    @event("OpportunityWon")
+    def _won(
+        self,
+        stage: str,
+        amount: Decimal,
+        currency: str,
+        contract_ref: str,
+        contract_start_on: date | None,
+        contract_end_on: date | None,
+        at: datetime,
+        actor: str,
+    ) -> None:
+        self.status, self.amount, self.contract_ref = WON, amount, contract_ref
+        self.contract_start_on, self.contract_end_on, self.closed_at = (
+            contract_start_on, contract_end_on, at,
+        )
+        self._touch(at)
+
+    @event("OpportunityLost")
+    def _lost(self, stage: str, reason: str, competitor: str | None, at: datetime, actor: str) -> None:
+        self.status, self.close_reason, self.lost_competitor, self.closed_at = (
+            LOST, reason, competitor, at,
+        )
+        self.pause_reason = self.paused_until = self.paused_at = None
+        self.deferred_reason = self.revisit_on = None
+        self._touch(at)
+
+    @event("OpportunityVoided")
+    def _voided(self, reason: str, previous_status: str, at: datetime, actor: str) -> None:
+        self.status, self.close_reason, self.closed_at = VOIDED, reason, at
+        self.pause_reason = self.paused_until = self.paused_at = None
+        self.deferred_reason = self.revisit_on = None
+        self._touch(at)
+
+
+class ActiveOpportunityIndex(Aggregate):
+    """Which opportunity is the active one for a (uscc, type); saved with it, so two
+    concurrent creates conflict in the event store and only one is recorded."""
+
+    @staticmethod
+    def create_id(uscc: str, type: str) -> UUID:  # noqa: A002
+        return uuid5(ID_NAMESPACE, f"active/{uscc}/{type}")
+
+    @event("Taken")
+    def __init__(self, uscc: str, type: str, opportunity_id: str) -> None:  # noqa: A002
+        self.uscc, self.type = uscc, type
+        self.opportunity_id: str | None = opportunity_id
+
+    def take(self, opportunity_id: str) -> None:
+        self._taken(opportunity_id=opportunity_id)
+
+    def release(self, opportunity_id: str) -> None:
+        if self.opportunity_id == opportunity_id:
+            self._released(opportunity_id=opportunity_id)
+
+    @event("Retaken")
+    def _taken(self, opportunity_id: str) -> None:
+        self.opportunity_id = opportunity_id
+
+    @event("Released")
+    def _released(self, opportunity_id: str) -> None:
+        self.opportunity_id = None

@@ -1,0 +1,79 @@
+"""Domain errors: each names the rule it enforces, so the HTTP edge can map it to a status."""
+
+from collections.abc import Iterable
+
+
+class DomainError(Exception):
+    """A command the rules refuse; nothing is recorded."""
+
+    code = "refused"
+
+    def __init__(self, message: str, **facts: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.facts = facts
+
+
+class InvalidValue(DomainError):
+    """A value breaks a rule of the rules file (HTTP 422, naming the field)."""
+
+    code = "invalid_value"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message, field=field)
+        self.field = field
+
+
+class CommandNotAllowed(DomainError):
+    """The command is not allowed from the opportunity's status (HTTP 409)."""
+
+    code = "command_not_allowed"
+
+    def __init__(self, command: str, status: str, allowed: Iterable[str]) -> None:
+        allowed_commands = sorted(allowed)
+        super().__init__(
+            f"'{command}' is not allowed while the opportunity is {status}",
+            command=command,
+            status=status,
+            allowed_commands=allowed_commands,
+        )
+
+
+class StageRuleBroken(DomainError):
+    """A stage move the pipeline does not allow (HTTP 409, naming the rule)."""
+
+    code = "stage_rule"
+
+    def __init__(self, rule: str, message: str, **facts: object) -> None:
+        super().__init__(message, rule=rule, **facts)
+
+
+class RoleNotAllowed(DomainError):
+    """The actor's role may not do this (HTTP 403, naming the rule)."""
+
+    code = "role_not_allowed"
+
+
+class DuplicateOpportunity(DomainError):
+    """An active opportunity for the same (uscc, type) exists (HTTP 409)."""
+
+    code = "duplicate_opportunity"
+
+    def __init__(self, uscc: str, type_: str, existing_id: str) -> None:
+        super().__init__(
+            f"an active {type_} opportunity for customer {uscc} exists already: {existing_id}",
+            uscc=uscc,
+            type=type_,
+            existing_opportunity_id=existing_id,
+        )
+        self.existing_id = existing_id
+
+
+class OccurredAtRefused(DomainError):
+    """An imported `occurred_at` in the future or before the last event (HTTP 422)."""
+
+    code = "invalid_value"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="occurred_at")
+        self.field = "occurred_at"

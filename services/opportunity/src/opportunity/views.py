@@ -1,0 +1,84 @@
+"""The state of an opportunity as the HTTP API answers it (SPEC §4.1)."""
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from contracts import schedule
+from contracts.opportunity import Status
+from contracts.rules import Rulebook
+
+from opportunity.domain import Opportunity, allowed_commands
+
+
+def state_of(opportunity: Opportunity) -> dict[str, Any]:
+    """Everything the aggregate knows, as JSON-ready values (no time-dependent fields)."""
+    o = opportunity
+    return {
+        "id": str(o.id),
+        "version": o.version,
+        "type": o.type,
+        "pipeline_id": o.pipeline_id,
+        "stage": o.stage,
+        "status": str(o.status),
+        "customer": o.customer,
+        "owner_id": o.owner_id,
+        "team_id": o.team_id,
+        "title": o.title,
+        "amount": None if o.amount is None else str(o.amount),
+        "currency": o.currency,
+        "expected_close_on": _iso(o.expected_close_on),
+        "source": o.source,
+        "lead_id": o.lead_id,
+        "renewal_of": o.renewal_of,
+        "created_at": _iso(o.created_at),
+        "created_by": o.created_by,
+        "stage_entered_at": _iso(o.stage_entered_at),
+        "last_progress_at": _iso(o.last_progress_at),
+        "last_progress_version": o.last_progress_version,
+        "last_event_at": _iso(o.last_event_at),
+        "paused_until": _iso(o.paused_until),
+        "pause_reason": o.pause_reason,
+        "deferred_reason": o.deferred_reason,
+        "revisit_on": _iso(o.revisit_on),
+        "closed_at": _iso(o.closed_at),
+        "close_reason": o.close_reason,
+        "lost_competitor": o.lost_competitor,
+        "contract_ref": o.contract_ref,
+        "contract_start_on": _iso(o.contract_start_on),
+        "contract_end_on": _iso(o.contract_end_on),
+        "follow_up_count": o.follow_up_count,
+        "last_follow_up_at": _iso(o.last_follow_up_at),
+        "key_persons": o.key_persons,
+        "competitors": o.competitors,
+        "documents": o.documents,
+        "allowed_commands": allowed_commands(Status(o.status)),
+    }
+
+
+def with_schedule(
+    state: dict[str, Any], rules: Rulebook, zone: ZoneInfo, now: datetime
+) -> dict[str, Any]:
+    """Add `next_reminder_at` and `reclaim_at`, from the same rules the reminders service runs."""
+    facts = schedule.Facts(
+        type=state["type"],
+        tier=state["customer"]["tier"],
+        ownership=state["customer"]["ownership"],
+        stage=state["stage"],
+        status=Status(state["status"]),
+        last_progress_at=datetime.fromisoformat(state["last_progress_at"]),
+        paused_until=_date(state["paused_until"]),
+        revisit_on=_date(state["revisit_on"]),
+        contract_end_on=_date(state["contract_end_on"]),
+    )
+    timers = schedule.timers(rules, facts, zone)
+    next_at, reclaim = schedule.next_reminder_at(timers, now), schedule.reclaim_at(timers)
+    return {**state, "next_reminder_at": _iso(next_at), "reclaim_at": _iso(reclaim)}
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else str(value.isoformat())
+
+
+def _date(text: str | None) -> date | None:
+    return None if text is None else date.fromisoformat(text)
