@@ -20,19 +20,25 @@ class Ownership(StrEnum):
     OTHER = "OTHER"
 
 
+_USCC_FORMAT = (
+    "a USCC is 8 digits then characters of 0-9A-HJ-NPQRTUWXY (no I, O, S, V, Z, no lower case)"
+)
+
+
 def check_uscc(value: str) -> str:
     """Return the USCC unchanged, or raise ValueError saying what is wrong with it."""
     if len(value) != 18:
         raise ValueError(f"a USCC has 18 characters, this one has {len(value)}")
+    # stdnum upper-cases and drops spaces and dashes before checking; we refuse instead,
+    # so what is stored is exactly what was sent.
+    if stdnum_uscc.compact(value) != value:
+        raise ValueError(_USCC_FORMAT)
     try:
         return str(stdnum_uscc.validate(value))
     except InvalidLength as exc:
         raise ValueError("a USCC has 18 characters") from exc
     except InvalidFormat as exc:
-        raise ValueError(
-            "a USCC is 8 digits then characters of 0-9A-HJ-NPQRTUWXY "
-            "(no I, O, S, V, Z, no lower case)"
-        ) from exc
+        raise ValueError(_USCC_FORMAT) from exc
     except InvalidChecksum as exc:
         expected = stdnum_uscc.calc_check_digit(value[:17])
         raise ValueError(

@@ -306,8 +306,8 @@ class OpportunityApp(Application[UUID]):
 
     def opportunity_notifications(self, after: int, limit: int) -> Iterator[tuple[int, Any]]:
         """Recorded Opportunity events after position `after`, in recording order."""
-        for notification in self.notification_log.select(
-            start=after + 1, limit=limit, topics=self._opportunity_topics()
+        for notification in self.recorder.select_notifications(
+            start=after, limit=limit, topics=self._opportunity_topics(), inclusive_of_start=False
         ):
             yield notification.id, self.mapper.to_domain_event(notification)
 

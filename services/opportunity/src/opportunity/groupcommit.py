@@ -1,0 +1,54 @@
+"""Group commit: commands that arrive while a transaction is being written wait, then go
+into the next transaction together; each caller still gets its own answer."""
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from prometheus_client import Histogram
+
+from opportunity.application import OpportunityApp, Outcome, Work
+
+
+class GroupCommitter:
+    def __init__(self, app: OpportunityApp, max_batch: int, batch_sizes: Histogram) -> None:
+        self._app = app
+        self._max_batch = max_batch
+        self._batch_sizes = batch_sizes
+        self._queue: asyncio.Queue[tuple[Work[Any], asyncio.Future[Outcome[Any]]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        # One writer thread: batches are written one after another, in order.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
+
+    async def submit(self, work: Work[Any]) -> Any:
+        """Run `work` in the next batch; its value, or raise its error."""
+        if self._queue is None or self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._task = asyncio.create_task(self._write_batches(self._queue))
+        future: asyncio.Future[Outcome[Any]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((work, future))
+        return (await future).unwrap()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._writer.shutdown(wait=True)
+
+    async def _write_batches(
+        self, queue: asyncio.Queue[tuple[Work[Any], asyncio.Future[Outcome[Any]]]]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty() and len(batch) < self._max_batch:
+                batch.append(queue.get_nowait())
+            self._batch_sizes.observe(len(batch))
+            works = [work for work, _ in batch]
+            try:
+                outcomes = await loop.run_in_executor(self._writer, self._app.run_batch, works)
+            except Exception as exc:  # the store failed: every caller of the batch hears it
+                outcomes = [Outcome(error=exc) for _ in batch]
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)

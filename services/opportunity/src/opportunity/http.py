@@ -1,0 +1,464 @@
+"""HTTP routes (SPEC §4.1): request model → application command; domain error → status code."""
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from contracts.principals import Principals
+from contracts.rules import Pipeline, Role, Rulebook
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from opportunity import requests as body
+from opportunity.access import Forbidden, Principal, can_read
+from opportunity.application import (
+    Conflict,
+    Context,
+    NewOpportunity,
+    NotFound,
+    OpportunityApp,
+    UnitOfWork,
+    VersionMismatch,
+)
+from opportunity.domain import Opportunity
+from opportunity.errors import (
+    CommandNotAllowed,
+    DomainError,
+    DuplicateOpportunity,
+    InvalidValue,
+    OccurredAtRefused,
+    RoleNotAllowed,
+    StageRuleBroken,
+)
+from opportunity.groupcommit import GroupCommitter
+from opportunity.listing import Listing, Visibility
+from opportunity.metrics import Metrics
+from opportunity.translation import envelope_of
+from opportunity.views import state_of, with_schedule
+
+STATUS_OF: list[tuple[type[DomainError], int]] = [
+    (NotFound, 404),
+    (VersionMismatch, 412),
+    (InvalidValue, 422),
+    (OccurredAtRefused, 422),
+    (Forbidden, 403),
+    (RoleNotAllowed, 403),
+    (CommandNotAllowed, 409),
+    (StageRuleBroken, 409),
+    (DuplicateOpportunity, 409),
+    (Conflict, 409),
+]
+
+# Allow a little clock skew between a client importing history and this server.
+FUTURE_TOLERANCE = timedelta(seconds=5)
+
+
+class Unauthenticated(Exception):
+    pass
+
+
+def status_of(error: DomainError) -> int:
+    return next((code for kind, code in STATUS_OF if isinstance(error, kind)), 409)
+
+
+def error_body(error: DomainError) -> dict[str, Any]:
+    field = error.facts.get("field")
+    if field is not None:
+        return {
+            "detail": [
+                {"loc": ["body", field], "msg": error.message, "type": error.code},
+            ]
+        }
+    return {"detail": {"error": error.code, "message": error.message, **error.facts}}
+
+
+def install_error_handlers(api: FastAPI) -> None:
+    async def domain_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        return JSONResponse(error_body(exc), status_code=status_of(exc))
+
+    async def unauthenticated(_: Request, __: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"detail": {"error": "unauthenticated", "message": "send Authorization: Bearer <token>"}},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    api.add_exception_handler(DomainError, domain_error)
+    api.add_exception_handler(Unauthenticated, unauthenticated)
+
+
+class Api:
+    """Everything the routes need, wired once by the composition root."""
+
+    def __init__(
+        self,
+        app: OpportunityApp,
+        committer: GroupCommitter,
+        listing: Listing,
+        principals: Principals,
+        zone: ZoneInfo,
+        clock: Callable[[], datetime],
+        metrics: Metrics,
+    ) -> None:
+        self.app, self.committer, self.listing = app, committer, listing
+        self.principals, self.zone, self.clock, self.metrics = principals, zone, clock, metrics
+
+    @property
+    def rules(self) -> Rulebook:
+        return self.app.rules
+
+    def render(self, opportunity: Opportunity) -> dict[str, Any]:
+        return with_schedule(state_of(opportunity), self.rules, self.zone, self.clock())
+
+    def context(self, principal: Principal, occurred_at: datetime | None, if_match: str | None) -> Context:
+        now = self.clock()
+        if occurred_at is not None:
+            if not principal.imports_history:
+                raise Forbidden(
+                    "only service and admin principals may pass occurred_at",
+                    rule="role.occurred_at",
+                )
+            if occurred_at > now + FUTURE_TOLERANCE:
+                raise OccurredAtRefused(f"occurred_at {occurred_at.isoformat()} is in the future")
+        return Context(principal, now, occurred_at, _version(if_match))
+
+    async def command(
+        self,
+        name: str,
+        request: Request,
+        principal: Principal,
+        idempotency_key: str | None,
+        payload: body.Body | None,
+        work: Callable[[UnitOfWork], Opportunity],
+        status_code: int = 200,
+    ) -> JSONResponse:
+        """Run a command once per Idempotency-Key and answer with the new state."""
+        started = time.perf_counter()
+        try:
+            response = await self._command(request, principal, idempotency_key, payload, work, status_code)
+        except DomainError as exc:
+            response = JSONResponse(error_body(exc), status_code=status_of(exc))
+        self.metrics.commands.labels(name, str(response.status_code)).inc()
+        self.metrics.command_seconds.labels(name).observe(time.perf_counter() - started)
+        return response
+
+    async def _command(
+        self,
+        request: Request,
+        principal: Principal,
+        key: str | None,
+        payload: body.Body | None,
+        work: Callable[[UnitOfWork], Opportunity],
+        status_code: int,
+    ) -> JSONResponse:
+        fingerprint = _fingerprint(request, payload)
+        if key is not None:
+            earlier = await self._earlier_answer(principal, key, fingerprint)
+            if earlier is not None:
+                return earlier
+
+        def run(uow: UnitOfWork) -> dict[str, Any]:
+            answer = self.render(work(uow))
+            if key is not None:
+                self.app.remember_answer(uow, principal.id, key, fingerprint, status_code, answer)
+            return answer
+
+        try:
+            answer = await self.committer.submit(run)
+        except Conflict:
+            earlier = await self._earlier_answer(principal, key, fingerprint) if key else None
+            if earlier is not None:
+                return earlier
+            raise
+        return JSONResponse(answer, status_code=status_code)
+
+    async def _earlier_answer(
+        self, principal: Principal, key: str, fingerprint: str
+    ) -> JSONResponse | None:
+        found = await run_in_threadpool(self.app.answer, principal.id, key)
+        if found is None:
+            return None
+        if found.fingerprint != fingerprint:
+            raise InvalidValue(
+                "Idempotency-Key", "this Idempotency-Key was used for another request"
+            )
+        return JSONResponse(found.body, status_code=found.status_code, headers={"Idempotent-Replayed": "true"})
+
+
+def _fingerprint(request: Request, payload: body.Body | None) -> str:
+    content = payload.model_dump(mode="json") if payload is not None else None
+    text = json.dumps([request.method, request.url.path, content], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _version(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    digits = if_match.strip().removeprefix("W/").strip('"')
+    if not digits.isdigit():
+        raise InvalidValue("If-Match", "If-Match is the opportunity version, e.g. If-Match: 3")
+    return int(digits)
+
+
+def _uuid(opportunity_id: str) -> UUID:
+    try:
+        return UUID(opportunity_id)
+    except ValueError:
+        raise NotFound(f"no opportunity {opportunity_id}", id=opportunity_id) from None
+
+
+Change = Callable[[Api, Opportunity, Any, Principal, datetime], None]
+
+
+def _pipeline(api: Api, o: Opportunity) -> Pipeline:
+    return api.rules.pipeline(o.pipeline_id)
+
+
+def _changes(payload: body.UpdateBody) -> dict[str, str | None]:
+    """The fields a PATCH names (explicit null clears), as the text InfoUpdated carries."""
+    fields = payload.model_dump(mode="json", exclude_unset=True, exclude={"occurred_at"})
+    return {name: None if value is None else str(value) for name, value in fields.items()}
+
+
+# (command, body, what it does, body optional): one route each, POST /opportunities/{id}/{command}
+# except `update`, which is PATCH /opportunities/{id}.
+COMMANDS: list[tuple[str, type[body.Body], Change, bool]] = [
+    ("advance", body.AdvanceBody,
+     lambda api, o, b, who, at: o.advance(_pipeline(api, o), b.to_stage, who.role, at, who.id), False),
+    ("revert", body.RevertBody,
+     lambda api, o, b, who, at: o.revert(_pipeline(api, o), b.to_stage, b.reason, who.role, at, who.id), False),
+    ("follow-ups", body.FollowUpBody,
+     lambda api, o, b, who, at: o.log_follow_up(b.kind, b.note, at, who.id), False),
+    ("pause", body.PauseBody, lambda api, o, b, who, at: o.pause(b.reason, b.until, at, who.id), False),
+    ("resume", body.ClaimBody, lambda api, o, b, who, at: o.resume(at, who.id), True),
+    ("defer", body.DeferBody,
+     lambda api, o, b, who, at: o.defer(b.reason, b.revisit_on, at, who.id), False),
+    ("reactivate", body.ClaimBody, lambda api, o, b, who, at: o.reactivate(at, who.id), True),
+    ("reclaim", body.ReasonBody,
+     lambda api, o, b, who, at: o.reclaim(b.reason, None, None, at, who.id), False),
+    ("assign", body.AssignBody, lambda api, o, b, who, at: o.assign(b.owner_id, at, who.id), False),
+    ("claim", body.ClaimBody, lambda api, o, b, who, at: o.claim(who.id, at, who.id), True),
+    ("win", body.WinBody,
+     lambda api, o, b, who, at: o.win(_pipeline(api, o), b.amount, b.contract_ref,
+                                      b.contract_start_on, b.contract_end_on, at, who.id), False),
+    ("lose", body.LoseBody,
+     lambda api, o, b, who, at: o.lose(api.rules, b.reason, b.competitor, at, who.id), False),
+    ("void", body.ReasonBody, lambda api, o, b, who, at: o.void(b.reason, at, who.id), False),
+    ("update", body.UpdateBody, lambda api, o, b, who, at: o.update_info(_changes(b), at, who.id), False),
+    ("key-persons", body.KeyPersonBody,
+     lambda api, o, b, who, at: o.add_key_person(_with_id("person_id", o.key_persons, b), at, who.id), False),
+    ("competitors", body.CompetitorBody,
+     lambda api, o, b, who, at: o.record_competitor(_with_id("competitor_id", o.competitors, b), at, who.id), False),
+    ("documents", body.DocumentBody,
+     lambda api, o, b, who, at: o.attach_document(_with_id("document_id", o.documents, b), at, who.id), False),
+]
+
+
+def _add_command_route(  # noqa: PLR0913
+    router: APIRouter,
+    api: Api,
+    name: str,
+    model: type[body.Body],
+    change: Change,
+    optional: bool,
+    who_dependency: Any,
+    key_header: Any,
+    if_match_header: Any,
+) -> None:
+    async def command(
+        request: Request,
+        opportunity_id: str,
+        who: who_dependency,  # type: ignore[valid-type]
+        payload: model | None = None,  # type: ignore[valid-type]
+        key: key_header = None,  # type: ignore[valid-type]
+        if_match: if_match_header = None,  # type: ignore[valid-type]
+    ) -> JSONResponse:
+        if payload is None:
+            if not optional:
+                raise InvalidValue("body", f"{name} needs a JSON body")
+            payload = model()
+        ctx = api.context(who, payload.occurred_at, if_match)
+        oid = _uuid(opportunity_id)
+        return await api.command(
+            name,
+            request,
+            who,
+            key,
+            payload,
+            lambda uow: api.app.act(uow, oid, name, ctx, lambda o, at: change(api, o, payload, who, at)),
+        )
+
+    command.__name__ = name.replace("-", "_")
+    if name == "update":
+        router.patch("/opportunities/{opportunity_id}", tags=["commands"], summary="update info")(command)
+    else:
+        router.post(f"/opportunities/{{opportunity_id}}/{name}", tags=["commands"], summary=name)(command)
+
+
+def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endpoint
+    router = APIRouter()
+    bearer = HTTPBearer(auto_error=False)
+
+    def authenticate(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
+        found = api.principals.find(credentials.credentials) if credentials else None
+        if found is None:
+            raise Unauthenticated
+        return Principal(found.id, found.role, found.team_id)
+
+    Who = Annotated[Principal, Depends(authenticate)]
+    IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+    IfMatch = Annotated[str | None, Header(alias="If-Match")]
+
+    def readable(principal: Principal, opportunity: Opportunity) -> Opportunity:
+        if not can_read(principal, opportunity.owner_id, opportunity.team_id, opportunity.status):
+            raise Forbidden("this opportunity is not yours to see", rule="role.read")
+        return opportunity
+
+    @router.post("/opportunities", status_code=201, tags=["opportunities"])
+    async def create(
+        request: Request, payload: body.CreateBody, who: Who, key: IdempotencyKey = None
+    ) -> JSONResponse:
+        ctx = api.context(who, payload.occurred_at, None)
+        owner = payload.owner_id if payload.owner_id is not None or who.role is not Role.REP else who.id
+        team = payload.team_id if payload.team_id is not None else who.team_id
+        new = NewOpportunity(
+            type=payload.type,
+            customer=payload.customer,
+            owner_id=owner,
+            team_id=team,
+            title=payload.title,
+            amount=payload.amount,
+            currency=payload.currency,
+            expected_close_on=payload.expected_close_on,
+            source=payload.source,
+        )
+        return await api.command(
+            "create", request, who, key, payload, lambda uow: api.app.create(uow, new, ctx), 201
+        )
+
+    for name, model, change, optional in COMMANDS:
+        _add_command_route(router, api, name, model, change, optional, Who, IdempotencyKey, IfMatch)
+
+    @router.get("/opportunities/{opportunity_id}", tags=["queries"])
+    async def get_one(opportunity_id: str, who: Who) -> JSONResponse:
+        found = await run_in_threadpool(api.app.opportunity, _uuid(opportunity_id))
+        return JSONResponse(api.render(readable(who, found)), headers={"ETag": f'"{found.version}"'})
+
+    @router.get("/opportunities/{opportunity_id}/history", tags=["queries"])
+    async def history(opportunity_id: str, who: Who) -> dict[str, Any]:
+        oid = _uuid(opportunity_id)
+        readable(who, await run_in_threadpool(api.app.opportunity, oid))
+        events = await run_in_threadpool(api.app.history, oid)
+        return {"opportunity_id": str(oid), "events": [envelope_of(e).model_dump(mode="json") for e in events]}
+
+    @router.get("/opportunities", tags=["queries"])
+    async def search(
+        who: Who,
+        owner_id: str | None = None,
+        team_id: str | None = None,
+        status: str | None = None,
+        stage: str | None = None,
+        type: str | None = None,  # noqa: A002 - the SPEC's parameter name
+        uscc: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        if who.role is Role.REP:
+            visibility = Visibility(team_id=who.team_id, owner_id=who.id)
+        elif who.role is Role.MANAGER:
+            visibility = Visibility(team_id=who.team_id)
+        else:
+            visibility = Visibility()
+        filters = {"owner_id": owner_id, "team_id": team_id, "status": status, "stage": stage,
+                   "type": type, "uscc": uscc}
+        page = await run_in_threadpool(api.listing.search, filters, visibility, limit, offset)
+        now = api.clock()
+        items = [with_schedule(item, api.rules, api.zone, now) for item in page.items]
+        return {"items": items, "total": page.total, "limit": limit, "offset": offset}
+
+    @router.get("/pipelines", tags=["queries"])
+    async def pipelines(who: Who) -> dict[str, Any]:
+        return {
+            "version": api.rules.version,
+            "pipelines": [
+                {
+                    "id": p.id,
+                    "type": p.type.value,
+                    "tier": p.tier.value if p.tier else None,
+                    "stages": [
+                        {
+                            "id": s.id,
+                            "label": f"{s.label.zh} {s.label.en}",
+                            "labels": {"zh": s.label.zh, "en": s.label.en},
+                            "probability": s.probability,
+                            "forecast_category": s.forecast_category.value,
+                            "guidance": s.guidance,
+                            "skippable": s.skippable,
+                            "allow_back": s.allow_back,
+                            "roles": [r.value for r in s.roles],
+                            "can_win": s.can_win or s.id == p.stage_ids[-1],
+                        }
+                        for s in p.stages
+                    ],
+                }
+                for p in api.rules.pipelines
+            ],
+            "lost_reasons": [
+                {"id": r.id, "label": f"{r.label.zh} {r.label.en}", "labels": r.label.model_dump()}
+                for r in api.rules.lost_reasons
+            ],
+        }
+
+    @router.get("/notifications", tags=["queries"])
+    async def notifications(
+        who: Who,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> dict[str, Any]:
+        if who.role not in (Role.SERVICE, Role.ADMIN):
+            raise Forbidden("the notification feed is for service and admin principals",
+                            rule="role.notifications")
+
+        def read() -> list[dict[str, Any]]:
+            return [
+                {"position": position, "envelope": envelope_of(event).model_dump(mode="json")}
+                for position, event in api.app.opportunity_notifications(after, limit)
+            ]
+
+        items = await run_in_threadpool(read)
+        return {"after": after, "items": items,
+                "next_after": items[-1]["position"] if items else after}
+
+    @router.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        try:
+            last = await run_in_threadpool(api.app.last_position)
+        except Exception as exc:  # any store failure means not ready
+            return JSONResponse({"status": "unavailable", "event_store": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ready", "event_store": "ok", "last_position": last})
+
+    @router.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        return Response(generate_latest(api.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _with_id(id_field: str, existing: list[dict[str, Any]], payload: body.Body) -> dict[str, Any]:
+    """A key person, competitor or document with a short id, numbered within the opportunity."""
+    return {id_field: str(len(existing) + 1), **payload.model_dump(mode="json", exclude={"occurred_at"})}

@@ -1,0 +1,137 @@
+"""The searchable list of opportunities: a table in the event store's database, caught up
+from the notification log before every search, so a search sees every answered command."""
+
+import json
+from datetime import UTC
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from opportunity.application import OpportunityApp
+from opportunity.views import state_of
+
+metadata = sa.MetaData()
+
+listing = sa.Table(
+    "opportunity_listing",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(20), nullable=False, index=True),
+    sa.Column("status", sa.String(20), nullable=False, index=True),
+    sa.Column("stage", sa.String(50), nullable=False, index=True),
+    sa.Column("owner_id", sa.String(100), index=True),
+    sa.Column("team_id", sa.String(100), index=True),
+    sa.Column("uscc", sa.String(18), nullable=False, index=True),
+    sa.Column("created_at", sa.String(40), nullable=False, index=True),
+    sa.Column("state", sa.Text, nullable=False),
+)
+
+position = sa.Table(
+    "opportunity_listing_position",
+    metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+
+FILTERS = ("owner_id", "team_id", "status", "stage", "type", "uscc")
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """Which rows a principal may see: everything, a team, or own plus the team's pool."""
+
+    team_id: str | None = None
+    owner_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    total: int
+
+
+class Listing:
+    def __init__(self, app: OpportunityApp, engine: Engine, batch: int = 500) -> None:
+        self._app, self._engine, self._batch = app, engine, batch
+        self._lock = threading.Lock()
+        metadata.create_all(engine)
+
+    def catch_up(self) -> int:
+        """Apply what was recorded since the last catch-up; the new position."""
+        with self._lock:
+            with self._engine.connect() as conn:
+                done = conn.execute(
+                    sa.select(position.c.position).where(position.c.name == "listing")
+                ).scalar_one_or_none()
+            done = done or 0
+            while True:
+                recorded = list(self._app.opportunity_notifications(done, self._batch))
+                if not recorded:
+                    return done
+                ids = {event.originator_id for _, event in recorded}
+                rows = [self._row(self._app.opportunity(i)) for i in ids]
+                done = recorded[-1][0]
+                with self._engine.begin() as conn:
+                    conn.execute(_upsert(conn, listing, "id", "version", rows))
+                    conn.execute(
+                        _upsert(
+                            conn, position, "name", "position", [{"name": "listing", "position": done}]
+                        )
+                    )
+
+    def search(
+        self, filters: dict[str, str], visibility: Visibility, limit: int, offset: int
+    ) -> Page:
+        self.catch_up()
+        where = [listing.c[name] == value for name, value in filters.items() if value is not None]
+        if visibility.owner_id is not None:
+            where.append(
+                sa.or_(
+                    listing.c.owner_id == visibility.owner_id,
+                    sa.and_(listing.c.status == "pooled", listing.c.team_id == visibility.team_id),
+                )
+            )
+        elif visibility.team_id is not None:
+            where.append(listing.c.team_id == visibility.team_id)
+        query = sa.select(listing.c.state).where(*where)
+        with self._engine.connect() as conn:
+            total = conn.execute(
+                sa.select(sa.func.count()).select_from(listing).where(*where)
+            ).scalar_one()
+            states = conn.execute(
+                query.order_by(listing.c.created_at.desc(), listing.c.id).limit(limit).offset(offset)
+            ).scalars()
+            return Page(items=[json.loads(s) for s in states], total=total)
+
+    @staticmethod
+    def _row(opportunity: Any) -> dict[str, Any]:
+        state = state_of(opportunity)
+        return {
+            "id": state["id"],
+            "version": state["version"],
+            "type": state["type"],
+            "status": state["status"],
+            "stage": state["stage"],
+            "owner_id": state["owner_id"],
+            "team_id": state["team_id"],
+            "uscc": state["customer"]["uscc"],
+            "created_at": opportunity.created_at.astimezone(UTC).isoformat(),
+            "state": json.dumps(state, ensure_ascii=False),
+        }
+
+
+def _upsert(
+    conn: sa.Connection, table: sa.Table, key: str, rising: str, rows: list[dict[str, Any]]
+) -> Any:
+    """Insert or update by `key`, never letting `rising` go down (copies may race)."""
+    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table).values(rows)
+    return insert.on_conflict_do_update(
+        index_elements=[key],
+        set_={c.name: insert.excluded[c.name] for c in table.columns if c.name != key},
+        where=table.c[rising] < insert.excluded[rising],
+    )

@@ -1,0 +1,79 @@
+"""The composition root of the opportunity service: `build_app(settings, **overrides)`."""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from contracts.principals import Principals, load_principals, write_dev_principals
+from contracts.rules import Rulebook, load_rulebook
+from fastapi import FastAPI
+
+from opportunity.application import OpportunityApp
+from opportunity.groupcommit import GroupCommitter
+from opportunity.http import Api, build_router, install_error_handlers
+from opportunity.listing import Listing
+from opportunity.metrics import Metrics
+from opportunity.settings import Settings, eventsourcing_env, sqlalchemy_url
+
+DEV_AUTH_FILE = Path("var/auth.json")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_app(
+    settings: Settings,
+    *,
+    rules: Rulebook | None = None,
+    principals: Principals | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> FastAPI:
+    """Wire the service; tests pass rules, principals or a clock instead of the real ones."""
+    rules = rules or load_rulebook(settings.rules_file)
+    principals = principals or load_principals(auth_file(settings))
+    env = eventsourcing_env(settings.eventstore_url)
+    if settings.aggregate_cache_size:
+        env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size)
+    opportunities = OpportunityApp(rules, env=env)
+    engine = sa.create_engine(sqlalchemy_url(settings.eventstore_url), pool_pre_ping=True)
+    metrics = Metrics()
+    committer = GroupCommitter(opportunities, settings.group_commit_max, metrics.batch_sizes)
+    api = Api(
+        opportunities,
+        committer,
+        Listing(opportunities, engine),
+        principals,
+        settings.zone,
+        clock,
+        metrics,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await committer.close()
+        opportunities.close()
+        engine.dispose()
+
+    service = FastAPI(
+        title="oppstream opportunity service",
+        version="1",
+        description="Commands and queries of sales opportunities (SPEC §4.1).",
+        lifespan=lifespan,
+    )
+    install_error_handlers(service)
+    service.include_router(build_router(api))
+    service.state.api = api
+    return service
+
+
+def auth_file(settings: Settings) -> Path:
+    """The configured auth file; unset, the dev file (written with fresh tokens if missing)."""
+    if settings.auth_file is not None:
+        return settings.auth_file
+    if not DEV_AUTH_FILE.exists():
+        write_dev_principals(DEV_AUTH_FILE)
+    return DEV_AUTH_FILE

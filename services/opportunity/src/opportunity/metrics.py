@@ -1,0 +1,31 @@
+"""Prometheus metrics of the opportunity service, in a registry of its own."""
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.commands = Counter(
+            "oppstream_commands_total",
+            "Commands answered, by command and HTTP status",
+            ["command", "status"],
+            registry=self.registry,
+        )
+        self.command_seconds = Histogram(
+            "oppstream_command_seconds",
+            "Time to answer a command",
+            ["command"],
+            buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.batch_sizes = Histogram(
+            "oppstream_group_commit_batch_size",
+            "Commands saved per transaction",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )

@@ -1,0 +1,116 @@
+"""Request bodies of the HTTP API (SPEC §4.1); unknown fields are refused, naming them."""
+
+from datetime import date
+from typing import Annotated
+
+from contracts.customer import Customer
+from contracts.opportunity import Amount, Currency, FollowUpKind, OpportunityType, Reason
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+LongText = Annotated[str, Field(max_length=5000)]
+Id = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    occurred_at: AwareDatetime | None = Field(
+        default=None,
+        description="service/admin only: when it happened (history import); "
+        "not in the future nor before the opportunity's last event",
+    )
+
+
+class CreateBody(Body):
+    type: OpportunityType
+    customer: Customer
+    owner_id: Id | None = None
+    team_id: Id | None = None
+    title: Text | None = None
+    amount: Amount | None = None
+    currency: Currency = "CNY"
+    expected_close_on: date | None = None
+    source: Annotated[str, Field(max_length=100)] | None = None
+
+
+class AdvanceBody(Body):
+    to_stage: Id
+
+
+class RevertBody(Body):
+    to_stage: Id
+    reason: Reason
+
+
+class FollowUpBody(Body):
+    kind: FollowUpKind
+    note: LongText
+
+
+class PauseBody(Body):
+    reason: Reason
+    until: date | None = None
+
+
+class DeferBody(Body):
+    reason: Reason
+    revisit_on: date
+
+
+class ReasonBody(Body):
+    reason: Reason
+
+
+class AssignBody(Body):
+    owner_id: Id
+
+
+class ClaimBody(Body):
+    pass
+
+
+class WinBody(Body):
+    amount: Amount
+    contract_ref: Annotated[str, Field(min_length=1, max_length=100)]
+    contract_start_on: date | None = None
+    contract_end_on: date | None = None
+
+
+class LoseBody(Body):
+    reason: Id
+    competitor: Text | None = None
+
+
+class UpdateBody(Body):
+    title: Text | None = None
+    amount: Amount | None = None
+    currency: Currency | None = None
+    expected_close_on: date | None = None
+    customer_name: Text | None = None
+    industry: Annotated[str, Field(max_length=100)] | None = None
+    region: Annotated[str, Field(max_length=100)] | None = None
+
+
+class KeyPersonBody(Body):
+    name: Text
+    title: Text | None = None
+    role: Annotated[
+        str, Field(description="e.g. decision_maker, influencer, champion, user, blocker")
+    ] | None = None
+    phone: Annotated[str, Field(max_length=50)] | None = None
+    email: Annotated[str, Field(max_length=200)] | None = None
+    note: LongText | None = None
+
+
+class CompetitorBody(Body):
+    name: Text
+    strengths: LongText | None = None
+    weaknesses: LongText | None = None
+    note: LongText | None = None
+
+
+class DocumentBody(Body):
+    name: Text
+    kind: Annotated[str, Field(description="e.g. proposal, quote, tender, contract, other")] = "other"
+    url: Annotated[str, Field(min_length=1, max_length=2000)]

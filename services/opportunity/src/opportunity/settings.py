@@ -1,0 +1,79 @@
+"""Configuration of the opportunity service, from OPPSTREAM_* environment variables (SPEC §6)."""
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPPSTREAM_", extra="ignore")
+
+    eventstore_url: str = Field(
+        default="sqlite:///var/eventstore.db",
+        description="sqlite:///path or postgresql://user:password@host:port/database",
+    )
+    rules_file: Path | None = Field(default=None, description="unset: the shipped default")
+    auth_file: Path | None = Field(
+        default=None, description="unset: dev tokens are written to var/auth.json and printed"
+    )
+    timezone: str = "Asia/Shanghai"
+    kafka_bootstrap: str | None = None
+    group_commit_max: int = Field(default=256, ge=1, le=10_000)
+    aggregate_cache_size: int = Field(default=10_000, ge=0)
+
+    @field_validator("eventstore_url")
+    @classmethod
+    def _known_store(cls, url: str) -> str:
+        eventsourcing_env(url)
+        return url
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{name!r} is not an IANA time zone") from exc
+        return name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def eventsourcing_env(url: str) -> dict[str, str]:
+    """The `eventsourcing` persistence settings for a store URL."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = url.removeprefix("sqlite:///")
+        if not path or path == url:
+            raise ValueError("a SQLite store URL is sqlite:///relative/path or sqlite:////abs/path")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path,
+                "SQLITE_LOCK_TIMEOUT": "30"}
+    if parts.scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        database = parts.path.lstrip("/")
+        if not database or not parts.hostname:
+            raise ValueError("a PostgreSQL store URL is postgresql://user:password@host:port/db")
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": database,
+            "POSTGRES_HOST": parts.hostname,
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_POOL_SIZE": "10",
+            "POSTGRES_MAX_OVERFLOW": "10",
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+        }
+    raise ValueError(f"store URL scheme {parts.scheme!r}: use sqlite:/// or postgresql://")
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The same store for SQLAlchemy (psycopg 3 driver for PostgreSQL)."""
+    scheme, rest = url.split("://", 1)
+    return f"postgresql+psycopg://{rest}" if scheme.startswith("postgres") else url

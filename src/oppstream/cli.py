@@ -1,0 +1,69 @@
+"""`oppstream`: the one command line of the system (SPEC §6)."""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+DEFAULT_PORTS = {"opportunity": 8000, "projections": 8001, "reminders": 8002}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="oppstream", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run one service, as deployed")
+    serve.add_argument("service", choices=["opportunity"])
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_port, default=None)
+    serve.set_defaults(run=_serve)
+
+    up = commands.add_parser("up", help="the embedded default: every service on this machine")
+    up.set_defaults(run=_up)
+
+    contracts = commands.add_parser("contracts", help="message contracts")
+    contracts_commands = contracts.add_subparsers(required=True, metavar="ACTION")
+    export = contracts_commands.add_parser("export", help="write JSON Schemas and AsyncAPI")
+    export.add_argument("directory", type=Path)
+    export.set_defaults(run=_export)
+    return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--port: {text!r} is not a number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"--port: {port} is not between 1 and 65535")
+    return port
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from oppstream.serve import serve
+
+    return serve(args.service, args.host, args.port or DEFAULT_PORTS[args.service])
+
+
+def _up(_: argparse.Namespace) -> int:
+    from oppstream.serve import serve
+
+    return serve("opportunity", "127.0.0.1", DEFAULT_PORTS["opportunity"], announce=True)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from contracts.export import export
+
+    for path in export(args.directory):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
