@@ -3,9 +3,10 @@
 import sys
 
 import uvicorn
+from pydantic import ValidationError
+
 from contracts.principals import AuthFileError, load_principals
 from contracts.rules import RulebookError, load_rulebook
-from pydantic import ValidationError
 
 
 def serve(service: str, host: str, port: int, announce: bool = False) -> int:
@@ -19,7 +20,8 @@ def serve(service: str, host: str, port: int, announce: bool = False) -> int:
         principals = load_principals(path)
     except ValidationError as exc:
         problems = "; ".join(
-            f"OPPSTREAM_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+            f"OPPSTREAM_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
         )
         print(f"oppstream: bad configuration: {problems}", file=sys.stderr)
         return 2

@@ -37,11 +37,17 @@ def parse_duration(text: str) -> timedelta:
 
 def format_duration(value: timedelta) -> str:
     """ISO 8601 text for a timedelta, e.g. `P7D` or `PT36H`."""
-    seconds = int(value.total_seconds())
+    # Whole microseconds, not int(total_seconds()): parse_duration takes `PT0.5S` and `10.5s`,
+    # and what it takes must come back unchanged.
+    seconds, micros = divmod(value // timedelta(microseconds=1), 1_000_000)
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (secs, "S")) if n)
+    time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M")) if n)
+    if micros:
+        time += f"{secs}.{micros:06d}".rstrip("0") + "S"
+    elif secs:
+        time += f"{secs}S"
     return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else ("" if days else "T0S"))
 
 

@@ -25,5 +25,3 @@ class Envelope(BaseModel):
     recorded_at: AwareDatetime
     actor: str
     payload: dict[str, Any]
-
-

@@ -20,7 +20,8 @@ from contracts.rules import Rulebook
 # decimal strings, SPEC §3); our consumers accept those and are more lenient besides.
 MODE: JsonSchemaMode = "serialization"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-# Bump when a message gains a field or a topic a message; never rename or remove (SPEC).
+# Bump when a topic or message is added or a message gains a field; nothing is renamed or
+# removed (SPEC).
 ASYNCAPI_VERSION = "1.0.0"
 KAFKA_BINDING_VERSION = "0.5.0"
 

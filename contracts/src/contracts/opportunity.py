@@ -216,5 +216,3 @@ class OpportunityWon(BaseModel):
     contract_start_on: date | None = None
     contract_end_on: date | None = None
     won_at: AwareDatetime
-
-

@@ -108,9 +108,7 @@ class Match(Rule):
     def specificity(self) -> int:
         return sum(v is not None for v in (self.tier, self.ownership, self.type, self.stage))
 
-    def matches(
-        self, tier: str, ownership: str, type_: str, stage: str | None
-    ) -> bool:
+    def matches(self, tier: str, ownership: str, type_: str, stage: str | None) -> bool:
         return all(
             want is None or want == have
             for want, have in (
@@ -213,7 +211,9 @@ class Rulebook(Rule):
         stages = {s.id for p in self.pipelines for s in p.stages}
         for rule in self.reminders.rules:
             if rule.match.stage is not None and rule.match.stage not in stages:
-                raise ValueError(f"reminder rule {rule.id!r} names unknown stage {rule.match.stage!r}")
+                raise ValueError(
+                    f"reminder rule {rule.id!r} names unknown stage {rule.match.stage!r}"
+                )
         return self
 
     def pipeline_for(self, type_: str, tier: str) -> Pipeline:

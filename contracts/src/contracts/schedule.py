@@ -9,6 +9,7 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from contracts.durations import format_duration
 from contracts.opportunity import Status
 from contracts.rules import ReminderRule, Rulebook
 
@@ -127,7 +128,7 @@ def _ladder(rule: ReminderRule, facts: Facts, version: str) -> list[Timer]:
                     kind,
                     rule.id,
                     facts.last_progress_at + after,
-                    _explain(facts, version, **{field: str(after)}),
+                    _explain(facts, version, **{field: format_duration(after)}),
                 )
             )
     return rungs

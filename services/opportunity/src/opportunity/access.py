@@ -5,7 +5,6 @@ from dataclasses import dataclass
 
 from contracts.opportunity import Status
 from contracts.rules import Role
-
 from opportunity.errors import DomainError
 
 # Commands only managers, admins and services give (a rep hands back a deal by asking them).
@@ -38,12 +37,12 @@ def can_read(principal: Principal, owner_id: str | None, team_id: str | None, st
     if principal.sees_everything:
         return True
     if principal.role is Role.MANAGER:
-        return team_id == principal.team_id
+        return principal.team_id is not None and team_id == principal.team_id
     return owner_id == principal.id or (status == Status.POOLED and team_id == principal.team_id)
 
 
 def check_act(
-    principal: Principal, command: str, owner_id: str | None, team_id: str | None, status: str
+    principal: Principal, command: str, owner_id: str | None, team_id: str | None
 ) -> None:
     """Raise Forbidden unless the principal may give this command on this opportunity."""
     role = principal.role
@@ -51,7 +50,7 @@ def check_act(
         raise Forbidden("a viewer only reads", rule="role.viewer")
     if role in (Role.ADMIN, Role.SERVICE):
         return
-    if team_id != principal.team_id:
+    if principal.team_id is None or team_id != principal.team_id:
         raise Forbidden(
             f"this opportunity belongs to team {team_id!r}, not to yours", rule="role.team"
         )
@@ -70,7 +69,7 @@ def check_create(principal: Principal, owner_id: str | None, team_id: str | None
         raise Forbidden("a viewer only reads", rule="role.viewer")
     if role in (Role.ADMIN, Role.SERVICE):
         return
-    if team_id != principal.team_id:
+    if principal.team_id is None or team_id != principal.team_id:
         raise Forbidden("opportunities are created in your own team", rule="role.team")
     if role is Role.REP and owner_id != principal.id:
         raise Forbidden("a rep creates opportunities owned by self", rule="role.owner")

@@ -5,20 +5,22 @@ transaction (group commit); when that transaction conflicts, each is retried on 
 every caller gets its own answer.
 """
 
+import contextlib
 from collections.abc import Callable, Iterator
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 from uuid import UUID, uuid4
 
-from contracts.customer import Customer
-from contracts.opportunity import PAYLOADS
-from contracts.rules import Rulebook
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import JSONTranscoder, RecordConflictError, Transcoding
 
+from contracts.customer import Customer
+from contracts.opportunity import PAYLOADS
+from contracts.rules import Rulebook
 from opportunity import access
 from opportunity.access import Principal
 from opportunity.domain import ActiveOpportunityIndex, Opportunity
@@ -61,14 +63,26 @@ class DateAsISO(Transcoding):
 class UnitOfWork:
     """The aggregates one batch of commands loads and changes; saved together."""
 
-    def __init__(self, app: "OpportunityApp") -> None:
+    def __init__(self, app: "OpportunityApp", optimistic: bool = False) -> None:
         self._app = app
+        self._optimistic = optimistic
         self._aggregates: dict[UUID, Aggregate] = {}
 
-    def find(self, aggregate_id: UUID, kind: type[AggregateT]) -> AggregateT | None:
+    def find(
+        self, aggregate_id: UUID, kind: type[AggregateT], *, rarely_exists: bool = False
+    ) -> AggregateT | None:
+        """The aggregate, or None if it does not exist. With `rarely_exists`, an optimistic
+        unit of work does not read the store for it: if it does exist after all, the save
+        conflicts and the commands are run again, reading everything."""
+        if rarely_exists and self._optimistic and not self._app.is_cached(aggregate_id):
+            return None
         if aggregate_id not in self._aggregates:
             try:
-                self._aggregates[aggregate_id] = self._app.repository.get(aggregate_id)
+                self._aggregates[aggregate_id] = (
+                    cast(Aggregate, self._app.repository.get(aggregate_id))
+                    if self._optimistic
+                    else self._app.fresh(aggregate_id)
+                )
             except AggregateNotFoundError:
                 return None
         found = self._aggregates[aggregate_id]
@@ -156,41 +170,82 @@ class OpportunityApp(Application[UUID]):
     # -- running commands -------------------------------------------------------------------
 
     def run(self, work: Work[T]) -> T:
-        return self.run_batch([work])[0].unwrap()
+        outcome: Outcome[T] = self.run_batch([work])[0]
+        return outcome.unwrap()
 
     def run_batch(self, works: list[Work[Any]]) -> list[Outcome[Any]]:
-        """Run commands together and save them in one transaction; on a conflict, or when a
-        failed command left changes behind, run each alone (which also retries a lost race)."""
-        together = self._run_together(works)
-        return together if together is not None else [self._run_alone(w) for w in works]
+        """Run commands together and save them in one transaction. On a conflict, run them
+        together again reading everything; then each alone (which retries a lost race)."""
+        return (
+            self._run_together(works, optimistic=True)
+            or self._run_together(works, optimistic=False)
+            or [self._run_alone(w) for w in works]
+        )
 
-    def _run_together(self, works: list[Work[Any]]) -> list[Outcome[Any]] | None:
-        uow = UnitOfWork(self)
+    def _run_together(self, works: list[Work[Any]], optimistic: bool) -> list[Outcome[Any]] | None:
+        """The outcomes, or None if the batch must be run again (nothing was saved). An
+        optimistic run trusts the aggregate cache; when that was stale, the save conflicts."""
+        uow = UnitOfWork(self, optimistic)
         outcomes: list[Outcome[Any]] = []
         for work in works:
             before = uow.pending()
             try:
                 outcomes.append(Outcome(value=work(uow)))
             except Exception as exc:
-                if uow.pending() != before:
+                if uow.pending() != before:  # it failed half-way: its changes cannot be undone
                     return None
                 outcomes.append(Outcome(error=exc))
-        try:
-            self.save(*uow.aggregates)
-        except RecordConflictError:
-            return None
-        return outcomes
+        if self._save(uow):
+            return outcomes
+        self._forget(uow)
+        return None
 
     def _run_alone(self, work: Work[Any]) -> Outcome[Any]:
         uow = UnitOfWork(self)
         try:
             value = work(uow)
-            self.save(*uow.aggregates)
-        except RecordConflictError:
-            return Outcome(error=Conflict("a concurrent command changed it first; retry"))
+            saved = self._save(uow)
         except Exception as exc:
             return Outcome(error=exc)
+        if not saved:
+            return Outcome(error=Conflict("a concurrent command changed it first; retry"))
         return Outcome(value=value)
+
+    def _save(self, uow: UnitOfWork) -> bool:
+        """Save the unit of work in one transaction; False if another writer got there first."""
+        try:
+            self.save(*uow.aggregates)
+        except RecordConflictError:
+            return False
+        return True
+
+    def _forget(self, uow: UnitOfWork) -> None:
+        """Drop what a conflicting unit of work read from the cache: it may be stale."""
+        if self.repository.cache is not None:
+            for aggregate in uow.aggregates:
+                with contextlib.suppress(KeyError):
+                    self.repository.cache.get(aggregate.id, evict=True)
+
+    def fresh(self, aggregate_id: UUID) -> Aggregate:
+        """The aggregate as stored now: the cached copy brought up to date (one query), so
+        another copy of the service writing it is seen. Raises AggregateNotFoundError."""
+        aggregate = cast(Aggregate, self.repository.get(aggregate_id))
+        newer = list(self.events.get(aggregate_id, gt=aggregate.version))
+        for event in newer:
+            aggregate = cast(Any, event).mutate(aggregate)
+        if newer and self.repository.cache is not None:
+            self.repository.cache.put(aggregate_id, deepcopy(aggregate))
+        return aggregate
+
+    def is_cached(self, aggregate_id: UUID) -> bool:
+        cache = self.repository.cache
+        if cache is None:
+            return False
+        try:
+            cache.get(aggregate_id)
+        except KeyError:
+            return False
+        return True
 
     # -- commands (each runs inside a unit of work) -----------------------------------------
 
@@ -198,7 +253,7 @@ class OpportunityApp(Application[UUID]):
         access.check_create(ctx.principal, new.owner_id, new.team_id)
         pipeline = self.rules.pipeline_for(new.type, new.customer.tier)
         index_id = ActiveOpportunityIndex.create_id(uscc=new.customer.uscc, type=new.type)
-        index = uow.find(index_id, ActiveOpportunityIndex)
+        index = uow.find(index_id, ActiveOpportunityIndex, rarely_exists=True)
         if index is not None and index.opportunity_id is not None:
             raise DuplicateOpportunity(new.customer.uscc, new.type, index.opportunity_id)
         opportunity = Opportunity(
@@ -239,9 +294,7 @@ class OpportunityApp(Application[UUID]):
     ) -> Opportunity:
         """Load, check access and `If-Match`, apply `change`, keep the active index true."""
         opportunity = uow.get(opportunity_id)
-        access.check_act(
-            ctx.principal, command, opportunity.owner_id, opportunity.team_id, opportunity.status
-        )
+        access.check_act(ctx.principal, command, opportunity.owner_id, opportunity.team_id)
         if ctx.if_match is not None and ctx.if_match != opportunity.version:
             raise VersionMismatch(
                 f"If-Match names version {ctx.if_match}; the opportunity is at "
@@ -285,20 +338,11 @@ class OpportunityApp(Application[UUID]):
     # -- queries ----------------------------------------------------------------------------
 
     def opportunity(self, opportunity_id: UUID) -> Opportunity:
-        try:
-            found = self.repository.get(opportunity_id)
-        except AggregateNotFoundError:
-            raise NotFound(f"no opportunity {opportunity_id}", id=str(opportunity_id)) from None
-        if not isinstance(found, Opportunity):
-            raise NotFound(f"no opportunity {opportunity_id}", id=str(opportunity_id))
-        return found
+        return UnitOfWork(self).get(opportunity_id)
 
     def answer(self, principal_id: str, key: str) -> IdempotentAnswer | None:
-        try:
-            found = self.repository.get(IdempotentAnswer.create_id(principal_id, key))
-        except AggregateNotFoundError:
-            return None
-        return found if isinstance(found, IdempotentAnswer) else None
+        answer_id = IdempotentAnswer.create_id(principal_id, key)
+        return UnitOfWork(self).find(answer_id, IdempotentAnswer)
 
     def history(self, opportunity_id: UUID) -> list[Any]:
         self.opportunity(opportunity_id)

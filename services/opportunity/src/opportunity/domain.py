@@ -9,10 +9,10 @@ from decimal import Decimal
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from contracts.opportunity import ACTIVE_STATUSES, Status
-from contracts.rules import Pipeline, Rulebook
 from eventsourcing.domain import Aggregate, event
 
+from contracts.opportunity import ACTIVE_STATUSES, FollowUpKind, Status
+from contracts.rules import Pipeline, Rulebook
 from opportunity import pipelines
 from opportunity.errors import CommandNotAllowed, InvalidValue, OccurredAtRefused
 
@@ -43,9 +43,40 @@ ALLOWED_FROM: dict[str, frozenset[Status]] = {
 }
 
 # Fields `update` may change, with how their text in InfoUpdated becomes state.
-UPDATABLE = ("title", "amount", "currency", "expected_close_on", "customer_name", "industry", "region")
+UPDATABLE = (
+    "title",
+    "amount",
+    "currency",
+    "expected_close_on",
+    "customer_name",
+    "industry",
+    "region",
+)
 
 ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://oppstream/ids")
+
+
+FOLLOW_UP_KINDS = frozenset(kind.value for kind in FollowUpKind)
+
+
+def _required(field: str, text: str) -> None:
+    if not text or not text.strip():
+        raise InvalidValue(field, f"{field} is required")
+
+
+def _check_readable(field: str, text: str | None) -> None:
+    """Refuse, before anything is recorded, a changed value the event body could not read."""
+    if text is None:
+        if field == "customer_name":
+            raise InvalidValue(field, "a customer keeps its name")
+        return
+    try:
+        if field == "amount" and Decimal(text) < 0:
+            raise InvalidValue(field, "an amount is not negative")
+        if field == "expected_close_on":
+            date.fromisoformat(text)
+    except (ArithmeticError, ValueError):
+        raise InvalidValue(field, f"{text!r} is not a valid {field}") from None
 
 
 def allowed_commands(status: Status) -> list[str]:
@@ -119,7 +150,9 @@ class Opportunity(Aggregate):
 
     # -- commands ---------------------------------------------------------------------------
 
-    def advance(self, pipeline: Pipeline, to_stage: str, role: str, at: datetime, actor: str) -> None:
+    def advance(
+        self, pipeline: Pipeline, to_stage: str, role: str, at: datetime, actor: str
+    ) -> None:
         self._require("advance", at)
         skipped = pipelines.stages_skipped(pipeline, self.stage, to_stage, role)
         self._stage_advanced(
@@ -130,6 +163,7 @@ class Opportunity(Aggregate):
         self, pipeline: Pipeline, to_stage: str, reason: str, role: str, at: datetime, actor: str
     ) -> None:
         self._require("revert", at)
+        _required("reason", reason)
         pipelines.check_revert(pipeline, self.stage, to_stage, role)
         self._stage_reverted(
             from_stage=self.stage, to_stage=to_stage, reason=reason, at=at, actor=actor
@@ -137,6 +171,8 @@ class Opportunity(Aggregate):
 
     def log_follow_up(self, kind: str, note: str, at: datetime, actor: str) -> None:
         self._require("follow-ups", at)
+        if kind not in FOLLOW_UP_KINDS:
+            raise InvalidValue("kind", f"{kind!r} is not one of {sorted(FOLLOW_UP_KINDS)}")
         self._follow_up_logged(kind=kind, note=note, at=at, actor=actor)
 
     def update_info(self, changes: dict[str, str | None], at: datetime, actor: str) -> None:
@@ -144,6 +180,8 @@ class Opportunity(Aggregate):
         unknown = sorted(set(changes) - set(UPDATABLE))
         if unknown:
             raise InvalidValue(unknown[0], f"{unknown[0]!r} cannot be changed by an update")
+        for name, text in changes.items():
+            _check_readable(name, text)
         if changes:
             self._info_updated(changes=changes, at=at, actor=actor)
 
@@ -161,6 +199,7 @@ class Opportunity(Aggregate):
 
     def pause(self, reason: str, until: date | None, at: datetime, actor: str) -> None:
         self._require("pause", at)
+        _required("reason", reason)
         if until is not None and until <= at.date():
             raise InvalidValue("until", "a pause ends after the day it starts")
         self._paused(reason=reason, until=until, at=at, actor=actor)
@@ -171,11 +210,15 @@ class Opportunity(Aggregate):
 
     def defer(self, reason: str, revisit_on: date, at: datetime, actor: str) -> None:
         self._require("defer", at)
+        _required("reason", reason)
         if revisit_on <= at.date():
             raise InvalidValue("revisit_on", "a deferred opportunity is revisited in the future")
         self._deferred(
-            reason=reason, revisit_on=revisit_on, paused_seconds=self._seconds_paused(at),
-            at=at, actor=actor,
+            reason=reason,
+            revisit_on=revisit_on,
+            paused_seconds=self._seconds_paused(at),
+            at=at,
+            actor=actor,
         )
 
     def reactivate(self, at: datetime, actor: str) -> None:
@@ -186,9 +229,15 @@ class Opportunity(Aggregate):
         self, reason: str, rule_id: str | None, command_id: str | None, at: datetime, actor: str
     ) -> None:
         self._require("reclaim", at)
+        _required("reason", reason)
         self._reclaimed(
-            reason=reason, previous_owner_id=self.owner_id, previous_status=str(self.status),
-            rule_id=rule_id, command_id=command_id, at=at, actor=actor,
+            reason=reason,
+            previous_owner_id=self.owner_id,
+            previous_status=str(self.status),
+            rule_id=rule_id,
+            command_id=command_id,
+            at=at,
+            actor=actor,
         )
 
     def assign(self, owner_id: str, at: datetime, actor: str) -> None:
@@ -218,9 +267,14 @@ class Opportunity(Aggregate):
         if contract_start_on and contract_end_on and contract_end_on <= contract_start_on:
             raise InvalidValue("contract_end_on", "a contract ends after it starts")
         self._won(
-            stage=self.stage, amount=amount, currency=self.currency, contract_ref=contract_ref,
-            contract_start_on=contract_start_on, contract_end_on=contract_end_on,
-            at=at, actor=actor,
+            stage=self.stage,
+            amount=amount,
+            currency=self.currency,
+            contract_ref=contract_ref,
+            contract_start_on=contract_start_on,
+            contract_end_on=contract_end_on,
+            at=at,
+            actor=actor,
         )
 
     def lose(
@@ -229,12 +283,14 @@ class Opportunity(Aggregate):
         self._require("lose", at)
         if reason not in rules.lost_reason_ids:
             raise InvalidValue(
-                "reason", f"{reason!r} is not a lost reason; use one of {list(rules.lost_reason_ids)}"
+                "reason",
+                f"{reason!r} is not a lost reason; use one of {list(rules.lost_reason_ids)}",
             )
         self._lost(stage=self.stage, reason=reason, competitor=competitor, at=at, actor=actor)
 
     def void(self, reason: str, at: datetime, actor: str) -> None:
         self._require("void", at)
+        _required("reason", reason)
         self._voided(reason=reason, previous_status=str(self.status), at=at, actor=actor)
 
     # -- queries ----------------------------------------------------------------------------
@@ -316,7 +372,12 @@ class Opportunity(Aggregate):
 
     @event("OpportunityPaused")
     def _paused(self, reason: str, until: date | None, at: datetime, actor: str) -> None:
-        self.status, self.pause_reason, self.paused_until, self.paused_at = PAUSED, reason, until, at
+        self.status, self.pause_reason, self.paused_until, self.paused_at = (
+            PAUSED,
+            reason,
+            until,
+            at,
+        )
         self._touch(at)
 
     @event("OpportunityResumed")
@@ -376,14 +437,21 @@ class Opportunity(Aggregate):
     ) -> None:
         self.status, self.amount, self.contract_ref = WON, amount, contract_ref
         self.contract_start_on, self.contract_end_on, self.closed_at = (
-            contract_start_on, contract_end_on, at,
+            contract_start_on,
+            contract_end_on,
+            at,
         )
         self._touch(at)
 
     @event("OpportunityLost")
-    def _lost(self, stage: str, reason: str, competitor: str | None, at: datetime, actor: str) -> None:
+    def _lost(
+        self, stage: str, reason: str, competitor: str | None, at: datetime, actor: str
+    ) -> None:
         self.status, self.close_reason, self.lost_competitor, self.closed_at = (
-            LOST, reason, competitor, at,
+            LOST,
+            reason,
+            competitor,
+            at,
         )
         self.pause_reason = self.paused_until = self.paused_at = None
         self.deferred_reason = self.revisit_on = None

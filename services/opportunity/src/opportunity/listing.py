@@ -2,9 +2,9 @@
 from the notification log before every search, so a search sees every answered command."""
 
 import json
-from datetime import UTC
 import threading
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import sqlalchemy as sa
@@ -80,12 +80,16 @@ class Listing:
                     conn.execute(_upsert(conn, listing, "id", "version", rows))
                     conn.execute(
                         _upsert(
-                            conn, position, "name", "position", [{"name": "listing", "position": done}]
+                            conn,
+                            position,
+                            "name",
+                            "position",
+                            [{"name": "listing", "position": done}],
                         )
                     )
 
     def search(
-        self, filters: dict[str, str], visibility: Visibility, limit: int, offset: int
+        self, filters: dict[str, str | None], visibility: Visibility, limit: int, offset: int
     ) -> Page:
         self.catch_up()
         where = [listing.c[name] == value for name, value in filters.items() if value is not None]
@@ -104,7 +108,9 @@ class Listing:
                 sa.select(sa.func.count()).select_from(listing).where(*where)
             ).scalar_one()
             states = conn.execute(
-                query.order_by(listing.c.created_at.desc(), listing.c.id).limit(limit).offset(offset)
+                query.order_by(listing.c.created_at.desc(), listing.c.id)
+                .limit(limit)
+                .offset(offset)
             ).scalars()
             return Page(items=[json.loads(s) for s in states], total=total)
 
@@ -129,7 +135,9 @@ def _upsert(
     conn: sa.Connection, table: sa.Table, key: str, rising: str, rows: list[dict[str, Any]]
 ) -> Any:
     """Insert or update by `key`, never letting `rising` go down (copies may race)."""
-    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table).values(rows)
+    insert = (
+        (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table).values(rows)
+    )
     return insert.on_conflict_do_update(
         index_elements=[key],
         set_={c.name: insert.excluded[c.name] for c in table.columns if c.name != key},

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from contracts.principals import Principals, load_principals, write_dev_principals
-from contracts.rules import Rulebook, load_rulebook
 from fastapi import FastAPI
 
+from contracts.principals import Principals, load_principals, write_dev_principals
+from contracts.rules import Rulebook, load_rulebook
 from opportunity.application import OpportunityApp
 from opportunity.groupcommit import GroupCommitter
 from opportunity.http import Api, build_router, install_error_handlers
@@ -36,7 +36,9 @@ def build_app(
     principals = principals or load_principals(auth_file(settings))
     env = eventsourcing_env(settings.eventstore_url)
     if settings.aggregate_cache_size:
+        # Commands trust the cache first and reread on a conflict; queries fast-forward.
         env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size)
+        env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
     opportunities = OpportunityApp(rules, env=env)
     engine = sa.create_engine(sqlalchemy_url(settings.eventstore_url), pool_pre_ping=True)
     metrics = Metrics()

@@ -1,7 +1,6 @@
 """Pipeline rules from the rules file: which stage moves and wins a pipeline allows."""
 
 from contracts.rules import Pipeline, Stage
-
 from opportunity.errors import InvalidValue, RoleNotAllowed, StageRuleBroken
 
 

@@ -3,9 +3,10 @@
 from datetime import date
 from typing import Annotated
 
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
 from contracts.customer import Customer
 from contracts.opportunity import Amount, Currency, FollowUpKind, OpportunityType, Reason
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 LongText = Annotated[str, Field(max_length=5000)]
@@ -95,9 +96,12 @@ class UpdateBody(Body):
 class KeyPersonBody(Body):
     name: Text
     title: Text | None = None
-    role: Annotated[
-        str, Field(description="e.g. decision_maker, influencer, champion, user, blocker")
-    ] | None = None
+    role: (
+        Annotated[
+            str, Field(description="e.g. decision_maker, influencer, champion, user, blocker")
+        ]
+        | None
+    ) = None
     phone: Annotated[str, Field(max_length=50)] | None = None
     email: Annotated[str, Field(max_length=200)] | None = None
     note: LongText | None = None
@@ -112,5 +116,7 @@ class CompetitorBody(Body):
 
 class DocumentBody(Body):
     name: Text
-    kind: Annotated[str, Field(description="e.g. proposal, quote, tender, contract, other")] = "other"
+    kind: Annotated[str, Field(description="e.g. proposal, quote, tender, contract, other")] = (
+        "other"
+    )
     url: Annotated[str, Field(min_length=1, max_length=2000)]

@@ -53,8 +53,11 @@ def eventsourcing_env(url: str) -> dict[str, str]:
             raise ValueError("a SQLite store URL is sqlite:///relative/path or sqlite:////abs/path")
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path,
-                "SQLITE_LOCK_TIMEOUT": "30"}
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
     if parts.scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         database = parts.path.lstrip("/")
         if not database or not parts.hostname:

@@ -3,9 +3,10 @@
 from datetime import UTC, datetime
 from typing import Any
 
+from eventsourcing.domain import DomainEventProtocol
+
 from contracts.envelope import Envelope, event_id_for
 from contracts.opportunity import PAYLOADS
-from eventsourcing.domain import DomainEventProtocol
 
 SCHEMA_VERSION = 1
 
@@ -13,7 +14,11 @@ _NOT_PAYLOAD = frozenset(
     {"originator_id", "originator_version", "timestamp", "originator_topic", "at", "actor", "id"}
 )
 # Events whose one domain argument is a dict that the contract spreads into the payload.
-_SPREAD = {"KeyPersonAdded": "person", "CompetitorRecorded": "competitor", "DocumentAttached": "document"}
+_SPREAD = {
+    "KeyPersonAdded": "person",
+    "CompetitorRecorded": "competitor",
+    "DocumentAttached": "document",
+}
 
 
 def event_type(domain_event: object) -> str:
@@ -37,7 +42,7 @@ def envelope_of(domain_event: DomainEventProtocol[Any]) -> Envelope:
         opportunity_id=opportunity_id,
         version=version,
         occurred_at=_aware(attributes["at"]),
-        recorded_at=_aware(domain_event.timestamp),
+        recorded_at=_aware(attributes["timestamp"]),
         actor=attributes["actor"],
         payload=contract.model_dump(mode="json"),
     )

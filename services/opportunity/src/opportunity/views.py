@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 from contracts import schedule
 from contracts.opportunity import Status
 from contracts.rules import Rulebook
-
 from opportunity.domain import Opportunity, allowed_commands
 
 

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from textwrap import dedent
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -76,6 +77,27 @@ def opportunity_at(pipeline: Pipeline, stage: str) -> Opportunity:
     return opp
 
 
+def recorded(opp: Opportunity) -> list[Any]:
+    """The events recorded since the last call; typed loosely to read their attributes."""
+    return list(opp.collect_events())
+
+
+def move(opp: Opportunity, pipeline: Pipeline, how: str, to_stage: str, role: str = "rep") -> None:
+    """An advance or a revert, whichever `how` names."""
+    if how == "advance":
+        opp.advance(pipeline, to_stage, role, LATER, f"{role}-1")
+    else:
+        opp.revert(pipeline, to_stage, "needs another look", role, LATER, f"{role}-1")
+
+
+SMB_NEW = "  - id: new_smb\n    type: new\n    tier: SMB\n    stages:\n" + "".join(
+    _stage(s) for s in ("initial_contact", "signing")
+)
+TIERED_RULES = custom_rules(
+    "".join(_stage(s) for s in ("initial_contact", "proposal", "signing")), SMB_NEW
+)
+
+
 def test_renewal_pipeline_has_no_requirements_stage() -> None:
     renewal = RULES.pipeline_for("renewal", "KA")
     assert renewal.id == "renewal"
@@ -99,7 +121,7 @@ def test_advance_may_skip_a_skippable_stage_and_names_it_in_the_event() -> None:
 
     opp.advance(pipeline, "proposal", "rep", LATER, "rep-1")
 
-    (advanced,) = opp.collect_events()
+    (advanced,) = recorded(opp)
     assert type(advanced).__name__ == "StageAdvanced"
     assert (advanced.from_stage, advanced.to_stage) == ("initial_contact", "proposal")
     assert advanced.skipped == ["requirements"]
@@ -112,7 +134,7 @@ def test_advance_to_the_next_stage_skips_nothing() -> None:
 
     opp.advance(pipeline, "requirements", "rep", LATER, "rep-1")
 
-    assert opp.collect_events()[0].skipped == []
+    assert recorded(opp)[0].skipped == []
 
 
 def test_skipping_an_unskippable_stage_is_refused_and_records_nothing() -> None:
@@ -146,7 +168,7 @@ def test_revert_to_an_earlier_stage_records_the_reason() -> None:
 
     opp.revert(pipeline, "requirements", "budget cut, scope reopened", "rep", LATER, "rep-1")
 
-    (reverted,) = opp.collect_events()
+    (reverted,) = recorded(opp)
     assert type(reverted).__name__ == "StageReverted"
     assert (reverted.from_stage, reverted.to_stage) == ("negotiation", "requirements")
     assert reverted.reason == "budget cut, scope reopened"
@@ -191,25 +213,19 @@ ROLE_RULES = custom_rules(
 
 
 @pytest.mark.parametrize(
-    ("move", "start"),
+    ("how", "start"),
     [("advance", "proposal"), ("revert", "signing")],
 )
-def test_a_stage_closed_to_reps_refuses_a_rep_but_lets_a_manager_in(move: str, start: str) -> None:
+def test_a_stage_closed_to_reps_refuses_a_rep_but_lets_a_manager_in(how: str, start: str) -> None:
     pipeline = ROLE_RULES.pipeline("new")
     opp = opportunity_at(pipeline, start)
 
-    def move_into_approval(role: str, actor: str) -> None:
-        if move == "advance":
-            opp.advance(pipeline, "approval", role, LATER, actor)
-        else:
-            opp.revert(pipeline, "approval", "needs sign-off again", role, LATER, actor)
-
     with pytest.raises(RoleNotAllowed) as refused:
-        move_into_approval("rep", "rep-1")
+        move(opp, pipeline, how, "approval", role="rep")
     assert refused.value.facts == {"rule": "stage.roles", "stage": "approval"}
     assert (opp.pending_events, opp.stage) == ([], start)
 
-    move_into_approval("manager", "manager-1")
+    move(opp, pipeline, how, "approval", role="manager")
     assert opp.stage == "approval"
     assert len(opp.pending_events) == 1
 
@@ -249,7 +265,7 @@ def test_win_at_the_last_stage_records_amount_and_contract() -> None:
         "rep-1",
     )
 
-    (won,) = opp.collect_events()
+    (won,) = recorded(opp)
     assert type(won).__name__ == "OpportunityWon"
     assert (won.stage, won.amount, won.contract_ref, won.currency) == (
         "signing",
@@ -310,7 +326,7 @@ def test_lose_with_a_listed_reason_is_recorded(reason: str) -> None:
 
     opp.lose(RULES, reason, "RivalSoft", LATER, "rep-1")
 
-    (lost,) = opp.collect_events()
+    (lost,) = recorded(opp)
     assert (type(lost).__name__, lost.reason, lost.stage, lost.competitor) == (
         "OpportunityLost",
         reason,
@@ -319,34 +335,26 @@ def test_lose_with_a_listed_reason_is_recorded(reason: str) -> None:
     )
 
 
-@pytest.mark.parametrize("move", ["advance", "revert"])
+@pytest.mark.parametrize("how", ["advance", "revert"])
 @pytest.mark.parametrize(
     ("pipeline_id", "to_stage"),
     [("new", "closing"), ("new", ""), ("renewal", "requirements")],
 )
 def test_an_unknown_to_stage_is_refused_naming_the_field(
-    move: str, pipeline_id: str, to_stage: str
+    how: str, pipeline_id: str, to_stage: str
 ) -> None:
     pipeline = RULES.pipeline(pipeline_id)
     opp = opportunity_at(pipeline, "proposal")
 
     with pytest.raises(InvalidValue) as refused:
-        if move == "advance":
-            opp.advance(pipeline, to_stage, "rep", LATER, "rep-1")
-        else:
-            opp.revert(pipeline, to_stage, "back", "rep", LATER, "rep-1")
+        move(opp, pipeline, how, to_stage)
 
     assert refused.value.field == "to_stage"
     assert (opp.pending_events, opp.stage) == ([], "proposal")
 
 
 def test_pipeline_for_chooses_the_tier_pipeline_and_falls_back_to_the_type() -> None:
-    smb_new = "  - id: new_smb\n    type: new\n    tier: SMB\n    stages:\n" + "".join(
-        _stage(s) for s in ("initial_contact", "signing")
-    )
-    rules = custom_rules(
-        "".join(_stage(s) for s in ("initial_contact", "proposal", "signing")), smb_new
-    )
+    rules = TIERED_RULES
 
     assert rules.pipeline_for("new", "SMB").id == "new_smb"
     assert rules.pipeline_for("new", "SMB").stage_ids == ("initial_contact", "signing")
@@ -355,16 +363,11 @@ def test_pipeline_for_chooses_the_tier_pipeline_and_falls_back_to_the_type() -> 
 
 
 def test_a_short_tier_pipeline_is_advanced_without_skipping() -> None:
-    smb_new = "  - id: new_smb\n    type: new\n    tier: SMB\n    stages:\n" + "".join(
-        _stage(s) for s in ("initial_contact", "signing")
-    )
-    rules = custom_rules(
-        "".join(_stage(s) for s in ("initial_contact", "proposal", "signing")), smb_new
-    )
+    rules = TIERED_RULES
     pipeline = rules.pipeline_for("new", "SMB")
     opp = opportunity_at(pipeline, "initial_contact")
 
     opp.advance(pipeline, "signing", "rep", LATER, "rep-1")
 
-    assert opp.collect_events()[0].skipped == []
+    assert recorded(opp)[0].skipped == []
     assert opp.pipeline_id == "new_smb"

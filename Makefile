@@ -1,0 +1,36 @@
+# The map of the project: every routine task a newcomer or CI runs is here.
+.PHONY: install lint format test bench demo up schemas clean
+
+UV_VERSION := 0.13.8
+VENV := .venv
+BIN := $(VENV)/bin
+
+install:  ## the virtualenv with every package pinned in uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	uv sync --frozen
+
+lint: install  ## ruff (lint + format check) and strict mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: install  ## the whole suite: unit, integration (SQLite + PostgreSQL), end to end
+	$(BIN)/pytest
+
+bench: install  ## throughput and latency figures, written to bench/RESULTS.md
+	$(BIN)/python bench/commands.py
+
+demo: install  ## the embedded default (until the demo lands: the services that exist)
+	$(BIN)/oppstream up
+
+up: demo
+
+schemas: install  ## regenerate contracts/schemas after changing a contract
+	$(BIN)/oppstream contracts export contracts/schemas
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache
