@@ -20,9 +20,9 @@ from stdnum.cn import uscc as stdnum_uscc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from launch import TOKENS, free_port, naive_service, opportunity_service  # noqa: E402
 from loadgen import Run, closed_loop, open_loop, request  # noqa: E402
 from results import write_section  # noqa: E402
-from services import TOKENS, free_port, naive_service, opportunity_service  # noqa: E402
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 STAGES = ("requirements", "proposal", "negotiation", "signing")
@@ -38,7 +38,12 @@ def create_request(salt: str) -> Any:
     token = TOKENS["rep-1"]
 
     def make(i: int) -> bytes:
-        customer = {"uscc": uscc_for(i, salt), "name": f"客户 {i}", "tier": "KA", "ownership": "SOE"}
+        customer = {
+            "uscc": uscc_for(i, salt),
+            "name": f"客户 {i}",
+            "tier": "KA",
+            "ownership": "SOE",
+        }
         return request("POST", "/opportunities", token, {"type": "new", "customer": customer})
 
     return make
@@ -84,12 +89,11 @@ def measure_ours(kind: str, workdir: Path, requests: int) -> dict[str, Run]:
 
         def advance(i: int) -> bytes:
             stage = STAGES[i // len(ids)]
-            return request("POST", f"/opportunities/{ids[i % len(ids)]}/advance", token,
-                           {"to_stage": stage})
+            return request(
+                "POST", f"/opportunities/{ids[i % len(ids)]}/advance", token, {"to_stage": stage}
+            )
 
-        advances = asyncio.run(
-            closed_loop("127.0.0.1", port, advance, len(ids) * 2, CONCURRENCY)
-        )
+        advances = asyncio.run(closed_loop("127.0.0.1", port, advance, len(ids) * 2, CONCURRENCY))
         latency = asyncio.run(
             open_loop("127.0.0.1", port, create_request("0003"), 500, 8, CONCURRENCY)
         )
@@ -101,7 +105,9 @@ def median(values: list[float]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--stores", default="postgres,sqlite")
@@ -140,7 +146,9 @@ def main() -> int:
             *rows,
         ]
     )
-    write_section("Commands over HTTP", " ".join(["python bench/commands.py", *sys.argv[1:]]), table)
+    write_section(
+        "Commands over HTTP", " ".join(["python bench/commands.py", *sys.argv[1:]]), table
+    )
     print(table)
     return 0
 

@@ -7,13 +7,14 @@ from typing import Any
 from uuid import uuid4
 
 import uvicorn
+from fastapi import FastAPI
+from pydantic import BaseModel
+
 from contracts.customer import Customer
 from contracts.rules import load_rulebook
-from fastapi import FastAPI
 from opportunity.application import OpportunityApp
 from opportunity.domain import Opportunity
 from opportunity.settings import eventsourcing_env
-from pydantic import BaseModel
 
 
 class CreateBody(BaseModel):
@@ -28,10 +29,22 @@ def build() -> FastAPI:
     @api.post("/opportunities", status_code=201)
     def create(body: CreateBody) -> dict[str, Any]:
         opportunity = Opportunity(
-            id=uuid4(), type=body.type, pipeline_id="new", stage="initial_contact",
-            customer=body.customer.model_dump(mode="json"), owner_id="rep-1", team_id="east",
-            title=None, amount=None, currency="CNY", expected_close_on=None, source=None,
-            lead_id=None, renewal_of=None, at=datetime.now(UTC), actor="rep-1",
+            id=uuid4(),
+            type=body.type,
+            pipeline_id="new",
+            stage="initial_contact",
+            customer=body.customer.model_dump(mode="json"),
+            owner_id="rep-1",
+            team_id="east",
+            title=None,
+            amount=None,
+            currency="CNY",
+            expected_close_on=None,
+            source=None,
+            lead_id=None,
+            renewal_of=None,
+            at=datetime.now(UTC),
+            actor="rep-1",
         )
         store.save(opportunity)
         return {"id": str(opportunity.id), "version": opportunity.version}

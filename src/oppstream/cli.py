@@ -1,6 +1,7 @@
 """`oppstream`: the one command line of the system (SPEC §6)."""
 
 import argparse
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,7 +55,14 @@ def _serve(args: argparse.Namespace) -> int:
 def _up(_: argparse.Namespace) -> int:
     from oppstream.serve import serve
 
-    return serve("opportunity", "127.0.0.1", DEFAULT_PORTS["opportunity"], announce=True)
+    port = DEFAULT_PORTS["opportunity"]
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            print(
+                f"oppstream: something already listens on port {port}: is `oppstream up` running?"
+            )
+            return 1
+    return serve("opportunity", "127.0.0.1", port, announce=True)
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -30,7 +30,10 @@ def serve(service: str, host: str, port: int, announce: bool = False) -> int:
         return 2
     if announce:
         print(f"{service} service: http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-        print(f"principals and their tokens: {path}")
+        print(f"dev principals (from {path}); send Authorization: Bearer <token>")
+        for principal in principals.all:
+            team = principal.team_id or "-"
+            print(f"  {principal.id:<14} {principal.role.value:<8} {team:<6} {principal.token}")
     app = build_app(settings, rules=rules, principals=principals)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
     return 0

@@ -36,6 +36,10 @@ class Principals:
     def __init__(self, principals: tuple[Principal, ...]) -> None:
         self._entries = [(p.token.encode(), p) for p in principals]
 
+    @property
+    def all(self) -> tuple[Principal, ...]:
+        return tuple(principal for _, principal in self._entries)
+
     def find(self, token: str) -> Principal | None:
         offered, found = token.encode(), None
         for known, principal in self._entries:

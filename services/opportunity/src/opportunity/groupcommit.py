@@ -1,5 +1,8 @@
 """Group commit: commands that arrive while a transaction is being written wait, then go
-into the next transaction together; each caller still gets its own answer."""
+into the next transaction together; each caller still gets its own answer.
+
+With two writers, one batch is executed and encoded while the other waits for its commit to
+reach the disk; the event store still orders the commits."""
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
@@ -11,28 +14,32 @@ from opportunity.application import OpportunityApp, Outcome, Work
 
 
 class GroupCommitter:
-    def __init__(self, app: OpportunityApp, max_batch: int, batch_sizes: Histogram) -> None:
+    def __init__(
+        self, app: OpportunityApp, max_batch: int, writers: int, batch_sizes: Histogram
+    ) -> None:
         self._app = app
         self._max_batch = max_batch
+        self._writers = writers
         self._batch_sizes = batch_sizes
         self._queue: asyncio.Queue[tuple[Work[Any], asyncio.Future[Outcome[Any]]]] | None = None
-        self._task: asyncio.Task[None] | None = None
-        # One writer thread: batches are written one after another, in order.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writer = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="group-commit")
 
     async def submit(self, work: Work[Any]) -> Any:
         """Run `work` in the next batch; its value, or raise its error."""
-        if self._queue is None or self._task is None or self._task.done():
+        if self._queue is None or any(task.done() for task in self._tasks):
             self._queue = asyncio.Queue()
-            self._task = asyncio.create_task(self._write_batches(self._queue))
+            self._tasks = [
+                asyncio.create_task(self._write_batches(self._queue)) for _ in range(self._writers)
+            ]
         future: asyncio.Future[Outcome[Any]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((work, future))
         return (await future).unwrap()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._writer.shutdown(wait=True)
 
     async def _write_batches(

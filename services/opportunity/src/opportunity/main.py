@@ -42,7 +42,9 @@ def build_app(
     opportunities = OpportunityApp(rules, env=env)
     engine = sa.create_engine(sqlalchemy_url(settings.eventstore_url), pool_pre_ping=True)
     metrics = Metrics()
-    committer = GroupCommitter(opportunities, settings.group_commit_max, metrics.batch_sizes)
+    committer = GroupCommitter(
+        opportunities, settings.group_commit_max, settings.writers, metrics.batch_sizes
+    )
     api = Api(
         opportunities,
         committer,

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     kafka_bootstrap: str | None = None
     group_commit_max: int = Field(default=256, ge=1, le=10_000)
+    group_commit_writers: int | None = Field(
+        default=None, ge=1, le=8, description="unset: 2 on PostgreSQL, 1 on SQLite"
+    )
     aggregate_cache_size: int = Field(default=10_000, ge=0)
 
     @field_validator("eventstore_url")
@@ -42,6 +45,14 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def writers(self) -> int:
+        """SQLite takes one writer at a time; PostgreSQL overlaps one commit's flush with the
+        next batch's work."""
+        if self.group_commit_writers is not None:
+            return self.group_commit_writers
+        return 1 if self.eventstore_url.startswith("sqlite") else 2
 
 
 def eventsourcing_env(url: str) -> dict[str, str]:

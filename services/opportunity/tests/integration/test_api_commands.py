@@ -51,7 +51,12 @@ def pause(client: TestClient, oid: str) -> None:
 
 
 def defer(client: TestClient, oid: str) -> None:
-    act(client, oid, "defer", {"reason": "tender next year", "revisit_on": str(TODAY + timedelta(days=60))})
+    act(
+        client,
+        oid,
+        "defer",
+        {"reason": "tender next year", "revisit_on": str(TODAY + timedelta(days=60))},
+    )
 
 
 def reclaim(client: TestClient, oid: str) -> None:
@@ -70,42 +75,162 @@ def nothing(client: TestClient, oid: str) -> None:
 CASES: list[
     tuple[str, Callable[[TestClient, str], None], dict[str, Any] | None, str, str, dict[str, Any]]
 ] = [
-    ("advance", nothing, {"to_stage": "requirements"}, "rep-1", "StageAdvanced",
-     {"stage": "requirements", "status": "open"}),
-    ("revert", to_requirements, {"to_stage": "initial_contact", "reason": "scope reopened"}, "rep-1",
-     "StageReverted", {"stage": "initial_contact"}),
-    ("follow-ups", nothing, {"kind": "visit", "note": "met the CIO"}, "rep-1", "FollowUpLogged",
-     {"follow_up_count": 1}),
-    ("pause", nothing, {"reason": "budget freeze", "until": str(TODAY + timedelta(days=10))}, "rep-1",
-     "OpportunityPaused",
-     {"status": "paused", "pause_reason": "budget freeze", "paused_until": str(TODAY + timedelta(days=10))}),
-    ("resume", pause, None, "rep-1", "OpportunityResumed", {"status": "open", "pause_reason": None}),
-    ("defer", nothing, {"reason": "tender next year", "revisit_on": str(TODAY + timedelta(days=60))},
-     "rep-1", "OpportunityDeferred",
-     {"status": "deferred", "revisit_on": str(TODAY + timedelta(days=60))}),
-    ("reactivate", defer, {}, "rep-1", "OpportunityReactivated", {"status": "open", "revisit_on": None}),
-    ("reclaim", nothing, {"reason": "no progress"}, "manager-east", "OpportunityReclaimed",
-     {"status": "pooled", "owner_id": None}),
-    ("assign", nothing, {"owner_id": "rep-2"}, "manager-east", "OpportunityAssigned",
-     {"status": "open", "owner_id": "rep-2"}),
+    (
+        "advance",
+        nothing,
+        {"to_stage": "requirements"},
+        "rep-1",
+        "StageAdvanced",
+        {"stage": "requirements", "status": "open"},
+    ),
+    (
+        "revert",
+        to_requirements,
+        {"to_stage": "initial_contact", "reason": "scope reopened"},
+        "rep-1",
+        "StageReverted",
+        {"stage": "initial_contact"},
+    ),
+    (
+        "follow-ups",
+        nothing,
+        {"kind": "visit", "note": "met the CIO"},
+        "rep-1",
+        "FollowUpLogged",
+        {"follow_up_count": 1},
+    ),
+    (
+        "pause",
+        nothing,
+        {"reason": "budget freeze", "until": str(TODAY + timedelta(days=10))},
+        "rep-1",
+        "OpportunityPaused",
+        {
+            "status": "paused",
+            "pause_reason": "budget freeze",
+            "paused_until": str(TODAY + timedelta(days=10)),
+        },
+    ),
+    (
+        "resume",
+        pause,
+        None,
+        "rep-1",
+        "OpportunityResumed",
+        {"status": "open", "pause_reason": None},
+    ),
+    (
+        "defer",
+        nothing,
+        {"reason": "tender next year", "revisit_on": str(TODAY + timedelta(days=60))},
+        "rep-1",
+        "OpportunityDeferred",
+        {"status": "deferred", "revisit_on": str(TODAY + timedelta(days=60))},
+    ),
+    (
+        "reactivate",
+        defer,
+        {},
+        "rep-1",
+        "OpportunityReactivated",
+        {"status": "open", "revisit_on": None},
+    ),
+    (
+        "reclaim",
+        nothing,
+        {"reason": "no progress"},
+        "manager-east",
+        "OpportunityReclaimed",
+        {"status": "pooled", "owner_id": None},
+    ),
+    (
+        "assign",
+        nothing,
+        {"owner_id": "rep-2"},
+        "manager-east",
+        "OpportunityAssigned",
+        {"status": "open", "owner_id": "rep-2"},
+    ),
     ("claim", reclaim, {}, "rep-2", "OpportunityAssigned", {"status": "open", "owner_id": "rep-2"}),
-    ("win", to_signing, {"amount": "120000.00", "contract_ref": "HT-2026-001"}, "rep-1",
-     "OpportunityWon", {"status": "won", "amount": "120000.00", "contract_ref": "HT-2026-001"}),
-    ("lose", nothing, {"reason": "price", "competitor": "Rival Co"}, "rep-1", "OpportunityLost",
-     {"status": "lost", "close_reason": "price", "lost_competitor": "Rival Co"}),
-    ("void", nothing, {"reason": "entered twice"}, "rep-1", "OpportunityVoided",
-     {"status": "voided", "close_reason": "entered twice"}),
-    ("key-persons", nothing, {"name": "王总", "title": "CIO", "role": "decision_maker"}, "rep-1",
-     "KeyPersonAdded", {"key_persons": [{"person_id": "1", "name": "王总", "title": "CIO",
-                                         "role": "decision_maker", "phone": None, "email": None,
-                                         "note": None}]}),
-    ("competitors", nothing, {"name": "Rival Co", "strengths": "cheap"}, "rep-1", "CompetitorRecorded",
-     {"competitors": [{"competitor_id": "1", "name": "Rival Co", "strengths": "cheap",
-                       "weaknesses": None, "note": None}]}),
-    ("documents", nothing, {"name": "quote.pdf", "kind": "quote", "url": "https://files.example/q.pdf"},
-     "rep-1", "DocumentAttached",
-     {"documents": [{"document_id": "1", "name": "quote.pdf", "kind": "quote",
-                     "url": "https://files.example/q.pdf"}]}),
+    (
+        "win",
+        to_signing,
+        {"amount": "120000.00", "contract_ref": "HT-2026-001"},
+        "rep-1",
+        "OpportunityWon",
+        {"status": "won", "amount": "120000.00", "contract_ref": "HT-2026-001"},
+    ),
+    (
+        "lose",
+        nothing,
+        {"reason": "price", "competitor": "Rival Co"},
+        "rep-1",
+        "OpportunityLost",
+        {"status": "lost", "close_reason": "price", "lost_competitor": "Rival Co"},
+    ),
+    (
+        "void",
+        nothing,
+        {"reason": "entered twice"},
+        "rep-1",
+        "OpportunityVoided",
+        {"status": "voided", "close_reason": "entered twice"},
+    ),
+    (
+        "key-persons",
+        nothing,
+        {"name": "王总", "title": "CIO", "role": "decision_maker"},
+        "rep-1",
+        "KeyPersonAdded",
+        {
+            "key_persons": [
+                {
+                    "person_id": "1",
+                    "name": "王总",
+                    "title": "CIO",
+                    "role": "decision_maker",
+                    "phone": None,
+                    "email": None,
+                    "note": None,
+                }
+            ]
+        },
+    ),
+    (
+        "competitors",
+        nothing,
+        {"name": "Rival Co", "strengths": "cheap"},
+        "rep-1",
+        "CompetitorRecorded",
+        {
+            "competitors": [
+                {
+                    "competitor_id": "1",
+                    "name": "Rival Co",
+                    "strengths": "cheap",
+                    "weaknesses": None,
+                    "note": None,
+                }
+            ]
+        },
+    ),
+    (
+        "documents",
+        nothing,
+        {"name": "quote.pdf", "kind": "quote", "url": "https://files.example/q.pdf"},
+        "rep-1",
+        "DocumentAttached",
+        {
+            "documents": [
+                {
+                    "document_id": "1",
+                    "name": "quote.pdf",
+                    "kind": "quote",
+                    "url": "https://files.example/q.pdf",
+                }
+            ]
+        },
+    ),
 ]
 
 
@@ -132,7 +257,9 @@ def test_a_command_answers_200_with_the_new_state_and_the_next_version(
     assert state["id"] == oid
     assert state["version"] == before + 1
     assert {name: state[name] for name in expected} == expected
-    assert client.get(f"/opportunities/{oid}", headers=auth("admin")).json()["version"] == before + 1
+    assert (
+        client.get(f"/opportunities/{oid}", headers=auth("admin")).json()["version"] == before + 1
+    )
     assert history_types(client, oid)[-1] == event_type
 
 
@@ -141,7 +268,12 @@ def test_patch_updates_info_and_answers_the_new_state(client: TestClient) -> Non
 
     answer = client.patch(
         f"/opportunities/{created['id']}",
-        json={"amount": "80000.50", "expected_close_on": "2031-03-31", "customer_name": "新名字", "title": None},
+        json={
+            "amount": "80000.50",
+            "expected_close_on": "2031-03-31",
+            "customer_name": "新名字",
+            "title": None,
+        },
         headers=auth("rep-1"),
     )
 
@@ -160,8 +292,14 @@ def test_create_answers_201_with_the_first_stage_and_version_1(client: TestClien
 
     answer = client.post(
         "/opportunities",
-        json={"type": "new", "customer": sent, "title": "MES", "amount": "300000", "currency": "CNY",
-              "expected_close_on": "2031-01-15"},
+        json={
+            "type": "new",
+            "customer": sent,
+            "title": "MES",
+            "amount": "300000",
+            "currency": "CNY",
+            "expected_close_on": "2031-01-15",
+        },
         headers=auth("rep-1"),
     )
 
@@ -169,11 +307,18 @@ def test_create_answers_201_with_the_first_stage_and_version_1(client: TestClien
     state = answer.json()
     assert state["version"] == 1
     assert (state["type"], state["pipeline_id"], state["stage"], state["status"]) == (
-        "new", "new", "initial_contact", "open",
+        "new",
+        "new",
+        "initial_contact",
+        "open",
     )
     assert (state["owner_id"], state["team_id"]) == ("rep-1", "east")
     assert state["customer"] == {**sent}
-    assert (state["amount"], state["currency"], state["expected_close_on"]) == ("300000", "CNY", "2031-01-15")
+    assert (state["amount"], state["currency"], state["expected_close_on"]) == (
+        "300000",
+        "CNY",
+        "2031-01-15",
+    )
     assert state["created_at"] == state["stage_entered_at"] == state["last_progress_at"]
 
 
@@ -191,15 +336,27 @@ def test_a_whole_pipeline_walks_to_won(client: TestClient) -> None:
     for version, stage in enumerate(NEW_STAGES[1:], start=3):
         state = act(client, oid, "advance", {"to_stage": stage})
         assert (state["stage"], state["version"]) == (stage, version)
-    won = act(client, oid, "win", {"amount": "99000", "contract_ref": "C-1",
-                                   "contract_start_on": "2031-01-01", "contract_end_on": "2031-12-31"})
+    won = act(
+        client,
+        oid,
+        "win",
+        {
+            "amount": "99000",
+            "contract_ref": "C-1",
+            "contract_start_on": "2031-01-01",
+            "contract_end_on": "2031-12-31",
+        },
+    )
 
     assert (won["status"], won["stage"], won["version"]) == ("won", "signing", 7)
     assert won["closed_at"] is not None
     assert won["contract_end_on"] == "2031-12-31"
     assert won["allowed_commands"] == ["competitors", "documents", "key-persons"]
     assert history_types(client, oid) == [
-        "OpportunityCreated", "FollowUpLogged", *["StageAdvanced"] * 4, "OpportunityWon",
+        "OpportunityCreated",
+        "FollowUpLogged",
+        *["StageAdvanced"] * 4,
+        "OpportunityWon",
     ]
 
 
@@ -238,7 +395,9 @@ def test_a_rep_of_another_team_cannot_claim_a_pooled_opportunity(client: TestCli
     assert (state["status"], state["owner_id"], state["version"]) == ("pooled", None, 2)
 
 
-def test_an_opportunity_created_without_owner_by_a_manager_waits_in_the_pool(client: TestClient) -> None:
+def test_an_opportunity_created_without_owner_by_a_manager_waits_in_the_pool(
+    client: TestClient,
+) -> None:
     state = create(client, principal="manager-east")
 
     assert (state["status"], state["owner_id"], state["team_id"]) == ("pooled", None, "east")
@@ -252,18 +411,32 @@ def at(days_ago: float) -> str:
 def test_a_service_imports_history_with_its_own_times(client: TestClient) -> None:
     created_at, advanced_at = at(40), at(35)
 
-    created = create(client, principal="service", owner_id="rep-1", team_id="east", occurred_at=created_at)
-    advanced = act(client, created["id"], "advance",
-                   {"to_stage": "requirements", "occurred_at": advanced_at}, "service")
+    created = create(
+        client, principal="service", owner_id="rep-1", team_id="east", occurred_at=created_at
+    )
+    advanced = act(
+        client,
+        created["id"],
+        "advance",
+        {"to_stage": "requirements", "occurred_at": advanced_at},
+        "service",
+    )
 
     assert datetime.fromisoformat(created["created_at"]) == datetime.fromisoformat(created_at)
     assert datetime.fromisoformat(created["stage_entered_at"]) == datetime.fromisoformat(created_at)
     assert datetime.fromisoformat(advanced["created_at"]) == datetime.fromisoformat(created_at)
-    assert datetime.fromisoformat(advanced["stage_entered_at"]) == datetime.fromisoformat(advanced_at)
-    assert datetime.fromisoformat(advanced["last_progress_at"]) == datetime.fromisoformat(advanced_at)
-    events = client.get(f"/opportunities/{created['id']}/history", headers=auth("service")).json()["events"]
+    assert datetime.fromisoformat(advanced["stage_entered_at"]) == datetime.fromisoformat(
+        advanced_at
+    )
+    assert datetime.fromisoformat(advanced["last_progress_at"]) == datetime.fromisoformat(
+        advanced_at
+    )
+    events = client.get(f"/opportunities/{created['id']}/history", headers=auth("service")).json()[
+        "events"
+    ]
     assert [datetime.fromisoformat(e["occurred_at"]) for e in events] == [
-        datetime.fromisoformat(created_at), datetime.fromisoformat(advanced_at),
+        datetime.fromisoformat(created_at),
+        datetime.fromisoformat(advanced_at),
     ]
     assert [e["actor"] for e in events] == ["service", "service"]
 
@@ -271,7 +444,9 @@ def test_a_service_imports_history_with_its_own_times(client: TestClient) -> Non
 def test_an_admin_may_import_history_too(client: TestClient) -> None:
     created_at = at(3)
 
-    created = create(client, principal="admin", owner_id="rep-3", team_id="west", occurred_at=created_at)
+    created = create(
+        client, principal="admin", owner_id="rep-3", team_id="west", occurred_at=created_at
+    )
 
     assert datetime.fromisoformat(created["created_at"]) == datetime.fromisoformat(created_at)
 
@@ -279,8 +454,16 @@ def test_an_admin_may_import_history_too(client: TestClient) -> None:
 def test_an_imported_command_earlier_than_the_last_event_is_refused_naming_occurred_at(
     client: TestClient,
 ) -> None:
-    created = create(client, principal="service", owner_id="rep-1", team_id="east", occurred_at=at(40))
-    act(client, created["id"], "advance", {"to_stage": "requirements", "occurred_at": at(30)}, "service")
+    created = create(
+        client, principal="service", owner_id="rep-1", team_id="east", occurred_at=at(40)
+    )
+    act(
+        client,
+        created["id"],
+        "advance",
+        {"to_stage": "requirements", "occurred_at": at(30)},
+        "service",
+    )
 
     answer = client.post(
         f"/opportunities/{created['id']}/advance",

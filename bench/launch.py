@@ -63,13 +63,17 @@ def running(argv: list[str], env: dict[str, str], ready_url: str, cwd: Path) -> 
             process.wait()
 
 
-def opportunity_service(store_url: str, port: int, workdir: Path) -> contextlib.AbstractContextManager[int]:
+def opportunity_service(
+    store_url: str, port: int, workdir: Path
+) -> contextlib.AbstractContextManager[int]:
     env = {"OPPSTREAM_EVENTSTORE_URL": store_url, "OPPSTREAM_AUTH_FILE": str(auth_file(workdir))}
     argv = [sys.executable, "-m", "oppstream.cli", "serve", "opportunity", "--port", str(port)]
     return running(argv, env, f"http://127.0.0.1:{port}/readyz", workdir)
 
 
-def naive_service(store_url: str, port: int, workdir: Path) -> contextlib.AbstractContextManager[int]:
+def naive_service(
+    store_url: str, port: int, workdir: Path
+) -> contextlib.AbstractContextManager[int]:
     env = {"BENCH_STORE_URL": store_url, "BENCH_PORT": str(port)}
     argv = [sys.executable, str(ROOT / "bench" / "naive_server.py")]
     return running(argv, env, f"http://127.0.0.1:{port}/docs", workdir)
