@@ -143,6 +143,7 @@ class OpportunityReclaimedV1(Payload):
 class OpportunityAssignedV1(Payload):
     owner_id: str
     previous_owner_id: str | None
+    team_id: str | None = Field(default=None, description="the team after the assignment")
     claimed: bool = Field(description="true when a rep took a pooled opportunity for self")
 
 

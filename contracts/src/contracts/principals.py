@@ -36,6 +36,9 @@ class Principals:
     def __init__(self, principals: tuple[Principal, ...]) -> None:
         self._entries = [(p.token.encode(), p) for p in principals]
 
+    def by_id(self, principal_id: str) -> Principal | None:
+        return next((p for _, p in self._entries if p.id == principal_id), None)
+
     @property
     def all(self) -> tuple[Principal, ...]:
         return tuple(principal for _, principal in self._entries)

@@ -6,7 +6,7 @@ every caller gets its own answer.
 """
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -16,7 +16,13 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import JSONTranscoder, RecordConflictError, Transcoding
+from eventsourcing.persistence import (
+    JSONTranscoder,
+    Notification,
+    RecordConflictError,
+    StoredEvent,
+    Transcoding,
+)
 
 from contracts.customer import Customer
 from contracts.opportunity import PAYLOADS
@@ -24,13 +30,15 @@ from contracts.rules import Rulebook
 from opportunity import access
 from opportunity.access import Principal
 from opportunity.domain import ActiveOpportunityIndex, Opportunity
-from opportunity.errors import DomainError, DuplicateOpportunity
+from opportunity.errors import DomainError, DuplicateOpportunity, InvalidValue
 from opportunity.idempotency import IdempotentAnswer
 
 T = TypeVar("T")
 AggregateT = TypeVar("AggregateT", bound=Aggregate)
 
-OPPORTUNITY_TOPIC_PREFIX = f"{Opportunity.__module__}:{Opportunity.__qualname__}."
+OPPORTUNITY_TOPICS = [
+    f"{Opportunity.__module__}:{Opportunity.__qualname__}.{name}" for name in PAYLOADS
+]
 
 
 class NotFound(DomainError):
@@ -74,9 +82,9 @@ class UnitOfWork:
         """The aggregate, or None if it does not exist. With `rarely_exists`, an optimistic
         unit of work does not read the store for it: if it does exist after all, the save
         conflicts and the commands are run again, reading everything."""
-        if rarely_exists and self._optimistic and not self._app.is_cached(aggregate_id):
-            return None
         if aggregate_id not in self._aggregates:
+            if rarely_exists and self._optimistic and not self._app.is_cached(aggregate_id):
+                return None
             try:
                 self._aggregates[aggregate_id] = (
                     cast(Aggregate, self._app.repository.get(aggregate_id))
@@ -140,6 +148,20 @@ class Context:
 
 
 @dataclass(frozen=True)
+class IdempotencyKey:
+    principal_id: str
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Answered:
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
 class NewOpportunity:
     type: str
     customer: Customer
@@ -174,13 +196,16 @@ class OpportunityApp(Application[UUID]):
         return outcome.unwrap()
 
     def run_batch(self, works: list[Work[Any]]) -> list[Outcome[Any]]:
-        """Run commands together and save them in one transaction. On a conflict, run them
-        together again reading everything; then each alone (which retries a lost race)."""
-        return (
-            self._run_together(works, optimistic=True)
-            or self._run_together(works, optimistic=False)
-            or [self._run_alone(w) for w in works]
-        )
+        """Run commands together and save them in one transaction, trusting the aggregate
+        cache. On a conflict, run them together again reading the store; then each alone."""
+        optimistic = self._run_together(works, optimistic=True)
+        if optimistic is not None:
+            # A refusal may come from a stale cached aggregate: confirm it on stored state.
+            return [
+                self._run_alone(work) if outcome.error is not None else outcome
+                for work, outcome in zip(works, optimistic, strict=True)
+            ]
+        return self._run_together(works, optimistic=False) or [self._run_alone(w) for w in works]
 
     def _run_together(self, works: list[Work[Any]], optimistic: bool) -> list[Outcome[Any]] | None:
         """The outcomes, or None if the batch must be run again (nothing was saved). An
@@ -316,47 +341,52 @@ class OpportunityApp(Application[UUID]):
         if index is not None:
             index.release(str(opportunity.id))
 
-    def remember_answer(
+    def answer_once(
         self,
         uow: UnitOfWork,
-        principal_id: str,
-        key: str,
-        fingerprint: str,
+        key: IdempotencyKey,
         status_code: int,
-        body: dict[str, Any],
-    ) -> None:
+        answer: Callable[[], dict[str, Any]],
+    ) -> Answered:
+        """The first answer under an Idempotency-Key, or `answer()` remembered with the events
+        of this unit of work (a repeat in the same batch finds it there)."""
+        answer_id = IdempotentAnswer.create_id(key.principal_id, key.key)
+        earlier = uow.find(answer_id, IdempotentAnswer)
+        if earlier is not None:
+            if earlier.fingerprint != key.fingerprint:
+                raise InvalidValue(
+                    "Idempotency-Key",
+                    "this Idempotency-Key was used for another request",
+                    location="header",
+                )
+            return Answered(earlier.status_code, earlier.body, replayed=True)
+        body = answer()
         uow.add(
             IdempotentAnswer(
-                principal_id=principal_id,
-                key=key,
-                fingerprint=fingerprint,
+                principal_id=key.principal_id,
+                key=key.key,
+                fingerprint=key.fingerprint,
                 status_code=status_code,
                 body=body,
             )
         )
+        return Answered(status_code, body)
 
     # -- queries ----------------------------------------------------------------------------
 
     def opportunity(self, opportunity_id: UUID) -> Opportunity:
         return UnitOfWork(self).get(opportunity_id)
 
-    def answer(self, principal_id: str, key: str) -> IdempotentAnswer | None:
-        answer_id = IdempotentAnswer.create_id(principal_id, key)
-        return UnitOfWork(self).find(answer_id, IdempotentAnswer)
-
-    def history(self, opportunity_id: UUID) -> list[Any]:
+    def history(self, opportunity_id: UUID) -> list[StoredEvent]:
+        """The opportunity's recorded events, oldest first."""
         self.opportunity(opportunity_id)
-        return list(self.events.get(opportunity_id))
+        return list(self.recorder.select_events(opportunity_id))
 
-    def opportunity_notifications(self, after: int, limit: int) -> Iterator[tuple[int, Any]]:
+    def opportunity_notifications(self, after: int, limit: int) -> Sequence[Notification]:
         """Recorded Opportunity events after position `after`, in recording order."""
-        for notification in self.recorder.select_notifications(
-            start=after, limit=limit, topics=self._opportunity_topics(), inclusive_of_start=False
-        ):
-            yield notification.id, self.mapper.to_domain_event(notification)
+        return self.recorder.select_notifications(
+            start=after, limit=limit, topics=OPPORTUNITY_TOPICS, inclusive_of_start=False
+        )
 
     def last_position(self) -> int:
         return self.recorder.max_notification_id() or 0
-
-    def _opportunity_topics(self) -> list[str]:
-        return [f"{OPPORTUNITY_TOPIC_PREFIX}{name}" for name in PAYLOADS]

@@ -240,16 +240,27 @@ class Opportunity(Aggregate):
             actor=actor,
         )
 
-    def assign(self, owner_id: str, at: datetime, actor: str) -> None:
+    def assign(self, owner_id: str, at: datetime, actor: str, team_id: str | None = None) -> None:
+        """Give the opportunity to `owner_id`; with `team_id`, it moves to that team too."""
         self._require("assign", at)
         self._assigned(
-            owner_id=owner_id, previous_owner_id=self.owner_id, claimed=False, at=at, actor=actor
+            owner_id=owner_id,
+            previous_owner_id=self.owner_id,
+            team_id=team_id or self.team_id,
+            claimed=False,
+            at=at,
+            actor=actor,
         )
 
     def claim(self, owner_id: str, at: datetime, actor: str) -> None:
         self._require("claim", at)
         self._assigned(
-            owner_id=owner_id, previous_owner_id=self.owner_id, claimed=True, at=at, actor=actor
+            owner_id=owner_id,
+            previous_owner_id=self.owner_id,
+            team_id=self.team_id,
+            claimed=True,
+            at=at,
+            actor=actor,
         )
 
     def win(
@@ -416,9 +427,15 @@ class Opportunity(Aggregate):
 
     @event("OpportunityAssigned")
     def _assigned(
-        self, owner_id: str, previous_owner_id: str | None, claimed: bool, at: datetime, actor: str
+        self,
+        owner_id: str,
+        previous_owner_id: str | None,
+        team_id: str | None,
+        claimed: bool,
+        at: datetime,
+        actor: str,
     ) -> None:
-        self.owner_id = owner_id
+        self.owner_id, self.team_id = owner_id, team_id
         if self.status == POOLED:
             self.status = OPEN
         self._touch(at, progress=True)

@@ -19,9 +19,9 @@ class InvalidValue(DomainError):
 
     code = "invalid_value"
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, location: str = "body") -> None:
         super().__init__(message, field=field)
-        self.field = field
+        self.field, self.location = field, location
 
 
 class CommandNotAllowed(DomainError):

@@ -23,23 +23,26 @@ class GroupCommitter:
         self._batch_sizes = batch_sizes
         self._queue: asyncio.Queue[tuple[Work[Any], asyncio.Future[Outcome[Any]]]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._writer = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="group-commit")
 
     async def submit(self, work: Work[Any]) -> Any:
         """Run `work` in the next batch; its value, or raise its error."""
-        if self._queue is None or any(task.done() for task in self._tasks):
-            self._queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._loop is not loop or any(t.done() for t in self._tasks):
+            self._loop, self._queue = loop, asyncio.Queue()
             self._tasks = [
                 asyncio.create_task(self._write_batches(self._queue)) for _ in range(self._writers)
             ]
-        future: asyncio.Future[Outcome[Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Outcome[Any]] = loop.create_future()
         self._queue.put_nowait((work, future))
         return (await future).unwrap()
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._loop is asyncio.get_running_loop():
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         self._writer.shutdown(wait=True)
 
     async def _write_batches(

@@ -16,13 +16,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from contracts.opportunity import OpportunityType, Status
 from contracts.principals import Principals
 from contracts.rules import Pipeline, Role, Rulebook
 from opportunity import requests as body
 from opportunity.access import Forbidden, Principal, can_read
 from opportunity.application import (
+    Answered,
     Conflict,
     Context,
+    IdempotencyKey,
     NewOpportunity,
     NotFound,
     OpportunityApp,
@@ -63,7 +66,7 @@ FUTURE_TOLERANCE = timedelta(seconds=5)
 
 
 class Unauthenticated(Exception):
-    pass
+    """No bearer token, or one no principal has (HTTP 401)."""
 
 
 class Answer(JSONResponse):
@@ -80,11 +83,8 @@ def status_of(error: DomainError) -> int:
 def error_body(error: DomainError) -> dict[str, Any]:
     field = error.facts.get("field")
     if field is not None:
-        return {
-            "detail": [
-                {"loc": ["body", field], "msg": error.message, "type": error.code},
-            ]
-        }
+        location = getattr(error, "location", "body")
+        return {"detail": [{"loc": [location, field], "msg": error.message, "type": error.code}]}
     return {"detail": {"error": error.code, "message": error.message, **error.facts}}
 
 
@@ -93,14 +93,9 @@ def install_error_handlers(api: FastAPI) -> None:
         error = cast(DomainError, exc)
         return Answer(error_body(error), status_code=status_of(error))
 
-    async def unauthenticated(_: Request, __: Exception) -> Answer:
+    async def unauthenticated(_: Request, exc: Exception) -> Answer:
         return Answer(
-            {
-                "detail": {
-                    "error": "unauthenticated",
-                    "message": "send Authorization: Bearer <token>",
-                }
-            },
+            {"detail": {"error": "unauthenticated", "message": str(exc)}},
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
@@ -177,40 +172,22 @@ class Api:
         work: Callable[[UnitOfWork], Opportunity],
         status_code: int,
     ) -> Answer:
-        fingerprint = _fingerprint(request, payload) if key is not None else ""
-        if key is not None:
-            earlier = await self._earlier_answer(principal, key, fingerprint)
-            if earlier is not None:
-                return earlier
-
-        def run(uow: UnitOfWork) -> dict[str, Any]:
-            answer = self.render(work(uow))
-            if key is not None:
-                self.app.remember_answer(uow, principal.id, key, fingerprint, status_code, answer)
-            return answer
-
-        try:
-            answer = await self.committer.submit(run)
-        except Conflict:
-            earlier = await self._earlier_answer(principal, key, fingerprint) if key else None
-            if earlier is not None:
-                return earlier
-            raise
-        return Answer(answer, status_code=status_code)
-
-    async def _earlier_answer(
-        self, principal: Principal, key: str, fingerprint: str
-    ) -> Answer | None:
-        found = await run_in_threadpool(self.app.answer, principal.id, key)
-        if found is None:
-            return None
-        if found.fingerprint != fingerprint:
-            raise InvalidValue(
-                "Idempotency-Key", "this Idempotency-Key was used for another request"
-            )
-        return Answer(
-            found.body, status_code=found.status_code, headers={"Idempotent-Replayed": "true"}
+        idempotency = (
+            IdempotencyKey(principal.id, key, _fingerprint(request, payload))
+            if key is not None
+            else None
         )
+
+        def run(uow: UnitOfWork) -> Answered:
+            if idempotency is None:
+                return Answered(status_code, self.render(work(uow)))
+            return self.app.answer_once(
+                uow, idempotency, status_code, lambda: self.render(work(uow))
+            )
+
+        answered: Answered = await self.committer.submit(run)
+        headers = {"Idempotent-Replayed": "true"} if answered.replayed else None
+        return Answer(answered.body, status_code=answered.status_code, headers=headers)
 
 
 def _fingerprint(request: Request, payload: body.Body | None) -> str:
@@ -224,7 +201,9 @@ def _version(if_match: str | None) -> int | None:
         return None
     digits = if_match.strip().removeprefix("W/").strip('"')
     if not digits.isdigit():
-        raise InvalidValue("If-Match", "If-Match is the opportunity version, e.g. If-Match: 3")
+        raise InvalidValue(
+            "If-Match", "If-Match is the opportunity version, e.g. If-Match: 3", location="header"
+        )
     return int(digits)
 
 
@@ -246,6 +225,19 @@ def _changes(payload: body.UpdateBody) -> dict[str, str | None]:
     """The fields a PATCH names (explicit null clears), as the text InfoUpdated carries."""
     fields = payload.model_dump(mode="json", exclude_unset=True, exclude={"occurred_at"})
     return {name: None if value is None else str(value) for name, value in fields.items()}
+
+
+def _assign(api: Api, o: Opportunity, b: body.AssignBody, who: Principal, at: datetime) -> None:
+    """A known owner brings the opportunity into the owner's team; a manager assigns only
+    within the own team, admins and services across teams."""
+    owner = api.principals.by_id(b.owner_id)
+    team = owner.team_id if owner is not None else None
+    if team is not None and team != o.team_id and who.role is Role.MANAGER:
+        raise Forbidden(
+            f"{b.owner_id} works in team {team!r}; a manager assigns within the own team",
+            rule="role.team",
+        )
+    o.assign(b.owner_id, at, who.id, team_id=team)
 
 
 # (command, body, what it does, body optional): one route each, POST /opportunities/{id}/{command}
@@ -291,7 +283,7 @@ COMMANDS: list[tuple[str, type[body.Body], Change, bool]] = [
         lambda api, o, b, who, at: o.reclaim(b.reason, None, None, at, who.id),
         False,
     ),
-    ("assign", body.AssignBody, lambda api, o, b, who, at: o.assign(b.owner_id, at, who.id), False),
+    ("assign", body.AssignBody, lambda api, o, b, who, at: _assign(api, o, b, who, at), False),
     ("claim", body.ClaimBody, lambda api, o, b, who, at: o.claim(who.id, at, who.id), True),
     (
         "win",
@@ -401,9 +393,11 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
     async def authenticate(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
-        found = api.principals.find(credentials.credentials) if credentials else None
+        if credentials is None:
+            raise Unauthenticated("send Authorization: Bearer <token>")
+        found = api.principals.find(credentials.credentials)
         if found is None:
-            raise Unauthenticated
+            raise Unauthenticated("the Bearer token belongs to no principal")
         return Principal(found.id, found.role, found.team_id)
 
     Who = Annotated[Principal, Depends(authenticate)]
@@ -452,19 +446,16 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
         oid = _uuid(opportunity_id)
         readable(who, await run_in_threadpool(api.app.opportunity, oid))
         events = await run_in_threadpool(api.app.history, oid)
-        return {
-            "opportunity_id": str(oid),
-            "events": [envelope_of(e).model_dump(mode="json") for e in events],
-        }
+        return {"opportunity_id": str(oid), "events": [envelope_of(e) for e in events]}
 
     @router.get("/opportunities", tags=["queries"])
     async def search(
         who: Who,
         owner_id: str | None = None,
         team_id: str | None = None,
-        status: str | None = None,
+        status: Status | None = None,
         stage: str | None = None,
-        type: str | None = None,  # noqa: A002 - the SPEC's parameter name
+        type: OpportunityType | None = None,  # noqa: A002 - the SPEC's parameter name
         uscc: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
@@ -478,9 +469,9 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
         filters = {
             "owner_id": owner_id,
             "team_id": team_id,
-            "status": status,
+            "status": status.value if status else None,
             "stage": stage,
-            "type": type,
+            "type": type.value if type else None,
             "uscc": uscc,
         }
         page = await run_in_threadpool(api.listing.search, filters, visibility, limit, offset)
@@ -535,8 +526,8 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
 
         def read() -> list[dict[str, Any]]:
             return [
-                {"position": position, "envelope": envelope_of(event).model_dump(mode="json")}
-                for position, event in api.app.opportunity_notifications(after, limit)
+                {"position": notification.id, "envelope": envelope_of(notification)}
+                for notification in api.app.opportunity_notifications(after, limit)
             ]
 
         items = await run_in_threadpool(read)

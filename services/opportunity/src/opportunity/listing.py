@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -73,9 +74,9 @@ class Listing:
                 recorded = list(self._app.opportunity_notifications(done, self._batch))
                 if not recorded:
                     return done
-                ids = {event.originator_id for _, event in recorded}
-                rows = [self._row(self._app.opportunity(i)) for i in ids]
-                done = recorded[-1][0]
+                ids = {notification.originator_id for notification in recorded}
+                rows = [self._row(self._app.opportunity(UUID(str(i)))) for i in ids]
+                done = recorded[-1].id
                 with self._engine.begin() as conn:
                     conn.execute(_upsert(conn, listing, "id", "version", rows))
                     conn.execute(

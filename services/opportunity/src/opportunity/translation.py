@@ -1,52 +1,90 @@
-"""Domain events ⇄ contract envelopes: the one module that knows both sides."""
+"""Stored Opportunity events ⇄ contract envelopes (SPEC §3.1): the one module that knows both.
 
-from datetime import UTC, datetime
+It reads the stored JSON directly, without rebuilding domain objects, because the relay
+translates every event the service ever records; the contract tests check that every
+envelope it makes validates against `contracts.envelope.Envelope` and the payload models.
+"""
+
 from typing import Any
+from uuid import UUID
 
-from eventsourcing.domain import DomainEventProtocol
+import orjson
+from eventsourcing.persistence import StoredEvent
 
-from contracts.envelope import Envelope, event_id_for
-from contracts.opportunity import PAYLOADS
+from contracts.envelope import event_id_for
+from opportunity.domain import Opportunity
 
 SCHEMA_VERSION = 1
+TOPIC_PREFIX = f"{Opportunity.__module__}:{Opportunity.__qualname__}."
 
-_NOT_PAYLOAD = frozenset(
-    {"originator_id", "originator_version", "timestamp", "originator_topic", "at", "actor", "id"}
-)
+_NOT_PAYLOAD = frozenset({"timestamp", "originator_topic", "at", "actor", "id"})
 # Events whose one domain argument is a dict that the contract spreads into the payload.
 _SPREAD = {
     "KeyPersonAdded": "person",
     "CompetitorRecorded": "competitor",
     "DocumentAttached": "document",
 }
+# eventsourcing's JSON transcodings, as the plain JSON values of the contracts.
+_TRANSCODED = {"datetime_iso", "decimal_str", "date_iso"}
 
 
-def event_type(domain_event: object) -> str:
-    return type(domain_event).__name__
+def event_type_of(topic: str) -> str:
+    return topic.rsplit(".", 1)[-1]
 
 
-def envelope_of(domain_event: DomainEventProtocol[Any]) -> Envelope:
-    """The SPEC §3.1 envelope of a recorded Opportunity event."""
-    name = event_type(domain_event)
-    attributes = vars(domain_event)
-    payload = {k: v for k, v in attributes.items() if k not in _NOT_PAYLOAD}
+def envelope_of(stored: StoredEvent) -> dict[str, Any]:
+    """The envelope of a recorded Opportunity event, as JSON-ready values."""
+    state = _plain(orjson.loads(stored.state))
+    name = event_type_of(stored.topic)
+    payload = {k: v for k, v in state.items() if k not in _NOT_PAYLOAD}
     if name in _SPREAD:
-        payload = dict(payload[_SPREAD[name]])
-    contract = PAYLOADS[name].model_validate(payload)
-    opportunity_id = str(domain_event.originator_id)
-    version = domain_event.originator_version
-    return Envelope(
-        event_id=event_id_for(opportunity_id, version),
-        event_type=name,
-        schema_version=SCHEMA_VERSION,
-        opportunity_id=opportunity_id,
-        version=version,
-        occurred_at=_aware(attributes["at"]),
-        recorded_at=_aware(attributes["timestamp"]),
-        actor=attributes["actor"],
-        payload=contract.model_dump(mode="json"),
-    )
+        payload = payload[_SPREAD[name]]
+    opportunity_id = str(stored.originator_id)
+    return {
+        "event_id": event_id_for(opportunity_id, stored.originator_version),
+        "event_type": name,
+        "schema_version": SCHEMA_VERSION,
+        "opportunity_id": opportunity_id,
+        "version": stored.originator_version,
+        "occurred_at": state["at"],
+        "recorded_at": state["timestamp"],
+        "actor": state["actor"],
+        "payload": payload,
+    }
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+def won_message(won: dict[str, Any], opportunity: Opportunity) -> dict[str, Any]:
+    """`crm.opportunity.won` (SPEC §3.2) from the OpportunityWon envelope and the state it
+    closed (nothing about a won opportunity can change after the win)."""
+    customer = opportunity.customer
+    payload = won["payload"]
+    return {
+        "event_id": won["event_id"],
+        "opportunity_id": won["opportunity_id"],
+        "type": opportunity.type,
+        "customer": {k: customer[k] for k in ("uscc", "name", "tier", "ownership")},
+        "owner_id": opportunity.owner_id,
+        "team_id": opportunity.team_id,
+        "amount": payload["amount"],
+        "currency": payload["currency"],
+        "contract_ref": payload["contract_ref"],
+        "contract_start_on": payload["contract_start_on"],
+        "contract_end_on": payload["contract_end_on"],
+        "won_at": won["occurred_at"],
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        kind = value.get("_type_")
+        if kind is not None and len(value) == 2 and "_data_" in value:
+            data = value["_data_"]
+            if kind in _TRANSCODED:
+                return data
+            if kind == "uuid_hex":
+                return str(UUID(data))
+            raise ValueError(f"unknown transcoding {kind!r} in a stored event")
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -1,6 +1,7 @@
 """Every command endpoint answers with the new state and version; history can be imported."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,196 +72,73 @@ def nothing(client: TestClient, oid: str) -> None:
     pass
 
 
-# (command, setup, body, principal, event recorded, what the new state shows)
-CASES: list[
-    tuple[str, Callable[[TestClient, str], None], dict[str, Any] | None, str, str, dict[str, Any]]
-] = [
-    (
-        "advance",
-        nothing,
-        {"to_stage": "requirements"},
-        "rep-1",
-        "StageAdvanced",
-        {"stage": "requirements", "status": "open"},
-    ),
-    (
-        "revert",
-        to_requirements,
-        {"to_stage": "initial_contact", "reason": "scope reopened"},
-        "rep-1",
-        "StageReverted",
-        {"stage": "initial_contact"},
-    ),
-    (
-        "follow-ups",
-        nothing,
-        {"kind": "visit", "note": "met the CIO"},
-        "rep-1",
-        "FollowUpLogged",
-        {"follow_up_count": 1},
-    ),
-    (
-        "pause",
-        nothing,
-        {"reason": "budget freeze", "until": str(TODAY + timedelta(days=10))},
-        "rep-1",
-        "OpportunityPaused",
-        {
-            "status": "paused",
-            "pause_reason": "budget freeze",
-            "paused_until": str(TODAY + timedelta(days=10)),
-        },
-    ),
-    (
-        "resume",
-        pause,
-        None,
-        "rep-1",
-        "OpportunityResumed",
-        {"status": "open", "pause_reason": None},
-    ),
-    (
-        "defer",
-        nothing,
-        {"reason": "tender next year", "revisit_on": str(TODAY + timedelta(days=60))},
-        "rep-1",
-        "OpportunityDeferred",
-        {"status": "deferred", "revisit_on": str(TODAY + timedelta(days=60))},
-    ),
-    (
-        "reactivate",
-        defer,
-        {},
-        "rep-1",
-        "OpportunityReactivated",
-        {"status": "open", "revisit_on": None},
-    ),
-    (
-        "reclaim",
-        nothing,
-        {"reason": "no progress"},
-        "manager-east",
-        "OpportunityReclaimed",
-        {"status": "pooled", "owner_id": None},
-    ),
-    (
-        "assign",
-        nothing,
-        {"owner_id": "rep-2"},
-        "manager-east",
-        "OpportunityAssigned",
-        {"status": "open", "owner_id": "rep-2"},
-    ),
-    ("claim", reclaim, {}, "rep-2", "OpportunityAssigned", {"status": "open", "owner_id": "rep-2"}),
-    (
-        "win",
-        to_signing,
-        {"amount": "120000.00", "contract_ref": "HT-2026-001"},
-        "rep-1",
-        "OpportunityWon",
-        {"status": "won", "amount": "120000.00", "contract_ref": "HT-2026-001"},
-    ),
-    (
-        "lose",
-        nothing,
-        {"reason": "price", "competitor": "Rival Co"},
-        "rep-1",
-        "OpportunityLost",
-        {"status": "lost", "close_reason": "price", "lost_competitor": "Rival Co"},
-    ),
-    (
-        "void",
-        nothing,
-        {"reason": "entered twice"},
-        "rep-1",
-        "OpportunityVoided",
-        {"status": "voided", "close_reason": "entered twice"},
-    ),
-    (
-        "key-persons",
-        nothing,
-        {"name": "王总", "title": "CIO", "role": "decision_maker"},
-        "rep-1",
-        "KeyPersonAdded",
-        {
-            "key_persons": [
-                {
-                    "person_id": "1",
-                    "name": "王总",
-                    "title": "CIO",
-                    "role": "decision_maker",
-                    "phone": None,
-                    "email": None,
-                    "note": None,
-                }
-            ]
-        },
-    ),
-    (
-        "competitors",
-        nothing,
-        {"name": "Rival Co", "strengths": "cheap"},
-        "rep-1",
-        "CompetitorRecorded",
-        {
-            "competitors": [
-                {
-                    "competitor_id": "1",
-                    "name": "Rival Co",
-                    "strengths": "cheap",
-                    "weaknesses": None,
-                    "note": None,
-                }
-            ]
-        },
-    ),
-    (
-        "documents",
-        nothing,
-        {"name": "quote.pdf", "kind": "quote", "url": "https://files.example/q.pdf"},
-        "rep-1",
-        "DocumentAttached",
-        {
-            "documents": [
-                {
-                    "document_id": "1",
-                    "name": "quote.pdf",
-                    "kind": "quote",
-                    "url": "https://files.example/q.pdf",
-                }
-            ]
-        },
-    ),
-]
+@dataclass(frozen=True)
+class Case:
+    command: str
+    body: dict[str, Any] | None
+    event_type: str
+    expected: dict[str, Any]  # what the new state shows
+    setup: Callable[[TestClient, str], None] = nothing
+    principal: str = "rep-1"
 
 
-@pytest.mark.parametrize(
-    ("command", "setup", "body", "principal", "event_type", "expected"),
-    CASES,
-    ids=[case[0] for case in CASES],
-)
+IN_10_DAYS, IN_60_DAYS = str(TODAY + timedelta(days=10)), str(TODAY + timedelta(days=60))
+CASES = [
+    Case("advance", {"to_stage": "requirements"}, "StageAdvanced",
+         {"stage": "requirements", "status": "open"}),
+    Case("revert", {"to_stage": "initial_contact", "reason": "scope reopened"}, "StageReverted",
+         {"stage": "initial_contact"}, setup=to_requirements),
+    Case("follow-ups", {"kind": "visit", "note": "met the CIO"}, "FollowUpLogged",
+         {"follow_up_count": 1}),
+    Case("pause", {"reason": "budget freeze", "until": IN_10_DAYS}, "OpportunityPaused",
+         {"status": "paused", "pause_reason": "budget freeze", "paused_until": IN_10_DAYS}),
+    Case("resume", None, "OpportunityResumed", {"status": "open", "pause_reason": None},
+         setup=pause),
+    Case("defer", {"reason": "tender next year", "revisit_on": IN_60_DAYS}, "OpportunityDeferred",
+         {"status": "deferred", "revisit_on": IN_60_DAYS, "deferred_reason": "tender next year"}),
+    Case("reactivate", {}, "OpportunityReactivated", {"status": "open", "revisit_on": None},
+         setup=defer),
+    Case("reclaim", {"reason": "no progress"}, "OpportunityReclaimed",
+         {"status": "pooled", "owner_id": None}, principal="manager-east"),
+    Case("assign", {"owner_id": "rep-2"}, "OpportunityAssigned",
+         {"status": "open", "owner_id": "rep-2"}, principal="manager-east"),
+    Case("claim", {}, "OpportunityAssigned", {"status": "open", "owner_id": "rep-2"},
+         setup=reclaim, principal="rep-2"),
+    Case("win", {"amount": "120000.00", "contract_ref": "HT-2026-001"}, "OpportunityWon",
+         {"status": "won", "amount": "120000.00", "contract_ref": "HT-2026-001"}, setup=to_signing),
+    Case("lose", {"reason": "price", "competitor": "Rival Co"}, "OpportunityLost",
+         {"status": "lost", "close_reason": "price", "lost_competitor": "Rival Co"}),
+    Case("void", {"reason": "entered twice"}, "OpportunityVoided",
+         {"status": "voided", "close_reason": "entered twice"}),
+    Case("key-persons", {"name": "王总", "title": "CIO", "role": "decision_maker"}, "KeyPersonAdded",
+         {"key_persons": [{"person_id": "1", "name": "王总", "title": "CIO", "role": "decision_maker",
+                           "phone": None, "email": None, "note": None}]}),
+    Case("competitors", {"name": "Rival Co", "strengths": "cheap"}, "CompetitorRecorded",
+         {"competitors": [{"competitor_id": "1", "name": "Rival Co", "strengths": "cheap",
+                           "weaknesses": None, "note": None}]}),
+    Case("documents", {"name": "quote.pdf", "kind": "quote", "url": "https://files.example/q.pdf"},
+         "DocumentAttached",
+         {"documents": [{"document_id": "1", "name": "quote.pdf", "kind": "quote",
+                         "url": "https://files.example/q.pdf"}]}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.command for case in CASES])
 def test_a_command_answers_200_with_the_new_state_and_the_next_version(
-    client: TestClient,
-    command: str,
-    setup: Callable[[TestClient, str], None],
-    body: dict[str, Any] | None,
-    principal: str,
-    event_type: str,
-    expected: dict[str, Any],
+    client: TestClient, case: Case
 ) -> None:
     oid = create(client)["id"]
-    setup(client, oid)
+    case.setup(client, oid)
     before = client.get(f"/opportunities/{oid}", headers=auth("admin")).json()["version"]
 
-    state = act(client, oid, command, body, principal)
+    state = act(client, oid, case.command, case.body, case.principal)
 
     assert state["id"] == oid
     assert state["version"] == before + 1
-    assert {name: state[name] for name in expected} == expected
-    assert (
-        client.get(f"/opportunities/{oid}", headers=auth("admin")).json()["version"] == before + 1
-    )
-    assert history_types(client, oid)[-1] == event_type
+    assert {name: state[name] for name in case.expected} == case.expected
+    read = client.get(f"/opportunities/{oid}", headers=auth("admin")).json()
+    assert read["version"] == before + 1
+    assert history_types(client, oid)[-1] == case.event_type
 
 
 def test_patch_updates_info_and_answers_the_new_state(client: TestClient) -> None:

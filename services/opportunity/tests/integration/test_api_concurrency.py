@@ -55,12 +55,6 @@ async def history(api: httpx.AsyncClient, oid: str) -> list[dict[str, Any]]:
     return list(answer.json()["events"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service bug: UnitOfWork.find(rarely_exists=True) in an optimistic unit of work returns "
-    "None for the ActiveOpportunityIndex even when an earlier create of the same batch added it, "
-    "so every create of the batch makes its own opportunity and index (8 x 201)",
-)
 async def test_parallel_creates_of_one_customer_and_type_make_exactly_one(
     api: httpx.AsyncClient,
 ) -> None:

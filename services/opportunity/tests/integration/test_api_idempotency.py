@@ -202,12 +202,6 @@ async def api(store_url: str) -> AsyncIterator[httpx.AsyncClient]:
             yield http
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service bug: Api._command looks the Idempotency-Key up before submitting, outside the "
-    "unit of work; concurrent requests with one key all miss it and each runs the command "
-    "(same-batch repeats get 409, or create more opportunities) instead of the first answer",
-)
 async def test_parallel_commands_with_one_key_record_one_event_and_answer_alike(
     api: httpx.AsyncClient,
 ) -> None:
@@ -234,12 +228,6 @@ async def test_parallel_commands_with_one_key_record_one_event_and_answer_alike(
     assert [e["event_type"] for e in events] == ["OpportunityCreated", "StageAdvanced"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service bug: Api._command looks the Idempotency-Key up before submitting, outside the "
-    "unit of work; concurrent requests with one key all miss it and each runs the command "
-    "(same-batch repeats get 409, or create more opportunities) instead of the first answer",
-)
 async def test_parallel_creates_with_one_key_create_once_and_answer_alike(
     api: httpx.AsyncClient,
 ) -> None:

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,13 +25,15 @@ from opportunity.access import Principal
 from opportunity.application import Conflict, Context, NewOpportunity, OpportunityApp
 from opportunity.domain import ActiveOpportunityIndex, Opportunity
 from opportunity.errors import DuplicateOpportunity
-from opportunity.settings import eventsourcing_env
+from opportunity.main import build_app
+from opportunity.settings import Settings, eventsourcing_env
 from tests.support.postgres import fresh_database
-from tests.support.principals import TOKENS, auth, customer
+from tests.support.principals import PRINCIPALS, TOKENS, auth, customer
 from tests.support.processes import (
     free_port,
     is_listening,
     run_oppstream,
+    running_service,
     service_env,
     start_service,
 )
@@ -350,16 +353,23 @@ THREADS = 8
 ROUNDS = 4
 
 
-@pytest.mark.parametrize("cache", [None, "10000"], ids=["uncached", "cached-as-deployed"])
+def _plain_copy(url: str) -> OpportunityApp:
+    return OpportunityApp(load_rulebook(), env=eventsourcing_env(url))
+
+
+def _deployed_copy(url: str) -> OpportunityApp:
+    """The application exactly as build_app configures it (aggregate cache and all)."""
+    service = build_app(Settings(eventstore_url=url), rules=load_rulebook(), principals=PRINCIPALS)
+    app: OpportunityApp = service.state.api.app
+    return app
+
+
+@pytest.mark.parametrize("make_copy", [_plain_copy, _deployed_copy], ids=["plain", "as-deployed"])
 def test_two_copies_racing_to_create_the_same_customer_and_type_leave_one(
-    fresh_store: str, cache: str | None
+    fresh_store: str, make_copy: Callable[[str], OpportunityApp]
 ) -> None:
-    env = eventsourcing_env(fresh_store)
-    if cache is not None:
-        env["AGGREGATE_CACHE_MAXSIZE"] = cache
-    rules = load_rulebook()
-    copies = [OpportunityApp(rules, env=dict(env)) for _ in range(2)]
-    reader = OpportunityApp(rules, env=eventsourcing_env(fresh_store))
+    copies = [make_copy(fresh_store), make_copy(fresh_store)]
+    reader = _plain_copy(fresh_store)
     try:
         for _ in range(ROUNDS):
             buyer = Customer.model_validate(customer())
@@ -384,9 +394,12 @@ def test_two_copies_racing_to_create_the_same_customer_and_type_leave_one(
             assert index.opportunity_id == winner
             recorded = [
                 event.originator_id
-                for _, event in reader.opportunity_notifications(0, 100_000)
+                for event in map(
+                    reader.mapper.to_domain_event,
+                    reader.recorder.select_notifications(start=None, limit=100_000),
+                )
                 if type(event).__name__ == "OpportunityCreated"
-                and event.customer["uscc"] == buyer.uscc
+                and getattr(event, "customer", {}).get("uscc") == buyer.uscc
             ]
             assert [str(i) for i in recorded] == [winner]
     finally:
@@ -409,3 +422,79 @@ def _race_to_create(copies: list[OpportunityApp], buyer: Customer) -> list[objec
 
     with ThreadPoolExecutor(THREADS) as pool:
         return list(pool.map(create, range(THREADS), timeout=120.0))
+
+
+# -- two copies as processes behind one load balancer: each sees what the other wrote ----------
+
+
+@dataclass
+class Copies:
+    a: httpx.Client
+    b: httpx.Client
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def copies(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Copies]:
+    """Two `oppstream serve opportunity` processes on one store, shared by this section."""
+    workdir = tmp_path_factory.mktemp(f"copies-{request.param}")
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{workdir}/store/eventstore.db"
+        else:
+            url = stack.enter_context(fresh_database("oppstream_copies"))
+        env = service_env(workdir, eventstore_url=url)
+        first = stack.enter_context(running_service("opportunity", env, workdir / "a"))
+        second = stack.enter_context(running_service("opportunity", env, workdir / "b"))
+        a = stack.enter_context(httpx.Client(base_url=first.url, headers=auth("rep-1"), timeout=10))
+        b = stack.enter_context(
+            httpx.Client(base_url=second.url, headers=auth("rep-1"), timeout=10)
+        )
+        yield Copies(a, b)
+
+
+def _create(client: httpx.Client, buyer: dict[str, str] | None = None) -> dict[str, Any]:
+    created = client.post("/opportunities", json={"type": "new", "customer": buyer or customer()})
+    assert created.status_code == 201, created.text
+    state: dict[str, Any] = created.json()
+    return state
+
+
+def test_a_copy_reads_what_the_other_copy_wrote(copies: Copies) -> None:
+    oid = _create(copies.a)["id"]
+    moved = copies.b.post(f"/opportunities/{oid}/advance", json={"to_stage": "requirements"})
+    assert moved.status_code == 200, moved.text
+    seen = copies.a.get(f"/opportunities/{oid}")
+    assert (seen.json()["version"], seen.json()["stage"]) == (2, "requirements")
+
+
+def test_a_copy_creates_again_once_the_other_copy_voided_the_active_one(copies: Copies) -> None:
+    buyer = customer()
+    first = _create(copies.a, buyer)
+    voided = copies.b.post(f"/opportunities/{first['id']}/void", json={"reason": "mistake"})
+    assert voided.status_code == 200, voided.text
+    again = copies.a.post("/opportunities", json={"type": "new", "customer": buyer})
+    assert again.status_code == 201, again.text
+
+
+def test_if_match_of_the_version_written_by_the_other_copy_is_accepted(copies: Copies) -> None:
+    oid = _create(copies.a)["id"]
+    moved = copies.b.post(f"/opportunities/{oid}/advance", json={"to_stage": "requirements"})
+    assert moved.json()["version"] == 2, moved.text
+    again = copies.a.post(
+        f"/opportunities/{oid}/advance", json={"to_stage": "proposal"}, headers={"If-Match": "2"}
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["version"] == 3
+
+
+def test_a_copy_resumes_what_the_other_copy_paused(copies: Copies) -> None:
+    oid = _create(copies.a)["id"]
+    paused = copies.b.post(f"/opportunities/{oid}/pause", json={"reason": "budget freeze"})
+    assert paused.status_code == 200, paused.text
+    resumed = copies.a.post(f"/opportunities/{oid}/resume", json={})
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["status"] == "open"
