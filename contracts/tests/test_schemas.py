@@ -85,6 +85,7 @@ def test_asyncapi_operations_are_the_opportunity_services_sends_and_receives(
         topics.OPPORTUNITY_COMMANDS: "receive",
         topics.LEADS_QUALIFIED: "receive",
         topics.LEADS_QUALIFIED_DLQ: "send",
+        topics.OPPORTUNITY_COMMANDS_DLQ: "send",
         topics.LEADS_REJECTED: "send",
     }
 

@@ -167,9 +167,17 @@ def asyncapi() -> dict[str, Any]:
         topics.LEADS_QUALIFIED_DLQ,
         f"Records read from `{topics.LEADS_QUALIFIED}` that are not a valid message, kept "
         "byte for byte with the error in headers; the intake consumer goes on past them.",
-        {"RefusedRecord": _refused_record_message()},
+        {"RefusedRecord": _refused_record_message("qualified lead", "lead id")},
         "send",
         "Intake parks a record it cannot read.",
+    )
+    add(
+        topics.OPPORTUNITY_COMMANDS_DLQ,
+        f"Records read from `{topics.OPPORTUNITY_COMMANDS}` that are not a valid command, kept "
+        "byte for byte with the error in headers; the command consumer goes on past them.",
+        {"RefusedRecord": _refused_record_message("command", "opportunity id")},
+        "send",
+        "The command consumer parks a record it cannot read.",
     )
     add(
         topics.LEADS_REJECTED,
@@ -252,11 +260,11 @@ def _event_message(event_type: str, payload: type[Payload], key: str) -> dict[st
     }
 
 
-def _refused_record_message() -> dict[str, Any]:
+def _refused_record_message(what: str, key: str) -> dict[str, Any]:
     return {
         "name": "RefusedRecord",
         "title": "Refused record",
-        "summary": "A record that is not a valid qualified lead, with the error in headers.",
+        "summary": f"A record that is not a valid {what}, with the error in headers.",
         "contentType": "application/octet-stream",
         "headers": {
             "type": "object",
@@ -271,5 +279,5 @@ def _refused_record_message() -> dict[str, Any]:
             "format": "binary",
             "description": "the refused record's value, unchanged",
         },
-        "bindings": _kafka_key("the refused record's key, unchanged (normally the lead id)"),
+        "bindings": _kafka_key(f"the refused record's key, unchanged (normally the {key})"),
     }

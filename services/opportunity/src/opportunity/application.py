@@ -13,6 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar, cast
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
@@ -24,12 +25,14 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 
+from contracts.commands import CreateRenewalCommand, ReclaimCommand
 from contracts.customer import Customer
-from contracts.opportunity import PAYLOADS
+from contracts.leads import QualifiedLead
+from contracts.opportunity import PAYLOADS, OpportunityType, Status
 from contracts.rules import Rulebook
 from opportunity import access
 from opportunity.access import Principal
-from opportunity.domain import ActiveOpportunityIndex, Opportunity
+from opportunity.domain import ActiveOpportunityIndex, CustomerAccount, Opportunity
 from opportunity.errors import DomainError, DuplicateOpportunity, InvalidValue
 from opportunity.idempotency import IdempotentAnswer
 
@@ -39,6 +42,9 @@ AggregateT = TypeVar("AggregateT", bound=Aggregate)
 OPPORTUNITY_TOPICS = [
     f"{Opportunity.__module__}:{Opportunity.__qualname__}.{name}" for name in PAYLOADS
 ]
+
+
+DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 class NotFound(DomainError):
@@ -162,6 +168,14 @@ class Answered:
 
 
 @dataclass(frozen=True)
+class Taken:
+    """What became of a qualified lead: created, taken before (a redelivery), or duplicate."""
+
+    outcome: str
+    opportunity_id: str
+
+
+@dataclass(frozen=True)
 class NewOpportunity:
     type: str
     customer: Customer
@@ -181,9 +195,12 @@ class OpportunityApp(Application[UUID]):
     name = "Opportunities"
     snapshotting_intervals = {Opportunity: 25}  # noqa: RUF012 - eventsourcing reads a class attr
 
-    def __init__(self, rules: Rulebook, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, rules: Rulebook, env: dict[str, str] | None = None, zone: ZoneInfo = DEFAULT_ZONE
+    ) -> None:
         super().__init__(env)
         self.rules = rules
+        self.zone = zone
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -331,7 +348,17 @@ class OpportunityApp(Application[UUID]):
         change(opportunity, ctx.at(opportunity))
         if was_active and not opportunity.is_active:
             self._release(uow, opportunity)
+            if opportunity.status == Status.WON:
+                self._record_contract(uow, opportunity)
         return opportunity
+
+    def _record_contract(self, uow: UnitOfWork, opportunity: Opportunity) -> None:
+        uscc = opportunity.customer["uscc"]
+        account = uow.find(CustomerAccount.create_id(uscc), CustomerAccount)
+        if account is None:
+            account = CustomerAccount(uscc=uscc)
+            uow.add(account)
+        account.record_contract(str(opportunity.id), opportunity.contract_end_on)
 
     def _release(self, uow: UnitOfWork, opportunity: Opportunity) -> None:
         index_id = ActiveOpportunityIndex.create_id(
@@ -340,6 +367,88 @@ class OpportunityApp(Application[UUID]):
         index = uow.find(index_id, ActiveOpportunityIndex)
         if index is not None:
             index.release(str(opportunity.id))
+
+    # -- commands from other systems (Kafka) -------------------------------------------------
+
+    def take_lead(self, uow: UnitOfWork, lead: QualifiedLead, ctx: Context) -> Taken:
+        """Create the lead's opportunity once, whatever the redeliveries: its id comes from
+        the lead id. `new`, or `resale` when the customer has a running won contract."""
+        opportunity_id = Opportunity.new_id("lead", lead.lead_id)
+        if uow.find(opportunity_id, Opportunity, rarely_exists=True) is not None:
+            return Taken("taken_before", str(opportunity_id))
+        at = ctx.at()
+        account = uow.find(CustomerAccount.create_id(lead.customer.uscc), CustomerAccount)
+        running = account is not None and account.has_running_contract(
+            at.astimezone(self.zone).date()
+        )
+        resale = running and self.rules.intake.resale_when_contract_running
+        new = NewOpportunity(
+            id=opportunity_id,
+            type=OpportunityType.RESALE if resale else OpportunityType.NEW,
+            customer=lead.customer,
+            owner_id=lead.owner_id,
+            team_id=lead.team_id,
+            amount=lead.expected_amount,
+            currency=lead.currency or "CNY",
+            source=lead.source or "lead",
+            lead_id=lead.lead_id,
+        )
+        try:
+            self.create(uow, new, ctx)
+        except DuplicateOpportunity as duplicate:
+            return Taken("duplicate", duplicate.existing_id)
+        return Taken("created", str(opportunity_id))
+
+    def reclaim_unless_progressed(
+        self, uow: UnitOfWork, command: ReclaimCommand, ctx: Context
+    ) -> str:
+        """Reclaim only if nothing progressed since the version the reminder was based on."""
+        opportunity = uow.find(UUID(command.opportunity_id), Opportunity)
+        if opportunity is None:
+            return "unknown_opportunity"
+        if opportunity.last_progress_version > command.based_on_version:
+            return "progressed"
+        if Status(opportunity.status) not in (Status.OPEN, Status.DEFERRED):
+            return f"not_reclaimable_while_{opportunity.status}"
+        self.act(
+            uow,
+            opportunity.id,
+            "reclaim",
+            ctx,
+            lambda o, at: o.reclaim(
+                command.reason, command.rule_id, command.command_id, at, ctx.principal.id
+            ),
+        )
+        return "reclaimed"
+
+    def create_renewal(self, uow: UnitOfWork, command: CreateRenewalCommand, ctx: Context) -> str:
+        """The renewal of a won opportunity, created once: its id comes from the won one's."""
+        won = uow.find(UUID(command.opportunity_id), Opportunity)
+        if won is None:
+            return "unknown_opportunity"
+        if won.status != Status.WON:
+            return f"not_won_but_{won.status}"
+        renewal_id = Opportunity.new_id("renewal", str(won.id))
+        if uow.find(renewal_id, Opportunity) is not None:
+            return "created_before"
+        new = NewOpportunity(
+            id=renewal_id,
+            type=OpportunityType.RENEWAL,
+            customer=Customer.model_validate(won.customer),
+            owner_id=won.owner_id,
+            team_id=won.team_id,
+            title=f"Renewal of {won.contract_ref}" if won.contract_ref else None,
+            amount=won.amount,
+            currency=won.currency,
+            expected_close_on=won.contract_end_on,
+            source="renewal",
+            renewal_of=str(won.id),
+        )
+        try:
+            self.create(uow, new, ctx)
+        except DuplicateOpportunity:
+            return "renewal_active_already"
+        return "created"
 
     def answer_once(
         self,

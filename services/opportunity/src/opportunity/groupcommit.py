@@ -5,6 +5,7 @@ With two writers, one batch is executed and encoded while the other waits for it
 reach the disk; the event store still orders the commits."""
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,6 +25,7 @@ class GroupCommitter:
         self._queue: asyncio.Queue[tuple[Work[Any], asyncio.Future[Outcome[Any]]]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.on_saved: Callable[[], None] = lambda: None
         self._writer = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="group-commit")
 
     async def submit(self, work: Work[Any]) -> Any:
@@ -62,3 +64,5 @@ class GroupCommitter:
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
+            if any(outcome.error is None for outcome in outcomes):
+                self.on_saved()

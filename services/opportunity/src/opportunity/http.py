@@ -44,6 +44,7 @@ from opportunity.errors import (
 )
 from opportunity.groupcommit import GroupCommitter
 from opportunity.listing import Listing, Visibility
+from opportunity.messaging import Messaging
 from opportunity.metrics import Metrics
 from opportunity.translation import envelope_of
 from opportunity.views import state_of, with_schedule
@@ -116,9 +117,11 @@ class Api:
         zone: ZoneInfo,
         clock: Callable[[], datetime],
         metrics: Metrics,
+        messaging: "Messaging | None" = None,
     ) -> None:
         self.app, self.committer, self.listing = app, committer, listing
         self.principals, self.zone, self.clock, self.metrics = principals, zone, clock, metrics
+        self.messaging = messaging
 
     @property
     def rules(self) -> Rulebook:
@@ -543,11 +546,22 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
 
     @router.get("/readyz", tags=["operations"])
     async def readyz() -> Answer:
+        """Ready once the event store answers and, with Kafka configured, the broker does."""
+        detail: dict[str, Any] = {}
         try:
-            last = await run_in_threadpool(api.app.last_position)
+            detail["last_position"] = await run_in_threadpool(api.app.last_position)
+            detail["event_store"] = "ok"
         except Exception as exc:  # any store failure means not ready
-            return Answer({"status": "unavailable", "event_store": str(exc)}, status_code=503)
-        return Answer({"status": "ready", "event_store": "ok", "last_position": last})
+            detail["event_store"] = f"unavailable: {type(exc).__name__}"
+        if api.messaging is None:
+            detail["kafka"] = "not configured (OPPSTREAM_KAFKA_BOOTSTRAP unset)"
+        else:
+            detail.update(await api.messaging.status())
+        ready = detail["event_store"] == "ok" and detail.get("broker", "connected") == "connected"
+        return Answer(
+            {"status": "ready" if ready else "unavailable", **detail},
+            status_code=200 if ready else 503,
+        )
 
     @router.get("/metrics", tags=["operations"])
     async def metrics() -> Response:

@@ -9,13 +9,11 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from opportunity.application import OpportunityApp
+from opportunity.positions import metadata, read_position, upsert, write_position
 from opportunity.views import state_of
-
-metadata = sa.MetaData()
 
 listing = sa.Table(
     "opportunity_listing",
@@ -30,13 +28,6 @@ listing = sa.Table(
     sa.Column("uscc", sa.String(18), nullable=False, index=True),
     sa.Column("created_at", sa.String(40), nullable=False, index=True),
     sa.Column("state", sa.Text, nullable=False),
-)
-
-position = sa.Table(
-    "opportunity_listing_position",
-    metadata,
-    sa.Column("name", sa.String(50), primary_key=True),
-    sa.Column("position", sa.BigInteger, nullable=False),
 )
 
 FILTERS = ("owner_id", "team_id", "status", "stage", "type", "uscc")
@@ -66,28 +57,17 @@ class Listing:
         """Apply what was recorded since the last catch-up; the new position."""
         with self._lock:
             with self._engine.connect() as conn:
-                done = conn.execute(
-                    sa.select(position.c.position).where(position.c.name == "listing")
-                ).scalar_one_or_none()
-            done = done or 0
+                done = read_position(conn, "listing")
             while True:
-                recorded = list(self._app.opportunity_notifications(done, self._batch))
+                recorded = self._app.opportunity_notifications(done, self._batch)
                 if not recorded:
                     return done
                 ids = {notification.originator_id for notification in recorded}
                 rows = [self._row(self._app.opportunity(UUID(str(i)))) for i in ids]
                 done = recorded[-1].id
                 with self._engine.begin() as conn:
-                    conn.execute(_upsert(conn, listing, "id", "version", rows))
-                    conn.execute(
-                        _upsert(
-                            conn,
-                            position,
-                            "name",
-                            "position",
-                            [{"name": "listing", "position": done}],
-                        )
-                    )
+                    upsert(conn, listing, "id", "version", rows)
+                    write_position(conn, "listing", done)
 
     def search(
         self, filters: dict[str, str | None], visibility: Visibility, limit: int, offset: int
@@ -130,17 +110,3 @@ class Listing:
             "created_at": opportunity.created_at.astimezone(UTC).isoformat(),
             "state": json.dumps(state, ensure_ascii=False),
         }
-
-
-def _upsert(
-    conn: sa.Connection, table: sa.Table, key: str, rising: str, rows: list[dict[str, Any]]
-) -> Any:
-    """Insert or update by `key`, never letting `rising` go down (copies may race)."""
-    insert = (
-        (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table).values(rows)
-    )
-    return insert.on_conflict_do_update(
-        index_elements=[key],
-        set_={c.name: insert.excluded[c.name] for c in table.columns if c.name != key},
-        where=table.c[rising] < insert.excluded[rising],
-    )

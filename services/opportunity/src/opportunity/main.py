@@ -14,6 +14,7 @@ from opportunity.application import OpportunityApp
 from opportunity.groupcommit import GroupCommitter
 from opportunity.http import Api, build_router, install_error_handlers
 from opportunity.listing import Listing
+from opportunity.messaging import Messaging
 from opportunity.metrics import Metrics
 from opportunity.settings import Settings, eventsourcing_env, sqlalchemy_url
 
@@ -39,11 +40,16 @@ def build_app(
         # Commands trust the cache first and reread on a conflict; queries fast-forward.
         env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size)
         env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
-    opportunities = OpportunityApp(rules, env=env)
+    opportunities = OpportunityApp(rules, env=env, zone=settings.zone)
     engine = sa.create_engine(sqlalchemy_url(settings.eventstore_url), pool_pre_ping=True)
     metrics = Metrics()
     committer = GroupCommitter(
         opportunities, settings.group_commit_max, settings.writers, metrics.batch_sizes
+    )
+    messaging = (
+        Messaging(bootstrap, settings, opportunities, committer, engine, clock, metrics)
+        if (bootstrap := settings.kafka_bootstrap)
+        else None
     )
     api = Api(
         opportunities,
@@ -53,11 +59,16 @@ def build_app(
         settings.zone,
         clock,
         metrics,
+        messaging,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if messaging is not None:
+            messaging.start()
         yield
+        if messaging is not None:
+            await messaging.stop()
         await committer.close()
         opportunities.close()
         engine.dispose()

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass
@@ -27,5 +27,30 @@ class Metrics:
             "oppstream_group_commit_batch_size",
             "Commands saved per transaction",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
+        self.relayed = Counter(
+            "oppstream_relay_events_total", "Events the relay published", registry=self.registry
+        )
+        self.relay_lag = Gauge(
+            "oppstream_relay_lag",
+            "Notifications recorded but not yet published to Kafka",
+            registry=self.registry,
+        )
+        self.relay_leader = Gauge(
+            "oppstream_relay_leader",
+            "1 while this copy holds the relay lock",
+            registry=self.registry,
+        )
+        self.leads = Counter(
+            "oppstream_leads_total",
+            "Qualified leads taken, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.remote_commands = Counter(
+            "oppstream_remote_commands_total",
+            "Commands from crm.opportunity.commands, by outcome",
+            ["outcome"],
             registry=self.registry,
         )

@@ -20,7 +20,19 @@ class Settings(BaseSettings):
         default=None, description="unset: dev tokens are written to var/auth.json and printed"
     )
     timezone: str = "Asia/Shanghai"
-    kafka_bootstrap: str | None = None
+    kafka_bootstrap: str | None = Field(
+        default=None, description="host:port,…; unset: no relay and no consumers (HTTP only)"
+    )
+    topic_partitions: int = Field(default=6, ge=1, le=1000)
+    topic_replication: int = Field(default=1, ge=1, le=10)
+    kafka_idempotent_producer: bool = Field(
+        default=False, description="on for Apache Kafka; Tansu has no idempotent producer"
+    )
+    kafka_request_timeout_ms: int = Field(default=40_000, ge=1000)
+    kafka_fetch_max_wait_ms: int = Field(default=10, ge=0, le=10_000)
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=3000, le=300_000)
+    relay_batch: int = Field(default=2000, ge=1, le=100_000)
+    relay_idle_poll_ms: int = Field(default=100, ge=5, le=60_000)
     group_commit_max: int = Field(default=256, ge=1, le=10_000)
     group_commit_writers: int | None = Field(
         default=None, ge=1, le=8, description="unset: 2 on PostgreSQL, 1 on SQLite"

@@ -1,0 +1,81 @@
+"""Commands from other services (SPEC §3.5): reclaim unless progressed, create a renewal
+once; bytes that are no command are parked on `crm.opportunity.commands.dlq` unchanged."""
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from prometheus_client import Counter
+from pydantic import TypeAdapter, ValidationError
+
+from contracts import topics
+from contracts.commands import CreateRenewalCommand, OpportunityCommand, ReclaimCommand
+from contracts.rules import Role
+from opportunity.access import Principal
+from opportunity.application import Context, OpportunityApp, UnitOfWork
+from opportunity.errors import DomainError
+from opportunity.groupcommit import GroupCommitter
+from opportunity.poison import ConsumedRecord, Poison, dlq_headers, first_problem, json_object
+from opportunity.publishing import Publisher
+
+log = logging.getLogger(__name__)
+
+REMINDERS = Principal("reminders", Role.SERVICE)
+_COMMAND: TypeAdapter[ReclaimCommand | CreateRenewalCommand] = TypeAdapter(OpportunityCommand)
+
+
+def read_command(value: bytes | None) -> ReclaimCommand | CreateRenewalCommand | Poison:
+    data = json_object(value)
+    if isinstance(data, Poison):
+        return data
+    try:
+        return _COMMAND.validate_python(data)
+    except ValidationError as exc:
+        field, detail = first_problem(exc)
+        return Poison(detail, field)
+
+
+class CommandIntake:
+    def __init__(
+        self,
+        app: OpportunityApp,
+        committer: GroupCommitter,
+        publisher: Publisher,
+        clock: Callable[[], datetime],
+        outcomes: Counter,
+    ) -> None:
+        self._app, self._committer, self._publisher = app, committer, publisher
+        self._clock, self._outcomes = clock, outcomes
+
+    async def take(self, records: Sequence[ConsumedRecord]) -> None:
+        read = [read_command(record.value) for record in records]
+        results = await asyncio.gather(
+            *(self._execute(item) for item in read if not isinstance(item, Poison))
+        )
+        for outcome in results:
+            self._outcomes.labels(outcome).inc()
+        for record, item in zip(records, read, strict=True):
+            if isinstance(item, Poison):
+                await self._publisher.publish(
+                    topics.OPPORTUNITY_COMMANDS_DLQ,
+                    record.key,
+                    record.value or b"",
+                    dlq_headers(record, item),
+                )
+                self._outcomes.labels("dlq").inc()
+
+    async def _execute(self, command: ReclaimCommand | CreateRenewalCommand) -> str:
+        ctx = Context(REMINDERS, self._clock())
+
+        def work(uow: UnitOfWork) -> str:
+            if isinstance(command, ReclaimCommand):
+                return self._app.reclaim_unless_progressed(uow, command, ctx)
+            return self._app.create_renewal(uow, command, ctx)
+
+        try:
+            outcome: str = await self._committer.submit(work)
+        except DomainError as refused:  # e.g. a reclaim racing a close: nothing recorded
+            log.info("command %s refused: %s", command.command_id, refused.message)
+            return f"refused_{refused.code}"
+        return outcome

@@ -1,0 +1,126 @@
+"""Lead intake (SPEC §3.3): a qualified lead becomes an opportunity once, or is answered on
+`crm.leads.rejected` (duplicate, invalid), or, when its bytes are no message, parked on
+`crm.leads.qualified.dlq` unchanged."""
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from contracts import topics
+from contracts.leads import QualifiedLead, RejectedLead, RejectionReason
+from contracts.rules import Role
+from opportunity.access import Principal
+from opportunity.application import Context, OpportunityApp, Taken, UnitOfWork
+from opportunity.errors import DomainError
+from opportunity.groupcommit import GroupCommitter
+from opportunity.poison import ConsumedRecord, Poison, dlq_headers, first_problem, json_object
+from opportunity.publishing import Publisher
+
+INTAKE = Principal("intake", Role.SERVICE)
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A message with a lead id but a field that breaks the contract: answered, not parked."""
+
+    lead_id: str
+    field: str
+    detail: str
+
+
+def read_lead(value: bytes | None) -> QualifiedLead | Invalid | Poison:
+    data = json_object(value)
+    if isinstance(data, Poison):
+        return data
+    lead_id = data.get("lead_id")
+    if not isinstance(lead_id, str) or not lead_id:
+        return Poison("lead_id is missing or not a string", "lead_id")
+    try:
+        return QualifiedLead.model_validate(data)
+    except ValidationError as exc:
+        field, detail = first_problem(exc)
+        return Invalid(lead_id, field, detail)
+
+
+class LeadIntake:
+    def __init__(
+        self,
+        app: OpportunityApp,
+        committer: GroupCommitter,
+        publisher: Publisher,
+        clock: Callable[[], datetime],
+        outcomes: Counter,
+    ) -> None:
+        self._app, self._committer, self._publisher = app, committer, publisher
+        self._clock, self._outcomes = clock, outcomes
+
+    async def take(self, records: Sequence[ConsumedRecord]) -> None:
+        """Make every record's result durable and answered; raises if that is not possible yet
+        (the caller then takes the same records again)."""
+        read = [read_lead(record.value) for record in records]
+        results = await asyncio.gather(
+            *(self._create(item) for item in read if isinstance(item, QualifiedLead))
+        )
+        created = iter(results)
+        for record, item in zip(records, read, strict=True):
+            if isinstance(item, Poison):
+                await self._publisher.publish(
+                    topics.LEADS_QUALIFIED_DLQ,
+                    record.key,
+                    record.value or b"",
+                    dlq_headers(record, item),
+                )
+                self._outcomes.labels("dlq").inc()
+            elif isinstance(item, Invalid):
+                await self._reject(item.lead_id, RejectionReason.INVALID, item.detail)
+                self._outcomes.labels("invalid").inc()
+            else:
+                await self._answer(item, next(created))
+
+    async def _create(self, lead: QualifiedLead) -> Taken | DomainError:
+        now = self._clock()
+        ctx = Context(INTAKE, now, occurred_at=min(lead.qualified_at, now))
+
+        def work(uow: UnitOfWork) -> Taken:
+            return self._app.take_lead(uow, lead, ctx)
+
+        try:
+            taken: Taken = await self._committer.submit(work)
+        except DomainError as refused:
+            return refused
+        return taken
+
+    async def _answer(self, lead: QualifiedLead, result: Taken | DomainError) -> None:
+        if isinstance(result, DomainError):
+            field = result.facts.get("field")
+            detail = f"{field}: {result.message}" if field else result.message
+            await self._reject(lead.lead_id, RejectionReason.INVALID, detail)
+            self._outcomes.labels("invalid").inc()
+        elif result.outcome == "duplicate":
+            await self._reject(
+                lead.lead_id,
+                RejectionReason.DUPLICATE,
+                f"customer {lead.customer.uscc} has an active opportunity of this type",
+                result.opportunity_id,
+            )
+            self._outcomes.labels("duplicate").inc()
+        else:
+            self._outcomes.labels(result.outcome).inc()
+
+    async def _reject(
+        self, lead_id: str, reason: RejectionReason, detail: str, existing: str | None = None
+    ) -> None:
+        answer = RejectedLead(
+            lead_id=lead_id, reason=reason, detail=detail, existing_opportunity_id=existing
+        )
+        await self._publisher.publish(
+            topics.LEADS_REJECTED,
+            lead_id.encode(),
+            orjson.dumps(answer.model_dump(mode="json")),
+            {},
+        )

@@ -1,0 +1,60 @@
+"""Kafka at the edge of the opportunity service: topics, the producer, where a key goes."""
+
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
+
+from contracts import topics
+from opportunity.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# One produce request per partition per relay batch keeps a partition's records in order
+# even when a request fails (see relay.py).
+MAX_BATCH_BYTES = 512 * 1024
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create the topics that do not exist yet, with the configured partition count."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, settings.topic_partitions, settings.topic_replication)
+            for name in topics.ALL
+            if name not in existing
+        ]
+        if missing:
+            # Another copy of the service may create them at the same moment.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+            log.info("created topics %s", [t.name for t in missing])
+    finally:
+        await admin.close()
+
+
+def new_producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=settings.kafka_idempotent_producer,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+        max_batch_size=MAX_BATCH_BYTES,
+        max_request_size=2 * MAX_BATCH_BYTES,
+    )
+
+
+_partitioner = DefaultPartitioner()
+
+
+def partition_for(key: bytes, partitions: list[int]) -> int:
+    """The partition the Java client's default partitioner picks (murmur2 of the key)."""
+    return int(_partitioner(key, partitions, partitions))

@@ -1,0 +1,117 @@
+"""The opportunity service's Kafka side: topics, the lead and command consumers, the relay.
+
+It connects in the background, so the HTTP API keeps accepting commands while the broker is
+down; the relay catches up once it is back.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from faststream.kafka import KafkaBroker
+
+from opportunity.application import OpportunityApp
+from opportunity.command_intake import CommandIntake
+from opportunity.consumers import build_consumers
+from opportunity.groupcommit import GroupCommitter
+from opportunity.intake import LeadIntake
+from opportunity.kafka import ensure_topics, new_producer
+from opportunity.leadership import FileLeadership, Leadership, PostgresLeadership
+from opportunity.metrics import Metrics
+from opportunity.publishing import BrokerPublisher
+from opportunity.relay import Relay, RelayMetrics
+from opportunity.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def leadership_for(eventstore_url: str) -> Leadership:
+    """The relay lock of this event store."""
+    if eventstore_url.startswith("sqlite"):
+        return FileLeadership(Path(eventstore_url.removeprefix("sqlite:///") + ".relay.lock"))
+    conninfo = "postgresql://" + eventstore_url.split("://", 1)[1]
+    return PostgresLeadership(conninfo, "oppstream.relay")
+
+
+class Messaging:
+    def __init__(
+        self,
+        bootstrap: str,
+        settings: Settings,
+        app: OpportunityApp,
+        committer: GroupCommitter,
+        engine: sa.Engine,
+        clock: Callable[[], datetime],
+        metrics: Metrics,
+    ) -> None:
+        self._settings = settings
+        self.broker = KafkaBroker(
+            bootstrap,
+            request_timeout_ms=settings.kafka_request_timeout_ms,
+            log_level=logging.DEBUG,
+        )
+        publisher = BrokerPublisher(self.broker)
+        leads = LeadIntake(app, committer, publisher, clock, metrics.leads)
+        commands = CommandIntake(app, committer, publisher, clock, metrics.remote_commands)
+        self.broker.include_router(
+            build_consumers(
+                leads,
+                commands,
+                settings.kafka_fetch_max_wait_ms,
+                settings.kafka_session_timeout_ms,
+            )
+        )
+        self.relay = Relay(
+            app,
+            engine,
+            lambda: new_producer(settings),
+            leadership_for(settings.eventstore_url),
+            RelayMetrics(metrics.relayed, metrics.relay_lag, metrics.relay_leader),
+            settings.relay_batch,
+            settings.relay_idle_poll_ms / 1000,
+        )
+        committer.on_saved = self.relay.wake
+        self.connected = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while not self.connected:
+            try:
+                await ensure_topics(self._settings)
+                await self.broker.start()
+                self.connected = True
+            except Exception as exc:  # broker down at start: keep serving HTTP, keep trying
+                log.warning("kafka: %s; connecting again in %.1f s", exc, backoff)
+                with contextlib.suppress(Exception):
+                    await self.broker.stop()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        await self.relay.run()
+
+    async def status(self) -> dict[str, Any]:
+        reachable = self.connected and await self.broker.ping(timeout=2.0)
+        return {
+            "broker": "connected" if reachable else "unavailable",
+            "relay": {
+                "leader": self.relay.is_leader,
+                "lag": self.relay.lag,
+                "error": self.relay.last_error,
+            },
+        }
