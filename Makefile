@@ -23,6 +23,8 @@ test: install  ## the whole suite: unit, integration (SQLite + PostgreSQL), end 
 
 bench: install  ## throughput and latency figures, written to bench/RESULTS.md
 	$(BIN)/python bench/commands.py
+	$(BIN)/python bench/relay.py
+	$(BIN)/python bench/intake.py
 
 demo: install  ## the embedded default (until the demo lands: the services that exist)
 	$(BIN)/oppstream up

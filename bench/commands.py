@@ -11,20 +11,19 @@ import json
 import statistics
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from stdnum.cn import uscc as stdnum_uscc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from launch import TOKENS, free_port, naive_service, opportunity_service  # noqa: E402
+from launch import TOKENS, Store, naive_service, opportunity_service  # noqa: E402
 from loadgen import Run, closed_loop, open_loop, request  # noqa: E402
 from results import write_section  # noqa: E402
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+from oppstream.broker import free_port  # noqa: E402
+
 STAGES = ("requirements", "proposal", "negotiation", "signing")
 CONCURRENCY = 32
 
@@ -47,25 +46,6 @@ def create_request(salt: str) -> Any:
         return request("POST", "/opportunities", token, {"type": "new", "customer": customer})
 
     return make
-
-
-class Store:
-    """A fresh store per measurement: a new PostgreSQL database or a new SQLite file."""
-
-    def __init__(self, kind: str, workdir: Path) -> None:
-        self.kind, self.workdir, self.name = kind, workdir, f"bench_{uuid.uuid4().hex[:8]}"
-
-    def __enter__(self) -> str:
-        if self.kind == "sqlite":
-            return f"sqlite:///{self.workdir / self.name}.db"
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{self.name}"')
-        return f"postgresql://postgres@127.0.0.1:5432/{self.name}"
-
-    def __exit__(self, *_: object) -> None:
-        if self.kind == "postgres":
-            with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 def measure_naive(kind: str, workdir: Path, requests: int) -> Run:

@@ -1,26 +1,57 @@
-"""Start and stop a service of ours (or the naive baseline) as a subprocess for a bench run."""
+"""What a bench run stands on: fresh stores, a broker, our services (or the naive baseline)
+as subprocesses."""
 
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
+
 from contracts.principals import DEV_PRINCIPALS
+from oppstream.broker import embedded_broker
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS = {pid: f"bench-token-{pid}-0123456789" for pid, _, _ in DEV_PRINCIPALS}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+ADMIN_URL = os.environ.get("OPPSTREAM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+class Store:
+    """A fresh store per measurement: a new PostgreSQL database or a new SQLite file."""
+
+    def __init__(self, kind: str, workdir: Path) -> None:
+        self.kind, self.workdir, self.name = kind, workdir, f"bench_{uuid.uuid4().hex[:8]}"
+
+    def __enter__(self) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.workdir / self.name}.db"
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{self.name}"')
+        return f"{ADMIN_URL.rsplit('/', 1)[0]}/{self.name}"
+
+    def __exit__(self, *_: object) -> None:
+        if self.kind == "postgres":
+            with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def broker() -> Iterator[str]:
+    """OPPSTREAM_KAFKA_BOOTSTRAP if set, else a fresh embedded broker for this measurement."""
+    named = os.environ.get("OPPSTREAM_KAFKA_BOOTSTRAP")
+    if named:
+        yield named
+        return
+    with embedded_broker() as (_, bootstrap):
+        yield bootstrap
 
 
 def auth_file(directory: Path) -> Path:
@@ -33,7 +64,7 @@ def auth_file(directory: Path) -> Path:
     return path
 
 
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -64,9 +95,14 @@ def running(argv: list[str], env: dict[str, str], ready_url: str, cwd: Path) -> 
 
 
 def opportunity_service(
-    store_url: str, port: int, workdir: Path
+    store_url: str, port: int, workdir: Path, **settings: str
 ) -> contextlib.AbstractContextManager[int]:
-    env = {"OPPSTREAM_EVENTSTORE_URL": store_url, "OPPSTREAM_AUTH_FILE": str(auth_file(workdir))}
+    """The service, ready (with its broker, when `kafka_bootstrap` is among the settings)."""
+    env = {
+        "OPPSTREAM_EVENTSTORE_URL": store_url,
+        "OPPSTREAM_AUTH_FILE": str(auth_file(workdir)),
+        **{f"OPPSTREAM_{name.upper()}": value for name, value in settings.items()},
+    }
     argv = [sys.executable, "-m", "oppstream.cli", "serve", "opportunity", "--port", str(port)]
     return running(argv, env, f"http://127.0.0.1:{port}/readyz", workdir)
 
