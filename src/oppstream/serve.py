@@ -1,22 +1,28 @@
-"""Run a service under uvicorn, refusing to start on a bad rules, auth or settings file."""
+"""Run one service under uvicorn, refusing to start on a bad rules, auth or settings file.
 
+Each service package offers `<service>.settings.Settings` (an `OppstreamSettings`) and
+`<service>.main.build_app(settings, *, rules, principals)`.
+"""
+
+import importlib
 import sys
 
 import uvicorn
 from pydantic import ValidationError
 
-from contracts.principals import AuthFileError, load_principals
+from contracts.principals import AuthFileError, auth_file_path, load_principals
 from contracts.rules import RulebookError, load_rulebook
+
+SERVICES = ("opportunity", "projections", "reminders")
 
 
 def serve(service: str, host: str, port: int, announce: bool = False) -> int:
-    from opportunity.main import auth_file, build_app
-    from opportunity.settings import Settings
-
+    settings_module = importlib.import_module(f"{service}.settings")
+    main_module = importlib.import_module(f"{service}.main")
     try:
-        settings = Settings()
+        settings = settings_module.Settings()
         rules = load_rulebook(settings.rules_file)
-        path = auth_file(settings)
+        path = auth_file_path(settings.auth_file)
         principals = load_principals(path)
     except ValidationError as exc:
         problems = "; ".join(
@@ -34,6 +40,6 @@ def serve(service: str, host: str, port: int, announce: bool = False) -> int:
         for principal in principals.all:
             team = principal.team_id or "-"
             print(f"  {principal.id:<14} {principal.role.value:<8} {team:<6} {principal.token}")
-    app = build_app(settings, rules=rules, principals=principals)
+    app = main_module.build_app(settings, rules=rules, principals=principals)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
     return 0

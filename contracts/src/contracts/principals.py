@@ -81,6 +81,18 @@ DEV_PRINCIPALS = (
 )
 
 
+DEV_AUTH_FILE = Path("var/auth.json")
+
+
+def auth_file_path(configured: Path | None) -> Path:
+    """The configured auth file; unset, the dev file (written with fresh tokens if missing)."""
+    if configured is not None:
+        return configured
+    if not DEV_AUTH_FILE.exists():
+        write_dev_principals(DEV_AUTH_FILE)
+    return DEV_AUTH_FILE
+
+
 def write_dev_principals(path: Path) -> PrincipalsFile:
     """The embedded default: one fresh random token per dev principal, readable by the owner only."""
     content = PrincipalsFile(

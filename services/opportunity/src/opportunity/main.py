@@ -3,12 +3,11 @@
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from contracts.principals import Principals, load_principals, write_dev_principals
+from contracts.principals import Principals, auth_file_path, load_principals
 from contracts.rules import Rulebook, load_rulebook
 from opportunity.application import OpportunityApp
 from opportunity.groupcommit import GroupCommitter
@@ -17,8 +16,6 @@ from opportunity.listing import Listing
 from opportunity.messaging import Messaging
 from opportunity.metrics import Metrics
 from opportunity.settings import Settings, eventsourcing_env, sqlalchemy_url
-
-DEV_AUTH_FILE = Path("var/auth.json")
 
 
 def utc_now() -> datetime:
@@ -34,7 +31,7 @@ def build_app(
 ) -> FastAPI:
     """Wire the service; tests pass rules, principals or a clock instead of the real ones."""
     rules = rules or load_rulebook(settings.rules_file)
-    principals = principals or load_principals(auth_file(settings))
+    principals = principals or load_principals(auth_file_path(settings.auth_file))
     env = eventsourcing_env(settings.eventstore_url)
     if settings.aggregate_cache_size:
         # Commands trust the cache first and reread on a conflict; queries fast-forward.
@@ -83,12 +80,3 @@ def build_app(
     service.include_router(build_router(api))
     service.state.api = api
     return service
-
-
-def auth_file(settings: Settings) -> Path:
-    """The configured auth file; unset, the dev file (written with fresh tokens if missing)."""
-    if settings.auth_file is not None:
-        return settings.auth_file
-    if not DEV_AUTH_FILE.exists():
-        write_dev_principals(DEV_AUTH_FILE)
-    return DEV_AUTH_FILE

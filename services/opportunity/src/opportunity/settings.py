@@ -2,35 +2,21 @@
 
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from contracts.settings import OppstreamSettings, sqlalchemy_url
+
+__all__ = ["Settings", "eventsourcing_env", "sqlalchemy_url"]
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OPPSTREAM_", extra="ignore")
-
+class Settings(OppstreamSettings):
     eventstore_url: str = Field(
         default="sqlite:///var/eventstore.db",
         description="sqlite:///path or postgresql://user:password@host:port/database",
     )
-    rules_file: Path | None = Field(default=None, description="unset: the shipped default")
-    auth_file: Path | None = Field(
-        default=None, description="unset: dev tokens are written to var/auth.json and printed"
-    )
-    timezone: str = "Asia/Shanghai"
-    kafka_bootstrap: str | None = Field(
-        default=None, description="host:port,…; unset: no relay and no consumers (HTTP only)"
-    )
-    topic_partitions: int = Field(default=6, ge=1, le=1000)
-    topic_replication: int = Field(default=1, ge=1, le=10)
     kafka_idempotent_producer: bool = Field(
         default=False, description="on for Apache Kafka; Tansu has no idempotent producer"
     )
-    kafka_request_timeout_ms: int = Field(default=40_000, ge=1000)
-    kafka_fetch_max_wait_ms: int = Field(default=10, ge=0, le=10_000)
-    kafka_session_timeout_ms: int = Field(default=10_000, ge=3000, le=300_000)
     relay_batch: int = Field(default=2000, ge=1, le=100_000)
     relay_idle_poll_ms: int = Field(default=100, ge=5, le=60_000)
     group_commit_max: int = Field(default=256, ge=1, le=10_000)
@@ -44,19 +30,6 @@ class Settings(BaseSettings):
     def _known_store(cls, url: str) -> str:
         eventsourcing_env(url)
         return url
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"{name!r} is not an IANA time zone") from exc
-        return name
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
 
     @property
     def writers(self) -> int:
@@ -97,9 +70,3 @@ def eventsourcing_env(url: str) -> dict[str, str]:
             "POSTGRES_CONNECT_TIMEOUT": "5",
         }
     raise ValueError(f"store URL scheme {parts.scheme!r}: use sqlite:/// or postgresql://")
-
-
-def sqlalchemy_url(url: str) -> str:
-    """The same store for SQLAlchemy (psycopg 3 driver for PostgreSQL)."""
-    scheme, rest = url.split("://", 1)
-    return f"postgresql+psycopg://{rest}" if scheme.startswith("postgres") else url
