@@ -1,7 +1,6 @@
 """`oppstream`: the one command line of the system (SPEC §6)."""
 
 import argparse
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run one service, as deployed")
-    serve.add_argument("service", choices=["opportunity"])
+    serve.add_argument("service", choices=list(DEFAULT_PORTS))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=None)
     serve.set_defaults(run=_serve)
@@ -53,16 +52,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _up(_: argparse.Namespace) -> int:
-    from oppstream.serve import serve
+    from oppstream.up import run_up
 
-    port = DEFAULT_PORTS["opportunity"]
-    with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", port)) == 0:
-            print(
-                f"oppstream: something already listens on port {port}: is `oppstream up` running?"
-            )
-            return 1
-    return serve("opportunity", "127.0.0.1", port, announce=True)
+    return run_up()
 
 
 def _export(args: argparse.Namespace) -> int:
