@@ -16,14 +16,13 @@ from contracts.rules import RulebookError, load_rulebook
 SERVICES = ("opportunity", "projections", "reminders")
 
 
-def serve(service: str, host: str, port: int, announce: bool = False) -> int:
+def serve(service: str, host: str, port: int) -> int:
     settings_module = importlib.import_module(f"{service}.settings")
     main_module = importlib.import_module(f"{service}.main")
     try:
         settings = settings_module.Settings()
         rules = load_rulebook(settings.rules_file)
-        path = auth_file_path(settings.auth_file)
-        principals = load_principals(path)
+        principals = load_principals(auth_file_path(settings.auth_file))
     except ValidationError as exc:
         problems = "; ".join(
             f"OPPSTREAM_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
@@ -34,12 +33,6 @@ def serve(service: str, host: str, port: int, announce: bool = False) -> int:
     except (RulebookError, AuthFileError) as exc:
         print(f"oppstream: {exc}", file=sys.stderr)
         return 2
-    if announce:
-        print(f"{service} service: http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-        print(f"dev principals (from {path}); send Authorization: Bearer <token>")
-        for principal in principals.all:
-            team = principal.team_id or "-"
-            print(f"  {principal.id:<14} {principal.role.value:<8} {team:<6} {principal.token}")
     app = main_module.build_app(settings, rules=rules, principals=principals)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
     return 0

@@ -51,7 +51,8 @@ class Outgoing:
 
 
 def end_offsets(bootstrap: str, topic: str) -> Offsets:
-    """Where each partition of `topic` ends now: read from here to see only what comes next."""
+    """Where each partition of `topic` ends now: read from here to see only what comes next.
+    A topic that does not exist yet gives {}: read it from the beginning once it does."""
     return asyncio.run(_end_offsets(bootstrap, topic))
 
 
@@ -96,7 +97,9 @@ async def _end_offsets(bootstrap: str, topic: str) -> Offsets:
     consumer = _consumer(bootstrap)
     await consumer.start()
     try:
-        partitions = await _partitions(consumer, topic)
+        partitions = await _partitions(consumer, topic, time.monotonic())
+        if not partitions:
+            return {}
         ends = await consumer.end_offsets(partitions)
         return {tp.partition: int(offset) for tp, offset in ends.items()}
     finally:
@@ -118,7 +121,9 @@ async def _collect(
     await consumer.start()
     kept: list[Consumed] = []
     try:
-        partitions = await _partitions(consumer, topic)
+        partitions = await _partitions(consumer, topic, until)
+        if not partitions:
+            raise TimeoutError(f"topic {topic!r} did not exist within {deadline} s")
         consumer.assign(partitions)
         for tp in partitions:
             if start is not None and tp.partition in start:
@@ -198,12 +203,17 @@ def _consumer(bootstrap: str) -> AIOKafkaConsumer:
     )
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    await consumer.topics()  # a metadata request naming every topic
-    found = consumer.partitions_for_topic(topic)
-    if not found:
-        raise LookupError(f"topic {topic!r} does not exist on the broker")
-    return [TopicPartition(topic, partition) for partition in sorted(found)]
+async def _partitions(consumer: AIOKafkaConsumer, topic: str, until: float) -> list[TopicPartition]:
+    """The topic's partitions; [] if it does not exist by `until` (a service creates its
+    topics when it starts)."""
+    while True:
+        await consumer.topics()  # a metadata request naming every topic
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, partition) for partition in sorted(found)]
+        if time.monotonic() >= until:
+            return []
+        await asyncio.sleep(0.1)
 
 
 def _describe(records: Sequence[Consumed]) -> str:

@@ -41,20 +41,24 @@ def can_read(principal: Principal, owner_id: str | None, team_id: str | None, st
     return owner_id == principal.id or (status == Status.POOLED and team_id == principal.team_id)
 
 
+def _acts_on_every_team(principal: Principal, team_id: str | None, refusal: str) -> bool:
+    """Viewers never act; admins and services act on every team; the others only on their own
+    (else Forbidden with `refusal`)."""
+    if principal.role is Role.VIEWER:
+        raise Forbidden("a viewer only reads", rule="role.viewer")
+    if principal.role in (Role.ADMIN, Role.SERVICE):
+        return True
+    if principal.team_id is None or team_id != principal.team_id:
+        raise Forbidden(refusal, rule="role.team")
+    return False
+
+
 def check_act(
     principal: Principal, command: str, owner_id: str | None, team_id: str | None
 ) -> None:
     """Raise Forbidden unless the principal may give this command on this opportunity."""
-    role = principal.role
-    if role is Role.VIEWER:
-        raise Forbidden("a viewer only reads", rule="role.viewer")
-    if role in (Role.ADMIN, Role.SERVICE):
-        return
-    if principal.team_id is None or team_id != principal.team_id:
-        raise Forbidden(
-            f"this opportunity belongs to team {team_id!r}, not to yours", rule="role.team"
-        )
-    if role is Role.MANAGER:
+    refusal = f"this opportunity belongs to team {team_id!r}, not to yours"
+    if _acts_on_every_team(principal, team_id, refusal) or principal.role is Role.MANAGER:
         return
     if command in MANAGING_COMMANDS:
         raise Forbidden(f"a rep may not {command}; ask a manager", rule=f"role.{command}")
@@ -64,12 +68,8 @@ def check_act(
 
 
 def check_create(principal: Principal, owner_id: str | None, team_id: str | None) -> None:
-    role = principal.role
-    if role is Role.VIEWER:
-        raise Forbidden("a viewer only reads", rule="role.viewer")
-    if role in (Role.ADMIN, Role.SERVICE):
+    refusal = "opportunities are created in your own team"
+    if _acts_on_every_team(principal, team_id, refusal):
         return
-    if principal.team_id is None or team_id != principal.team_id:
-        raise Forbidden("opportunities are created in your own team", rule="role.team")
-    if role is Role.REP and owner_id != principal.id:
+    if principal.role is Role.REP and owner_id != principal.id:
         raise Forbidden("a rep creates opportunities owned by self", rule="role.owner")

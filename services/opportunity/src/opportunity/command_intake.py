@@ -3,21 +3,17 @@ once; bytes that are no command are parked on `crm.opportunity.commands.dlq` unc
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 
-from prometheus_client import Counter
 from pydantic import TypeAdapter, ValidationError
 
 from contracts import topics
 from contracts.commands import CreateRenewalCommand, OpportunityCommand, ReclaimCommand
 from contracts.rules import Role
 from opportunity.access import Principal
-from opportunity.application import Context, OpportunityApp, UnitOfWork
+from opportunity.application import Context, UnitOfWork
 from opportunity.errors import DomainError
-from opportunity.groupcommit import GroupCommitter
-from opportunity.poison import ConsumedRecord, Poison, dlq_headers, first_problem, json_object
-from opportunity.publishing import Publisher
+from opportunity.poison import ConsumedRecord, Poison, RecordIntake, first_problem, json_object
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +32,7 @@ def read_command(value: bytes | None) -> ReclaimCommand | CreateRenewalCommand |
         return Poison(detail, field)
 
 
-class CommandIntake:
-    def __init__(
-        self,
-        app: OpportunityApp,
-        committer: GroupCommitter,
-        publisher: Publisher,
-        clock: Callable[[], datetime],
-        outcomes: Counter,
-    ) -> None:
-        self._app, self._committer, self._publisher = app, committer, publisher
-        self._clock, self._outcomes = clock, outcomes
-
+class CommandIntake(RecordIntake):
     async def take(self, records: Sequence[ConsumedRecord]) -> None:
         read = [read_command(record.value) for record in records]
         results = await asyncio.gather(
@@ -57,13 +42,7 @@ class CommandIntake:
             self._outcomes.labels(outcome).inc()
         for record, item in zip(records, read, strict=True):
             if isinstance(item, Poison):
-                await self._publisher.publish(
-                    topics.OPPORTUNITY_COMMANDS_DLQ,
-                    record.key,
-                    record.value or b"",
-                    dlq_headers(record, item),
-                )
-                self._outcomes.labels("dlq").inc()
+                await self.park(topics.OPPORTUNITY_COMMANDS_DLQ, record, item)
 
     async def _execute(self, command: ReclaimCommand | CreateRenewalCommand) -> str:
         ctx = Context(REMINDERS, self._clock())

@@ -3,23 +3,19 @@
 `crm.leads.qualified.dlq` unchanged."""
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import orjson
-from prometheus_client import Counter
 from pydantic import ValidationError
 
 from contracts import topics
 from contracts.leads import QualifiedLead, RejectedLead, RejectionReason
 from contracts.rules import Role
 from opportunity.access import Principal
-from opportunity.application import Context, OpportunityApp, Taken, UnitOfWork
+from opportunity.application import Context, Taken, UnitOfWork
 from opportunity.errors import DomainError
-from opportunity.groupcommit import GroupCommitter
-from opportunity.poison import ConsumedRecord, Poison, dlq_headers, first_problem, json_object
-from opportunity.publishing import Publisher
+from opportunity.poison import ConsumedRecord, Poison, RecordIntake, first_problem, json_object
 
 INTAKE = Principal("intake", Role.SERVICE)
 
@@ -47,18 +43,7 @@ def read_lead(value: bytes | None) -> QualifiedLead | Invalid | Poison:
         return Invalid(lead_id, field, detail)
 
 
-class LeadIntake:
-    def __init__(
-        self,
-        app: OpportunityApp,
-        committer: GroupCommitter,
-        publisher: Publisher,
-        clock: Callable[[], datetime],
-        outcomes: Counter,
-    ) -> None:
-        self._app, self._committer, self._publisher = app, committer, publisher
-        self._clock, self._outcomes = clock, outcomes
-
+class LeadIntake(RecordIntake):
     async def take(self, records: Sequence[ConsumedRecord]) -> None:
         """Make every record's result durable and answered; raises if that is not possible yet
         (the caller then takes the same records again)."""
@@ -69,13 +54,7 @@ class LeadIntake:
         created = iter(results)
         for record, item in zip(records, read, strict=True):
             if isinstance(item, Poison):
-                await self._publisher.publish(
-                    topics.LEADS_QUALIFIED_DLQ,
-                    record.key,
-                    record.value or b"",
-                    dlq_headers(record, item),
-                )
-                self._outcomes.labels("dlq").inc()
+                await self.park(topics.LEADS_QUALIFIED_DLQ, record, item)
             elif isinstance(item, Invalid):
                 await self._reject(item.lead_id, RejectionReason.INVALID, item.detail)
                 self._outcomes.labels("invalid").inc()

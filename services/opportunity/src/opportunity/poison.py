@@ -1,10 +1,20 @@
-"""Records that are not a message: kept byte for byte on a DLQ, with the error in headers."""
+"""Taking records off a topic: what every consumer of the service shares, and records that
+are not a message — kept byte for byte on a DLQ, with the error in headers."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
+from prometheus_client import Counter
 from pydantic import ValidationError
+
+from opportunity.publishing import Publisher
+
+if TYPE_CHECKING:
+    from opportunity.application import OpportunityApp
+    from opportunity.groupcommit import GroupCommitter
 
 
 class ConsumedRecord(Protocol):
@@ -51,3 +61,26 @@ def dlq_headers(record: ConsumedRecord, poison: Poison) -> dict[str, str]:
     if poison.field is not None:
         headers["x-error-field"] = poison.field
     return headers
+
+
+class RecordIntake:
+    """What a consumer of records needs: the application, the group committer (its commands
+    join the HTTP commands' transactions), a publisher, a clock and an outcome counter."""
+
+    def __init__(
+        self,
+        app: "OpportunityApp",
+        committer: "GroupCommitter",
+        publisher: Publisher,
+        clock: Callable[[], datetime],
+        outcomes: Counter,
+    ) -> None:
+        self._app, self._committer, self._publisher = app, committer, publisher
+        self._clock, self._outcomes = clock, outcomes
+
+    async def park(self, dlq: str, record: ConsumedRecord, poison: Poison) -> None:
+        """The record, unchanged, on the DLQ with why in its headers."""
+        await self._publisher.publish(
+            dlq, record.key, record.value or b"", dlq_headers(record, poison)
+        )
+        self._outcomes.labels("dlq").inc()

@@ -141,8 +141,8 @@ def record_every_event_type(app: OpportunityApp) -> tuple[UUID, list[UUID]]:
         lambda o, at: o.reclaim("no progress", "ka-default", "cmd-1", at, "reminders"),
     )
     r.act(won, "assign", lambda o, at: o.assign("rep-2", at, "admin", team_id="east"))
-    for stage in ("negotiation", "signing"):
-        r.act(won, "advance", lambda o, at, s=stage: o.advance(pipeline, s, "admin", at, "admin"))
+    r.act(won, "advance", lambda o, at: o.advance(pipeline, "negotiation", "admin", at, "admin"))
+    r.act(won, "advance", lambda o, at: o.advance(pipeline, "signing", "admin", at, "admin"))
     r.act(
         won,
         "win",

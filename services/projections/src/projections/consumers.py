@@ -1,0 +1,174 @@
+"""The projections' Kafka consumer (group `projections`) as a FastStream router built from its
+dependencies.
+
+Positions are the truth: each batch is applied together with the positions it reaches, in one
+database transaction (store.py); on every partition assignment the consumer seeks to the
+stored positions (`PositionSeeker`), so what the group committed in Kafka is only
+informative (it is still committed, for lag dashboards). A batch that fails is read again
+from its first records after a pause; a poison record is kept in the database, never retried.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
+
+from projections.metrics import Metrics
+from projections.store import Store
+
+log = logging.getLogger(__name__)
+
+RETRY_PAUSE = 1.0
+
+Key = tuple[str, int]
+
+
+class PositionSeeker(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, seek every partition to the position stored with the read model (to
+    the beginning when none is stored)."""
+
+    def __init__(
+        self, store: Store, topic: str, consumer: Callable[[], AIOKafkaConsumer | None]
+    ) -> None:
+        self.store, self.topic, self._consumer = store, topic, consumer
+        # Where this consumer believes each assigned partition's stored position is.
+        self.known: dict[Key, int] = {}
+        self.assigned: set[TopicPartition] = set()
+        self.joined = asyncio.Event()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        for tp in revoked:
+            self.known.pop((tp.topic, tp.partition), None)
+        self.assigned -= set(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = self._consumer()
+        positions = await asyncio.to_thread(self.store.positions, self.topic)
+        for tp in assigned:
+            position = positions.get(tp.partition)
+            if consumer is not None:
+                # Offset 0 below the log start resets to the earliest (auto_offset_reset).
+                consumer.seek(tp, position if position is not None else 0)
+            if position is None:
+                self.known.pop((tp.topic, tp.partition), None)
+            else:
+                self.known[(tp.topic, tp.partition)] = position
+        self.assigned = set(assigned)
+        log.info(
+            "projections: assigned %s, from stored positions %s",
+            sorted(tp.partition for tp in assigned),
+            {p: positions.get(p) for p in sorted(tp.partition for tp in assigned)},
+        )
+        self.joined.set()
+
+
+async def _raw(message: Any) -> Any:
+    """Hand records over as bytes: the store decides what is an event and what is poison."""
+    return message.body
+
+
+def build_consumer(
+    store: Store,
+    metrics: Metrics,
+    topic: str,
+    group: str,
+    *,
+    fetch_max_wait_ms: int,
+    session_timeout_ms: int,
+    max_records: int,
+    on_stored: Callable[[], None] | None = None,
+) -> tuple[KafkaRouter, PositionSeeker]:
+    router = KafkaRouter()
+    holder: dict[str, Any] = {}
+    seeker = PositionSeeker(store, topic, lambda: holder["subscriber"].consumer)
+    subscriber = router.subscriber(
+        topic,
+        group_id=group,
+        batch=True,
+        ack_policy=AckPolicy.MANUAL,
+        auto_offset_reset="earliest",
+        max_records=max_records,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        batch_timeout_ms=max(fetch_max_wait_ms, 10),
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(session_timeout_ms // 10, 500),
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        listener=seeker,
+    )
+    holder["subscriber"] = subscriber
+
+    @subscriber(decoder=_raw)
+    async def take(_: list[Any], message: KafkaMessage) -> None:
+        records: list[Any] = message.raw_message  # type: ignore[assignment]
+        if records:
+            await apply_batch(store, seeker, metrics, message.consumer, records, on_stored)
+
+    return router, seeker
+
+
+async def apply_batch(
+    store: Store,
+    seeker: PositionSeeker,
+    metrics: Metrics,
+    consumer: Any,
+    records: list[Any],
+    on_stored: Callable[[], None] | None = None,
+) -> None:
+    """Apply one batch; then seek where the store says to read again, and commit (to Kafka,
+    for information) the positions it stored. `on_stored` runs once the batch is durable."""
+    started = time.perf_counter()
+    try:
+        outcome = await asyncio.to_thread(store.apply_records, records, dict(seeker.known))
+    except Exception as exc:  # not applied: read the same records again after a pause
+        log.warning("projections: %s; reading %d records again", exc, len(records))
+        firsts: dict[Key, int] = {}
+        for record in records:
+            key = (record.topic, record.partition)
+            firsts[key] = min(firsts.get(key, record.offset), record.offset)
+        for (topic, partition), offset in firsts.items():
+            consumer.seek(TopicPartition(topic, partition), offset)
+        await asyncio.sleep(RETRY_PAUSE)
+        return
+    if on_stored is not None:
+        on_stored()
+    metrics.batch_seconds.observe(time.perf_counter() - started)
+    metrics.batch_size.observe(len(records))
+    metrics.count(outcome)
+    if outcome.held or outcome.released:
+        metrics.held.set(await asyncio.to_thread(store.held_count))
+    seeker.known.update(outcome.positions)
+    for (topic, partition), offset in outcome.rewind.items():
+        log.warning(
+            "projections: partition %s/%d has stored position %d behind this consumer; "
+            "reading again from there",
+            topic,
+            partition,
+            offset,
+        )
+        consumer.seek(TopicPartition(topic, partition), offset)
+        seeker.known[(topic, partition)] = offset
+    _observe_lag(metrics, seeker, consumer)
+    if outcome.positions:
+        try:
+            await consumer.commit(
+                {TopicPartition(t, p): offset for (t, p), offset in outcome.positions.items()}
+            )
+        except KafkaError as exc:  # informative only: the stored positions are the truth
+            log.info("projections: commit refused (%s); positions are stored anyway", exc)
+
+
+def _observe_lag(metrics: Metrics, seeker: PositionSeeker, consumer: Any) -> None:
+    lag = 0
+    for tp in seeker.assigned:
+        high = consumer.highwater(tp)
+        position = seeker.known.get((tp.topic, tp.partition))
+        if high is not None and position is not None:
+            lag += max(int(high) - position, 0)
+    metrics.lag.set(lag)

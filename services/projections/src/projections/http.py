@@ -1,0 +1,273 @@
+"""HTTP routes (SPEC §4.2): filters and the principal's reach → a report; errors name the field."""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from datetime import time as clock_time
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import Query as Param
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from contracts.customer import Ownership, Tier
+from contracts.opportunity import OpportunityType
+from contracts.principals import Principals
+from contracts.rules import Role
+from projections.messaging import Messaging
+from projections.metrics import Metrics
+from projections.migrate import current_revision
+from projections.readmodel import Query
+from projections.reports import PERIODS, Reports
+
+
+class Unauthenticated(Exception):
+    """No bearer token, or one no principal has (HTTP 401)."""
+
+
+class Forbidden(Exception):
+    """The principal's role does not reach these opportunities (HTTP 403)."""
+
+    def __init__(self, message: str, rule: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.rule, self.field = message, rule, field
+
+
+class Answer(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: str
+    role: Role
+    team_id: str | None = None
+
+
+def install_error_handlers(api: FastAPI) -> None:
+    async def unauthenticated(_: Request, exc: Exception) -> Answer:
+        return Answer(
+            {"detail": {"error": "unauthenticated", "message": str(exc)}},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    async def forbidden(_: Request, exc: Exception) -> Answer:
+        assert isinstance(exc, Forbidden)  # noqa: S101 - registered for Forbidden only
+        detail = {"error": "forbidden", "message": exc.message, "rule": exc.rule}
+        if exc.field is not None:
+            detail["field"] = exc.field
+        return Answer({"detail": detail}, status_code=403)
+
+    api.add_exception_handler(Unauthenticated, unauthenticated)
+    api.add_exception_handler(Forbidden, forbidden)
+
+
+def invalid(field: str, message: str) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own: {"detail": [{"loc": ["query", field], …}]}."""
+    return RequestValidationError(
+        [{"loc": ("query", field), "msg": message, "type": "value_error", "input": None}]
+    )
+
+
+def parse_instant(text: str | None, field: str, zone: ZoneInfo) -> datetime | None:
+    """A date (midnight in the business time zone) or an instant (RFC 3339; without an
+    offset it is read in the business time zone)."""
+    if text is None or text == "":
+        return None
+    # A '+' left unencoded in a query string arrives as a space.
+    candidate = text.strip().replace(" ", "+") if "T" in text else text.strip()
+    try:
+        if len(candidate) == 10:
+            return datetime.combine(date.fromisoformat(candidate), clock_time.min, tzinfo=zone)
+        found = datetime.fromisoformat(candidate)
+    except ValueError:
+        raise invalid(
+            field,
+            f"{text!r} is neither a date (2026-11-01) nor an instant (2026-11-01T09:00:00+08:00)",
+        ) from None
+    return found.replace(tzinfo=zone) if found.tzinfo is None else found
+
+
+def scoped(who: Principal, q: Query) -> Query:
+    """SPEC §4.4: viewer, admin and service read everything; a manager the own team; a rep
+    the own opportunities."""
+    if who.role in (Role.VIEWER, Role.ADMIN, Role.SERVICE):
+        return q
+    if who.role is Role.MANAGER:
+        if who.team_id is None:
+            raise Forbidden("a manager without a team reads no team", "role.team", "team_id")
+        if q.team_id not in (None, who.team_id):
+            raise Forbidden(
+                f"a manager reads the own team ({who.team_id!r}), not {q.team_id!r}",
+                "role.team",
+                "team_id",
+            )
+        return replace(q, scope_team_id=who.team_id)
+    if q.owner_id not in (None, who.id):
+        raise Forbidden(
+            f"a rep reads the own opportunities ({who.id!r}), not {q.owner_id!r}'s",
+            "role.owner",
+            "owner_id",
+        )
+    if q.team_id not in (None, who.team_id):
+        raise Forbidden(
+            f"a rep reads the own team ({who.team_id!r}), not {q.team_id!r}", "role.team", "team_id"
+        )
+    return replace(q, scope_owner_id=who.id)
+
+
+class Api:
+    """Everything the routes need, wired once by the composition root."""
+
+    def __init__(
+        self,
+        reports: Reports,
+        engine: sa.Engine,
+        principals: Principals,
+        zone: ZoneInfo,
+        clock: Callable[[], datetime],
+        metrics: Metrics,
+        messaging: Messaging | None = None,
+    ) -> None:
+        self.reports, self.engine, self.principals = reports, engine, principals
+        self.zone, self.clock, self.metrics, self.messaging = zone, clock, metrics, messaging
+
+    async def timed(self, name: str, work: Callable[[], dict[str, Any]]) -> Answer:
+        started = time.perf_counter()
+        try:
+            return Answer(await run_in_threadpool(work))
+        finally:
+            self.metrics.report_seconds.labels(name).observe(time.perf_counter() - started)
+
+
+def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endpoint
+    router = APIRouter()
+    bearer = HTTPBearer(auto_error=False)
+
+    async def authenticate(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
+        if credentials is None:
+            raise Unauthenticated("send Authorization: Bearer <token>")
+        found = api.principals.find(credentials.credentials)
+        if found is None:
+            raise Unauthenticated("the Bearer token belongs to no principal")
+        return Principal(found.id, found.role, found.team_id)
+
+    Who = Annotated[Principal, Depends(authenticate)]
+
+    def filters(
+        who: Who,
+        type: OpportunityType | None = None,  # noqa: A002 - the SPEC's parameter name
+        tier: Tier | None = None,
+        ownership: Ownership | None = None,
+        owner_id: Annotated[str | None, Param(max_length=100)] = None,
+        team_id: Annotated[str | None, Param(max_length=100)] = None,
+        created_from: Annotated[str | None, Param(alias="from")] = None,
+        created_to: Annotated[str | None, Param(alias="to")] = None,
+        as_of: str | None = None,
+        include_voided: bool = False,
+    ) -> Query:
+        start = parse_instant(created_from, "from", api.zone)
+        end = parse_instant(created_to, "to", api.zone)
+        if start is not None and end is not None and end <= start:
+            raise invalid("to", "`to` (exclusive) must be after `from` (inclusive)")
+        q = Query(
+            type=type.value if type else None,
+            tier=tier.value if tier else None,
+            ownership=ownership.value if ownership else None,
+            owner_id=owner_id,
+            team_id=team_id,
+            created_from=start,
+            created_to=end,
+            as_of=parse_instant(as_of, "as_of", api.zone),
+            include_voided=include_voided,
+        )
+        return scoped(who, q)
+
+    Filters = Annotated[Query, Depends(filters)]
+
+    @router.get("/funnel", tags=["reports"])
+    async def funnel(q: Filters) -> Answer:
+        return await api.timed("funnel", lambda: api.reports.funnel(q, api.clock()))
+
+    @router.get("/dwell", tags=["reports"])
+    async def dwell(q: Filters) -> Answer:
+        return await api.timed("dwell", lambda: api.reports.dwell(q, api.clock()))
+
+    @router.get("/win-rates", tags=["reports"])
+    async def win_rates(q: Filters) -> Answer:
+        return await api.timed("win_rates", lambda: api.reports.win_rates(q, api.clock()))
+
+    @router.get("/forecast", tags=["reports"])
+    async def forecast(q: Filters) -> Answer:
+        return await api.timed("forecast", lambda: api.reports.forecast(q, api.clock()))
+
+    @router.get("/stale", tags=["reports"])
+    async def stale(
+        q: Filters,
+        limit: Annotated[int, Param(ge=1, le=1000)] = 50,
+        offset: Annotated[int, Param(ge=0)] = 0,
+    ) -> Answer:
+        return await api.timed("stale", lambda: api.reports.stale(q, api.clock(), limit, offset))
+
+    @router.get("/leaderboard", tags=["reports"])
+    async def leaderboard(
+        q: Filters,
+        period: str = "month",
+        won_from: str | None = None,
+        won_to: str | None = None,
+    ) -> Answer:
+        if period not in PERIODS:
+            raise invalid("period", f"period is one of {list(PERIODS)}")
+        start = parse_instant(won_from, "won_from", api.zone)
+        end = parse_instant(won_to, "won_to", api.zone)
+        if start is not None and end is not None and end <= start:
+            raise invalid("won_to", "`won_to` (exclusive) must be after `won_from` (inclusive)")
+        return await api.timed(
+            "leaderboard",
+            lambda: api.reports.leaderboard(q, api.clock(), period, start, end),
+        )
+
+    @router.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", tags=["operations"])
+    async def readyz() -> Answer:
+        """Ready once the database answers at the newest schema and, with Kafka configured,
+        the broker answers and the consumer joined its group."""
+        detail: dict[str, Any] = {}
+        try:
+            detail["schema"] = await run_in_threadpool(current_revision, api.engine)
+            detail["database"] = "ok"
+        except Exception as exc:  # any database failure means not ready
+            detail["database"] = f"unavailable: {type(exc).__name__}"
+        if api.messaging is None:
+            detail["kafka"] = "not configured (OPPSTREAM_KAFKA_BOOTSTRAP unset)"
+        else:
+            detail.update(await api.messaging.status())
+        ready = detail["database"] == "ok" and (
+            api.messaging is None
+            or (detail.get("broker") == "connected" and detail.get("consumer") == "joined")
+        )
+        return Answer(
+            {"status": "ready" if ready else "unavailable", **detail},
+            status_code=200 if ready else 503,
+        )
+
+    @router.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        return Response(generate_latest(api.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

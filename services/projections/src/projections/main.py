@@ -1,0 +1,77 @@
+"""The composition root of the projections service: `build_app(settings, **overrides)`."""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+
+from contracts.principals import Principals, auth_file_path, load_principals
+from contracts.rules import Rulebook, load_rulebook
+from projections import migrate
+from projections.database import create_engine
+from projections.http import Api, build_router, install_error_handlers
+from projections.messaging import Messaging
+from projections.metrics import Metrics
+from projections.pipelines import PipelineIndex
+from projections.projection import Projector
+from projections.readmodel import ReadModel
+from projections.reports import Reports
+from projections.schema import LIVE
+from projections.settings import Settings
+from projections.store import Store, write_pipeline_stages
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_app(
+    settings: Settings,
+    *,
+    rules: Rulebook | None = None,
+    principals: Principals | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    on_stored: Callable[[], None] | None = None,
+) -> FastAPI:
+    """Wire the service; tests pass rules, principals, a clock, or a hook that runs after
+    each batch is durable and before its offsets are committed to Kafka."""
+    rules = rules or load_rulebook(settings.rules_file)
+    principals = principals or load_principals(auth_file_path(settings.auth_file))
+    writer = create_engine(settings.projections_db_url, writer=True)
+    reader = create_engine(settings.projections_db_url)
+    migrate.upgrade(writer)
+    with writer.begin() as conn:
+        write_pipeline_stages(conn, rules)
+    metrics = Metrics()
+    store = Store(writer, LIVE, Projector(PipelineIndex(rules), settings.zone))
+    metrics.held.set(store.held_count())
+    messaging = (
+        Messaging(bootstrap, settings, store, metrics, on_stored)
+        if (bootstrap := settings.kafka_bootstrap)
+        else None
+    )
+    reports = Reports(ReadModel(reader), rules, settings.zone, settings.projections_currency)
+    api = Api(reports, reader, principals, settings.zone, clock, metrics, messaging)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if messaging is not None:
+            messaging.start()
+        yield
+        if messaging is not None:
+            await messaging.stop()
+        writer.dispose()
+        reader.dispose()
+
+    service = FastAPI(
+        title="oppstream projections service",
+        version="1",
+        description="Funnel, dwell, win rates, forecast, stale deals, leaderboard (SPEC §4.2).",
+        lifespan=lifespan,
+    )
+    install_error_handlers(service)
+    service.include_router(build_router(api))
+    service.state.api = api
+    service.state.store = store
+    return service

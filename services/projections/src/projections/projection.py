@@ -1,0 +1,362 @@
+"""The pure projection step: one event applied to an opportunity's read-model state gives the
+new state, the stage visits it opened or closed, and its history row. No I/O.
+
+Order is the caller's business (store.py applies versions 1, 2, 3… and holds the rest);
+`apply` trusts that `event.version == state.version + 1`.
+"""
+
+import logging
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from contracts.opportunity import (
+    PAYLOADS,
+    PROGRESS_EVENTS,
+    OpportunityAssignedV1,
+    OpportunityCreatedV1,
+    OpportunityDeferredV1,
+    OpportunityLostV1,
+    OpportunityPausedV1,
+    OpportunityVoidedV1,
+    OpportunityWonV1,
+    Payload,
+    StageAdvancedV1,
+    StageRevertedV1,
+    Status,
+)
+from projections.envelopes import Event
+from projections.pipelines import PipelineIndex
+from projections.visits import EntryKind, ExitKind, OpenVisit, seconds_between, visit_row
+
+log = logging.getLogger(__name__)
+
+OPEN, PAUSED, DEFERRED, POOLED = "open", "paused", "deferred", "pooled"
+WON, LOST, VOIDED = "won", "lost", "voided"
+ACTIVE = frozenset({OPEN, PAUSED, DEFERRED, POOLED})
+
+
+@dataclass(slots=True)
+class OpportunityState:
+    """One `bi_opportunity` row: field names are its column names."""
+
+    id: str
+    version: int
+    type: str
+    pipeline_id: str
+    stage: str
+    stage_index: int | None
+    status: str
+    uscc: str
+    customer_name: str
+    tier: str
+    ownership: str
+    industry: str | None
+    region: str | None
+    owner_id: str | None
+    team_id: str | None
+    title: str | None
+    amount: Decimal | None
+    currency: str
+    expected_close_on: date | None
+    source: str | None
+    lead_id: str | None
+    renewal_of: str | None
+    created_at: datetime
+    created_month: str
+    created_by: str
+    stage_entered_at: datetime
+    stage_entered_version: int
+    stage_entry_kind: str
+    visit_no: int
+    visit_paused_seconds: float
+    visit_deferred_seconds: float
+    paused_at: datetime | None
+    paused_until: date | None
+    deferred_at: datetime | None
+    revisit_on: date | None
+    furthest_stage: str
+    furthest_stage_index: int
+    last_progress_at: datetime
+    last_event_at: datetime
+    follow_up_count: int
+    closed_at: datetime | None = None
+    closed_stage: str | None = None
+    won_amount: Decimal | None = None
+    contract_ref: str | None = None
+    contract_start_on: date | None = None
+    contract_end_on: date | None = None
+    lost_reason: str | None = None
+    lost_competitor: str | None = None
+    void_reason: str | None = None
+    awaiting_version: int | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in STATE_FIELDS}
+
+    @classmethod
+    def from_row(cls, row: Any) -> "OpportunityState":
+        return cls(**{name: row[name] for name in STATE_FIELDS})
+
+    @property
+    def open_visit(self) -> OpenVisit:
+        return OpenVisit(
+            visit_no=self.visit_no,
+            stage=self.stage,
+            stage_index=self.stage_index,
+            entered_at=self.stage_entered_at,
+            entered_version=self.stage_entered_version,
+            entry_kind=EntryKind(self.stage_entry_kind),
+            paused_seconds=self.visit_paused_seconds,
+            deferred_seconds=self.visit_deferred_seconds,
+        )
+
+
+STATE_FIELDS = tuple(f.name for f in fields(OpportunityState))
+
+# The columns of `bi_opportunity_version`: the state after each event, for `as_of`.
+HISTORY_FIELDS = (
+    "status",
+    "stage",
+    "stage_index",
+    "furthest_stage_index",
+    "stage_entered_at",
+    "visit_paused_seconds",
+    "paused_at",
+    "owner_id",
+    "team_id",
+    "amount",
+    "currency",
+    "expected_close_on",
+    "last_progress_at",
+    "closed_at",
+    "won_amount",
+)
+
+
+@dataclass
+class Applied:
+    state: OpportunityState
+    visits: list[dict[str, Any]] = field(default_factory=list)
+    history: dict[str, Any] = field(default_factory=dict)
+    projected: bool = True
+
+
+class Projector:
+    """Applies events to states; the rules give stage positions, the zone the creation month."""
+
+    def __init__(self, pipelines: PipelineIndex, zone: ZoneInfo) -> None:
+        self.pipelines, self.zone = pipelines, zone
+
+    def apply(self, state: OpportunityState | None, event: Event) -> Applied | None:
+        """The state after `event`; None when it cannot start an opportunity (not a creation).
+
+        An unknown event type, or a payload the contract refuses, only moves the version on
+        (`projected` is False): it changes no figure, and the events after it still apply.
+        """
+        kind = event.event_type
+        model = PAYLOADS.get(kind)
+        payload: Payload | None = None
+        if model is not None:
+            try:
+                payload = model.model_validate(event.payload)
+            except ValidationError as exc:
+                log.warning(
+                    "event %s (%s v%d of %s) has a payload the contract refuses: %s",
+                    event.event_id,
+                    kind,
+                    event.version,
+                    event.opportunity_id,
+                    exc.errors()[0]["msg"],
+                )
+        if state is None:
+            if not isinstance(payload, OpportunityCreatedV1):
+                return None
+            state = self._created(event, payload)
+            applied = Applied(state)
+            applied.visits.append(visit_row(state.id, state.pipeline_id, state.open_visit))
+        else:
+            applied = Applied(state, projected=payload is not None)
+            if payload is not None:
+                self._change(applied, event, payload)
+            state.version = event.version
+            state.last_event_at = event.occurred_at
+            if kind in PROGRESS_EVENTS and payload is not None:
+                state.last_progress_at = event.occurred_at
+        applied.history = {
+            "opportunity_id": state.id,
+            "version": event.version,
+            "occurred_at": event.occurred_at,
+            "event_type": kind,
+            **{name: getattr(state, name) for name in HISTORY_FIELDS},
+        }
+        return applied
+
+    # -- one method per event type that changes a figure ----------------------------------
+
+    def _created(self, e: Event, p: OpportunityCreatedV1) -> OpportunityState:
+        at = e.occurred_at
+        index = self.pipelines.index(p.pipeline_id, p.stage)
+        return OpportunityState(
+            id=e.opportunity_id,
+            version=e.version,
+            type=p.type.value,
+            pipeline_id=p.pipeline_id,
+            stage=p.stage,
+            stage_index=index,
+            status=POOLED if p.owner_id is None else OPEN,
+            uscc=p.customer.uscc,
+            customer_name=p.customer.name,
+            tier=p.customer.tier.value,
+            ownership=p.customer.ownership.value,
+            industry=p.customer.industry,
+            region=p.customer.region,
+            owner_id=p.owner_id,
+            team_id=p.team_id,
+            title=p.title,
+            amount=p.amount,
+            currency=p.currency,
+            expected_close_on=p.expected_close_on,
+            source=p.source,
+            lead_id=p.lead_id,
+            renewal_of=p.renewal_of,
+            created_at=at,
+            created_month=at.astimezone(self.zone).strftime("%Y-%m"),
+            created_by=e.actor,
+            stage_entered_at=at,
+            stage_entered_version=e.version,
+            stage_entry_kind=EntryKind.CREATED.value,
+            visit_no=1,
+            visit_paused_seconds=0.0,
+            visit_deferred_seconds=0.0,
+            paused_at=None,
+            paused_until=None,
+            deferred_at=None,
+            revisit_on=None,
+            furthest_stage=p.stage,
+            furthest_stage_index=-1 if index is None else index,
+            last_progress_at=at,
+            last_event_at=at,
+            follow_up_count=0,
+        )
+
+    def _change(self, applied: Applied, e: Event, p: Payload) -> None:  # noqa: C901 - a table
+        s, at = applied.state, e.occurred_at
+        if isinstance(p, StageAdvancedV1):
+            self._move(applied, e, p.to_stage, ExitKind.ADVANCED, EntryKind.ADVANCED)
+        elif isinstance(p, StageRevertedV1):
+            self._move(applied, e, p.to_stage, ExitKind.REVERTED, EntryKind.REVERTED)
+        elif e.event_type == "FollowUpLogged":
+            s.follow_up_count += 1
+        elif e.event_type == "InfoUpdated":
+            _update_info(s, e.payload.get("changes") or {})
+        elif isinstance(p, OpportunityPausedV1):
+            s.status, s.paused_at, s.paused_until = PAUSED, at, p.until
+        elif e.event_type == "OpportunityResumed":
+            _end_pause(s, at)
+            s.status = OPEN
+            applied.visits.append(visit_row(s.id, s.pipeline_id, s.open_visit))
+        elif isinstance(p, OpportunityDeferredV1):
+            _end_pause(s, at)
+            s.status, s.deferred_at, s.revisit_on = DEFERRED, at, p.revisit_on
+            applied.visits.append(visit_row(s.id, s.pipeline_id, s.open_visit))
+        elif e.event_type == "OpportunityReactivated":
+            _end_deferral(s, at)
+            s.status = OPEN
+            applied.visits.append(visit_row(s.id, s.pipeline_id, s.open_visit))
+        elif e.event_type == "OpportunityReclaimed":
+            _end_deferral(s, at)
+            s.status, s.owner_id = POOLED, None
+            applied.visits.append(visit_row(s.id, s.pipeline_id, s.open_visit))
+        elif isinstance(p, OpportunityAssignedV1):
+            s.owner_id = p.owner_id
+            if p.team_id is not None:
+                s.team_id = p.team_id
+            if s.status == POOLED:
+                s.status = OPEN
+        elif isinstance(p, OpportunityWonV1):
+            self._close(applied, e, ExitKind.WON, WON)
+            s.amount = s.won_amount = p.amount
+            s.currency = p.currency
+            s.contract_ref = p.contract_ref
+            s.contract_start_on, s.contract_end_on = p.contract_start_on, p.contract_end_on
+        elif isinstance(p, OpportunityLostV1):
+            self._close(applied, e, ExitKind.LOST, LOST)
+            s.lost_reason, s.lost_competitor = p.reason, p.competitor
+        elif isinstance(p, OpportunityVoidedV1):
+            self._close(applied, e, ExitKind.VOIDED, VOIDED)
+            s.void_reason = p.reason
+
+    def _move(
+        self, applied: Applied, e: Event, to_stage: str, exit_kind: ExitKind, entry: EntryKind
+    ) -> None:
+        """Leave the current visit and start a visit of `to_stage`."""
+        s = applied.state
+        applied.visits.append(
+            visit_row(
+                s.id, s.pipeline_id, s.open_visit, e.occurred_at, e.version, exit_kind, to_stage
+            )
+        )
+        index = self.pipelines.index(s.pipeline_id, to_stage)
+        s.stage, s.stage_index = to_stage, index
+        s.stage_entered_at, s.stage_entered_version = e.occurred_at, e.version
+        s.stage_entry_kind = entry.value
+        s.visit_no += 1
+        s.visit_paused_seconds = s.visit_deferred_seconds = 0.0
+        if index is not None and index > s.furthest_stage_index:
+            s.furthest_stage, s.furthest_stage_index = to_stage, index
+        applied.visits.append(visit_row(s.id, s.pipeline_id, s.open_visit))
+
+    @staticmethod
+    def _close(applied: Applied, e: Event, exit_kind: ExitKind, status: str) -> None:
+        """Won, lost or voided: a pause or deferral ends with it, and so does the visit."""
+        s, at = applied.state, e.occurred_at
+        _end_pause(s, at)
+        _end_deferral(s, at)
+        applied.visits.append(
+            visit_row(s.id, s.pipeline_id, s.open_visit, at, e.version, exit_kind)
+        )
+        s.status, s.closed_at, s.closed_stage = status, at, s.stage
+        s.revisit_on = s.paused_until = None
+
+
+def _end_pause(s: OpportunityState, at: datetime) -> None:
+    s.visit_paused_seconds += seconds_between(s.paused_at, at)
+    s.paused_at = s.paused_until = None
+
+
+def _end_deferral(s: OpportunityState, at: datetime) -> None:
+    s.visit_deferred_seconds += seconds_between(s.deferred_at, at)
+    s.deferred_at = s.revisit_on = None
+
+
+def _update_info(s: OpportunityState, changes: dict[str, Any]) -> None:
+    for name, text in changes.items():
+        try:
+            if name == "amount":
+                s.amount = None if text is None else Decimal(text)
+            elif name == "expected_close_on":
+                s.expected_close_on = date.fromisoformat(text) if text else None
+            elif name == "customer_name" and text is not None:
+                s.customer_name = text
+            elif name == "industry":
+                s.industry = text
+            elif name == "region":
+                s.region = text
+            elif name == "title":
+                s.title = text
+            elif name == "currency" and text is not None:
+                s.currency = text
+        except (InvalidOperation, ValueError, TypeError):
+            log.warning("InfoUpdated of %s: %s=%r is not readable; kept %s", s.id, name, text, name)
+
+
+def is_active(status: str) -> bool:
+    return status in ACTIVE
+
+
+__all__ = ["ACTIVE", "Applied", "OpportunityState", "Projector", "Status"]

@@ -1,0 +1,473 @@
+"""The reports the HTTP API answers: read-model queries finished by the pure metric functions,
+shaped as SPEC §4.2 fixes (`/funnel`) or as documented in the README (the others)."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from contracts import schedule
+from contracts.opportunity import Status
+from contracts.rules import Pipeline, Rulebook
+from projections import dwell as dwell_
+from projections import forecast as forecast_
+from projections.funnel import Reach, ReachCount, conversion_rates, reach, win_rates
+from projections.readmodel import CompletedVisits, OpenStage, Query, ReadModel
+from projections.standards import Metric, Segment, blended_industry_standard, falls_below
+
+PERIODS = ("day", "week", "month", "quarter", "year")
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Everything the stage figures of one query need, read in one transaction."""
+
+    reach: list[ReachCount]
+    visits: list[CompletedVisits]
+    open: list[OpenStage]
+    include_voided: bool = False
+
+
+class Reports:
+    def __init__(
+        self, read_model: ReadModel, rules: Rulebook, zone: ZoneInfo, currency: str
+    ) -> None:
+        self.rm, self.rules, self.zone, self.currency = read_model, rules, zone, currency
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _cohort(
+        self, conn: sa.Connection, q: Query, at: datetime, *, visits: bool = True
+    ) -> Cohort:
+        return Cohort(
+            self.rm.reach_counts(conn, q),
+            self.rm.completed_visits(conn, q) if visits else [],
+            self.rm.open_stages(conn, q, at) if visits else [],
+            q.include_voided,
+        )
+
+    def _company_query(self, q: Query, at: datetime) -> Query:
+        """The company's own trailing window: the same segment, everyone's opportunities
+        created in the `standards.trailing_months` months before `at`."""
+        local = at.astimezone(self.zone)
+        start = _months_before(local, self.rules.standards.trailing_months)
+        return q.company(start, at)
+
+    def _pipelines(self, q: Query) -> list[Pipeline]:
+        return [
+            p
+            for p in self.rules.pipelines
+            if (q.type is None or p.type == q.type)
+            and (q.tier is None or p.tier is None or p.tier == q.tier)
+        ]
+
+    # -- /funnel ---------------------------------------------------------------------------
+
+    def funnel(self, q: Query, now: datetime) -> dict[str, Any]:
+        at = q.as_of or now
+        with self.rm.engine.connect() as conn:
+            cohort = self._cohort(conn, q, at)
+            company = self._cohort(conn, self._company_query(q, at), at)
+        pipelines = []
+        for p in self._pipelines(q):
+            figures = _PipelineFigures(p, cohort, self.currency)
+            theirs = _PipelineFigures(p, company, self.currency)
+            rates, company_rates = conversion_rates(figures.reach), conversion_rates(theirs.reach)
+            stages = []
+            for i, stage in enumerate(p.stages):
+                d, company_days = figures.dwell(stage.id), theirs.dwell(stage.id).conversion_days
+                industry_rate = self._industry(
+                    "conversion_rate", p, stage.id, figures.segment_reached(i), q
+                )
+                industry_days = self._industry(
+                    "conversion_days", p, stage.id, figures.segment_completed(stage.id), q
+                )
+                open_stage = figures.open_stage(stage.id)
+                stages.append(
+                    {
+                        "stage": stage.id,
+                        "label": f"{stage.label.zh} {stage.label.en}",
+                        "reached": figures.reach.reached[i],
+                        "conversion_rate": rates[i],
+                        "conversion_days": d.conversion_days,
+                        "completed_visits": d.completed,
+                        "open_visits": {"count": d.open, "mean_age_days": d.open_mean_age_days},
+                        "open_amount": forecast_.money(open_stage[0]),
+                        "open_amount_other_currencies": {
+                            k: forecast_.money(v) for k, v in open_stage[1].items()
+                        },
+                        "standard": {"industry": industry_rate, "company": company_rates[i]},
+                        "below_standard": falls_below(rates[i], industry_rate),
+                        "below_company": falls_below(rates[i], company_rates[i]),
+                        "standard_days": {"industry": industry_days, "company": company_days},
+                        "below_standard_days": falls_below(
+                            d.conversion_days, industry_days, lower_is_better=True
+                        ),
+                    }
+                )
+            pipelines.append(
+                {
+                    "pipeline_id": p.id,
+                    "type": p.type.value,
+                    "tier": p.tier.value if p.tier else None,
+                    "opportunities": figures.reach.total,
+                    "stages": stages,
+                    "won": figures.reach.won,
+                    "lost": figures.reach.lost,
+                    "voided": figures.reach.voided,
+                }
+            )
+        return {"as_of": _iso(at), "currency": self.currency, "pipelines": pipelines}
+
+    # -- /dwell ----------------------------------------------------------------------------
+
+    def dwell(self, q: Query, now: datetime) -> dict[str, Any]:
+        at = q.as_of or now
+        with self.rm.engine.connect() as conn:
+            cohort = self._cohort(conn, q, at)
+            company = self._cohort(conn, self._company_query(q, at), at)
+        pipelines = []
+        for p in self._pipelines(q):
+            figures, theirs = _PipelineFigures(p, cohort), _PipelineFigures(p, company)
+            stages = []
+            for stage in p.stages:
+                d = figures.dwell(stage.id)
+                industry = self._industry(
+                    "conversion_days", p, stage.id, figures.segment_completed(stage.id), q
+                )
+                company_days = theirs.dwell(stage.id).conversion_days
+                stages.append(
+                    {
+                        "stage": stage.id,
+                        "completed_visits": d.completed,
+                        "conversion_days": d.conversion_days,
+                        "total_days": d.total_days,
+                        "paused_days": d.paused_seconds / dwell_.DAY,
+                        "completed_by_exit": dict(sorted(d.completed_by_exit.items())),
+                        "open_visits": {"count": d.open, "mean_age_days": d.open_mean_age_days},
+                        "standard": {"industry": industry, "company": company_days},
+                        "below_standard": falls_below(
+                            d.conversion_days, industry, lower_is_better=True
+                        ),
+                        "below_company": falls_below(
+                            d.conversion_days, company_days, lower_is_better=True
+                        ),
+                    }
+                )
+            pipelines.append({"pipeline_id": p.id, "type": p.type.value, "stages": stages})
+        return {"as_of": _iso(at), "pipelines": pipelines}
+
+    # -- /win-rates ------------------------------------------------------------------------
+
+    def win_rates(self, q: Query, now: datetime) -> dict[str, Any]:
+        at = q.as_of or now
+        with self.rm.engine.connect() as conn:
+            cohort = self._cohort(conn, q, at, visits=False)
+            company = self._cohort(conn, self._company_query(q, at), at, visits=False)
+        pipelines = []
+        for p in self._pipelines(q):
+            figures, theirs = _PipelineFigures(p, cohort), _PipelineFigures(p, company)
+            rates, company_rates = win_rates(figures.reach), win_rates(theirs.reach)
+            stages = []
+            for i, stage in enumerate(p.stages):
+                industry = self._industry("win_rate", p, stage.id, figures.segment_closed(i), q)
+                lost = figures.reach.lost_reached[i]
+                stages.append(
+                    {
+                        "stage": stage.id,
+                        "reached": figures.reach.reached[i],
+                        "won": figures.reach.won,
+                        "lost": lost,
+                        "closed": figures.reach.won + lost,
+                        "win_rate": rates[i],
+                        "probability": stage.probability,
+                        "standard": {"industry": industry, "company": company_rates[i]},
+                        "below_standard": falls_below(rates[i], industry),
+                        "below_company": falls_below(rates[i], company_rates[i]),
+                    }
+                )
+            r = figures.reach
+            pipelines.append(
+                {
+                    "pipeline_id": p.id,
+                    "type": p.type.value,
+                    "won": r.won,
+                    "lost": r.lost,
+                    "win_rate": (r.won / (r.won + r.lost)) if r.won + r.lost else None,
+                    "stages": stages,
+                }
+            )
+        return {"as_of": _iso(at), "pipelines": pipelines}
+
+    # -- /forecast -------------------------------------------------------------------------
+
+    def forecast(self, q: Query, now: datetime) -> dict[str, Any]:
+        at = q.as_of or now
+        with self.rm.engine.connect() as conn:
+            cohort = self._cohort(conn, q, at, visits=False)
+            rows = self.rm.open_amounts(conn, q)
+        rates: dict[tuple[str, str], forecast_.Rate] = {}
+        for p in self.rules.pipelines:
+            r = _PipelineFigures(p, cohort).reach
+            for i, stage in enumerate(p.stages):
+                closed = r.won + r.lost_reached[i]
+                if closed:
+                    rates[(p.id, stage.id)] = forecast_.Rate(
+                        Decimal(r.won) / Decimal(closed), "measured"
+                    )
+                else:
+                    rates[(p.id, stage.id)] = forecast_.Rate(
+                        Decimal(str(stage.probability)), "probability"
+                    )
+
+        def rate_of(pipeline_id: str, stage: str) -> forecast_.Rate:
+            return rates.get((pipeline_id, stage), forecast_.Rate(Decimal(0), "none"))
+
+        months = forecast_.forecast(rows, rate_of, self.currency)
+        total_amount = sum((m.amount for m in months), Decimal(0))
+        total_weighted = sum((m.weighted for m in months), Decimal(0))
+        used = sorted({(r.pipeline_id, r.stage) for r in rows})
+        return {
+            "as_of": _iso(at),
+            "currency": self.currency,
+            "months": [
+                {
+                    "month": m.month,
+                    "opportunities": m.opportunities,
+                    "without_amount": m.without_amount,
+                    "amount": forecast_.money(m.amount),
+                    "weighted": forecast_.money(m.weighted),
+                    "other_currencies": {
+                        cur: {k: forecast_.money(v) for k, v in sums.items()}
+                        for cur, sums in sorted(m.other_currencies.items())
+                    },
+                }
+                for m in months
+            ],
+            "total": {
+                "amount": forecast_.money(total_amount),
+                "weighted": forecast_.money(total_weighted),
+            },
+            "rates": [
+                {
+                    "pipeline_id": pid,
+                    "stage": stage,
+                    "win_rate": float(rate_of(pid, stage).value),
+                    "basis": rate_of(pid, stage).basis,
+                }
+                for pid, stage in used
+            ],
+        }
+
+    # -- /stale ----------------------------------------------------------------------------
+
+    def stale(self, q: Query, now: datetime, limit: int, offset: int) -> dict[str, Any]:
+        at = q.as_of or now
+        with self.rm.engine.connect() as conn:
+            total, rows = self.rm.stale(conn, q, limit, offset)
+        items = []
+        for row in rows:
+            facts = schedule.Facts(
+                type=row["type"],
+                tier=row["tier"],
+                ownership=row["ownership"],
+                stage=row["stage"],
+                status=Status.OPEN,
+                last_progress_at=row["last_progress_at"],
+            )
+            timers = schedule.timers(self.rules, facts, self.zone)
+            reclaim = schedule.reclaim_at(timers)
+            rule = next(
+                (t.rule_id for t in timers if t.kind is schedule.TimerKind.RECLAIM_DUE), None
+            )
+            items.append(
+                {
+                    "id": row["id"],
+                    "customer_name": row["customer_name"],
+                    "uscc": row["uscc"],
+                    "type": row["type"],
+                    "tier": row["tier"],
+                    "ownership": row["ownership"],
+                    "pipeline_id": row["pipeline_id"],
+                    "stage": row["stage"],
+                    "owner_id": row["owner_id"],
+                    "team_id": row["team_id"],
+                    "amount": None if row["amount"] is None else forecast_.money(row["amount"]),
+                    "currency": row["currency"],
+                    "last_progress_at": _iso(row["last_progress_at"]),
+                    "idle_days": (at - row["last_progress_at"]).total_seconds() / dwell_.DAY,
+                    "reclaim_at": _iso(reclaim),
+                    "reclaim_rule_id": rule,
+                    "reclaim_overdue": reclaim is not None and reclaim <= at,
+                }
+            )
+        return {"as_of": _iso(at), "total": total, "limit": limit, "offset": offset, "items": items}
+
+    # -- /leaderboard ----------------------------------------------------------------------
+
+    def leaderboard(
+        self,
+        q: Query,
+        now: datetime,
+        period: str,
+        won_from: datetime | None,
+        won_to: datetime | None,
+    ) -> dict[str, Any]:
+        at = q.as_of or now
+        owners: dict[str, dict[tuple[str | None, str | None], _Wins]] = defaultdict(dict)
+        teams: dict[str, dict[str | None, _Wins]] = defaultdict(dict)
+        with self.rm.engine.connect() as conn:
+            for owner_id, team_id, currency, amount, won_at in self.rm.wins(conn, q):
+                if (won_from is not None and won_at < won_from) or (
+                    won_to is not None and won_at >= won_to
+                ):
+                    continue
+                key = period_of(won_at.astimezone(self.zone), period)
+                owner = owners[key].setdefault((owner_id, team_id), _Wins())
+                team = teams[key].setdefault(team_id, _Wins())
+                for wins in (owner, team):
+                    wins.add(currency, amount or Decimal(0), self.currency)
+        periods = []
+        for key in sorted(set(owners) | set(teams)):
+            periods.append(
+                {
+                    "period": key,
+                    "owners": _ranked(
+                        [{"owner_id": o, "team_id": t} for (o, t) in owners[key]],
+                        list(owners[key].values()),
+                    ),
+                    "teams": _ranked(
+                        [{"team_id": t} for t in teams[key]], list(teams[key].values())
+                    ),
+                }
+            )
+        return {"as_of": _iso(at), "period": period, "currency": self.currency, "periods": periods}
+
+    # -- standards -------------------------------------------------------------------------
+
+    def _industry(
+        self,
+        metric: Metric,
+        pipeline: Pipeline,
+        stage: str,
+        weights: dict[Segment, float],
+        q: Query,
+    ) -> float | None:
+        return blended_industry_standard(
+            self.rules, metric, pipeline.type.value, stage, weights, (q.tier, q.ownership)
+        )
+
+
+class _PipelineFigures:
+    """One pipeline's share of a cohort: reach overall and per segment, dwell per stage."""
+
+    def __init__(self, pipeline: Pipeline, cohort: Cohort, currency: str = "CNY") -> None:
+        self.pipeline = pipeline
+        n = len(pipeline.stages)
+        mine = [r for r in cohort.reach if r.pipeline_id == pipeline.id]
+        self.reach = reach(mine, n, cohort.include_voided)
+        self.segments: dict[Segment, Reach] = {}
+        for r in mine:
+            self.segments.setdefault((r.tier, r.ownership), Reach(n, cohort.include_voided)).add(
+                r.furthest_index, r.status, r.count
+            )
+        self._dwell: dict[str, dwell_.StageDwell] = defaultdict(dwell_.StageDwell)
+        self._completed_by_segment: dict[str, dict[Segment, float]] = defaultdict(
+            lambda: defaultdict(float)
+        )
+        for v in cohort.visits:
+            if v.pipeline_id == pipeline.id:
+                self._dwell[v.stage].add_completed(
+                    v.exit_kind, v.count, v.dwell_seconds, v.paused_seconds
+                )
+                self._completed_by_segment[v.stage][(v.tier, v.ownership)] += v.count
+        self._open: dict[str, tuple[Decimal, dict[str, Decimal]]] = {}
+        for o in cohort.open:
+            if o.pipeline_id == pipeline.id:
+                self._dwell[o.stage].add_open(o.count, o.age_seconds)
+                amount, others = self._open.get(o.stage, (Decimal(0), {}))
+                if o.currency == currency:
+                    amount += o.amount
+                else:
+                    others[o.currency] = others.get(o.currency, Decimal(0)) + o.amount
+                self._open[o.stage] = (amount, others)
+
+    def dwell(self, stage: str) -> dwell_.StageDwell:
+        return self._dwell.get(stage) or dwell_.StageDwell()
+
+    def open_stage(self, stage: str) -> tuple[Decimal, dict[str, Decimal]]:
+        return self._open.get(stage, (Decimal(0), {}))
+
+    def segment_reached(self, i: int) -> dict[Segment, float]:
+        return {s: float(r.reached[i]) for s, r in self.segments.items()}
+
+    def segment_closed(self, i: int) -> dict[Segment, float]:
+        return {s: float(r.won + r.lost_reached[i]) for s, r in self.segments.items()}
+
+    def segment_completed(self, stage: str) -> dict[Segment, float]:
+        return dict(self._completed_by_segment.get(stage, {}))
+
+
+@dataclass
+class _Wins:
+    count: int = 0
+    amount: Decimal = Decimal(0)
+    other: dict[str, Decimal] | None = None
+
+    def add(self, currency: str, amount: Decimal, report_currency: str) -> None:
+        self.count += 1
+        if currency == report_currency:
+            self.amount += amount
+        else:
+            self.other = self.other or {}
+            self.other[currency] = self.other.get(currency, Decimal(0)) + amount
+
+
+def _ranked(keys: list[dict[str, Any]], wins: list[_Wins]) -> list[dict[str, Any]]:
+    rows = sorted(zip(keys, wins, strict=True), key=lambda kw: (-kw[1].amount, -kw[1].count))
+    ranked, rank, previous = [], 0, None
+    for position, (key, w) in enumerate(rows, start=1):
+        if (w.amount, w.count) != previous:
+            rank, previous = position, (w.amount, w.count)
+        ranked.append(
+            {
+                **key,
+                "rank": rank,
+                "won_count": w.count,
+                "won_amount": forecast_.money(w.amount),
+                "won_amount_other_currencies": {
+                    k: forecast_.money(v) for k, v in sorted((w.other or {}).items())
+                },
+            }
+        )
+    return ranked
+
+
+def period_of(local: datetime, period: str) -> str:
+    if period == "day":
+        return local.date().isoformat()
+    if period == "week":
+        year, week, _ = local.isocalendar()
+        return f"{year:04d}-W{week:02d}"
+    if period == "quarter":
+        return f"{local.year:04d}-Q{(local.month - 1) // 3 + 1}"
+    if period == "year":
+        return f"{local.year:04d}"
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+def _months_before(local: datetime, months: int) -> datetime:
+    """The same wall-clock time `months` calendar months earlier (day clamped to the month)."""
+    index = local.year * 12 + local.month - 1 - months
+    year, month = divmod(index, 12)
+    month += 1
+    last_day = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    return local.replace(year=year, month=month, day=min(local.day, last_day))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

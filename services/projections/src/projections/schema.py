@@ -1,0 +1,298 @@
+"""The projections database: BI tables (SPEC §4.3) and our bookkeeping, as SQLAlchemy Core.
+
+Every event-derived table is built by `build_tables(prefix)`: the live set has no prefix, a
+rebuild fills a prefixed shadow set and renames it into place (rebuild.py).
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+NAMING = {"pk": "pk_%(table_name)s"}
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """An instant: timestamptz on PostgreSQL, UTC text on SQLite; always read back aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: every instant in the projections has a zone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002 - the same in both dialects
+    ) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class epoch(FunctionElement[float]):  # noqa: N801 - reads like the SQL function it stands for
+    """Seconds since 1970 of an instant column, in either dialect."""
+
+    type = sa.Float()
+    inherit_cache = True
+
+
+@compiles(epoch, "postgresql")
+def _epoch_pg(element: epoch, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(epoch, "sqlite")
+def _epoch_sqlite(element: epoch, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+
+
+class Money(sa.TypeDecorator[Decimal]):
+    """An amount with 2 decimals: NUMERIC(18, 2); SQLite gets it as text and stores a number."""
+
+    impl = sa.Numeric(18, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.Numeric(18, 2, asdecimal=False))
+        return dialect.type_descriptor(sa.Numeric(18, 2))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return str(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:  # noqa: ARG002
+        if value is None:
+            return None
+        return Decimal(str(value)).quantize(CENT)
+
+
+CENT = Decimal("0.01")
+Amount = Money
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    unique: bool = False
+
+
+# Secondary indexes by canonical name: a rebuild creates them after the bulk load.
+INDEXES = (
+    Index("ix_bi_opportunity_created_at", "bi_opportunity", ("created_at",)),
+    Index("ix_bi_opportunity_owner_id", "bi_opportunity", ("owner_id",)),
+    Index("ix_bi_opportunity_team_id", "bi_opportunity", ("team_id",)),
+    Index("ix_bi_opportunity_status_progress", "bi_opportunity", ("status", "last_progress_at")),
+    Index("ix_bi_stage_visit_exited_at", "bi_stage_visit", ("exited_at",)),
+    Index("ix_bi_event_opportunity", "bi_event", ("opportunity_id", "version"), unique=True),
+    Index("ix_bi_event_occurred_at", "bi_event", ("occurred_at",)),
+    Index("ix_bi_opportunity_version_occurred", "bi_opportunity_version", ("occurred_at",)),
+    Index("ix_projection_held_event_opportunity", "projection_held_event", ("opportunity_id",)),
+)
+
+# The tables a rebuild replaces (everything the events decide).
+EVENT_TABLES = (
+    "bi_opportunity",
+    "bi_stage_visit",
+    "bi_event",
+    "bi_opportunity_version",
+    "projection_position",
+    "projection_held_event",
+    "projection_poison",
+)
+
+
+@dataclass(frozen=True)
+class Tables:
+    metadata: sa.MetaData
+    prefix: str
+    opportunity: sa.Table
+    visit: sa.Table
+    event: sa.Table
+    version: sa.Table
+    position: sa.Table
+    held: sa.Table
+    poison: sa.Table
+
+    def by_canonical_name(self) -> dict[str, sa.Table]:
+        return {t.name.removeprefix(self.prefix): t for t in self.metadata.sorted_tables}
+
+
+def build_tables(prefix: str = "", *, with_indexes: bool = True) -> Tables:
+    metadata = sa.MetaData(naming_convention=NAMING)
+
+    def t(name: str, *columns: sa.Column[Any]) -> sa.Table:
+        return sa.Table(prefix + name, metadata, *columns)
+
+    opportunity = t(
+        "bi_opportunity",
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("type", sa.String(20), nullable=False),
+        sa.Column("pipeline_id", sa.String(50), nullable=False),
+        sa.Column("stage", sa.String(50), nullable=False),
+        sa.Column("stage_index", sa.Integer),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("uscc", sa.String(18), nullable=False),
+        sa.Column("customer_name", sa.String(200), nullable=False),
+        sa.Column("tier", sa.String(10), nullable=False),
+        sa.Column("ownership", sa.String(10), nullable=False),
+        sa.Column("industry", sa.String(100)),
+        sa.Column("region", sa.String(100)),
+        sa.Column("owner_id", sa.String(100)),
+        sa.Column("team_id", sa.String(100)),
+        sa.Column("title", sa.Text),
+        sa.Column("amount", Amount),
+        sa.Column("currency", sa.String(3), nullable=False),
+        sa.Column("expected_close_on", sa.Date),
+        sa.Column("source", sa.String(100)),
+        sa.Column("lead_id", sa.String(100)),
+        sa.Column("renewal_of", sa.String(64)),
+        sa.Column("created_at", UtcDateTime, nullable=False),
+        sa.Column("created_month", sa.String(7), nullable=False),
+        sa.Column("created_by", sa.String(100), nullable=False),
+        sa.Column("stage_entered_at", UtcDateTime, nullable=False),
+        sa.Column("stage_entered_version", sa.Integer, nullable=False),
+        sa.Column("stage_entry_kind", sa.String(10), nullable=False),
+        sa.Column("visit_no", sa.Integer, nullable=False),
+        sa.Column("visit_paused_seconds", sa.Float, nullable=False),
+        sa.Column("visit_deferred_seconds", sa.Float, nullable=False),
+        sa.Column("paused_at", UtcDateTime),
+        sa.Column("paused_until", sa.Date),
+        sa.Column("deferred_at", UtcDateTime),
+        sa.Column("revisit_on", sa.Date),
+        sa.Column("furthest_stage", sa.String(50), nullable=False),
+        sa.Column("furthest_stage_index", sa.Integer, nullable=False),
+        sa.Column("last_progress_at", UtcDateTime, nullable=False),
+        sa.Column("last_event_at", UtcDateTime, nullable=False),
+        sa.Column("follow_up_count", sa.Integer, nullable=False),
+        sa.Column("closed_at", UtcDateTime),
+        sa.Column("closed_stage", sa.String(50)),
+        sa.Column("won_amount", Amount),
+        sa.Column("contract_ref", sa.String(100)),
+        sa.Column("contract_start_on", sa.Date),
+        sa.Column("contract_end_on", sa.Date),
+        sa.Column("lost_reason", sa.String(100)),
+        sa.Column("lost_competitor", sa.String(200)),
+        sa.Column("void_reason", sa.Text),
+        sa.Column("awaiting_version", sa.Integer),
+    )
+    visit = t(
+        "bi_stage_visit",
+        sa.Column("opportunity_id", sa.String(64), primary_key=True),
+        sa.Column("visit_no", sa.Integer, primary_key=True),
+        sa.Column("pipeline_id", sa.String(50), nullable=False),
+        sa.Column("stage", sa.String(50), nullable=False),
+        sa.Column("stage_index", sa.Integer),
+        sa.Column("entered_at", UtcDateTime, nullable=False),
+        sa.Column("entered_version", sa.Integer, nullable=False),
+        sa.Column("entry_kind", sa.String(10), nullable=False),
+        sa.Column("exited_at", UtcDateTime),
+        sa.Column("exited_version", sa.Integer),
+        sa.Column("exit_kind", sa.String(10)),
+        sa.Column("exited_to", sa.String(50)),
+        sa.Column("paused_seconds", sa.Float, nullable=False),
+        sa.Column("deferred_seconds", sa.Float, nullable=False),
+        sa.Column("dwell_seconds", sa.Float),
+    )
+    event = t(
+        "bi_event",
+        sa.Column("event_id", sa.String(64), primary_key=True),
+        sa.Column("opportunity_id", sa.String(64), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("event_type", sa.String(100), nullable=False),
+        sa.Column("schema_version", sa.Integer, nullable=False),
+        sa.Column("occurred_at", UtcDateTime, nullable=False),
+        sa.Column("recorded_at", UtcDateTime, nullable=False),
+        sa.Column("actor", sa.String(100), nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("projected", sa.Boolean, nullable=False),
+    )
+    version = t(
+        "bi_opportunity_version",
+        sa.Column("opportunity_id", sa.String(64), primary_key=True),
+        sa.Column("version", sa.Integer, primary_key=True),
+        sa.Column("occurred_at", UtcDateTime, nullable=False),
+        sa.Column("event_type", sa.String(100), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("stage", sa.String(50), nullable=False),
+        sa.Column("stage_index", sa.Integer),
+        sa.Column("furthest_stage_index", sa.Integer, nullable=False),
+        sa.Column("stage_entered_at", UtcDateTime, nullable=False),
+        sa.Column("visit_paused_seconds", sa.Float, nullable=False),
+        sa.Column("paused_at", UtcDateTime),
+        sa.Column("owner_id", sa.String(100)),
+        sa.Column("team_id", sa.String(100)),
+        sa.Column("amount", Amount),
+        sa.Column("currency", sa.String(3), nullable=False),
+        sa.Column("expected_close_on", sa.Date),
+        sa.Column("last_progress_at", UtcDateTime, nullable=False),
+        sa.Column("closed_at", UtcDateTime),
+        sa.Column("won_amount", Amount),
+    )
+    position = t(
+        "projection_position",
+        sa.Column("topic", sa.String(255), primary_key=True),
+        sa.Column("partition", sa.Integer, primary_key=True),
+        sa.Column("next_offset", sa.BigInteger, nullable=False),
+    )
+    held = t(
+        "projection_held_event",
+        sa.Column("event_id", sa.String(64), primary_key=True),
+        sa.Column("opportunity_id", sa.String(64), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("envelope", sa.Text, nullable=False),
+    )
+    poison = t(
+        "projection_poison",
+        sa.Column("topic", sa.String(255), primary_key=True),
+        sa.Column("partition", sa.Integer, primary_key=True),
+        sa.Column("offset", sa.BigInteger, primary_key=True),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.Column("value", sa.LargeBinary),
+    )
+    tables = Tables(metadata, prefix, opportunity, visit, event, version, position, held, poison)
+    if with_indexes:
+        for index in INDEXES:
+            add_index(tables, index)
+    return tables
+
+
+def add_index(tables: Tables, index: Index, name: str | None = None) -> sa.Index:
+    table = tables.by_canonical_name()[index.table]
+    return sa.Index(name or index.name, *(table.c[c] for c in index.columns), unique=index.unique)
+
+
+pipeline_stage = sa.Table(
+    "bi_pipeline_stage",
+    sa.MetaData(naming_convention=NAMING),
+    sa.Column("pipeline_id", sa.String(50), primary_key=True),
+    sa.Column("stage", sa.String(50), primary_key=True),
+    sa.Column("stage_index", sa.Integer, nullable=False),
+    sa.Column("next_stage", sa.String(50)),
+    sa.Column("is_last", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(20), nullable=False),
+    sa.Column("tier", sa.String(10)),
+    sa.Column("label_zh", sa.String(100), nullable=False),
+    sa.Column("label_en", sa.String(100), nullable=False),
+    sa.Column("probability", sa.Float, nullable=False),
+    sa.Column("forecast_category", sa.String(20), nullable=False),
+)
+
+LIVE = build_tables()

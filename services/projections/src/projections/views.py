@@ -1,0 +1,102 @@
+"""The BI views (SPEC §4.3): §5's funnel, dwell and win-rate figures per pipeline, stage, type,
+tier, ownership and creation month, over the live tables, in SQL both dialects run.
+
+Counts are in every view, so a BI tool can add months or segments up and divide itself; the
+rates are for one row. Voided opportunities (mistakes, duplicates) are left out, as in the API.
+Only "now" differs between the dialects (for the age of open visits).
+"""
+
+# ruff: noqa: S608 - the views are constant SQL; no input ever reaches them
+
+import sqlalchemy as sa
+
+VIEW_NAMES = ("bi_funnel", "bi_dwell", "bi_win_rate")
+
+_SEGMENT = "o.type, o.tier, o.ownership, o.created_month"
+
+_REACHED = "CASE WHEN o.status = 'won' OR o.furthest_stage_index >= s.stage_index THEN 1 ELSE 0 END"
+_REACHED_NEXT = (
+    "CASE WHEN o.status = 'won' OR (s.is_last = 0 AND o.furthest_stage_index > s.stage_index) "
+    "THEN 1 ELSE 0 END"
+)
+_ACTIVE = "o.status IN ('open', 'paused', 'deferred', 'pooled')"
+
+BI_FUNNEL = f"""
+CREATE VIEW bi_funnel AS
+SELECT x.*, 1.0 * x.reached_next / NULLIF(x.reached, 0) AS conversion_rate
+FROM (
+    SELECT s.pipeline_id, s.stage, s.stage_index, s.next_stage, {_SEGMENT},
+        COUNT(*) AS opportunities,
+        SUM({_REACHED}) AS reached,
+        SUM({_REACHED_NEXT}) AS reached_next,
+        SUM(CASE WHEN o.status = 'won' THEN 1 ELSE 0 END) AS won,
+        SUM(CASE WHEN {_ACTIVE} AND o.stage = s.stage THEN 1 ELSE 0 END) AS open_opportunities
+    FROM bi_pipeline_stage s JOIN bi_opportunity o ON o.pipeline_id = s.pipeline_id
+    WHERE o.status <> 'voided'
+    GROUP BY s.pipeline_id, s.stage, s.stage_index, s.next_stage, {_SEGMENT}
+) x
+"""
+
+_NOW = {
+    "postgresql": "EXTRACT(EPOCH FROM CURRENT_TIMESTAMP)",
+    "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
+}
+_EPOCH = {
+    "postgresql": "EXTRACT(EPOCH FROM {})",
+    "sqlite": "((julianday({}) - 2440587.5) * 86400.0)",
+}
+
+
+def _bi_dwell(dialect: str) -> str:
+    now, epoch = _NOW[dialect], _EPOCH[dialect]
+    age = (
+        f"{now} - {epoch.format('v.entered_at')} - v.paused_seconds - "
+        f"CASE WHEN o.paused_at IS NULL THEN 0 ELSE {now} - {epoch.format('o.paused_at')} END"
+    )
+    return f"""
+CREATE VIEW bi_dwell AS
+SELECT x.*, x.total_days / NULLIF(x.completed_visits, 0) AS conversion_days
+FROM (
+    SELECT v.pipeline_id, v.stage, v.stage_index, {_SEGMENT},
+        SUM(CASE WHEN v.exited_at IS NOT NULL THEN 1 ELSE 0 END) AS completed_visits,
+        SUM(CASE WHEN v.exited_at IS NOT NULL THEN v.dwell_seconds ELSE 0 END) / 86400.0
+            AS total_days,
+        SUM(CASE WHEN v.exited_at IS NOT NULL THEN v.paused_seconds ELSE 0 END) / 86400.0
+            AS paused_days,
+        SUM(CASE WHEN v.exited_at IS NULL THEN 1 ELSE 0 END) AS open_visits,
+        AVG(CASE WHEN v.exited_at IS NULL THEN {age} END) / 86400.0 AS open_mean_age_days
+    FROM bi_stage_visit v JOIN bi_opportunity o ON o.id = v.opportunity_id
+    WHERE o.status <> 'voided'
+    GROUP BY v.pipeline_id, v.stage, v.stage_index, {_SEGMENT}
+) x
+"""
+
+
+BI_WIN_RATE = f"""
+CREATE VIEW bi_win_rate AS
+SELECT x.*, x.won + x.lost AS closed, 1.0 * x.won / NULLIF(x.won + x.lost, 0) AS win_rate
+FROM (
+    SELECT s.pipeline_id, s.stage, s.stage_index, {_SEGMENT},
+        SUM(CASE WHEN o.status = 'won' THEN 1 ELSE 0 END) AS won,
+        SUM(CASE WHEN o.status = 'lost' AND o.furthest_stage_index >= s.stage_index
+            THEN 1 ELSE 0 END) AS lost
+    FROM bi_pipeline_stage s JOIN bi_opportunity o ON o.pipeline_id = s.pipeline_id
+    WHERE o.status IN ('won', 'lost')
+    GROUP BY s.pipeline_id, s.stage, s.stage_index, {_SEGMENT}
+) x
+"""
+
+
+def view_statements(dialect: str) -> list[str]:
+    """CREATE VIEW statements for `dialect` ('postgresql' or 'sqlite')."""
+    return [BI_FUNNEL, _bi_dwell(dialect), BI_WIN_RATE]
+
+
+def create_views(conn: sa.Connection) -> None:
+    for statement in view_statements(conn.dialect.name):
+        conn.exec_driver_sql(statement)
+
+
+def drop_views(conn: sa.Connection) -> None:
+    for name in VIEW_NAMES:
+        conn.exec_driver_sql(f"DROP VIEW IF EXISTS {name}")

@@ -1,0 +1,92 @@
+"""Fixtures of the projections service's tests: databases (SQLite and real PostgreSQL), the
+service without Kafka, events fed straight into its store, a clock the test sets."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from contracts.rules import load_rulebook
+from projections.envelopes import from_json
+from projections.main import build_app
+from projections.schema import EVENT_TABLES
+from projections.settings import Settings
+from projections.store import Outcome, Store
+from services.projections.tests.history import History, day, envelopes_of
+from tests.support.postgres import fresh_database
+from tests.support.principals import PRINCIPALS, auth
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with fresh_database("oppstream_projections") as url:
+        yield url
+
+
+def clean(url: str) -> None:
+    """Empty the event-derived tables of a database the session shares."""
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        present = set(sa.inspect(conn).get_table_names())
+        tables = [t for t in EVENT_TABLES if t in present]
+        if tables:
+            conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)}")
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test runs on a fresh SQLite file and on the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/projections.db"
+    url = str(request.getfixturevalue("postgres_url"))
+    clean(url)
+    return url
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Service:
+    client: TestClient
+    store: Store
+    clock: Clock
+
+    def feed(self, *histories: History) -> Outcome:
+        return self.feed_envelopes(envelopes_of(*histories))
+
+    def feed_envelopes(self, envelopes: list[dict[str, Any]]) -> Outcome:
+        return self.store.apply_events([from_json(e) for e in envelopes])
+
+    def get(self, path: str, who: str = "viewer", **params: Any) -> Any:
+        answer = self.client.get(path, params=params, headers=auth(who))
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(day(30))
+
+
+@pytest.fixture
+def service(db_url: str, clock: Clock) -> Iterator[Service]:
+    app = build_app(
+        Settings(projections_db_url=db_url),
+        rules=load_rulebook(),
+        principals=PRINCIPALS,
+        clock=clock,
+    )
+    with TestClient(app) as client:
+        yield Service(client, app.state.store, clock)

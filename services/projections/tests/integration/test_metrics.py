@@ -1,0 +1,279 @@
+"""SPEC §5 figures of hand-computed cohorts, through the HTTP API, on SQLite and PostgreSQL."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from services.projections.tests.cohort import cohort
+from services.projections.tests.conftest import Service
+from services.projections.tests.history import History, day
+
+STAGES = ["initial_contact", "requirements", "proposal", "negotiation", "signing"]
+
+
+def stages_of(report: dict[str, Any], pipeline: str = "new") -> dict[str, dict[str, Any]]:
+    found = next(p for p in report["pipelines"] if p["pipeline_id"] == pipeline)
+    return {s["stage"]: s for s in found["stages"]}
+
+
+def pipeline_of(report: dict[str, Any], pipeline: str = "new") -> dict[str, Any]:
+    return next(p for p in report["pipelines"] if p["pipeline_id"] == pipeline)
+
+
+def test_seed_example_100_reach_a_stage_and_20_the_next_is_a_rate_of_0_2(service: Service) -> None:
+    histories = [History(day(i % 20)) for i in range(100)]
+    for h in histories[:20]:
+        h.advance("requirements", day(25))
+    service.feed(*histories)
+
+    stages = stages_of(service.get("/funnel"))
+
+    assert stages["initial_contact"]["reached"] == 100
+    assert stages["requirements"]["reached"] == 20
+    assert stages["initial_contact"]["conversion_rate"] == pytest.approx(0.2)
+
+
+def test_funnel_counts_skipped_stages_as_passed_and_leaves_voided_out(service: Service) -> None:
+    service.feed(*cohort().values())
+
+    report = service.get("/funnel")
+    stages = stages_of(report)
+
+    # Voided D is left out: A B C E F G. Reached: everyone the first stage; requirements:
+    # A (won), B (skipped it, reached negotiation), E; proposal: A B E; negotiation: A B;
+    # signing: A.
+    assert [stages[s]["reached"] for s in STAGES] == [6, 3, 3, 2, 1]
+    rates = [stages[s]["conversion_rate"] for s in STAGES]
+    assert rates == pytest.approx([3 / 6, 3 / 3, 2 / 3, 1 / 2, 1 / 1])
+    new = pipeline_of(report)
+    assert (new["won"], new["lost"], new["voided"], new["opportunities"]) == (1, 2, 1, 6)
+
+
+def test_voided_opportunities_count_when_asked_to(service: Service) -> None:
+    service.feed(*cohort().values())
+
+    stages = stages_of(service.get("/funnel", include_voided="true"))
+
+    # D entered requirements before it was voided.
+    assert [stages[s]["reached"] for s in STAGES] == [7, 4, 3, 2, 1]
+
+
+def test_conversion_days_leave_paused_time_out_and_a_revert_starts_a_new_visit(
+    service: Service,
+) -> None:
+    service.feed(*cohort().values())
+
+    stages = stages_of(service.get("/dwell"))
+
+    # initial_contact: A 2, B 4, C 5-1=4 minus 2 paused = 2 → 8 / 3
+    # requirements: A 3, E 3 → 3 (D's visit is voided)
+    # proposal: A 5, B 4-…: B's first visit d4→d10 is 6 days minus 2 paused = 4, its second
+    # (after the revert) d11→d14 = 3 → (5 + 4 + 3) / 3 = 4
+    # negotiation: A 2, B 1 (reverted), B 6 (lost) → 3; signing: A 3
+    expected = {
+        "initial_contact": (3, 8 / 3),
+        "requirements": (2, 3.0),
+        "proposal": (3, 4.0),
+        "negotiation": (3, 3.0),
+        "signing": (1, 3.0),
+    }
+    for stage, (visits, days) in expected.items():
+        assert stages[stage]["completed_visits"] == visits, stage
+        assert stages[stage]["conversion_days"] == pytest.approx(days), stage
+    assert stages["proposal"]["paused_days"] == pytest.approx(2.0)
+    assert stages["negotiation"]["completed_by_exit"] == {"lost": 1, "reverted": 1, "advanced": 1}
+    funnel = stages_of(service.get("/funnel"))
+    assert funnel["initial_contact"]["conversion_days"] == pytest.approx(8 / 3)
+
+
+def test_open_visits_are_reported_apart_with_their_mean_age(service: Service) -> None:
+    service.feed(*cohort().values())
+
+    stages = stages_of(service.get("/funnel"))  # now = d30
+
+    # initial_contact: F entered d2, paused since d9 → 7 days; G entered d3, deferred (time
+    # deferred counts) → 27 days. proposal: E since d7 → 23 days.
+    assert stages["initial_contact"]["open_visits"]["count"] == 2
+    assert stages["initial_contact"]["open_visits"]["mean_age_days"] == pytest.approx(17.0)
+    assert stages["proposal"]["open_visits"] == {"count": 1, "mean_age_days": pytest.approx(23.0)}
+    assert stages["negotiation"]["open_visits"] == {"count": 0, "mean_age_days": None}
+    assert stages["initial_contact"]["open_amount"] == "500.00"
+    assert stages["proposal"]["open_amount"] == "500.00"
+    assert stages["signing"]["conversion_days"] == pytest.approx(3.0)
+
+
+def test_win_rate_at_a_stage_counts_closed_opportunities_that_reached_it(
+    service: Service,
+) -> None:
+    service.feed(*cohort().values())
+
+    report = service.get("/win-rates")
+    stages = stages_of(report)
+
+    # won: A. lost: B (reached negotiation), C (initial contact only).
+    assert [stages[s]["win_rate"] for s in STAGES] == pytest.approx(
+        [1 / 3, 1 / 2, 1 / 2, 1 / 2, 1.0]
+    )
+    assert [stages[s]["closed"] for s in STAGES] == [3, 2, 2, 2, 1]
+    assert pipeline_of(report)["win_rate"] == pytest.approx(1 / 3)
+
+
+def test_forecast_weights_each_amount_by_the_win_rate_at_its_current_stage(
+    service: Service,
+) -> None:
+    service.feed(*cohort().values())
+
+    report = service.get("/forecast")
+
+    # E 500 at proposal (0.5) closes 2026-05; F 300 at initial contact (1/3) closes 2026-04;
+    # G 200 at initial contact, no close date.
+    months = {m["month"]: m for m in report["months"]}
+    assert list(months) == ["2026-04", "2026-05", "unscheduled"]
+    assert (months["2026-04"]["amount"], months["2026-04"]["weighted"]) == ("300.00", "100.00")
+    assert (months["2026-05"]["amount"], months["2026-05"]["weighted"]) == ("500.00", "250.00")
+    assert months["unscheduled"]["weighted"] == "66.67"
+    assert report["total"] == {"amount": "1000.00", "weighted": "416.67"}
+    assert {(r["stage"], r["basis"]) for r in report["rates"]} == {
+        ("initial_contact", "measured"),
+        ("proposal", "measured"),
+    }
+
+
+def test_forecast_falls_back_to_the_stage_probability_without_closed_history(
+    service: Service,
+) -> None:
+    service.feed(History(day(0), amount="1000.00").advance("requirements", day(1)))
+
+    report = service.get("/forecast")
+
+    assert report["months"][0]["weighted"] == "200.00"  # requirements: probability 0.2
+    assert report["rates"] == [
+        {"pipeline_id": "new", "stage": "requirements", "win_rate": 0.2, "basis": "probability"}
+    ]
+
+
+def test_standards_flag_a_stage_below_the_industry_value(service: Service) -> None:
+    service.feed(*cohort().values())
+
+    stages = stages_of(service.get("/funnel", tier="KA"))
+
+    # KA industry conversion rates: 0.6 0.55 0.5 0.6 0.8; ours: 0.5 1 0.667 0.5 1.
+    assert [stages[s]["standard"]["industry"] for s in STAGES] == [0.6, 0.55, 0.5, 0.6, 0.8]
+    assert [stages[s]["below_standard"] for s in STAGES] == [True, False, False, True, False]
+    # KA conversion days: 10 14 21 14 7; ours are all shorter, none below.
+    assert [stages[s]["below_standard_days"] for s in STAGES] == [False] * 5
+    # The whole cohort lies in the trailing 12 months: the company's value is ours.
+    assert stages["proposal"]["standard"]["company"] == pytest.approx(2 / 3)
+    assert stages["proposal"]["below_company"] is False
+    win = stages_of(service.get("/win-rates", tier="KA"))
+    # KA win rate at initial contact 0.25, ours 1/3; at signing 0.75, ours 1.
+    assert win["initial_contact"]["standard"]["industry"] == 0.25
+    assert win["initial_contact"]["below_standard"] is False
+
+
+def test_industry_standard_of_a_mixed_cohort_weighs_each_segment_by_its_population(
+    service: Service,
+) -> None:
+    ka = [History(day(0), tier="KA") for _ in range(3)]
+    smb = [History(day(0), tier="SMB", ownership="PRIVATE") for _ in range(1)]
+    service.feed(*ka, *smb)
+
+    stages = stages_of(service.get("/funnel"))
+
+    # initial contact: KA 0.6 × 3 + SMB 0.5 × 1 over 4 reached
+    assert stages["initial_contact"]["standard"]["industry"] == pytest.approx((0.6 * 3 + 0.5) / 4)
+    stages = stages_of(service.get("/funnel", tier="SMB"))
+    assert stages["initial_contact"]["reached"] == 1
+    assert stages["initial_contact"]["standard"]["industry"] == pytest.approx(0.5)
+
+
+def test_company_standard_covers_the_trailing_twelve_months_only(service: Service) -> None:
+    old = [History(day(-400)).advance("requirements", day(-399)) for _ in range(2)]
+    recent = [History(day(0)) for _ in range(2)] + [History(day(0)).advance("requirements", day(1))]
+    service.feed(*old, *recent)
+
+    stages = stages_of(service.get("/funnel"))
+
+    assert stages["initial_contact"]["conversion_rate"] == pytest.approx(3 / 5)
+    assert stages["initial_contact"]["standard"]["company"] == pytest.approx(1 / 3)
+
+
+def test_filters_select_the_cohort(service: Service) -> None:
+    service.feed(
+        History(day(0), tier="KA", owner_id="rep-1", team_id="east"),
+        History(day(1), tier="SMB", ownership="PRIVATE", owner_id="rep-2", team_id="east"),
+        History(day(2), tier="KA", ownership="FOREIGN", owner_id="rep-3", team_id="west"),
+        History(day(40), type="resale", owner_id="rep-3", team_id="west"),
+    )
+
+    def reached(**params: str) -> int:
+        report = service.get("/funnel", **params)
+        return sum(p["stages"][0]["reached"] for p in report["pipelines"])
+
+    assert reached() == 4
+    assert reached(type="resale") == 1
+    assert reached(tier="SMB") == 1
+    assert reached(ownership="FOREIGN") == 1
+    assert reached(owner_id="rep-3") == 2
+    assert reached(team_id="east") == 2
+    # 2026-03-03 is d1 (00:00 in Asia/Shanghai is 16:00 UTC the day before; d1 is 09:00).
+    assert reached(**{"from": "2026-03-03"}) == 3
+    assert reached(**{"from": "2026-03-03", "to": "2026-03-04"}) == 1
+    assert reached(to="2026-03-03") == 1
+    assert reached(**{"from": (day(1) + timedelta(seconds=1)).isoformat()}) == 2
+
+
+def test_as_of_before_any_event_shows_an_empty_funnel(service: Service) -> None:
+    service.feed(*cohort().values())
+
+    stages = stages_of(service.get("/funnel", as_of=day(-1).isoformat()))
+
+    assert [stages[s]["reached"] for s in STAGES] == [0] * 5
+    assert stages["initial_contact"]["conversion_rate"] is None
+
+
+def test_as_of_between_events_shows_history_as_it_was_then(service: Service) -> None:
+    service.feed(*cohort().values())
+    as_of = day(11.5).isoformat()
+
+    funnel = service.get("/funnel", as_of=as_of)
+    stages = stages_of(funnel)
+
+    # At d11.5: A in negotiation (since d10); B back in proposal (since d11) having reached
+    # negotiation; C lost; D voided; E in proposal; F paused at d9; G deferred at d5.
+    assert funnel["as_of"] == day(11.5).isoformat()
+    assert [stages[s]["reached"] for s in STAGES] == [6, 3, 3, 2, 0]
+    assert [stages[s]["conversion_rate"] for s in STAGES] == pytest.approx(
+        [0.5, 1.0, 2 / 3, 0.0, None]
+    )
+    assert pipeline_of(funnel)["won"] == 0
+    dwell = stages_of(service.get("/dwell", as_of=as_of))
+    # proposal completed: A 5, B 4 (its second visit is open); negotiation: B's reverted 1.
+    assert dwell["proposal"]["conversion_days"] == pytest.approx(4.5)
+    assert dwell["negotiation"]["conversion_days"] == pytest.approx(1.0)
+    assert dwell["signing"]["conversion_days"] is None
+    # open: F 9.5 - 2.5 paused = 7, G 8.5 → 7.75; proposal: E 4.5, B 0.5 → 2.5; A 1.5
+    assert dwell["initial_contact"]["open_visits"]["mean_age_days"] == pytest.approx(7.75)
+    assert dwell["proposal"]["open_visits"] == {"count": 2, "mean_age_days": pytest.approx(2.5)}
+    assert dwell["negotiation"]["open_visits"] == {"count": 1, "mean_age_days": pytest.approx(1.5)}
+    win = stages_of(service.get("/win-rates", as_of=as_of))
+    assert win["initial_contact"]["win_rate"] == 0.0  # only C had closed (lost)
+    assert win["requirements"]["win_rate"] is None
+
+
+def test_as_of_after_every_event_equals_the_current_figures(service: Service) -> None:
+    service.feed(*cohort().values())
+
+    later = service.get("/funnel", as_of=day(30).isoformat())
+    now = service.get("/funnel")  # the clock says d30
+
+    assert later == now
+
+
+def test_a_date_as_of_means_midnight_in_the_business_time_zone(service: Service) -> None:
+    service.feed(History(day(0)), History(day(1)))  # d1 = 2026-03-03 09:00 +08:00
+
+    stages = stages_of(service.get("/funnel", as_of="2026-03-03"))
+
+    assert stages["initial_contact"]["reached"] == 1

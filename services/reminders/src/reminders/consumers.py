@@ -1,0 +1,229 @@
+"""The consumer of `crm.opportunity.events` (group `reminders`): each event updates the
+opportunity's facts and its next due time, in one transaction with the partition's position.
+
+Positions live in the reminders database, not in Kafka: when partitions are assigned, the
+consumer seeks to the positions stored there (the beginning, for a fresh database — that is
+how the timers are rebuilt from scratch). A redelivered event changes nothing: an event whose
+version is not above the opportunity's is skipped. Offsets are also committed to Kafka after
+each batch, for lag monitoring only. A record that is not an event is counted, logged and
+passed over; the consumer never stops on it.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
+
+from contracts import topics
+from contracts.envelope import Envelope
+from reminders.clock import Clock
+from reminders.facts import OpportunityFacts, evolve
+from reminders.metrics import Metrics
+from reminders.ownership import Ownership
+from reminders.store import Planned, Store
+from reminders.timers import Planner
+
+log = logging.getLogger(__name__)
+
+RETRY_PAUSE = 1.0
+TOPIC = topics.OPPORTUNITY_EVENTS
+
+
+class ConsumedRecord(Protocol):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class EventIntake:
+    """Applies a batch of event records to the store (runs in a worker thread)."""
+
+    def __init__(self, store: Store, planner: Planner, clock: Clock, metrics: Metrics) -> None:
+        self._store, self._planner, self._clock, self._metrics = store, planner, clock, metrics
+
+    def apply(self, records: Sequence[ConsumedRecord]) -> bool:
+        """Make the batch durable; True when some timer is due at once."""
+        read: list[tuple[Envelope, int]] = []
+        next_offsets: dict[int, int] = {}
+        outcomes: dict[str, int] = {}
+        for record in records:
+            if record.topic != TOPIC:
+                continue
+            next_offsets[record.partition] = max(
+                next_offsets.get(record.partition, 0), record.offset + 1
+            )
+            envelope = _envelope(record)
+            if envelope is None:
+                outcomes["poison"] = outcomes.get("poison", 0) + 1
+            else:
+                read.append((envelope, record.partition))
+        now = self._clock()
+        with self._store.begin() as tx:
+            known = tx.load(envelope.opportunity_id for envelope, _ in read)
+            changed: dict[str, OpportunityFacts] = {}
+            for envelope, partition in read:
+                outcome = _take(known, changed, envelope, partition)
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            planned = [Planned(f, self._planner.first_look(f, now)) for f in changed.values()]
+            tx.save(planned)
+            tx.advance(TOPIC, next_offsets)
+        for outcome, count in outcomes.items():
+            self._metrics.events.labels(outcome).inc(count)
+        return any(p.next_due_at is not None and p.next_due_at <= now for p in planned)
+
+
+def _take(
+    known: dict[str, OpportunityFacts],
+    changed: dict[str, OpportunityFacts],
+    envelope: Envelope,
+    partition: int,
+) -> str:
+    before = known.get(envelope.opportunity_id)
+    try:
+        after = evolve(before, envelope, partition)
+    except ValidationError as exc:
+        log.warning(
+            "event %s (%s v%d) has a malformed payload, passed over: %s",
+            envelope.event_id,
+            envelope.event_type,
+            envelope.version,
+            exc.errors()[0]["msg"],
+        )
+        return "poison"
+    if after is None:
+        return "unknown_opportunity"
+    if after is before:
+        return "duplicate"
+    known[envelope.opportunity_id] = changed[envelope.opportunity_id] = after
+    return "applied"
+
+
+def _envelope(record: ConsumedRecord) -> Envelope | None:
+    try:
+        return Envelope.model_validate(orjson.loads(record.value or b""))
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        log.warning(
+            "record %s/%d/%d is not an event envelope, passed over: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            str(exc).splitlines()[0],
+        )
+        return None
+
+
+class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Seeks newly assigned partitions to the positions stored with the timers, and tells
+    the scheduler which partitions are now this copy's."""
+
+    def __init__(
+        self,
+        store: Store,
+        ownership: Ownership,
+        on_assigned: Callable[[], None],
+    ) -> None:
+        self._store, self._ownership, self._on_assigned = store, ownership, on_assigned
+        self.consumer: Callable[[], AIOKafkaConsumer | None] = lambda: None
+        self.assignments = 0
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Waits for the scheduler's round in progress: the next owner starts after it.
+        async with self._ownership.lock:
+            self._ownership.drop(tp.partition for tp in revoked if tp.topic == TOPIC)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        mine = sorted(tp.partition for tp in assigned if tp.topic == TOPIC)
+        consumer = self.consumer()
+        if consumer is not None and mine:
+            stored = await self._positions(mine)
+            for partition in mine:
+                tp = TopicPartition(TOPIC, partition)
+                if partition in stored:
+                    consumer.seek(tp, stored[partition])
+                else:
+                    await consumer.seek_to_beginning(tp)
+        self._ownership.set(mine)
+        self.assignments += 1
+        log.info("reminders: partitions %s of %s are this copy's", mine, TOPIC)
+        self._on_assigned()
+
+    async def _positions(self, partitions: list[int]) -> dict[int, int]:
+        for attempt in range(5):
+            try:
+                return await asyncio.to_thread(self._store.positions, TOPIC, partitions)
+            except Exception as exc:  # the store is down: retry a little, then rely on Kafka
+                log.warning("reminders: reading positions: %s", exc)
+                await asyncio.sleep(0.2 * (attempt + 1))
+        raise RuntimeError("the reminders store did not answer with the stored positions")
+
+
+async def _raw(message: Any) -> Any:
+    """Hand records over as bytes: the intake decides what is an event and what is poison."""
+    return message.body
+
+
+def build_consumer(
+    intake: EventIntake,
+    rebalance: Rebalance,
+    wake: Callable[[], None],
+    group: str,
+    fetch_max_wait_ms: int,
+    session_timeout_ms: int,
+    max_records: int = 500,
+) -> KafkaRouter:
+    router = KafkaRouter()
+    subscriber = router.subscriber(
+        TOPIC,
+        group_id=group,
+        batch=True,
+        ack_policy=AckPolicy.MANUAL,
+        auto_offset_reset="earliest",
+        max_records=max_records,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        batch_timeout_ms=max(fetch_max_wait_ms, 10),
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(session_timeout_ms // 10, 500),
+        listener=rebalance,
+        decoder=_raw,
+    )
+    rebalance.consumer = lambda: subscriber.consumer
+
+    @subscriber
+    async def take_events(_: list[Any], message: KafkaMessage) -> None:
+        records: Sequence[Any] = message.raw_message
+        if not records:
+            return
+        try:
+            due_now = await asyncio.to_thread(intake.apply, records)
+        except Exception as exc:  # not durable: take the same records again after a pause
+            log.warning("reminders consumer: %s; taking %d records again", exc, len(records))
+            await message.nack()
+            await asyncio.sleep(RETRY_PAUSE)
+            return
+        if due_now:
+            wake()
+        await _commit(message, records)
+
+    return router
+
+
+async def _commit(message: KafkaMessage, records: Sequence[Any]) -> None:
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        partition = TopicPartition(record.topic, record.partition)
+        offsets[partition] = max(offsets.get(partition, 0), record.offset + 1)
+    try:
+        consumer: Any = message.consumer
+        await consumer.commit(offsets)
+    except KafkaError as exc:  # only for lag monitoring: the positions in the store count
+        log.debug("reminders consumer: commit refused (%s)", exc)

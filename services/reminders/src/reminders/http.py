@@ -1,0 +1,147 @@
+"""HTTP of the reminders service (port 8002): health, readiness, metrics, and why an
+opportunity was (or will be) reminded."""
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from contracts.principals import Principal, Principals
+from contracts.rules import Role
+from reminders.clock import Clock
+from reminders.metrics import Metrics
+from reminders.store import Store
+from reminders.timers import Planner, reminder_id_for
+
+
+class Api:
+    """What the routes need, wired once by the composition root."""
+
+    def __init__(
+        self,
+        store: Store,
+        planner: Planner,
+        principals: Principals,
+        clock: Clock,
+        metrics: Metrics,
+        status: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> None:
+        self.store, self.planner, self.principals = store, planner, principals
+        self.clock, self.metrics, self.status = clock, metrics, status
+
+
+def build_router(api: Api) -> APIRouter:
+    router = APIRouter()
+    bearer = HTTPBearer(auto_error=False)
+
+    async def authenticate(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
+        found = None if credentials is None else api.principals.find(credentials.credentials)
+        if found is None:
+            raise HTTPException(
+                401,
+                {"error": "unauthenticated", "message": "send Authorization: Bearer <token>"},
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return found
+
+    Who = Annotated[Principal, Depends(authenticate)]
+
+    @router.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        """Ready once the store answers (schema migrated) and, with Kafka configured, the
+        broker does and the consumer has joined its group."""
+        detail = await api.status()
+        return JSONResponse(detail, status_code=200 if detail["status"] == "ready" else 503)
+
+    @router.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        return Response(generate_latest(api.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/opportunities/{opportunity_id}/reminders", tags=["queries"])
+    async def explain(opportunity_id: str, who: Who) -> Response:
+        """The facts the timers follow from, the timers under the rules now, and every
+        timer fired, with what it sent."""
+        found = await run_in_threadpool(api.store.facts, opportunity_id)
+        if found is None:
+            raise HTTPException(
+                404, {"error": "not_found", "message": f"no opportunity {opportunity_id}"}
+            )
+        facts, next_due_at = found
+        if not _may_read(who, facts.owner_id, facts.team_id):
+            raise HTTPException(
+                403,
+                {"error": "forbidden", "message": "not yours to see", "rule": "role.read"},
+            )
+        fired = await run_in_threadpool(api.store.fired, opportunity_id)
+        now = api.clock()
+        timers = [
+            {
+                "reminder_id": reminder_id_for(opportunity_id, t.rule_id, t.due_at),
+                "kind": t.kind.value,
+                "rule_id": t.rule_id,
+                "due_at": t.due_at,
+                "detail": t.detail,
+            }
+            for t in api.planner.timers(facts)
+        ]
+        body = {
+            "opportunity_id": opportunity_id,
+            "rules_version": api.planner.rules.version,
+            "now": now,
+            "facts": {
+                "version": facts.version,
+                "type": facts.type,
+                "tier": facts.tier,
+                "ownership": facts.ownership,
+                "stage": facts.stage,
+                "status": facts.status.value,
+                "owner_id": facts.owner_id,
+                "team_id": facts.team_id,
+                "last_progress_at": facts.last_progress_at,
+                "last_progress_version": facts.last_progress_version,
+                "paused_until": facts.paused_until,
+                "revisit_on": facts.revisit_on,
+                "contract_end_on": facts.contract_end_on,
+                "partition": facts.partition,
+            },
+            "next_due_at": next_due_at,
+            "timers": timers,
+            "fired": [_fired(row) for row in fired],
+        }
+        return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
+
+    return router
+
+
+def _may_read(who: Principal, owner_id: str | None, team_id: str | None) -> bool:
+    if who.role in (Role.ADMIN, Role.SERVICE, Role.VIEWER):
+        return True
+    if who.role is Role.MANAGER:
+        return who.team_id is not None and who.team_id == team_id
+    return owner_id == who.id
+
+
+def _fired(row: dict[str, Any]) -> dict[str, Any]:
+    sent: datetime | None = row["sent_at"]
+    return {
+        "reminder_id": row["reminder_id"],
+        "kind": row["kind"],
+        "rule_id": row["rule_id"],
+        "due_at": row["due_at"],
+        "fired_at": row["fired_at"],
+        "sent_at": sent,
+        "reminder": None if row["reminder"] is None else orjson.loads(row["reminder"]),
+        "command": None if row["command"] is None else orjson.loads(row["command"]),
+    }

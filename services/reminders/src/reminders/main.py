@@ -1,0 +1,239 @@
+"""The composition root of the reminders service: `build_app(settings, **overrides)`."""
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+
+from contracts.principals import Principals, auth_file_path, load_principals
+from contracts.rules import Rulebook, load_rulebook
+from reminders.clock import Clock, system_clock
+from reminders.consumers import EventIntake, Rebalance, build_consumer
+from reminders.http import Api, build_router
+from reminders.kafka import KafkaPublisher, Publisher, ensure_topics, new_producer
+from reminders.metrics import Metrics
+from reminders.ownership import Ownership
+from reminders.scheduler import Scheduler
+from reminders.settings import Settings
+from reminders.store import Store
+from reminders.timers import Planner, managers_by_team
+
+log = logging.getLogger(__name__)
+
+RULES_KEY = "rules_fingerprint"
+REPLAN_BATCH = 2000
+
+
+def rules_fingerprint(rules: Rulebook, zone: str) -> str:
+    """What the timers depend on besides the facts: the reminder and renewal rules, the zone."""
+    content = {
+        "reminders": rules.reminders.model_dump(mode="json"),
+        "renewal": rules.renewal.model_dump(mode="json"),
+        "version": rules.version,
+        "zone": zone,
+    }
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class Runtime:
+    """The service's moving parts, started in the background so HTTP answers at once: the
+    schema, then (with Kafka) the topics, the consumer and the scheduler."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        planner: Planner,
+        clock: Clock,
+        metrics: Metrics,
+        publisher: Publisher | None,
+    ) -> None:
+        self._settings, self._store, self._planner, self._clock = settings, store, planner, clock
+        self.ownership = Ownership()
+        self._publisher = publisher
+        if publisher is None and settings.kafka_bootstrap:
+            publisher = KafkaPublisher(lambda: new_producer(settings))
+            self._publisher = publisher
+        self.scheduler = (
+            Scheduler(
+                store,
+                planner,
+                publisher,
+                clock,
+                self.ownership,
+                metrics,
+                settings.reminders_batch,
+                settings.reminders_tick_ms / 1000,
+            )
+            if publisher is not None
+            else None
+        )
+        self.broker: KafkaBroker | None = None
+        self.rebalance = Rebalance(store, self.ownership, self._wake)
+        if settings.kafka_bootstrap:
+            self.broker = KafkaBroker(
+                settings.kafka_bootstrap,
+                request_timeout_ms=settings.kafka_request_timeout_ms,
+                log_level=logging.DEBUG,
+            )
+            self.broker.include_router(
+                build_consumer(
+                    EventIntake(store, planner, clock, metrics),
+                    self.rebalance,
+                    self._wake,
+                    settings.reminders_group,
+                    settings.kafka_fetch_max_wait_ms,
+                    settings.kafka_session_timeout_ms,
+                )
+            )
+        self.migrated = False
+        self.connected = False
+        self.replanned = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._run()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.broker is not None:
+            with contextlib.suppress(Exception):
+                await self.broker.stop()
+        if isinstance(self._publisher, KafkaPublisher):
+            await self._publisher.close()
+
+    def _wake(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.wake()
+
+    async def _run(self) -> None:
+        await self._retry("store", self._migrate)
+        self._tasks.append(asyncio.create_task(self._replan()))
+        if self.broker is None:
+            log.warning("reminders: OPPSTREAM_KAFKA_BOOTSTRAP unset; no events, no reminders")
+            return
+        await self._retry("kafka", self._connect)
+        if self.scheduler is not None:
+            await self.scheduler.run()
+
+    async def _migrate(self) -> None:
+        await asyncio.to_thread(self._store.migrate)
+        self.migrated = True
+
+    async def _connect(self) -> None:
+        if self.broker is None:
+            return
+        try:
+            await ensure_topics(self._settings)
+            await self.broker.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.broker.stop()
+            raise
+        self.connected = True
+
+    async def _replan(self) -> None:
+        """After a change of the rules (or the zone), every opportunity's next look is
+        computed again, so a tighter rule fires on time; a copy that stops halfway leaves
+        the old fingerprint, and the next start does it again."""
+        fingerprint = rules_fingerprint(self._planner.rules, self._settings.timezone)
+        try:
+            if await asyncio.to_thread(self._store.get_meta, RULES_KEY) != fingerprint:
+                after: str | None = ""
+                while after is not None:
+                    after = await asyncio.to_thread(
+                        self._store.replan,
+                        lambda f: self._planner.first_look(f, self._clock()),
+                        after,
+                        REPLAN_BATCH,
+                    )
+                await asyncio.to_thread(self._store.set_meta, RULES_KEY, fingerprint)
+                self._wake()
+            self.replanned = True
+        except Exception as exc:  # the next start tries again
+            log.warning("reminders: replanning after a rules change failed: %s", exc)
+
+    async def _retry(self, what: str, step: Any) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                await step()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # down at start: keep answering /healthz, keep trying
+                log.warning("reminders: %s: %s; again in %.1f s", what, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def status(self) -> dict[str, Any]:
+        detail: dict[str, Any] = {}
+        try:
+            await asyncio.to_thread(self._store.ping)
+            detail["store"] = "ok" if self.migrated else "migrating"
+        except Exception as exc:  # any store failure means not ready
+            detail["store"] = f"unavailable: {type(exc).__name__}"
+        ready = detail["store"] == "ok"
+        if self.broker is None:
+            detail["kafka"] = "not configured (OPPSTREAM_KAFKA_BOOTSTRAP unset)"
+        else:
+            reachable = self.connected and await self.broker.ping(timeout=2.0)
+            joined = self.rebalance.assignments > 0
+            detail["broker"] = "connected" if reachable else "unavailable"
+            detail["consumer"] = "joined" if joined else "joining"
+            ready = ready and reachable and joined
+        detail["partitions"] = self.ownership.partitions
+        if self.scheduler is not None:
+            detail["scheduler"] = {
+                "rounds": self.scheduler.rounds,
+                "error": self.scheduler.last_error,
+            }
+        return {"status": "ready" if ready else "unavailable", **detail}
+
+
+def build_app(
+    settings: Settings,
+    *,
+    rules: Rulebook | None = None,
+    principals: Principals | None = None,
+    clock: Clock = system_clock,
+    publisher: Publisher | None = None,
+) -> FastAPI:
+    """Wire the service; tests pass rules, principals, a clock or a publisher instead."""
+    rules = rules or load_rulebook(settings.rules_file)
+    principals = principals or load_principals(auth_file_path(settings.auth_file))
+    store = Store(settings.reminders_db_url)
+    planner = Planner(rules, settings.zone, managers_by_team(principals.all))
+    metrics = Metrics()
+    runtime = Runtime(settings, store, planner, clock, metrics, publisher)
+    api = Api(store, planner, principals, clock, metrics, runtime.status)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runtime.start()
+        yield
+        await runtime.stop()
+        store.close()
+
+    service = FastAPI(
+        title="oppstream reminders service",
+        version="1",
+        description="Follow-ups, stale warnings, escalations, reclamations, revisits, "
+        "pause ends and renewals (SPEC §3.4, §3.5, §6).",
+        lifespan=lifespan,
+    )
+    service.include_router(build_router(api))
+    service.state.runtime = runtime
+    service.state.store = store
+    return service

@@ -1,0 +1,51 @@
+"""Prometheus metrics of the reminders service, in a registry of its own."""
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.events = Counter(
+            "oppstream_reminders_events_total",
+            "Records of crm.opportunity.events taken, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.fired = Counter(
+            "oppstream_reminders_fired_total",
+            "Timers fired (each once), by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.published = Counter(
+            "oppstream_reminders_published_total",
+            "Fired timers whose messages the broker acknowledged",
+            registry=self.registry,
+        )
+        self.tick_seconds = Histogram(
+            "oppstream_reminders_tick_seconds",
+            "Time of one scheduler round (look for due timers, fire, publish)",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.fire_delay = Histogram(
+            "oppstream_reminders_fire_delay_seconds",
+            "Fired time minus due time (overdue on computation included)",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 60, 3600, 86400),
+            registry=self.registry,
+        )
+        self.outbox_pending = Gauge(
+            "oppstream_reminders_outbox_pending",
+            "Fired timers of this copy's partitions not yet acknowledged by the broker",
+            registry=self.registry,
+        )
+        self.partitions = Gauge(
+            "oppstream_reminders_partitions_owned",
+            "Partitions of crm.opportunity.events this copy consumes and fires timers for",
+            registry=self.registry,
+        )

@@ -1,0 +1,1 @@
+"""Alembic migrations of the reminders database (applied by `Store.migrate` at start)."""

@@ -1,0 +1,25 @@
+"""Which partitions of `crm.opportunity.events` this copy owns: it keeps and fires only the
+timers of those, so several copies never fire the same timer. A rebalance takes partitions
+away only between two scheduler rounds (the lock), so the next owner finds every round of
+the previous one finished: fired, published and marked sent."""
+
+import asyncio
+from collections.abc import Iterable
+
+
+class Ownership:
+    def __init__(self) -> None:
+        self._partitions: frozenset[int] = frozenset()
+        self.lock = asyncio.Lock()
+        self.changes = 0  # bumped on every change: the scheduler rereads its outbox then
+
+    @property
+    def partitions(self) -> list[int]:
+        return sorted(self._partitions)
+
+    def set(self, partitions: Iterable[int]) -> None:
+        self._partitions = frozenset(partitions)
+        self.changes += 1
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        self.set(self._partitions - set(partitions))

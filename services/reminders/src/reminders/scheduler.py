@@ -1,0 +1,140 @@
+"""The scheduler: fires due timers and publishes what they send, at least once a second.
+
+A round, for the partitions this copy owns:
+
+1. one transaction: read the opportunities whose `next_due_at` has come (on its index, most
+   overdue first, LIMIT — PostgreSQL locks them and skips rows another copy holds), ask the
+   rule engine what fires now (of several overdue ladder rungs only the furthest), add each
+   firing to the outbox (a `reminder_id` already there is left alone: it fired before), and
+   set each opportunity's next look;
+2. publish the rows added (after a restart, a failure or a rebalance: every pending row of
+   the owned partitions, oldest first) and wait for the broker's acknowledgement;
+3. mark them sent.
+
+A crash after 1 publishes the rows at the next start; a crash after 2 publishes them again
+with the same reminder ids. No firing is lost and none is made twice.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from reminders.clock import Clock
+from reminders.kafka import Publisher, outgoing
+from reminders.metrics import Metrics
+from reminders.ownership import Ownership
+from reminders.store import Pending, Store
+from reminders.timers import Firing, Planner
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT = 30.0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: Store,
+        planner: Planner,
+        publisher: Publisher,
+        clock: Clock,
+        ownership: Ownership,
+        metrics: Metrics,
+        batch: int,
+        tick: float,
+    ) -> None:
+        self._store, self._planner, self._publisher = store, planner, publisher
+        self._clock, self._ownership, self._metrics = clock, ownership, metrics
+        self._batch, self._tick = batch, tick
+        self._wake = asyncio.Event()
+        self._recover = True  # read the outbox: rows may be pending from before
+        self._seen_changes = -1
+        self.last_error: str | None = None
+        self.rounds = 0
+
+    def wake(self) -> None:
+        """Something may be due now (an event made a timer overdue): look at once."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Rounds until cancelled; a failed round is retried with backoff."""
+        backoff = 0.1
+        while True:
+            try:
+                busy = await self.round()
+                self.last_error, backoff = None, 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # store or broker down: the rows stay pending
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("scheduler: %s; again in %.1f s", self.last_error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if not busy:
+                await self._pause(self._tick)
+
+    async def round(self) -> bool:
+        """One round; True when there may be more to do right away."""
+        async with self._ownership.lock:
+            owned = self._ownership.partitions
+            self._metrics.partitions.set(len(owned))
+            if not owned:
+                return False
+            started = time.perf_counter()
+            if self._seen_changes != self._ownership.changes:
+                self._seen_changes, self._recover = self._ownership.changes, True
+            now = self._clock()
+            looked, added = await asyncio.to_thread(self._fire, owned, now)
+            recovering = self._recover
+            rows = (
+                await asyncio.to_thread(self._store.pending, owned, self._batch)
+                if (recovering)
+                else added
+            )
+            try:
+                await self._publish(rows)
+            except BaseException:
+                self._recover = True
+                raise
+            if recovering and len(rows) < self._batch:
+                self._recover = False
+                self._metrics.outbox_pending.set(0)
+            self._metrics.tick_seconds.observe(time.perf_counter() - started)
+            self.rounds += 1
+            return looked >= self._batch or (recovering and len(rows) >= self._batch)
+
+    def _fire(self, owned: Sequence[int], now: datetime) -> tuple[int, list[Pending]]:
+        with self._store.begin() as tx:
+            due = tx.due(owned, now, self._batch)
+            if not due:
+                return 0, []
+            firings: list[Firing] = []
+            looks = []
+            for facts in due:
+                firings.extend(self._planner.fire(facts, now))
+                looks.append((facts.opportunity_id, self._planner.next_look(facts, now)))
+            added = tx.record(firings)
+            tx.reschedule(looks)
+        new = {row.reminder_id for row in added}
+        for firing in firings:
+            if firing.reminder_id in new:
+                self._metrics.fired.labels(firing.kind.value).inc()
+                self._metrics.fire_delay.observe((now - firing.due_at).total_seconds())
+        return len(due), added
+
+    async def _publish(self, rows: list[Pending]) -> None:
+        if not rows:
+            return
+        await asyncio.wait_for(self._publisher.publish(outgoing(rows)), PUBLISH_TIMEOUT)
+        await asyncio.to_thread(self._store.mark_sent, [row.seq for row in rows], self._clock())
+        self._metrics.published.inc(len(rows))
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+        self._wake.clear()

@@ -1,0 +1,165 @@
+"""The reminders service as a real process (`python -m reminders serve`, what `oppstream serve
+reminders` runs), and what the end-to-end tests share: HTTP calls with deadlines, reading the
+reminders topic."""
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts import topics
+from contracts.reminders import Reminder
+from tests.support.kafka import TestBroker
+from tests.support.principals import auth, customer
+from tests.support.processes import Service, free_port, service_env
+from tests.support.topics import Offsets, collect, keyed
+
+KAFKA_SETTINGS = {
+    "topic_partitions": "6",
+    "kafka_session_timeout_ms": "6000",
+    "kafka_fetch_max_wait_ms": "10",
+}
+READY_TIMEOUT = 60.0
+
+
+def reminders_env(
+    workdir: Path, kafka: TestBroker, db_url: str, group: str, **settings: str
+) -> dict[str, str]:
+    return service_env(
+        workdir,
+        reminders_db_url=db_url,
+        kafka_bootstrap=kafka.bootstrap,
+        reminders_group=group,
+        reminders_tick_ms="100",
+        **{**KAFKA_SETTINGS, **settings},
+    )
+
+
+def opportunity_env(workdir: Path, kafka: TestBroker, store_url: str) -> dict[str, str]:
+    return service_env(
+        workdir, eventstore_url=store_url, kafka_bootstrap=kafka.bootstrap, **KAFKA_SETTINGS
+    )
+
+
+def start_reminders(env: Mapping[str, str], workdir: Path) -> Service:
+    """`python -m reminders serve` on a free port; returned once /readyz is 200 (store
+    migrated, broker connected, consumer joined its group)."""
+    port = free_port()
+    logs = workdir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stamp = f"reminders-{port}-{time.monotonic_ns()}"
+    stdout_path, stderr_path = logs / f"{stamp}.out", logs / f"{stamp}.err"
+    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reminders", "serve", "--port", str(port)],
+            cwd=workdir,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    service = Service("reminders", port, process, stdout_path, stderr_path)
+    try:
+        wait_ready(service)
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
+def wait_ready(service: Service, timeout: float = READY_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    with httpx.Client(base_url=service.url, timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if service.process.poll() is not None:
+                raise RuntimeError(f"reminders exited early\n{service.output()}")
+            try:
+                answer = client.get("/readyz")
+            except httpx.TransportError as exc:
+                last = str(exc)
+            else:
+                if answer.status_code == 200:
+                    return
+                last = answer.text
+            time.sleep(0.05)
+    raise TimeoutError(f"reminders not ready after {timeout} s: {last}\n{service.output()}")
+
+
+def wait_until(condition: Callable[[], Any], seconds: float, what: str) -> Any:
+    """Poll until `condition()` is truthy; its value. Fails after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {seconds} s: {what}")
+        time.sleep(0.05)
+
+
+def ago(days: float) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat()
+
+
+def import_opportunity(
+    client: httpx.Client,
+    tier: str,
+    idle_days: float,
+    owner_id: str = "rep-1",
+    team_id: str = "east",
+    **extra: Any,
+) -> dict[str, Any]:
+    """Create an opportunity as the `service` principal, as if recorded `idle_days` ago."""
+    answer = client.post(
+        "/opportunities",
+        json={
+            "type": "new",
+            "customer": customer(tier),
+            "owner_id": owner_id,
+            "team_id": team_id,
+            "occurred_at": ago(idle_days),
+            **extra,
+        },
+        headers=auth("service"),
+    )
+    assert answer.status_code == 201, answer.text
+    state: dict[str, Any] = answer.json()
+    return state
+
+
+def state_of(client: httpx.Client, oid: str) -> dict[str, Any]:
+    answer = client.get(f"/opportunities/{oid}", headers=auth("admin"))
+    assert answer.status_code == 200, answer.text
+    state: dict[str, Any] = answer.json()
+    return state
+
+
+def history(client: httpx.Client, oid: str) -> list[dict[str, Any]]:
+    answer = client.get(f"/opportunities/{oid}/history", headers=auth("admin"))
+    assert answer.status_code == 200, answer.text
+    events: list[dict[str, Any]] = answer.json()["events"]
+    return events
+
+
+def reminders_of(
+    bootstrap: str, start: Offsets, count: int, *opportunity_ids: str, deadline: float = 60.0
+) -> list[Reminder]:
+    """The reminders published after `start` for these opportunities, once `count` distinct
+    reminder ids arrived (with every repeat already there)."""
+    records = collect(
+        bootstrap,
+        topics.REMINDERS,
+        keyed(*opportunity_ids),
+        count,
+        deadline,
+        start=start,
+        distinct=lambda r: r.json()["reminder_id"],
+    )
+    return [Reminder.model_validate_json(r.value or b"") for r in records]

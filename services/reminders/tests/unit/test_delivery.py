@@ -1,0 +1,144 @@
+"""Exactly once in effect: redelivered events, restarts, failed and repeated publishes,
+partition ownership, two schedulers on one store (SQLite and PostgreSQL)."""
+
+import asyncio
+
+import pytest
+
+from contracts import topics
+from reminders.store import Store
+from services.reminders.tests.helpers import DAY, T0, Harness, Opportunity, Record, kinds
+
+
+async def test_a_redelivered_event_changes_nothing(harness: Harness) -> None:
+    o = Opportunity("KA")
+    create = o.create(T0)
+    harness.feed(create, o.follow_up(T0 + 5 * DAY))
+    again = Record(
+        topics.OPPORTUNITY_EVENTS, 0, 0, o.id.encode(), create.model_dump_json().encode()
+    )
+    harness.redeliver([again, again])
+    facts, _ = harness.store.facts(o.id) or pytest.fail("no facts")
+    assert (facts.version, facts.last_progress_version) == (2, 2)
+    assert await harness.at(T0 + 7 * DAY) == []
+    assert kinds(await harness.at(T0 + 12 * DAY)) == ["follow_up"]
+    outcomes = harness.metrics.events.collect()[0].samples
+    assert {s.labels["outcome"]: s.value for s in outcomes if s.name.endswith("_total")} == {
+        "applied": 2.0,
+        "duplicate": 2.0,
+    }
+
+
+async def test_events_of_an_unknown_opportunity_and_garbage_are_passed_over(
+    harness: Harness,
+) -> None:
+    o = Opportunity("KA")
+    o.create(T0)  # never delivered
+    harness.feed(o.follow_up(T0 + DAY))
+    harness.redeliver([Record(topics.OPPORTUNITY_EVENTS, 1, 7, b"k", b"not json")])
+    assert harness.store.facts(o.id) is None
+    assert harness.store.positions(topics.OPPORTUNITY_EVENTS, [1]) == {1: 8}
+
+
+async def test_positions_are_stored_with_the_facts(harness: Harness) -> None:
+    a, b = Opportunity("KA"), Opportunity("SMB")
+    harness.feed(a.create(T0), a.follow_up(T0), partition=2)
+    harness.feed(b.create(T0), partition=5)
+    assert harness.store.positions(topics.OPPORTUNITY_EVENTS, range(6)) == {2: 2, 5: 1}
+
+
+async def test_an_unknown_event_type_only_moves_the_version(harness: Harness) -> None:
+    o = Opportunity("SMB")
+    harness.feed(o.create(T0), o.event("SomethingNew", T0 + DAY, whatever=1))
+    facts, _ = harness.store.facts(o.id) or pytest.fail("no facts")
+    assert facts.version == 2
+    assert kinds(await harness.at(T0 + 3 * DAY)) == ["follow_up"]
+
+
+async def test_a_restart_never_fires_a_timer_again(harness: Harness) -> None:
+    o = Opportunity("KA")
+    harness.feed(o.create(T0))
+    assert kinds(await harness.at(T0 + 8 * DAY)) == ["follow_up"]
+    harness.new_scheduler()
+    harness.feed(o.info(T0 + 9 * DAY))  # recomputes the timers: the follow-up is overdue
+    assert await harness.at(T0 + 9 * DAY) == []
+    assert kinds(await harness.at(T0 + 14 * DAY)) == ["stale_warning"]
+
+
+async def test_a_failed_publish_keeps_the_reminder_and_sends_it_later_with_its_id(
+    harness: Harness,
+) -> None:
+    o = Opportunity("SMB")
+    harness.feed(o.create(T0))
+    harness.clock.set(T0 + 3 * DAY)
+    harness.publisher.failing = True
+    with pytest.raises(ConnectionError):
+        await harness.scheduler.round()
+    assert harness.store.count_pending() == 1
+    harness.publisher.failing = False
+    [reminder] = await harness.tick()
+    assert reminder.kind.value == "follow_up"
+    assert harness.store.count_pending() == 0
+    assert await harness.at(T0 + 4 * DAY) == []
+
+
+async def test_a_crash_between_publish_and_mark_sends_the_same_bytes_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    o = Opportunity("KA")
+    harness.clock.set(T0 + 31 * DAY)
+    harness.feed(o.create(T0))
+
+    def crash(*_: object) -> None:
+        raise RuntimeError("killed before marking sent (test)")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(harness.store, "mark_sent", crash)
+        with pytest.raises(RuntimeError):
+            await harness.scheduler.round()
+    harness.new_scheduler()  # the restart
+    await harness.tick()
+    first, second = harness.publisher.sent[:2], harness.publisher.sent[2:]
+    assert {m.topic for m in first} == {topics.REMINDERS, topics.OPPORTUNITY_COMMANDS}
+    assert second == first
+    assert harness.store.count_pending() == 0
+
+
+async def test_only_the_timers_of_owned_partitions_fire(harness: Harness) -> None:
+    mine, theirs = Opportunity("SMB"), Opportunity("SMB")
+    harness.feed(mine.create(T0), partition=1)
+    harness.feed(theirs.create(T0), partition=4)
+    harness.ownership.set([0, 1, 2])
+    assert [r.opportunity_id for r in await harness.at(T0 + 3 * DAY)] == [mine.id]
+    harness.ownership.set([3, 4, 5])  # a rebalance gives this copy the other partitions
+    assert [r.opportunity_id for r in await harness.at(T0 + 3 * DAY)] == [theirs.id]
+
+
+async def test_two_schedulers_owning_the_same_partitions_never_fire_a_timer_twice(
+    store: Store, harness: Harness
+) -> None:
+    other = Harness(store, harness.planner, harness.clock, batch=7)
+    harness.batch = 5
+    harness.new_scheduler()
+    created = [Opportunity("SMB") for _ in range(60)]
+    harness.feed(*(o.create(T0) for o in created))
+    harness.clock.set(T0 + 3 * DAY)
+    await asyncio.gather(harness.tick(), other.tick())
+    sent = harness.publisher.reminders() + other.publisher.reminders()
+    assert {r.opportunity_id for r in sent} == {o.id for o in created}
+    by_opportunity: dict[str, set[str]] = {}
+    for r in sent:
+        by_opportunity.setdefault(r.opportunity_id, set()).add(r.reminder_id)
+    assert all(len(ids) == 1 for ids in by_opportunity.values())
+
+
+async def test_rounds_take_at_most_a_batch_and_go_on_until_nothing_is_due(
+    harness: Harness,
+) -> None:
+    harness.batch = 10
+    harness.new_scheduler()
+    harness.feed(*(Opportunity("SMB").create(T0) for _ in range(35)))
+    harness.clock.set(T0 + 3 * DAY)
+    assert await harness.scheduler.round() is True
+    assert len(harness.publisher.reminders()) == 10
+    assert len(await harness.tick()) == 25
