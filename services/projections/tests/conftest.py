@@ -90,3 +90,20 @@ def service(db_url: str, clock: Clock) -> Iterator[Service]:
     )
     with TestClient(app) as client:
         yield Service(client, app.state.store, clock)
+
+
+def snapshot(
+    engine: sa.Engine, *, with_positions: bool = False
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every event-derived table, in primary-key order."""
+    from projections.schema import LIVE
+
+    skip = set() if with_positions else {"projection_position"}
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn:
+        for name, table in LIVE.by_canonical_name().items():
+            if name in skip:
+                continue
+            order = list(table.primary_key.columns)
+            found[name] = [tuple(row) for row in conn.execute(sa.select(table).order_by(*order))]
+    return found

@@ -219,6 +219,8 @@ def test_every_event_of_200_opportunities_arrives_in_version_order_and_wins_once
 ) -> None:
     events_start = end_offsets(kafka.bootstrap, topics.OPPORTUNITY_EVENTS)
     won_start = end_offsets(kafka.bootstrap, topics.OPPORTUNITY_WON)
+    if kafka.kind != "external":  # topics made by the services of this session
+        assert len(events_start) == len(won_start) == 6
     with ThreadPoolExecutor(32) as pool:
         plans = list(pool.map(lambda n: drive(relaying.client, n), range(200)))
         histories = dict(
@@ -452,7 +454,6 @@ def test_a_relay_killed_mid_stream_republishes_only_what_it_had_not_confirmed(
     for envelopes in ordered.values():
         assert [e["version"] for e in envelopes] == list(range(1, 1 + FOLLOW_UPS + 1))
     assert len(ordered) == BACKLOG_OPPORTUNITIES
-    assert all(UUID(oid) for oid in ordered)
 
 
 # -- two copies on one PostgreSQL store: one relay, taken over after kill -9 ------------------------

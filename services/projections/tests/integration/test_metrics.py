@@ -66,13 +66,13 @@ def test_conversion_days_leave_paused_time_out_and_a_revert_starts_a_new_visit(
 
     stages = stages_of(service.get("/dwell"))
 
-    # initial_contact: A 2, B 4, C 5-1=4 minus 2 paused = 2 → 8 / 3
+    # initial_contact: A 2, B 4, C 5-1=4 minus 2 paused = 2, E 2 → 10 / 4
     # requirements: A 3, E 3 → 3 (D's visit is voided)
     # proposal: A 5, B 4-…: B's first visit d4→d10 is 6 days minus 2 paused = 4, its second
     # (after the revert) d11→d14 = 3 → (5 + 4 + 3) / 3 = 4
     # negotiation: A 2, B 1 (reverted), B 6 (lost) → 3; signing: A 3
     expected = {
-        "initial_contact": (3, 8 / 3),
+        "initial_contact": (4, 2.5),
         "requirements": (2, 3.0),
         "proposal": (3, 4.0),
         "negotiation": (3, 3.0),
@@ -84,7 +84,7 @@ def test_conversion_days_leave_paused_time_out_and_a_revert_starts_a_new_visit(
     assert stages["proposal"]["paused_days"] == pytest.approx(2.0)
     assert stages["negotiation"]["completed_by_exit"] == {"lost": 1, "reverted": 1, "advanced": 1}
     funnel = stages_of(service.get("/funnel"))
-    assert funnel["initial_contact"]["conversion_days"] == pytest.approx(8 / 3)
+    assert funnel["initial_contact"]["conversion_days"] == pytest.approx(2.5)
 
 
 def test_open_visits_are_reported_apart_with_their_mean_age(service: Service) -> None:
