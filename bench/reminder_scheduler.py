@@ -9,7 +9,7 @@ With N open opportunities' timers in PostgreSQL (loaded with COPY, next looks da
 3. the service as deployed (`python -m reminders`, a process of its own) firing another D
    due at once: its rate and its peak RSS.
 
-    .venv/bin/python bench/reminders.py [--runs 3] [--opportunities 1000000] [--due 100000]
+    .venv/bin/python bench/reminder_scheduler.py [--runs 3] [--opportunities 1000000] [--due 100000]
 """
 
 import argparse
@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
+import httpx
 import psycopg
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
@@ -199,7 +200,7 @@ def service_run(
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
         deadline = time.monotonic() + 60
-        while b'"status":"ready"' not in _get(f"http://127.0.0.1:{port}/readyz"):
+        while not _ready(f"http://127.0.0.1:{port}/readyz"):
             if time.monotonic() > deadline:
                 raise TimeoutError("the service did not join its group")
             time.sleep(0.1)
@@ -218,14 +219,11 @@ def service_run(
         process.wait(timeout=30)
 
 
-def _get(url: str) -> bytes:
-    import urllib.request
-
+def _ready(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - our loopback URL
-            return bytes(answer.read())
-    except OSError as exc:
-        return getattr(exc, "read", lambda: b"")()  # type: ignore[no-any-return]
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def main() -> int:
@@ -311,7 +309,7 @@ def main() -> int:
         ]
     )
     write_section(
-        "Reminders scheduler", " ".join(["python bench/reminders.py", *sys.argv[1:]]), body
+        "Reminders scheduler", " ".join(["python bench/reminder_scheduler.py", *sys.argv[1:]]), body
     )
     print(body)
     return 0

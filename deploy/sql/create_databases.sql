@@ -1,0 +1,3 @@
+-- One database per service: no service reads another service's database.
+CREATE DATABASE projections OWNER oppstream;
+CREATE DATABASE reminders OWNER oppstream;
