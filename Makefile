@@ -26,10 +26,11 @@ bench: install  ## throughput and latency figures, written to bench/RESULTS.md
 	$(BIN)/python bench/relay.py
 	$(BIN)/python bench/intake.py
 
-demo: install  ## the embedded default (until the demo lands: the services that exist)
-	$(BIN)/oppstream up
+demo: install  ## the embedded default: broker, SQLite stores, the services, a simulated sales team
+	$(BIN)/oppstream demo
 
-up: demo
+up: install  ## the embedded default without the simulation
+	$(BIN)/oppstream up
 
 schemas: install  ## regenerate contracts/schemas after changing a contract
 	$(BIN)/oppstream contracts export contracts/schemas

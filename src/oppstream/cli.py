@@ -27,6 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="the embedded default: every service on this machine")
     up.set_defaults(run=_up)
 
+    demo = commands.add_parser("demo", help="`up` plus a simulated sales team; prints the funnel")
+    demo.add_argument("--deals", type=_positive, default=300, help="opportunities of the last year")
+    demo.add_argument("--minutes", type=float, default=1.0, help="minutes of live activity")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--exit", action="store_true", help="stop after printing (no dashboard)")
+    demo.set_defaults(run=_demo)
+
     contracts = commands.add_parser("contracts", help="message contracts")
     contracts_commands = contracts.add_subparsers(required=True, metavar="ACTION")
     export = contracts_commands.add_parser("export", help="write JSON Schemas and AsyncAPI")
@@ -45,6 +52,16 @@ def _port(text: str) -> int:
     return port
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
 def _serve(args: argparse.Namespace) -> int:
     from oppstream.serve import serve
 
@@ -55,6 +72,12 @@ def _up(_: argparse.Namespace) -> int:
     from oppstream.up import run_up
 
     return run_up()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from oppstream.demo import run_demo
+
+    return run_demo(args.deals, args.minutes, args.seed, stay=not args.exit)
 
 
 def _export(args: argparse.Namespace) -> int:

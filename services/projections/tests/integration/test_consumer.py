@@ -1,9 +1,8 @@
 """The consumer against a real broker: events from the topic into the tables, positions stored
 with them, seeking to the stored positions when partitions are assigned (SPEC §7)."""
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,25 +16,12 @@ from projections.main import build_app
 from projections.settings import Settings
 from services.projections.tests.cohort import cohort
 from services.projections.tests.history import envelopes_of
+from services.projections.tests.polling import poll
 from tests.support.kafka import TestBroker
 from tests.support.principals import PRINCIPALS, auth
 from tests.support.topics import Outgoing, end_offsets, publish
 
 pytestmark = pytest.mark.slow
-
-DEADLINE = 60.0
-
-
-def poll(what: Callable[[], Any], until: Callable[[Any], bool], deadline: float = DEADLINE) -> Any:
-    """`what()` once `until` holds for it; TimeoutError with the last value at the deadline."""
-    end = time.monotonic() + deadline
-    value = what()
-    while not until(value):
-        if time.monotonic() > end:
-            raise TimeoutError(f"still {value!r} after {deadline} s")
-        time.sleep(0.05)
-        value = what()
-    return value
 
 
 def settings_for(kafka: TestBroker, db_url: str, topic: str, group: str) -> Settings:
@@ -96,7 +82,9 @@ def test_events_on_the_topic_reach_the_tables_with_their_positions_exactly_once(
             lambda n: n == len(envelopes),
         )
         assert reached(client) == [6, 3, 3, 2, 1]
-        assert metric(client, 'oppstream_projection_events_total{outcome="applied"}') == len(envelopes)
+        assert metric(client, 'oppstream_projection_events_total{outcome="applied"}') == len(
+            envelopes
+        )
         store = client.app.state.store  # type: ignore[attr-defined]
         ends = end_offsets(kafka.bootstrap, topic)
         poll(lambda: store.positions(topic), lambda p: p == {k: v for k, v in ends.items() if v})

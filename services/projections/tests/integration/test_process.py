@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.projections.tests.cohort import cohort
 from services.projections.tests.history import envelopes_of
@@ -38,15 +38,22 @@ uvicorn.run(build_app(Settings(), on_stored=die), host="127.0.0.1", port=int(sys
 """
 
 
-def committed_offsets(bootstrap: str, group: str) -> dict[int, int]:
-    async def read() -> dict[int, int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=40_000)
-        await admin.start()
+def committed_offset(bootstrap: str, group: str, topic: str) -> int | None:
+    """What the group committed for partition 0 of `topic` (None: nothing)."""
+
+    async def read() -> int | None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            request_timeout_ms=40_000,
+        )
+        await consumer.start()
         try:
-            found = await admin.list_consumer_group_offsets(group)
-            return {tp.partition: meta.offset for tp, meta in found.items() if meta.offset >= 0}
+            found = await consumer.committed(TopicPartition(topic, 0))
+            return None if found is None else int(found)
         finally:
-            await admin.close()
+            await consumer.stop()
 
     return asyncio.run(read())
 
@@ -84,7 +91,7 @@ def test_killed_between_storing_and_committing_it_counts_nothing_twice(
             stderr=subprocess.STDOUT,
         )
         assert crashing.wait(timeout=DEADLINE) == -9, (logs / "crash.out").read_text()
-    assert committed_offsets(kafka.bootstrap, group) == {}
+    assert committed_offset(kafka.bootstrap, group, topic) is None
 
     port = free_port()
     with (logs / "serve.out").open("wb") as out:
@@ -116,6 +123,8 @@ def test_killed_between_storing_and_committing_it_counts_nothing_twice(
             service.wait(timeout=10)
 
     # The first 5 records were stored by the killed process; the new one sought past them.
-    assert f'oppstream_projection_events_total{{outcome="applied"}} {len(envelopes) - 5}.0' in metrics
+    assert (
+        f'oppstream_projection_events_total{{outcome="applied"}} {len(envelopes) - 5}.0' in metrics
+    )
     assert 'outcome="duplicates"' not in metrics
     assert 'outcome="already_applied"' not in metrics

@@ -137,8 +137,13 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.assignments = 0
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Waits for the scheduler's round in progress: the next owner starts after it.
+        # Waits for the scheduler's round and publish in progress: the next owner starts
+        # after them. A failed publish leaves its rows pending, for whoever owns them next.
         async with self._ownership.lock:
+            try:
+                await self._ownership.settle()
+            except Exception as exc:
+                log.info("reminders: publish in flight failed at a rebalance: %s", exc)
             self._ownership.drop(tp.partition for tp in revoked if tp.topic == TOPIC)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:

@@ -4,7 +4,11 @@ away only between two scheduler rounds (the lock), so the next owner finds every
 the previous one finished: fired, published and marked sent."""
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+
+
+async def _nothing_in_flight() -> None:
+    return None
 
 
 class Ownership:
@@ -12,6 +16,8 @@ class Ownership:
         self._partitions: frozenset[int] = frozenset()
         self.lock = asyncio.Lock()
         self.changes = 0  # bumped on every change: the scheduler rereads its outbox then
+        # Waits for the scheduler's publish in flight (set by the scheduler).
+        self.settle: Callable[[], Awaitable[None]] = _nothing_in_flight
 
     @property
     def partitions(self) -> list[int]:

@@ -51,6 +51,8 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._recover = True  # read the outbox: rows may be pending from before
         self._seen_changes = -1
+        self._in_flight: asyncio.Task[None] | None = None
+        ownership.settle = self.settle
         self.last_error: str | None = None
         self.rounds = 0
 
@@ -61,50 +63,73 @@ class Scheduler:
     async def run(self) -> None:
         """Rounds until cancelled; a failed round is retried with backoff."""
         backoff = 0.1
-        while True:
-            try:
-                busy = await self.round()
-                self.last_error, backoff = None, 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # store or broker down: the rows stay pending
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("scheduler: %s; again in %.1f s", self.last_error, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if not busy:
-                await self._pause(self._tick)
+        try:
+            while True:
+                try:
+                    busy = await self.round()
+                    self.last_error, backoff = None, 0.1
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # store or broker down: the rows stay pending
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("scheduler: %s; again in %.1f s", self.last_error, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if not busy:
+                    await self._pause(self._tick)
+        finally:
+            if self._in_flight is not None:
+                self._in_flight.cancel()
 
     async def round(self) -> bool:
-        """One round; True when there may be more to do right away."""
+        """One round; True when there may be more to do right away.
+
+        While many timers are due, a round's publish runs on while the next round fires in
+        the database; a round waits for the previous publish before it publishes, and the
+        last round (nothing more due) waits for its own, so an idle scheduler has nothing
+        in flight, and a rebalance settles the publish in flight before it takes
+        partitions away."""
         async with self._ownership.lock:
             owned = self._ownership.partitions
             self._metrics.partitions.set(len(owned))
             if not owned:
+                await self.settle()
                 return False
             started = time.perf_counter()
             if self._seen_changes != self._ownership.changes:
                 self._seen_changes, self._recover = self._ownership.changes, True
             now = self._clock()
             looked, added = await asyncio.to_thread(self._fire, owned, now)
+            await self.settle()
             recovering = self._recover
             rows = (
                 await asyncio.to_thread(self._store.pending, owned, self._batch)
-                if (recovering)
+                if recovering
                 else added
             )
-            try:
-                await self._publish(rows)
-            except BaseException:
-                self._recover = True
-                raise
+            busy = looked >= self._batch or (recovering and len(rows) >= self._batch)
             if recovering and len(rows) < self._batch:
                 self._recover = False
                 self._metrics.outbox_pending.set(0)
+            if rows:
+                self._in_flight = asyncio.create_task(self._publish(rows))
+                if not busy:
+                    await self.settle()
             self._metrics.tick_seconds.observe(time.perf_counter() - started)
             self.rounds += 1
-            return looked >= self._batch or (recovering and len(rows) >= self._batch)
+            return busy
+
+    async def settle(self) -> None:
+        """Wait for the publish in flight; if it failed, the outbox is read again next."""
+        task, self._in_flight = self._in_flight, None
+        if task is None:
+            return
+        try:
+            await task
+        except BaseException:
+            self._recover = True
+            raise
 
     def _fire(self, owned: Sequence[int], now: datetime) -> tuple[int, list[Pending]]:
         with self._store.begin() as tx:
@@ -114,8 +139,9 @@ class Scheduler:
             firings: list[Firing] = []
             looks = []
             for facts in due:
-                firings.extend(self._planner.fire(facts, now))
-                looks.append((facts.opportunity_id, self._planner.next_look(facts, now)))
+                fired, next_look = self._planner.look(facts, now)
+                firings.extend(fired)
+                looks.append((facts.opportunity_id, next_look))
             added = tx.record(firings)
             tx.reschedule(looks)
         new = {row.reminder_id for row in added}

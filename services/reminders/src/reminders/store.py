@@ -241,6 +241,8 @@ class Store:
                 # Losing this in a database crash only publishes the rows again, with the
                 # same reminder ids; not waiting for the flush keeps the next round going.
                 conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
+                conn.execute(_MARK_SENT_PG, {"seqs": list(seqs), "at": at})
+                return
             conn.execute(outbox.update().where(outbox.c.seq.in_(list(seqs))).values(sent_at=at))
 
     def get_meta(self, key: str) -> str | None:
@@ -359,26 +361,33 @@ class Transaction:
         left alone. Returns the rows added."""
         if not firings:
             return []
-        table = _dialect(self.conn).insert(outbox)
-        statement = table.on_conflict_do_nothing(index_elements=["reminder_id"]).returning(
-            outbox.c.seq, outbox.c.reminder_id
-        )
-        rows = [
-            {
-                "reminder_id": f.reminder_id,
-                "opportunity_id": f.opportunity_id,
-                "partition": f.partition,
-                "kind": f.kind.value,
-                "rule_id": f.rule_id,
-                "team_id": f.team_id,
-                "due_at": f.due_at,
-                "fired_at": f.fired_at,
-                "reminder": f.reminder,
-                "command": f.command,
-            }
-            for f in firings
-        ]
-        added = {rid: seq for seq, rid in self.conn.execute(statement, rows)}
+        columns = {
+            "reminder_id": [f.reminder_id for f in firings],
+            "opportunity_id": [f.opportunity_id for f in firings],
+            "partition": [f.partition for f in firings],
+            "kind": [f.kind.value for f in firings],
+            "rule_id": [f.rule_id for f in firings],
+            "team_id": [f.team_id for f in firings],
+            "due_at": [f.due_at for f in firings],
+            "fired_at": [f.fired_at for f in firings],
+            "reminder": [f.reminder for f in firings],
+            "command": [f.command for f in firings],
+        }
+        if self.is_postgres:
+            # One statement with one array per column: no per-row SQL to build or parse.
+            found = self.conn.execute(_RECORD_PG, columns)
+        else:
+            statement = (
+                sqlite.insert(outbox)
+                .on_conflict_do_nothing(index_elements=["reminder_id"])
+                .returning(outbox.c.seq, outbox.c.reminder_id)
+            )
+            rows = [
+                dict(zip(columns, values, strict=True))
+                for values in zip(*columns.values(), strict=True)
+            ]
+            found = self.conn.execute(statement, rows)
+        added = {rid: seq for seq, rid in found}
         return sorted(
             (
                 Pending(
@@ -399,16 +408,9 @@ class Transaction:
         if not looks:
             return
         if self.is_postgres:
-            # One statement for the whole round rather than one UPDATE per row.
-            values = sa.values(
-                sa.column("oid", sa.String),
-                sa.column("due", UtcDateTime),
-                name="looks",
-            ).data(list(looks))
             self.conn.execute(
-                opportunities.update()
-                .where(opportunities.c.opportunity_id == values.c.oid)
-                .values(next_due_at=sa.cast(values.c.due, postgresql.TIMESTAMP(timezone=True)))
+                _RESCHEDULE_PG,
+                {"ids": [oid for oid, _ in looks], "dues": [due for _, due in looks]},
             )
             return
         self.conn.execute(
@@ -472,6 +474,35 @@ def row_of(facts: OpportunityFacts, next_due_at: datetime | None) -> dict[str, A
         "contract_end_on": facts.contract_end_on,
         "next_due_at": next_due_at,
     }
+
+
+_RECORD_PG = sa.text(
+    """
+    INSERT INTO reminders_outbox
+        (reminder_id, opportunity_id, partition, kind, rule_id, team_id, due_at, fired_at,
+         reminder, command)
+    SELECT * FROM unnest(
+        CAST(:reminder_id AS text[]), CAST(:opportunity_id AS text[]),
+        CAST(:partition AS int[]), CAST(:kind AS text[]), CAST(:rule_id AS text[]),
+        CAST(:team_id AS text[]), CAST(:due_at AS timestamptz[]),
+        CAST(:fired_at AS timestamptz[]), CAST(:reminder AS bytea[]),
+        CAST(:command AS bytea[]))
+    ON CONFLICT (reminder_id) DO NOTHING
+    RETURNING seq, reminder_id
+    """
+)
+
+_RESCHEDULE_PG = sa.text(
+    """
+    UPDATE reminders_opportunity AS o SET next_due_at = looks.due
+    FROM unnest(CAST(:ids AS text[]), CAST(:dues AS timestamptz[])) AS looks (oid, due)
+    WHERE o.opportunity_id = looks.oid
+    """
+)
+
+_MARK_SENT_PG = sa.text(
+    "UPDATE reminders_outbox SET sent_at = :at WHERE seq = ANY(CAST(:seqs AS bigint[]))"
+)
 
 
 def _dialect(conn: sa.Connection) -> Any:

@@ -88,7 +88,13 @@ class Planner:
     def fire(self, facts: OpportunityFacts, now: datetime) -> list[Firing]:
         """What fires at `now`: of the overdue ladder rungs only the furthest, plus a due
         pause end, revisit or renewal."""
-        return [self._firing(facts, timer, now) for timer in schedule.due(self.timers(facts), now)]
+        return self.look(facts, now)[0]
+
+    def look(self, facts: OpportunityFacts, now: datetime) -> tuple[list[Firing], datetime | None]:
+        """What fires at `now`, and when to look next."""
+        found = self.timers(facts)
+        firings = [self._firing(facts, timer, now) for timer in schedule.due(found, now)]
+        return firings, _after(found, now)
 
     def managers_of(self, team_id: str | None) -> Sequence[str]:
         return self._managers.get(team_id, ()) if team_id is not None else ()

@@ -1,0 +1,245 @@
+"""`oppstream demo`: `up`, then a simulated lead service and sales team drive a few hundred
+opportunities through a compressed year, then the funnel and the reminders are printed and
+the dashboard stays up until Ctrl-C."""
+
+import asyncio
+import random
+import signal
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+from rich.console import Console
+
+from contracts import topics
+from contracts.principals import auth_file_path, load_principals
+from contracts.rules import Rulebook, load_rulebook
+from opportunity.domain import Opportunity
+from oppstream.report import print_report
+from oppstream.simulation import TEAMS, Deal, customer, plan
+from oppstream.up import System, _configured_auth, announce, system_up
+
+CONCURRENCY = 24
+
+
+@dataclass
+class Tally:
+    commands: Counter[str]
+    refused: Counter[str]
+
+    def __init__(self) -> None:
+        self.commands, self.refused = Counter(), Counter()
+
+
+def tokens() -> dict[str, str]:
+    return {p.id: p.token for p in load_principals(auth_file_path(_configured_auth())).all}
+
+
+def run_demo(deals: int, minutes: float, seed: int, stay: bool) -> int:
+    console = Console()
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.monotonic()
+    try:
+        with system_up() as system:
+            announce(system)
+            rules = load_rulebook(None)
+            tally = asyncio.run(simulate(system, rules, deals, minutes, seed, console))
+            console.print(
+                f"\n[bold]{sum(tally.commands.values())} commands[/bold] "
+                f"({', '.join(f'{k} {v}' for k, v in tally.commands.most_common())}); "
+                f"refused: {dict(tally.refused) or 'none'}"
+            )
+            print_report(console, system, tokens()["admin"], started)
+            if not stay:
+                return 0
+            console.print(
+                f"\nDashboard: [bold]{system.url('projections')}/[/bold] "
+                f"(token of 'viewer': {tokens()['viewer']}). Ctrl-C stops everything."
+            )
+            while all(p.poll() is None for p in system.services.values()):
+                time.sleep(0.5)
+            return 1
+    except KeyboardInterrupt:
+        console.print("\noppstream: stopped")
+        return 0
+    except (TimeoutError, RuntimeError) as exc:
+        print(f"oppstream: {exc}", file=sys.stderr)
+        return 1
+
+
+async def simulate(
+    system: System, rules: Rulebook, count: int, minutes: float, seed: int, console: Console
+) -> Tally:
+    """Import a year of history, then act live for `minutes`."""
+    now = datetime.now(UTC)
+    deals = plan(rules, now - timedelta(minutes=1), count, seed)
+    keys = tokens()
+    tally = Tally()
+    async with httpx.AsyncClient(
+        base_url=system.url("opportunity"),
+        headers={"Authorization": f"Bearer {keys['service']}"},
+        timeout=30,
+    ) as http:
+        console.print(f"[bold]importing[/bold] {len(deals)} opportunities of the last year …")
+        ids = await _births(http, system.bootstrap, deals, tally)
+        gate = asyncio.Semaphore(CONCURRENCY)
+        await asyncio.gather(*(_replay(http, gate, ids[d.key], d, tally) for d in deals))
+        console.print(
+            f"[bold]live[/bold] for {minutes:g} minute(s): reps at work, leads arriving …"
+        )
+        await _live(http, system, keys, deals, ids, minutes, seed, tally)
+    return tally
+
+
+async def _births(
+    http: httpx.AsyncClient, bootstrap: str, deals: list[Deal], tally: Tally
+) -> dict[str, str]:
+    """Leads through Kafka for new customers, direct creates for the others; their ids."""
+    ids: dict[str, str] = {}
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=40000)
+    await producer.start()
+    try:
+        for deal in deals:
+            if deal.via_lead:
+                await producer.send(
+                    topics.LEADS_QUALIFIED,
+                    key=deal.key.encode(),
+                    value=_lead(deal, deal.created_at),
+                )
+                ids[deal.key] = str(Opportunity.new_id("lead", deal.key))
+                tally.commands["lead"] += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    for deal in deals:
+        if not deal.via_lead:
+            answer = await http.post("/opportunities", json=_create_body(deal))
+            _count(tally, "create", answer)
+            if answer.status_code == 201:
+                ids[deal.key] = answer.json()["id"]
+    await _wait_for(http, [ids[d.key] for d in deals if d.via_lead])
+    return ids
+
+
+def _lead(deal: Deal, qualified_at: datetime) -> bytes:
+    return orjson.dumps(
+        {
+            "lead_id": deal.key,
+            "qualified_at": qualified_at.isoformat(),
+            "customer": deal.customer,
+            "owner_id": deal.owner_id,
+            "team_id": deal.team_id,
+            "expected_amount": f"{deal.amount}.00",
+            "currency": "CNY",
+            "source": "website",
+        }
+    )
+
+
+def _create_body(deal: Deal) -> dict[str, Any]:
+    return {
+        "type": deal.type,
+        "customer": deal.customer,
+        "owner_id": deal.owner_id,
+        "team_id": deal.team_id,
+        "title": f"{deal.customer['name']} {deal.type}",
+        "amount": f"{deal.amount}.00",
+        "expected_close_on": (deal.created_at + timedelta(days=90)).date().isoformat(),
+        "occurred_at": deal.created_at.isoformat(),
+    }
+
+
+async def _wait_for(http: httpx.AsyncClient, ids: list[str], seconds: float = 120) -> None:
+    """Until the intake has created every lead's opportunity."""
+    deadline = time.monotonic() + seconds
+    missing = list(ids)
+    while missing:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the intake did not create {len(missing)} opportunities in time")
+        found = await asyncio.gather(*(http.get(f"/opportunities/{i}") for i in missing[:50]))
+        done = {
+            i for i, answer in zip(missing[:50], found, strict=True) if answer.status_code == 200
+        }
+        missing = [i for i in missing if i not in done]
+        if missing and not done:
+            await asyncio.sleep(0.2)
+
+
+async def _replay(
+    http: httpx.AsyncClient, gate: asyncio.Semaphore, oid: str, deal: Deal, tally: Tally
+) -> None:
+    async with gate:
+        for step in deal.steps:
+            body = {**step.body, "occurred_at": step.at.isoformat()}
+            answer = await http.post(f"/opportunities/{oid}/{step.command}", json=body)
+            _count(tally, step.command, answer)
+
+
+async def _live(
+    http: httpx.AsyncClient,
+    system: System,
+    keys: dict[str, str],
+    deals: list[Deal],
+    ids: dict[str, str],
+    minutes: float,
+    seed: int,
+    tally: Tally,
+) -> None:
+    """Reps log calls and move their open deals on; the lead service sends new leads."""
+    rng = random.Random(seed + 1)
+    managers = {team: f"manager-{team}" for team in TEAMS}
+    producer = AIOKafkaProducer(bootstrap_servers=system.bootstrap, acks="all")
+    await producer.start()
+    deadline = time.monotonic() + minutes * 60
+    n = 0
+    try:
+        while time.monotonic() < deadline:
+            n += 1
+            if n % 10 == 0:
+                lead = Deal(
+                    key=f"live-{seed}-{n}",
+                    type="new",
+                    customer=customer(rng),
+                    owner_id=rng.choice(TEAMS["east"]),
+                    team_id="east",
+                    created_at=datetime.now(UTC),
+                    amount=rng.randrange(20_000, 900_000, 1000),
+                    via_lead=True,
+                )
+                await producer.send(
+                    topics.LEADS_QUALIFIED,
+                    key=lead.key.encode(),
+                    value=_lead(lead, lead.created_at),
+                )
+                tally.commands["lead"] += 1
+            else:
+                deal = rng.choice(deals)
+                actor = deal.owner_id if deal.owner_id in keys else managers[deal.team_id]
+                headers = {"Authorization": f"Bearer {keys[actor]}"}
+                kind = rng.choice(("call", "visit", "meeting", "email"))
+                answer = await http.post(
+                    f"/opportunities/{ids[deal.key]}/follow-ups",
+                    json={"kind": kind, "note": "live: customer asked for a demo"},
+                    headers=headers,
+                )
+                _count(tally, "follow-ups (live)", answer)
+            await asyncio.sleep(0.05)
+    finally:
+        await producer.stop()
+
+
+def _count(tally: Tally, command: str, answer: httpx.Response) -> None:
+    if answer.status_code < 300:
+        tally.commands[command] += 1
+    else:
+        tally.refused[f"{command} {answer.status_code}"] += 1
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
