@@ -3,8 +3,8 @@
 With N open opportunities' timers in PostgreSQL (loaded with COPY, next looks days ahead):
 
 1. a scheduler round when nothing is due (index probe + outbox probe), in-process;
-2. D opportunities made due at once, fired by the scheduler (outbox, publish to the broker,
-   acknowledged, marked sent) vs. a raw aiokafka producer publishing the same D reminder
+2. D opportunities made due at once, fired by the scheduler (fired log and outbox, publish
+   to the broker, acknowledged, outbox cleared) vs. a raw aiokafka producer publishing the same D reminder
    messages to a fresh topic (the baseline, measured in the same run);
 3. the service as deployed (`python -m reminders`, a process of its own) firing another D
    due at once: its rate and its peak RSS.
@@ -34,17 +34,18 @@ from contracts.rules import load_rulebook
 from oppstream.broker import free_port
 from reminders.clock import system_clock
 from reminders.kafka import KafkaPublisher, ensure_topics, new_producer
+from reminders.main import RULES_KEY, rules_fingerprint
 from reminders.metrics import Metrics
 from reminders.ownership import Ownership
 from reminders.scheduler import Scheduler
 from reminders.settings import Settings
-from reminders.store import Store, opportunities, outbox
+from reminders.store import Store, fired, opportunities
 from reminders.timers import Planner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from launch import Store as Database  # noqa: E402
-from launch import auth_file, broker, wait_until_ready  # noqa: E402
+from launch import auth_file, broker  # noqa: E402
 from results import write_section  # noqa: E402
 
 PARTITIONS = 6
@@ -107,30 +108,14 @@ def arm(store: Store, first: int, count: int) -> None:
         )
 
 
-def sent_since(store: Store, seq: int) -> int:
-    with store.engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.select(sa.func.count())
-                .select_from(outbox)
-                .where(outbox.c.seq > seq, outbox.c.sent_at.isnot(None))
-            ).scalar_one()
-        )
-
-
-def last_seq(store: Store) -> int:
-    with store.engine.connect() as conn:
-        return int(
-            conn.execute(sa.select(sa.func.coalesce(sa.func.max(outbox.c.seq), 0))).scalar_one()
-        )
-
-
-def messages_since(store: Store, seq: int) -> list[tuple[bytes, bytes]]:
+def fired_in(store: Store, first: int, count: int) -> list[tuple[bytes, bytes]]:
+    """The reminders fired for opportunities [first, first + count): key and bytes."""
     with store.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(outbox.c.opportunity_id, outbox.c.reminder)
-            .where(outbox.c.seq > seq)
-            .order_by(outbox.c.seq)
+            sa.select(fired.c.opportunity_id, fired.c.reminder).where(
+                fired.c.opportunity_id >= opportunity_id(first),
+                fired.c.opportunity_id < opportunity_id(first + count),
+            )
         )
         return [(oid.encode(), bytes(reminder)) for oid, reminder in rows]
 
@@ -144,15 +129,16 @@ async def idle_ticks(scheduler: Scheduler, rounds: int) -> list[float]:
     return sorted(found)
 
 
-async def fire_all(scheduler: Scheduler, store: Store, expected: int, since: int) -> float:
+async def fire_all(scheduler: Scheduler, store: Store, first: int, count: int) -> float:
+    arm(store, first, count)
     started = time.perf_counter()
     while await scheduler.round():
         pass
     elapsed = time.perf_counter() - started
-    done = sent_since(store, since)
-    if done != expected:
-        raise RuntimeError(f"fired and sent {done} of {expected}")
-    return expected / elapsed
+    done = len(fired_in(store, first, count))
+    if done != count or store.count_pending():
+        raise RuntimeError(f"fired {done} of {count}; {store.count_pending()} not sent")
+    return count / elapsed
 
 
 async def raw_publish(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> float:
@@ -197,18 +183,18 @@ def service_run(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(f"http://127.0.0.1:{port}/readyz", process)
-        deadline = time.monotonic() + 60
-        while not _ready(f"http://127.0.0.1:{port}/readyz"):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the service did not join its group")
+        deadline = time.monotonic() + 120
+        while not _ready(f"{base}/readyz"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the service did not become ready")
             time.sleep(0.1)
         idle = peak_rss_mb(process.pid)
-        since = last_seq(store)
+        before = _published(base)
         arm(store, first, due)
         started = time.perf_counter()
-        while sent_since(store, since) < due:
+        while _published(base) - before < due:
             if time.perf_counter() - started > 600:
                 raise TimeoutError("the service did not fire everything in 10 minutes")
             time.sleep(0.05)
@@ -217,6 +203,13 @@ def service_run(
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _published(base: str) -> float:
+    for line in httpx.get(f"{base}/metrics", timeout=5).text.splitlines():
+        if line.startswith("oppstream_reminders_published_total "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def _ready(url: str) -> bool:
@@ -250,10 +243,13 @@ def main() -> int:
             flush=True,
         )
         settings = Settings(reminders_db_url=url, kafka_bootstrap=bootstrap)
+        rules = load_rulebook()
+        # The rows are what the service would have computed under these rules: no replanning.
+        store.set_meta(RULES_KEY, rules_fingerprint(rules, settings.timezone))
         asyncio.run(ensure_topics(settings))
         ownership = Ownership()
         ownership.set(range(PARTITIONS))
-        planner = Planner(load_rulebook(), settings.zone)
+        planner = Planner(rules, settings.zone)
 
         async def measure() -> tuple[list[float], list[float], list[float]]:
             publisher = KafkaPublisher(lambda: new_producer(settings))
@@ -266,10 +262,9 @@ def main() -> int:
             await scheduler.round()  # the first round reads the outbox: not a steady tick
             for run in range(args.runs):
                 ticks += await idle_ticks(scheduler, 200)
-                since = last_seq(store)
-                arm(store, run * args.due, args.due)
-                ours.append(await fire_all(scheduler, store, args.due, since))
-                raws.append(await raw_publish(bootstrap, messages_since(store, since)))
+                first = run * args.due
+                ours.append(await fire_all(scheduler, store, first, args.due))
+                raws.append(await raw_publish(bootstrap, fired_in(store, first, args.due)))
                 print(
                     f"run {run + 1}: idle tick p50 {statistics.median(ticks):.2f} ms; "
                     f"fired {ours[-1]:,.0f}/s vs raw producer {raws[-1]:,.0f}/s",
@@ -303,7 +298,7 @@ def main() -> int:
             "| figure | baseline | ours | target |",
             "|---|---|---|---|",
             f"| scheduler tick, nothing due | | p50 {p50:.2f} ms, p99 {p99:.2f} ms | ≤ 5 ms |",
-            f"| reminders fired/s (outbox, publish, ack, mark sent) | raw aiokafka producer, same messages: {raw_m:,.0f}/s | {ours_m:,.0f}/s ({ours_m / raw_m:.2f}×) | ≥ 10,000/s |",
+            f"| reminders fired/s (fired log + outbox, publish, ack, outbox cleared) | raw aiokafka producer, same messages: {raw_m:,.0f}/s | {ours_m:,.0f}/s ({ours_m / raw_m:.2f}×) | ≥ 10,000/s |",
             f"| the service process firing {args.due:,} due at once | | {rate:,.0f}/s | ≥ 10,000/s |",
             f"| peak RSS of the service process | | {rss:.0f} MB (idle {idle_rss:.0f} MB) | ≤ 250 MB |",
         ]

@@ -7,6 +7,7 @@ service for its timers, the backtest for what would have fired. One engine, thre
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from contracts.durations import format_duration
@@ -119,6 +120,9 @@ _LADDER_KINDS = frozenset(kind for kind, _ in LADDER)
 
 
 def _ladder(rule: ReminderRule, facts: Facts, version: str) -> list[Timer]:
+    # The explanation's common part is built once per ladder; the reminders service computes
+    # ladders for thousands of opportunities per scheduler round.
+    common = _explain(facts, version)
     rungs = []
     for kind, field in LADDER:
         after: timedelta | None = getattr(rule, field)
@@ -128,10 +132,16 @@ def _ladder(rule: ReminderRule, facts: Facts, version: str) -> list[Timer]:
                     kind,
                     rule.id,
                     facts.last_progress_at + after,
-                    _explain(facts, version, **{field: format_duration(after)}),
+                    {**common, field: _formatted(after)},
                 )
             )
     return rungs
+
+
+@lru_cache(maxsize=1024)
+def _formatted(duration: timedelta) -> str:
+    """A rule's duration as ISO 8601 text; rules have few distinct durations."""
+    return format_duration(duration)
 
 
 def _explain(facts: Facts, version: str, **extra: str) -> dict[str, str]:

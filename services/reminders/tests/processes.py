@@ -1,9 +1,6 @@
-"""The reminders service as a real process (`python -m reminders serve`, what `oppstream serve
-reminders` runs), and what the end-to-end tests share: HTTP calls with deadlines, reading the
-reminders topic."""
+"""The reminders service as a real process (`oppstream serve reminders`), and what the
+end-to-end tests share: HTTP calls with deadlines, reading the reminders topic."""
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -17,7 +14,7 @@ from contracts import topics
 from contracts.reminders import Reminder
 from tests.support.kafka import TestBroker
 from tests.support.principals import auth, customer
-from tests.support.processes import Service, free_port, service_env
+from tests.support.processes import Service, service_env, start_service
 from tests.support.topics import Offsets, collect, keyed
 
 KAFKA_SETTINGS = {
@@ -48,48 +45,9 @@ def opportunity_env(workdir: Path, kafka: TestBroker, store_url: str) -> dict[st
 
 
 def start_reminders(env: Mapping[str, str], workdir: Path) -> Service:
-    """`python -m reminders serve` on a free port; returned once /readyz is 200 (store
+    """`oppstream serve reminders` on a free port; returned once /readyz is 200 (store
     migrated, broker connected, consumer joined its group)."""
-    port = free_port()
-    logs = workdir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    stamp = f"reminders-{port}-{time.monotonic_ns()}"
-    stdout_path, stderr_path = logs / f"{stamp}.out", logs / f"{stamp}.err"
-    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "reminders", "serve", "--port", str(port)],
-            cwd=workdir,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-        )
-    service = Service("reminders", port, process, stdout_path, stderr_path)
-    try:
-        wait_ready(service)
-    except BaseException:
-        service.stop()
-        raise
-    return service
-
-
-def wait_ready(service: Service, timeout: float = READY_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    with httpx.Client(base_url=service.url, timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if service.process.poll() is not None:
-                raise RuntimeError(f"reminders exited early\n{service.output()}")
-            try:
-                answer = client.get("/readyz")
-            except httpx.TransportError as exc:
-                last = str(exc)
-            else:
-                if answer.status_code == 200:
-                    return
-                last = answer.text
-            time.sleep(0.05)
-    raise TimeoutError(f"reminders not ready after {timeout} s: {last}\n{service.output()}")
+    return start_service("reminders", env, workdir, ready_timeout=READY_TIMEOUT)
 
 
 def wait_until(condition: Callable[[], Any], seconds: float, what: str) -> Any:

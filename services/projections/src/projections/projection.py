@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from contracts.customer import Customer
 from contracts.opportunity import (
     PAYLOADS,
     PROGRESS_EVENTS,
@@ -34,6 +35,20 @@ from projections.pipelines import PipelineIndex
 from projections.visits import EntryKind, ExitKind, OpenVisit, seconds_between, visit_row
 
 log = logging.getLogger(__name__)
+
+
+class _RecordedCustomer(Customer):
+    """The customer as recorded: the opportunity service checked the USCC at intake."""
+
+    uscc: str
+
+
+class _RecordedCreation(OpportunityCreatedV1):
+    customer: _RecordedCustomer
+
+
+# The payload models the projection reads: the contract's, except the creation's customer.
+_MODELS: dict[str, type[Payload]] = {**PAYLOADS, "OpportunityCreated": _RecordedCreation}
 
 OPEN, PAUSED, DEFERRED, POOLED = "open", "paused", "deferred", "pooled"
 WON, LOST, VOIDED = "won", "lost", "voided"
@@ -159,7 +174,7 @@ class Projector:
         (`projected` is False): it changes no figure, and the events after it still apply.
         """
         kind = event.event_type
-        model = PAYLOADS.get(kind)
+        model = _MODELS.get(kind)
         payload: Payload | None = None
         if model is not None:
             try:

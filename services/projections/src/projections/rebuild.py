@@ -13,7 +13,6 @@ sees its stored position go back and reads again from there, see store.py).
 
 import logging
 import queue
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -194,9 +193,7 @@ def _load(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(
-        *columns, console=console or Console(file=_Null()), disable=console is None
-    ) as bar:
+    with Progress(*columns, console=console or Console(quiet=True), disable=console is None) as bar:
         task = bar.add_task("events", total=total, rate="")
         started = time.perf_counter()
         for found in _prefetched(client, page):
@@ -205,14 +202,6 @@ def _load(
             rate = applied / max(time.perf_counter() - started, 1e-9)
             bar.update(task, completed=found.next_after, rate=f"{rate:,.0f}")
     return applied
-
-
-class _Null:
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass
 
 
 # -- switching over ------------------------------------------------------------------------
@@ -232,10 +221,10 @@ def switch(engine: sa.Engine, shadow: Tables, positions: list[dict[str, Any]]) -
         drop_views(conn)
         for name in EVENT_TABLES:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
-            conn.exec_driver_sql(f"ALTER TABLE {SHADOW_PREFIX}{name} RENAME TO {name}")
+            conn.exec_driver_sql(f"ALTER TABLE {shadow.prefix}{name} RENAME TO {name}")
             if postgres:
                 conn.exec_driver_sql(
-                    f"ALTER TABLE {name} RENAME CONSTRAINT pk_{SHADOW_PREFIX}{name} TO pk_{name}"
+                    f"ALTER TABLE {name} RENAME CONSTRAINT pk_{shadow.prefix}{name} TO pk_{name}"
                 )
         for table in LIVE.metadata.sorted_tables:
             for index in table.indexes:
@@ -259,18 +248,4 @@ def _grants(conn: sa.Connection) -> list[str]:
         ),
         {"names": names},
     ).all()
-    return [
-        f'GRANT {privilege} ON {table} TO "{grantee}"' for grantee, privilege, table in rows
-    ]
-
-
-def main() -> int:
-    """`python -m projections.rebuild SOURCE_URL TOKEN` (until `oppstream projections rebuild`)."""
-    if len(sys.argv) != 3:
-        print("usage: python -m projections.rebuild SOURCE_URL TOKEN", file=sys.stderr)
-        return 2
-    return run(sys.argv[1], sys.argv[2])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return [f'GRANT {privilege} ON {table} TO "{grantee}"' for grantee, privilege, table in rows]

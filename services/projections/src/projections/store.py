@@ -12,15 +12,16 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 from typing import Any, Protocol
 
 import orjson
 import sqlalchemy as sa
 
 from contracts.rules import Rulebook
-from projections.database import insert_new, upsert
+from projections.bulk import insert_new, upsert
 from projections.envelopes import Event, Poison, decode
-from projections.projection import OpportunityState, Projector
+from projections.projection import HISTORY_FIELDS, STATE_FIELDS, OpportunityState, Projector
 from projections.schema import Tables, pipeline_stage
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,12 @@ class Store:
                 else:
                     events.append(decoded)
             outcome.poison = len(poison)
-            insert_new(conn, self.tables.poison, poison)
+            insert_new(
+                conn,
+                self.tables.poison,
+                POISON_COLUMNS,
+                [_values(POISON_COLUMNS, p) for p in poison],
+            )
             self._apply(conn, events, outcome)
             for record in fresh:
                 key = (record.topic, record.partition)
@@ -139,10 +145,8 @@ class Store:
             upsert(
                 conn,
                 self.tables.position,
-                [
-                    {"topic": topic, "partition": partition, "next_offset": offset}
-                    for (topic, partition), offset in sorted(outcome.positions.items())
-                ],
+                POSITION_COLUMNS,
+                [(t, p, offset) for (t, p), offset in sorted(outcome.positions.items())],
             )
         return outcome
 
@@ -157,10 +161,8 @@ class Store:
         upsert(
             conn,
             self.tables.position,
-            [
-                {"topic": topic, "partition": partition, "next_offset": offset}
-                for partition, offset in sorted(positions.items())
-            ],
+            POSITION_COLUMNS,
+            [(topic, partition, offset) for partition, offset in sorted(positions.items())],
         )
 
     def held_count(self) -> int:
@@ -202,7 +204,7 @@ class Store:
 
         dirty: dict[str, OpportunityState] = {}
         visits: dict[tuple[str, int], dict[str, Any]] = {}
-        event_rows: list[dict[str, Any]] = []
+        event_rows: list[tuple[Any, ...]] = []
         history_rows: list[dict[str, Any]] = []
         hold_rows: list[dict[str, Any]] = []
         released: list[str] = []
@@ -284,11 +286,15 @@ class Store:
                 if changed:
                     dirty[opportunity_id] = state
 
-        insert_new(conn, t.event, event_rows)
-        insert_new(conn, t.version, history_rows)
-        upsert(conn, t.visit, list(visits.values()))
-        upsert(conn, t.opportunity, [s.row() for s in dirty.values()], rising="version")
-        insert_new(conn, t.held, hold_rows)
+        # Versions above the stored one only (see above); a second consumer of the same
+        # partition racing this one fails here and reads the positions again.
+        insert_new(conn, t.event, EVENT_COLUMNS, event_rows, unique=True)
+        insert_new(
+            conn, t.version, HISTORY_COLUMNS, [_history(r) for r in history_rows], unique=True
+        )
+        upsert(conn, t.visit, VISIT_COLUMNS, [_visit(row) for row in visits.values()])
+        upsert(conn, t.opportunity, STATE_FIELDS, [_state(s) for s in dirty.values()], "version")
+        insert_new(conn, t.held, HELD_COLUMNS, [_values(HELD_COLUMNS, h) for h in hold_rows])
         for start in range(0, len(released), CHUNK):
             conn.execute(
                 sa.delete(t.held).where(t.held.c.event_id.in_(released[start : start + CHUNK]))
@@ -297,12 +303,23 @@ class Store:
     def _states(self, conn: sa.Connection, ids: list[str]) -> dict[str, OpportunityState]:
         o = self.tables.opportunity
         states: dict[str, OpportunityState] = {}
+        if conn.dialect.name == "postgresql":
+            # One round trip; the driver gives aware datetimes and Decimals as they are. No
+            # row locks: an opportunity's events come from one partition, and the position
+            # row of the partition is locked for the whole transaction.
+            raw = conn.connection.driver_connection
+            assert raw is not None  # noqa: S101 - an open connection has one
+            names = ", ".join(f'"{name}"' for name in STATE_FIELDS)
+            with raw.cursor() as cursor:
+                cursor.execute(
+                    f'SELECT {names} FROM "{o.name}" WHERE id = ANY(%s)',  # noqa: S608 - our names
+                    (ids,),
+                )
+                for row in cursor:
+                    states[row[0]] = OpportunityState(*row)
+            return states
         for start in range(0, len(ids), CHUNK):
-            query = sa.select(o).where(o.c.id.in_(ids[start : start + CHUNK]))
-            if conn.dialect.name == "postgresql":
-                # Two consumers during a rebalance: the second waits, then sees the first's work.
-                query = query.with_for_update()
-            rows = conn.execute(query)
+            rows = conn.execute(sa.select(o).where(o.c.id.in_(ids[start : start + CHUNK])))
             for row in rows.mappings():
                 states[row["id"]] = OpportunityState.from_row(row)
         return states
@@ -324,19 +341,62 @@ class Store:
         return found
 
 
-def _event_row(event: Event, projected: bool) -> dict[str, Any]:
-    return {
-        "event_id": event.event_id,
-        "opportunity_id": event.opportunity_id,
-        "version": event.version,
-        "event_type": event.event_type,
-        "schema_version": event.schema_version,
-        "occurred_at": event.occurred_at,
-        "recorded_at": event.recorded_at,
-        "actor": event.actor,
-        "payload": orjson.dumps(event.payload).decode(),
-        "projected": projected,
-    }
+EVENT_COLUMNS = (
+    "event_id",
+    "opportunity_id",
+    "version",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "recorded_at",
+    "actor",
+    "payload",
+    "projected",
+)
+HISTORY_COLUMNS = ("opportunity_id", "version", "occurred_at", "event_type", *HISTORY_FIELDS)
+VISIT_COLUMNS = (
+    "opportunity_id",
+    "visit_no",
+    "pipeline_id",
+    "stage",
+    "stage_index",
+    "entered_at",
+    "entered_version",
+    "entry_kind",
+    "exited_at",
+    "exited_version",
+    "exit_kind",
+    "exited_to",
+    "paused_seconds",
+    "deferred_seconds",
+    "dwell_seconds",
+)
+POSITION_COLUMNS = ("topic", "partition", "next_offset")
+HELD_COLUMNS = ("event_id", "opportunity_id", "version", "envelope")
+POISON_COLUMNS = ("topic", "partition", "offset", "error", "value")
+
+_history = itemgetter(*HISTORY_COLUMNS)
+_visit = itemgetter(*VISIT_COLUMNS)
+_state = attrgetter(*STATE_FIELDS)
+
+
+def _values(columns: tuple[str, ...], row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[c] for c in columns)
+
+
+def _event_row(event: Event, projected: bool) -> tuple[Any, ...]:
+    return (
+        event.event_id,
+        event.opportunity_id,
+        event.version,
+        event.event_type,
+        event.schema_version,
+        event.occurred_at,
+        event.recorded_at,
+        event.actor,
+        orjson.dumps(event.payload).decode(),
+        projected,
+    )
 
 
 def write_pipeline_stages(conn: sa.Connection, rules: Rulebook) -> None:

@@ -2,7 +2,6 @@
 opportunity was (or will be) reminded."""
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -134,14 +133,13 @@ def _may_read(who: Principal, owner_id: str | None, team_id: str | None) -> bool
 
 
 def _fired(row: dict[str, Any]) -> dict[str, Any]:
-    sent: datetime | None = row["sent_at"]
     return {
         "reminder_id": row["reminder_id"],
         "kind": row["kind"],
         "rule_id": row["rule_id"],
         "due_at": row["due_at"],
         "fired_at": row["fired_at"],
-        "sent_at": sent,
+        "sent": not row["pending"],
         "reminder": None if row["reminder"] is None else orjson.loads(row["reminder"]),
         "command": None if row["command"] is None else orjson.loads(row["command"]),
     }

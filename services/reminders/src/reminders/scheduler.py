@@ -5,11 +5,12 @@ A round, for the partitions this copy owns:
 1. one transaction: read the opportunities whose `next_due_at` has come (on its index, most
    overdue first, LIMIT — PostgreSQL locks them and skips rows another copy holds), ask the
    rule engine what fires now (of several overdue ladder rungs only the furthest), add each
-   firing to the outbox (a `reminder_id` already there is left alone: it fired before), and
+   firing to the fired log and the outbox (a `reminder_id` already there is left alone: it
+   fired before), and
    set each opportunity's next look;
 2. publish the rows added (after a restart, a failure or a rebalance: every pending row of
    the owned partitions, oldest first) and wait for the broker's acknowledgement;
-3. mark them sent.
+3. take them out of the outbox.
 
 A crash after 1 publishes the rows at the next start; a crash after 2 publishes them again
 with the same reminder ids. No firing is lost and none is made twice.
@@ -48,6 +49,8 @@ class Scheduler:
         self._store, self._planner, self._publisher = store, planner, publisher
         self._clock, self._ownership, self._metrics = clock, ownership, metrics
         self._batch, self._tick = batch, tick
+        self._workers = 2 if store.is_postgres else 1
+        self._busy = False
         self._wake = asyncio.Event()
         self._recover = True  # read the outbox: rows may be pending from before
         self._seen_changes = -1
@@ -100,7 +103,13 @@ class Scheduler:
             if self._seen_changes != self._ownership.changes:
                 self._seen_changes, self._recover = self._ownership.changes, True
             now = self._clock()
-            looked, added = await asyncio.to_thread(self._fire, owned, now)
+            # Idle, one probe of the due index; while a wave lasts, the workers share it.
+            groups = self._groups(owned) if self._busy else [owned]
+            fired = await asyncio.gather(
+                *(asyncio.to_thread(self._fire, group, now) for group in groups)
+            )
+            looked = max(count for count, _ in fired)
+            added = sorted((row for _, rows in fired for row in rows), key=lambda r: r.seq)
             await self.settle()
             recovering = self._recover
             rows = (
@@ -118,6 +127,7 @@ class Scheduler:
                     await self.settle()
             self._metrics.tick_seconds.observe(time.perf_counter() - started)
             self.rounds += 1
+            self._busy = busy
             return busy
 
     async def settle(self) -> None:
@@ -130,6 +140,12 @@ class Scheduler:
         except BaseException:
             self._recover = True
             raise
+
+    def _groups(self, owned: list[int]) -> list[list[int]]:
+        """The owned partitions split among the workers that fire at once (PostgreSQL: two
+        transactions on disjoint rows overlap one's SQL with the other's computing)."""
+        workers = min(self._workers, len(owned))
+        return [owned[i::workers] for i in range(workers)]
 
     def _fire(self, owned: Sequence[int], now: datetime) -> tuple[int, list[Pending]]:
         with self._store.begin() as tx:
@@ -155,7 +171,7 @@ class Scheduler:
         if not rows:
             return
         await asyncio.wait_for(self._publisher.publish(outgoing(rows)), PUBLISH_TIMEOUT)
-        await asyncio.to_thread(self._store.mark_sent, [row.seq for row in rows], self._clock())
+        await asyncio.to_thread(self._store.sent, [row.seq for row in rows])
         self._metrics.published.inc(len(rows))
 
     async def _pause(self, seconds: float) -> None:

@@ -82,7 +82,7 @@ async def test_a_failed_publish_keeps_the_reminder_and_sends_it_later_with_its_i
     assert await harness.at(T0 + 4 * DAY) == []
 
 
-async def test_a_crash_between_publish_and_mark_sends_the_same_bytes_again(
+async def test_a_crash_between_publish_and_acknowledging_sends_the_same_bytes_again(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     o = Opportunity("KA")
@@ -90,10 +90,10 @@ async def test_a_crash_between_publish_and_mark_sends_the_same_bytes_again(
     harness.feed(o.create(T0))
 
     def crash(*_: object) -> None:
-        raise RuntimeError("killed before marking sent (test)")
+        raise RuntimeError("killed before taking the rows out of the outbox (test)")
 
     with monkeypatch.context() as patched:
-        patched.setattr(harness.store, "mark_sent", crash)
+        patched.setattr(harness.store, "sent", crash)
         with pytest.raises(RuntimeError):
             await harness.scheduler.round()
     harness.new_scheduler()  # the restart

@@ -22,11 +22,7 @@ INDEXES = (
     ("ix_bi_opportunity_created_at", "bi_opportunity", ["created_at"], False),
     ("ix_bi_opportunity_owner_id", "bi_opportunity", ["owner_id"], False),
     ("ix_bi_opportunity_team_id", "bi_opportunity", ["team_id"], False),
-    ("ix_bi_opportunity_status_progress", "bi_opportunity", ["status", "last_progress_at"], False),
-    ("ix_bi_stage_visit_exited_at", "bi_stage_visit", ["exited_at"], False),
     ("ix_bi_event_opportunity", "bi_event", ["opportunity_id", "version"], True),
-    ("ix_bi_event_occurred_at", "bi_event", ["occurred_at"], False),
-    ("ix_bi_opportunity_version_occurred", "bi_opportunity_version", ["occurred_at"], False),
     ("ix_projection_held_event_opportunity", "projection_held_event", ["opportunity_id"], False),
 )
 
@@ -99,6 +95,7 @@ def upgrade() -> None:
         sa.Column("void_reason", sa.Text()),
         sa.Column("awaiting_version", sa.Integer()),
         sa.PrimaryKeyConstraint("id", name="pk_bi_opportunity"),
+        postgresql_with={"fillfactor": 80},
     )
     op.create_table(
         "bi_opportunity_version",
@@ -141,6 +138,7 @@ def upgrade() -> None:
         sa.Column("deferred_seconds", sa.Float(), nullable=False),
         sa.Column("dwell_seconds", sa.Float()),
         sa.PrimaryKeyConstraint("opportunity_id", "visit_no", name="pk_bi_stage_visit"),
+        postgresql_with={"fillfactor": 80},
     )
     op.create_table(
         "projection_held_event",

@@ -1,4 +1,5 @@
-"""The first schema: opportunity facts with their next due time, the outbox, positions.
+"""The first schema: opportunity facts with their next due time, the fired log, the outbox,
+positions.
 
 Revision ID: 0001
 Revises:
@@ -44,10 +45,9 @@ def upgrade() -> None:
         sqlite_where=sa.text("next_due_at IS NOT NULL"),
     )
     op.create_table(
-        "reminders_outbox",
-        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-        sa.Column("reminder_id", sa.String(36), nullable=False, unique=True),
-        sa.Column("opportunity_id", sa.String(64), nullable=False),
+        "reminders_fired",
+        sa.Column("opportunity_id", sa.String(64), primary_key=True),
+        sa.Column("reminder_id", sa.String(36), primary_key=True),
         sa.Column("partition", sa.Integer, nullable=False),
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("rule_id", sa.String(100), nullable=False),
@@ -56,15 +56,13 @@ def upgrade() -> None:
         sa.Column("fired_at", UtcDateTime, nullable=False),
         sa.Column("reminder", sa.LargeBinary),
         sa.Column("command", sa.LargeBinary),
-        sa.Column("sent_at", UtcDateTime),
     )
-    op.create_index("ix_reminders_outbox_opportunity_id", "reminders_outbox", ["opportunity_id"])
-    op.create_index(
-        "reminders_outbox_pending",
+    op.create_table(
         "reminders_outbox",
-        ["seq"],
-        postgresql_where=sa.text("sent_at IS NULL"),
-        sqlite_where=sa.text("sent_at IS NULL"),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+        sa.Column("opportunity_id", sa.String(64), nullable=False),
+        sa.Column("reminder_id", sa.String(36), nullable=False),
+        sa.Column("partition", sa.Integer, nullable=False),
     )
     op.create_table(
         "reminders_position",
@@ -82,8 +80,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("reminders_meta")
     op.drop_table("reminders_position")
-    op.drop_index("reminders_outbox_pending", table_name="reminders_outbox")
-    op.drop_index("ix_reminders_outbox_opportunity_id", table_name="reminders_outbox")
     op.drop_table("reminders_outbox")
+    op.drop_table("reminders_fired")
     op.drop_index("reminders_opportunity_due", table_name="reminders_opportunity")
     op.drop_table("reminders_opportunity")

@@ -1,0 +1,105 @@
+"""Bulk writes of a batch's rows: on PostgreSQL, COPY into a session staging table and one
+INSERT … SELECT … ON CONFLICT per table (many times faster than a statement per row);
+elsewhere, SQLAlchemy's executemany.
+
+Rows are tuples in the order of `columns`.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from projections.database import insert_for
+
+Row = tuple[Any, ...]
+
+
+def upsert(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: list[Row],
+    rising: str | None = None,
+) -> None:
+    """Insert `rows`, replacing the rows with the same primary key (only where the stored
+    `rising` column is not above the new one: a slower writer never puts an older state back)."""
+    if not rows:
+        return
+    key = [c.name for c in table.primary_key.columns]
+    if conn.dialect.name == "postgresql":
+        updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in columns if c not in key)
+        guard = f' WHERE "{table.name}"."{rising}" <= EXCLUDED."{rising}"' if rising else ""
+        _copy_in(conn, table, columns, rows, f"DO UPDATE SET {updates}{guard}")
+        return
+    insert = insert_for(conn, table)
+    statement = insert.on_conflict_do_update(
+        index_elements=key,
+        set_={c: insert.excluded[c] for c in columns if c not in key},
+        where=None if rising is None else table.c[rising] <= insert.excluded[rising],
+    )
+    conn.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def insert_new(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: list[Row],
+    *,
+    unique: bool = False,
+) -> None:
+    """Insert `rows`, leaving alone any whose primary key is already there. With `unique`
+    the caller knows none is (a duplicate fails the transaction): on PostgreSQL the rows are
+    copied straight into the table."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        if unique:
+            _copy_straight(conn, table, columns, rows)
+        else:
+            _copy_in(conn, table, columns, rows, "DO NOTHING")
+        return
+    conn.execute(
+        insert_for(conn, table).on_conflict_do_nothing(),
+        [dict(zip(columns, row, strict=True)) for row in rows],
+    )
+
+
+def _copy_in(
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: list[Row], conflict: str
+) -> None:
+    names = ", ".join(f'"{c}"' for c in columns)
+    key = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
+    stage = f"_stage_{table.name}"
+    raw = conn.connection.driver_connection
+    assert raw is not None  # noqa: S101 - an open connection has one
+    staged: set[str] = conn.connection.info.setdefault("projection_stages", set())
+    with raw.cursor() as cursor:
+        if stage not in staged:
+            # Rows vanish at commit; the table lives as long as the session.
+            cursor.execute(
+                f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE "{table.name}") '
+                "ON COMMIT DELETE ROWS"
+            )
+            staged.add(stage)
+        with cursor.copy(f'COPY "{stage}" ({names}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{stage}" '  # noqa: S608 - our names
+            f"ON CONFLICT ({key}) {conflict}"
+        )
+        # A second write of the table in this transaction starts from an empty stage.
+        cursor.execute(f'DELETE FROM "{stage}"')  # noqa: S608 - our names
+
+
+def _copy_straight(
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: list[Row]
+) -> None:
+    names = ", ".join(f'"{c}"' for c in columns)
+    raw = conn.connection.driver_connection
+    assert raw is not None  # noqa: S101 - an open connection has one
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(row)

@@ -1,0 +1,123 @@
+"""The rebuild (SPEC §7): the history replayed from the opportunity service's feed into fresh
+tables, switched in; the result equals what the consumer built, row for row."""
+
+from typing import Any
+
+import httpx
+import orjson
+import sqlalchemy as sa
+
+from projections import rebuild
+from projections.settings import Settings
+from services.projections.tests.cohort import cohort
+from services.projections.tests.conftest import Service, snapshot
+from services.projections.tests.history import History, day, envelopes_of
+from services.projections.tests.integration.test_store import records
+
+TOKEN = "token-service-0123456789abcdef"
+
+
+def feed(envelopes: list[dict[str, Any]], token: str = TOKEN) -> httpx.MockTransport:
+    """The opportunity service's `GET /notifications` over these envelopes (positions 1…N)."""
+    items = [{"position": i + 1, "envelope": e} for i, e in enumerate(envelopes)]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("Authorization") != f"Bearer {token}":
+            return httpx.Response(401, json={"detail": {"error": "unauthenticated"}})
+        if request.url.path == "/readyz":
+            return httpx.Response(200, json={"status": "ready", "last_position": len(items)})
+        assert request.url.path == "/notifications"
+        after, limit = int(request.url.params["after"]), int(request.url.params["limit"])
+        page = items[after : after + limit]
+        next_after = page[-1]["position"] if page else after
+        return httpx.Response(
+            200, content=orjson.dumps({"after": after, "items": page, "next_after": next_after})
+        )
+
+    return httpx.MockTransport(answer)
+
+
+def live_by_consumer(service: Service, envelopes: list[dict[str, Any]]) -> None:
+    """Apply as the consumer does: batches of records, positions stored with them."""
+    batch = records(envelopes)
+    for start in range(0, len(batch), 7):
+        service.store.apply_records(batch[start : start + 7])
+
+
+def settings_of(service: Service) -> Settings:
+    return Settings(
+        projections_db_url=service.store.engine.url.render_as_string(hide_password=False).replace(
+            "postgresql+psycopg://", "postgresql://"
+        )
+    )
+
+
+def test_rebuild_equals_the_live_tables_row_for_row(service: Service) -> None:
+    histories = cohort()
+    envelopes = envelopes_of(*histories.values(), History(day(3)).unknown(day(4)))
+    live_by_consumer(service, envelopes)
+    before = snapshot(service.store.engine, with_positions=True)
+    funnel = service.get("/funnel")
+
+    code = rebuild.run(
+        "http://opportunity",
+        TOKEN,
+        settings_of(service),
+        transport=feed(envelopes),
+        page=4,
+        progress=False,
+    )
+
+    assert code == 0
+    after = snapshot(service.store.engine, with_positions=True)
+    assert after == before
+    assert service.get("/funnel") == funnel
+    with service.store.engine.connect() as conn:
+        views = conn.execute(
+            sa.text("SELECT SUM(reached) FROM bi_funnel WHERE stage_index = 0")
+        ).scalar()
+        names = set(sa.inspect(conn).get_table_names())
+        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("bi_event")}
+    assert views == 7
+    assert not any(name.startswith(rebuild.SHADOW_PREFIX) for name in names)
+    assert "ix_bi_event_opportunity" in indexes
+
+
+def test_rebuild_twice_and_the_consumer_goes_on_after_it(service: Service) -> None:
+    envelopes = envelopes_of(*cohort().values())
+    live_by_consumer(service, envelopes[:20])
+    settings = settings_of(service)
+
+    assert (
+        rebuild.run("http://x", TOKEN, settings, transport=feed(envelopes[:20]), progress=False)
+        == 0
+    )
+    assert (
+        rebuild.run("http://x", TOKEN, settings, transport=feed(envelopes[:20]), progress=False)
+        == 0
+    )
+    live_by_consumer_rest = records(envelopes)[20:]
+    outcome = service.store.apply_records(
+        live_by_consumer_rest, {("crm.opportunity.events", 0): 20}
+    )
+
+    assert outcome.applied == len(envelopes) - 20
+    new = next(p for p in service.get("/funnel")["pipelines"] if p["pipeline_id"] == "new")
+    assert [s["reached"] for s in new["stages"]] == [6, 3, 3, 2, 1]
+
+
+def test_rebuild_with_a_refused_token_changes_nothing(service: Service) -> None:
+    envelopes = envelopes_of(*cohort().values())
+    live_by_consumer(service, envelopes)
+    before = snapshot(service.store.engine, with_positions=True)
+
+    code = rebuild.run(
+        "http://x",
+        "wrong-token-0123456789",
+        settings_of(service),
+        transport=feed(envelopes),
+        progress=False,
+    )
+
+    assert code == rebuild.REFUSED
+    assert snapshot(service.store.engine, with_positions=True) == before
