@@ -1,8 +1,10 @@
 """`oppstream`: the one command line of the system (SPEC §6)."""
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 DEFAULT_PORTS = {"opportunity": 8000, "projections": 8001, "reminders": 8002}
@@ -33,6 +35,25 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--exit", action="store_true", help="stop after printing (no dashboard)")
     demo.set_defaults(run=_demo)
+
+    projections = commands.add_parser("projections", help="the read model")
+    projections_commands = projections.add_subparsers(required=True, metavar="ACTION")
+    rebuild = projections_commands.add_parser(
+        "rebuild", help="replay the event history into fresh tables, then switch over"
+    )
+    _source_arguments(rebuild)
+    rebuild.set_defaults(run=_rebuild)
+
+    reminders = commands.add_parser("reminders", help="reminder rules")
+    reminders_commands = reminders.add_subparsers(required=True, metavar="ACTION")
+    simulate = reminders_commands.add_parser(
+        "simulate", help="what a candidate rules file would have fired, publishing nothing"
+    )
+    simulate.add_argument("--rules", type=_existing_file, required=True, help="rules file")
+    simulate.add_argument("--from", dest="start", type=_date, required=True, help="YYYY-MM-DD")
+    simulate.add_argument("--to", dest="end", type=_date, required=True, help="YYYY-MM-DD")
+    _source_arguments(simulate)
+    simulate.set_defaults(run=_simulate)
 
     contracts = commands.add_parser("contracts", help="message contracts")
     contracts_commands = contracts.add_subparsers(required=True, metavar="ACTION")
@@ -72,6 +93,61 @@ def _up(_: argparse.Namespace) -> int:
     from oppstream.up import run_up
 
     return run_up()
+
+
+def _source_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        default=os.environ.get("OPPSTREAM_OPPORTUNITY_URL", "http://127.0.0.1:8000"),
+        help="the opportunity service whose /notifications feed is replayed",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("OPPSTREAM_TOKEN"),
+        help="a service or admin bearer token (default: OPPSTREAM_TOKEN, else the dev file's)",
+    )
+
+
+def _token(args: argparse.Namespace) -> str:
+    if args.token:
+        return str(args.token)
+    from contracts.principals import auth_file_path, load_principals
+    from contracts.rules import Role
+
+    configured = os.environ.get("OPPSTREAM_AUTH_FILE")
+    principals = load_principals(auth_file_path(Path(configured) if configured else None))
+    found = next((p for p in principals.all if p.role in (Role.SERVICE, Role.ADMIN)), None)
+    if found is None:
+        raise SystemExit("oppstream: --token: no service or admin principal to read the feed")
+    return found.token
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from projections.rebuild import run
+
+    return run(args.source, _token(args))
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from reminders.simulate import run
+
+    if args.end < args.start:
+        raise SystemExit("oppstream: --to is before --from")
+    return run(args.rules, args.start, args.end, args.source, _token(args))
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a readable file")
+    return path
 
 
 def _demo(args: argparse.Namespace) -> int:
