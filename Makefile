@@ -25,6 +25,8 @@ bench: install  ## throughput and latency figures, written to bench/RESULTS.md
 	$(BIN)/python bench/commands.py
 	$(BIN)/python bench/relay.py
 	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/reminders_bench.py
+	$(BIN)/python bench/projections_bench.py
 
 demo: install  ## the embedded default: broker, SQLite stores, the services, a simulated sales team
 	$(BIN)/oppstream demo

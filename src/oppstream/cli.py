@@ -129,11 +129,12 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from reminders.settings import Settings
     from reminders.simulate import run
 
     if args.end < args.start:
         raise SystemExit("oppstream: --to is before --from")
-    return run(args.rules, args.start, args.end, args.source, _token(args))
+    return run(args.rules, args.start, args.end, args.source, _token(args), zone=Settings().zone)
 
 
 def _date(text: str) -> date:

@@ -408,7 +408,9 @@ class OpportunityApp(Application[UUID]):
             return "unknown_opportunity"
         if opportunity.last_progress_version > command.based_on_version:
             return "progressed"
-        if Status(opportunity.status) not in (Status.OPEN, Status.DEFERRED):
+        if opportunity.status != Status.OPEN:
+            # Rules never reclaim a deferred opportunity; a reclaim computed while it was open
+            # that arrives after a deferral is stale too (only people reclaim deferred ones).
             return f"not_reclaimable_while_{opportunity.status}"
         self.act(
             uow,

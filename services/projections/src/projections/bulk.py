@@ -1,6 +1,6 @@
-"""Bulk writes of a batch's rows: on PostgreSQL, COPY into a session staging table and one
-INSERT … SELECT … ON CONFLICT per table (many times faster than a statement per row);
-elsewhere, SQLAlchemy's executemany.
+"""Bulk writes of a batch's rows: on PostgreSQL, binary COPY (into the table, or into a
+session staging table and one INSERT … SELECT … ON CONFLICT), many times faster than a
+statement per row; elsewhere, SQLAlchemy's executemany.
 
 Rows are tuples in the order of `columns`.
 """
@@ -83,9 +83,7 @@ def _copy_in(
                 "ON COMMIT DELETE ROWS"
             )
             staged.add(stage)
-        with cursor.copy(f'COPY "{stage}" ({names}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row(row)
+        _copy(cursor, conn, table.name, stage, columns, rows)
         cursor.execute(
             f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{stage}" '  # noqa: S608 - our names
             f"ON CONFLICT ({key}) {conflict}"
@@ -97,9 +95,37 @@ def _copy_in(
 def _copy_straight(
     conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: list[Row]
 ) -> None:
-    names = ", ".join(f'"{c}"' for c in columns)
     raw = conn.connection.driver_connection
     assert raw is not None  # noqa: S101 - an open connection has one
-    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+    with raw.cursor() as cursor:
+        _copy(cursor, conn, table.name, table.name, columns, rows)
+
+
+def _copy(
+    cursor: Any,
+    conn: sa.Connection,
+    table: str,
+    target: str,
+    columns: Sequence[str],
+    rows: list[Row],
+) -> None:
+    """Binary COPY of `rows` into `target` (whose columns are those of `table`)."""
+    types = _column_types(cursor, conn, table)
+    names = ", ".join(f'"{c}"' for c in columns)
+    with cursor.copy(f'COPY "{target}" ({names}) FROM STDIN (FORMAT BINARY)') as copy:
+        copy.set_types([types[c] for c in columns])
         for row in rows:
             copy.write_row(row)
+
+
+def _column_types(cursor: Any, conn: sa.Connection, table: str) -> dict[str, str]:
+    """The PostgreSQL type of each column (binary COPY needs them), once per session."""
+    known: dict[str, dict[str, str]] = conn.connection.info.setdefault("projection_types", {})
+    if table not in known:
+        cursor.execute(
+            "SELECT attname, atttypid::regtype::text FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (f'"{table}"',),
+        )
+        known[table] = dict(cursor.fetchall())
+    return known[table]

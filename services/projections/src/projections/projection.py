@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,7 +33,14 @@ from contracts.opportunity import (
 )
 from projections.envelopes import Event
 from projections.pipelines import PipelineIndex
-from projections.visits import EntryKind, ExitKind, OpenVisit, seconds_between, visit_row
+from projections.visits import (
+    EntryKind,
+    ExitKind,
+    OpenVisit,
+    VisitOf,
+    seconds_between,
+    visit_row,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,19 @@ class _RecordedCreation(OpportunityCreatedV1):
 
 # The payload models the projection reads: the contract's, except the creation's customer.
 _MODELS: dict[str, type[Payload]] = {**PAYLOADS, "OpportunityCreated": _RecordedCreation}
+# Known events whose payload no figure reads: not validated again (the service made them).
+_PAYLOAD_UNREAD = frozenset(
+    {
+        "FollowUpLogged",
+        "KeyPersonAdded",
+        "CompetitorRecorded",
+        "DocumentAttached",
+        "OpportunityResumed",
+        "OpportunityReactivated",
+        "OpportunityReclaimed",
+    }
+)
+_UNREAD = Payload()
 
 OPEN, PAUSED, DEFERRED, POOLED = "open", "paused", "deferred", "pooled"
 WON, LOST, VOIDED = "won", "lost", "voided"
@@ -118,6 +139,12 @@ class OpportunityState:
         return cls(**{name: row[name] for name in STATE_FIELDS})
 
     @property
+    def visit_of(self) -> VisitOf:
+        return VisitOf(
+            self.id, self.pipeline_id, self.type, self.tier, self.ownership, self.created_at
+        )
+
+    @property
     def open_visit(self) -> OpenVisit:
         return OpenVisit(
             visit_no=self.visit_no,
@@ -125,13 +152,14 @@ class OpportunityState:
             stage_index=self.stage_index,
             entered_at=self.stage_entered_at,
             entered_version=self.stage_entered_version,
-            entry_kind=EntryKind(self.stage_entry_kind),
+            entry_kind=self.stage_entry_kind,
             paused_seconds=self.visit_paused_seconds,
             deferred_seconds=self.visit_deferred_seconds,
         )
 
 
 STATE_FIELDS = tuple(f.name for f in fields(OpportunityState))
+state_values = attrgetter(*STATE_FIELDS)
 
 # The columns of `bi_opportunity_version`: the state after each event, for `as_of`.
 HISTORY_FIELDS = (
@@ -151,13 +179,16 @@ HISTORY_FIELDS = (
     "closed_at",
     "won_amount",
 )
+_history_values = attrgetter(*HISTORY_FIELDS)
 
 
 @dataclass
 class Applied:
     state: OpportunityState
     visits: list[dict[str, Any]] = field(default_factory=list)
-    history: dict[str, Any] = field(default_factory=dict)
+    # The `bi_opportunity_version` row: opportunity_id, version, occurred_at, event_type,
+    # then HISTORY_FIELDS.
+    history: tuple[Any, ...] = ()
     projected: bool = True
 
 
@@ -176,7 +207,9 @@ class Projector:
         kind = event.event_type
         model = _MODELS.get(kind)
         payload: Payload | None = None
-        if model is not None:
+        if kind in _PAYLOAD_UNREAD:
+            payload = _UNREAD
+        elif model is not None:
             try:
                 payload = model.model_validate(event.payload)
             except ValidationError as exc:
@@ -193,7 +226,7 @@ class Projector:
                 return None
             state = self._created(event, payload)
             applied = Applied(state)
-            applied.visits.append(visit_row(state.id, state.pipeline_id, state.open_visit))
+            applied.visits.append(visit_row(state.visit_of, state.open_visit))
         else:
             applied = Applied(state, projected=payload is not None)
             if payload is not None:
@@ -202,13 +235,13 @@ class Projector:
             state.last_event_at = event.occurred_at
             if kind in PROGRESS_EVENTS and payload is not None:
                 state.last_progress_at = event.occurred_at
-        applied.history = {
-            "opportunity_id": state.id,
-            "version": event.version,
-            "occurred_at": event.occurred_at,
-            "event_type": kind,
-            **{name: getattr(state, name) for name in HISTORY_FIELDS},
-        }
+        applied.history = (
+            state.id,
+            event.version,
+            event.occurred_at,
+            kind,
+            *_history_values(state),
+        )
         return applied
 
     # -- one method per event type that changes a figure ----------------------------------
@@ -274,19 +307,19 @@ class Projector:
         elif e.event_type == "OpportunityResumed":
             _end_pause(s, at)
             s.status = OPEN
-            applied.visits.append(visit_row(s.id, s.pipeline_id, s.open_visit))
+            applied.visits.append(visit_row(s.visit_of, s.open_visit))
         elif isinstance(p, OpportunityDeferredV1):
             _end_pause(s, at)
             s.status, s.deferred_at, s.revisit_on = DEFERRED, at, p.revisit_on
-            applied.visits.append(visit_row(s.id, s.pipeline_id, s.open_visit))
+            applied.visits.append(visit_row(s.visit_of, s.open_visit))
         elif e.event_type == "OpportunityReactivated":
             _end_deferral(s, at)
             s.status = OPEN
-            applied.visits.append(visit_row(s.id, s.pipeline_id, s.open_visit))
+            applied.visits.append(visit_row(s.visit_of, s.open_visit))
         elif e.event_type == "OpportunityReclaimed":
             _end_deferral(s, at)
             s.status, s.owner_id = POOLED, None
-            applied.visits.append(visit_row(s.id, s.pipeline_id, s.open_visit))
+            applied.visits.append(visit_row(s.visit_of, s.open_visit))
         elif isinstance(p, OpportunityAssignedV1):
             s.owner_id = p.owner_id
             if p.team_id is not None:
@@ -312,9 +345,7 @@ class Projector:
         """Leave the current visit and start a visit of `to_stage`."""
         s = applied.state
         applied.visits.append(
-            visit_row(
-                s.id, s.pipeline_id, s.open_visit, e.occurred_at, e.version, exit_kind, to_stage
-            )
+            visit_row(s.visit_of, s.open_visit, e.occurred_at, e.version, exit_kind, to_stage)
         )
         index = self.pipelines.index(s.pipeline_id, to_stage)
         s.stage, s.stage_index = to_stage, index
@@ -324,7 +355,7 @@ class Projector:
         s.visit_paused_seconds = s.visit_deferred_seconds = 0.0
         if index is not None and index > s.furthest_stage_index:
             s.furthest_stage, s.furthest_stage_index = to_stage, index
-        applied.visits.append(visit_row(s.id, s.pipeline_id, s.open_visit))
+        applied.visits.append(visit_row(s.visit_of, s.open_visit))
 
     @staticmethod
     def _close(applied: Applied, e: Event, exit_kind: ExitKind, status: str) -> None:
@@ -332,9 +363,7 @@ class Projector:
         s, at = applied.state, e.occurred_at
         _end_pause(s, at)
         _end_deferral(s, at)
-        applied.visits.append(
-            visit_row(s.id, s.pipeline_id, s.open_visit, at, e.version, exit_kind)
-        )
+        applied.visits.append(visit_row(s.visit_of, s.open_visit, at, e.version, exit_kind))
         s.status, s.closed_at, s.closed_stage = status, at, s.stage
         s.revisit_on = s.paused_until = None
 

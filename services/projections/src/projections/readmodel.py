@@ -73,6 +73,16 @@ class OpenStage:
     amount: Decimal
 
 
+@dataclass(frozen=True)
+class Cohort:
+    """Everything the stage figures of one cohort need."""
+
+    reach: list[ReachCount]
+    visits: list[CompletedVisits]
+    open: list[OpenStage]
+    include_voided: bool = False
+
+
 class ReadModel:
     def __init__(self, engine: sa.Engine, tables: Tables = LIVE) -> None:
         self.engine, self.t = engine, tables
@@ -101,71 +111,136 @@ class ReadModel:
                 )
             )
         inner = select.subquery("state")
-        c = inner.c
-        conditions: list[sa.ColumnElement[bool]] = []
-        for name in ("type", "tier", "ownership", "owner_id", "team_id"):
-            value = getattr(q, name)
-            if value is not None:
-                conditions.append(c[name] == value)
-        if q.scope_owner_id is not None:
-            conditions.append(c.owner_id == q.scope_owner_id)
-        if q.scope_team_id is not None:
-            conditions.append(c.team_id == q.scope_team_id)
-        if q.created_from is not None:
-            conditions.append(c.created_at >= q.created_from)
-        if q.created_to is not None:
-            conditions.append(c.created_at < q.created_to)
+        conditions = _conditions(inner.c, q, segment=True)
         if not q.include_voided:
-            conditions.append(c.status != "voided")
+            conditions.append(inner.c.status != "voided")
         return sa.select(inner).where(*conditions).subquery("cohort")
 
-    # -- the queries -----------------------------------------------------------------------
+    # -- the stage figures -----------------------------------------------------------------
 
-    def reach_counts(self, conn: sa.Connection, q: Query) -> list[ReachCount]:
-        """Counts by furthest stage and status; voided ones always (to report how many)."""
-        s = self.source(replace(q, include_voided=True))
-        group = (s.c.pipeline_id, s.c.tier, s.c.ownership, s.c.furthest_stage_index, s.c.status)
-        rows = conn.execute(sa.select(*group, sa.func.count()).group_by(*group))
-        return [ReachCount(*row) for row in rows]
-
-    def completed_visits(self, conn: sa.Connection, q: Query) -> list[CompletedVisits]:
-        s, v = self.source(q), self.t.visit
-        group = (v.c.pipeline_id, v.c.stage, s.c.tier, s.c.ownership, v.c.exit_kind)
-        query = (
-            sa.select(
-                *group,
-                sa.func.count(),
-                sa.func.sum(v.c.dwell_seconds),
-                sa.func.sum(v.c.paused_seconds),
-            )
-            .select_from(v.join(s, s.c.id == v.c.opportunity_id))
-            .where(v.c.exited_at.is_not(None))
-            .group_by(*group)
+    def cohorts(
+        self, conn: sa.Connection, q: Query, company: Query, at: datetime, *, visits: bool = True
+    ) -> tuple[Cohort, Cohort]:
+        """The stage figures of the query's cohort and of the company's trailing cohort (same
+        segment and `as_of`, other creation window, everyone's), each table read once."""
+        base = replace(
+            q,
+            owner_id=None,
+            team_id=None,
+            scope_owner_id=None,
+            scope_team_id=None,
+            created_from=None,
+            created_to=None,
+            include_voided=True,
         )
-        if q.as_of is not None:
-            query = query.where(v.c.exited_at <= q.as_of)
-        return [
-            CompletedVisits(p, st, tier, own, kind, n, float(dwell or 0), float(paused or 0))
-            for p, st, tier, own, kind, n, dwell, paused in conn.execute(query)
-        ]
-
-    def open_stages(self, conn: sa.Connection, q: Query, at: datetime) -> list[OpenStage]:
-        """Active opportunities per current stage: count, summed age of the open visit at
-        `at` (paused time left out), summed amount."""
-        s = self.source(q)
+        s = self.source(base)
+        mine = sa.and_(sa.true(), *_conditions(s.c, q, segment=False))
+        theirs = sa.and_(sa.true(), *_conditions(s.c, company, segment=False))
+        reach: tuple[list[ReachCount], list[ReachCount]] = ([], [])
+        open_: tuple[list[OpenStage], list[OpenStage]] = ([], [])
         now = sa.literal(at.timestamp(), sa.Float)
+        active = s.c.status.in_(ACTIVE)
         paused_now = sa.case((s.c.paused_at.is_(None), 0.0), else_=now - epoch(s.c.paused_at))
         age = now - epoch(s.c.stage_entered_at) - s.c.visit_paused_seconds - paused_now
-        group = (s.c.pipeline_id, s.c.stage, s.c.currency)
-        query = (
-            sa.select(*group, sa.func.count(), sa.func.sum(age), sa.func.sum(s.c.amount))
-            .where(s.c.status.in_(ACTIVE))
+
+        def sums(part: sa.ColumnElement[bool]) -> list[sa.ColumnElement[Any]]:
+            live = sa.and_(part, active)
+            return [
+                sa.func.sum(sa.case((part, 1), else_=0)),
+                sa.func.sum(sa.case((live, age), else_=0.0)),
+                sa.func.sum(sa.case((live, s.c.amount), else_=None)),
+            ]
+
+        group = (
+            s.c.pipeline_id,
+            s.c.tier,
+            s.c.ownership,
+            s.c.furthest_stage_index,
+            s.c.status,
+            s.c.stage,
+            s.c.currency,
+        )
+        rows = conn.execute(
+            sa.select(*group, *sums(mine), *sums(theirs))
+            .where(sa.or_(mine, theirs))
             .group_by(*group)
         )
-        return [
-            OpenStage(p, st, cur, n, float(age_sum or 0), _decimal(amount))
-            for p, st, cur, n, age_sum, amount in conn.execute(query)
-        ]
+        for pipeline, tier, ownership, furthest, status, stage, currency, *figures in rows:
+            for part in (0, 1):
+                count, age_sum, amount = figures[3 * part : 3 * part + 3]
+                if not count:
+                    continue
+                reach[part].append(ReachCount(pipeline, tier, ownership, furthest, status, count))
+                if status in ACTIVE:
+                    open_[part].append(
+                        OpenStage(
+                            pipeline, stage, currency, count, float(age_sum or 0), _decimal(amount)
+                        )
+                    )
+        completed = self._completed_visits(conn, q, company, base) if visits else ([], [])
+        return (
+            Cohort(reach[0], completed[0], open_[0], q.include_voided),
+            Cohort(reach[1], completed[1], open_[1], q.include_voided),
+        )
+
+    def _completed_visits(
+        self, conn: sa.Connection, q: Query, company: Query, base: Query
+    ) -> tuple[list[CompletedVisits], list[CompletedVisits]]:
+        """Completed visits of both cohorts by stage, segment and how they ended."""
+        v = self.t.visit
+        conditions: list[sa.ColumnElement[bool]] = [v.c.exited_at.is_not(None)]
+        owned = any(
+            value is not None
+            for value in (q.owner_id, q.team_id, q.scope_owner_id, q.scope_team_id)
+        )
+        if q.as_of is None and not owned:
+            # Visits carry the facts that never change (and whether the opportunity was
+            # voided since): no join with the opportunities.
+            cols: Any = v.c
+            source: sa.FromClause = v
+            conditions += _conditions(v.c, base, segment=True)
+            if not q.include_voided:
+                conditions.append(v.c.voided.is_(False))
+        else:
+            s = self.source(replace(base, include_voided=q.include_voided))
+            cols, source = s.c, v.join(s, s.c.id == v.c.opportunity_id)
+            if q.as_of is not None:
+                conditions.append(v.c.exited_at <= q.as_of)
+        mine = sa.and_(sa.true(), *_conditions(cols, q, segment=False))
+        theirs = sa.and_(sa.true(), *_conditions(cols, company, segment=False))
+
+        def sums(part: sa.ColumnElement[bool]) -> list[sa.ColumnElement[Any]]:
+            return [
+                sa.func.sum(sa.case((part, 1), else_=0)),
+                sa.func.sum(sa.case((part, v.c.dwell_seconds), else_=0.0)),
+                sa.func.sum(sa.case((part, v.c.paused_seconds), else_=0.0)),
+            ]
+
+        group = (v.c.pipeline_id, v.c.stage, cols.tier, cols.ownership, v.c.exit_kind)
+        rows = conn.execute(
+            sa.select(*group, *sums(mine), *sums(theirs))
+            .select_from(source)
+            .where(*conditions, sa.or_(mine, theirs))
+            .group_by(*group)
+        )
+        found: tuple[list[CompletedVisits], list[CompletedVisits]] = ([], [])
+        for pipeline, stage, tier, ownership, kind, *figures in rows:
+            for part in (0, 1):
+                count, dwell, paused = figures[3 * part : 3 * part + 3]
+                if count:
+                    found[part].append(
+                        CompletedVisits(
+                            pipeline,
+                            stage,
+                            tier,
+                            ownership,
+                            kind,
+                            count,
+                            float(dwell),
+                            float(paused),
+                        )
+                    )
+        return found
 
     def open_amounts(self, conn: sa.Connection, q: Query) -> list[OpenAmount]:
         s = self.source(q)
@@ -208,6 +283,28 @@ class ReadModel:
                 s.c.status == "won"
             )
         )
+
+
+def _conditions(cols: Any, q: Query, *, segment: bool) -> list[sa.ColumnElement[bool]]:
+    """The query's filters over columns named as in `bi_opportunity` (the segment's too, or
+    not when the rows are already of the segment)."""
+    found: list[sa.ColumnElement[bool]] = []
+    names = (
+        ("type", "tier", "ownership", "owner_id", "team_id") if segment else ("owner_id", "team_id")
+    )
+    for name in names:
+        value = getattr(q, name)
+        if value is not None:
+            found.append(cols[name] == value)
+    if q.scope_owner_id is not None:
+        found.append(cols.owner_id == q.scope_owner_id)
+    if q.scope_team_id is not None:
+        found.append(cols.team_id == q.scope_team_id)
+    if q.created_from is not None:
+        found.append(cols.created_at >= q.created_from)
+    if q.created_to is not None:
+        found.append(cols.created_at < q.created_to)
+    return found
 
 
 # Columns no event changes after the creation, and columns the `as_of` state gives.

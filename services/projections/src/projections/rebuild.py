@@ -11,6 +11,8 @@ every event after them is delivered again and applied once (a consumer that is f
 sees its stored position go back and reads again from there, see store.py).
 """
 
+import contextlib
+import gc
 import logging
 import queue
 import threading
@@ -21,7 +23,6 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -36,7 +37,7 @@ from rich.progress import (
 from contracts.rules import load_rulebook
 from projections import migrate
 from projections.database import create_engine
-from projections.envelopes import Event, from_json
+from projections.envelopes import Event, NotAnEnvelope, from_json
 from projections.pipelines import PipelineIndex
 from projections.projection import Projector
 from projections.schema import EVENT_TABLES, LIVE, Tables, build_tables
@@ -92,12 +93,15 @@ def run(
                 table.drop(conn, checkfirst=True)
             shadow.metadata.create_all(conn)
         store = Store(engine, shadow, Projector(PipelineIndex(rules), settings.zone))
-        with httpx.Client(
-            base_url=source_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=120.0,
-            transport=transport,
-        ) as client:
+        with (
+            httpx.Client(
+                base_url=source_url.rstrip("/"),
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=120.0,
+                transport=transport,
+            ) as client,
+            _few_collections(),
+        ):
             total = _last_position(client)
             applied = _load(client, store, page, total, console if progress else None)
         started = time.perf_counter()
@@ -115,6 +119,19 @@ def run(
         return FAILED
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _few_collections() -> Iterator[None]:
+    """The cyclic garbage collector less often while loading (see main.py's lifespan)."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 # -- reading the feed ----------------------------------------------------------------------
@@ -155,7 +172,7 @@ def _pages(client: httpx.Client, page: int) -> Iterator[Page]:
             return
         try:
             events = [from_json(item["envelope"]) for item in items]
-        except (ValidationError, KeyError, TypeError) as exc:
+        except (NotAnEnvelope, KeyError, TypeError) as exc:
             raise FeedError(f"the feed after position {after} is not envelopes: {exc}") from exc
         after = int(body.get("next_after") or items[-1]["position"])
         yield Page(events, after)

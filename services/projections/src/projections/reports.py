@@ -15,21 +15,11 @@ from contracts.opportunity import Status
 from contracts.rules import Pipeline, Rulebook
 from projections import dwell as dwell_
 from projections import forecast as forecast_
-from projections.funnel import Reach, ReachCount, conversion_rates, reach, win_rates
-from projections.readmodel import CompletedVisits, OpenStage, Query, ReadModel
+from projections.funnel import Reach, conversion_rates, reach, win_rates
+from projections.readmodel import Cohort, Query, ReadModel
 from projections.standards import Metric, Segment, blended_industry_standard, falls_below
 
 PERIODS = ("day", "week", "month", "quarter", "year")
-
-
-@dataclass(frozen=True)
-class Cohort:
-    """Everything the stage figures of one query need, read in one transaction."""
-
-    reach: list[ReachCount]
-    visits: list[CompletedVisits]
-    open: list[OpenStage]
-    include_voided: bool = False
 
 
 class Reports:
@@ -40,15 +30,14 @@ class Reports:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _cohort(
+    def _cohorts(
         self, conn: sa.Connection, q: Query, at: datetime, *, visits: bool = True
-    ) -> Cohort:
-        return Cohort(
-            self.rm.reach_counts(conn, q),
-            self.rm.completed_visits(conn, q) if visits else [],
-            self.rm.open_stages(conn, q, at) if visits else [],
-            q.include_voided,
-        )
+    ) -> tuple[Cohort, Cohort]:
+        """The query's cohort and the company's trailing one, read together."""
+        if conn.dialect.name == "postgresql":
+            # The GROUP BYs hash in memory instead of sorting on disk.
+            conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        return self.rm.cohorts(conn, q, self._company_query(q, at), at, visits=visits)
 
     def _company_query(self, q: Query, at: datetime) -> Query:
         """The company's own trailing window: the same segment, everyone's opportunities
@@ -70,8 +59,7 @@ class Reports:
     def funnel(self, q: Query, now: datetime) -> dict[str, Any]:
         at = q.as_of or now
         with self.rm.engine.connect() as conn:
-            cohort = self._cohort(conn, q, at)
-            company = self._cohort(conn, self._company_query(q, at), at)
+            cohort, company = self._cohorts(conn, q, at)
         pipelines = []
         for p in self._pipelines(q):
             figures = _PipelineFigures(p, cohort, self.currency)
@@ -128,8 +116,7 @@ class Reports:
     def dwell(self, q: Query, now: datetime) -> dict[str, Any]:
         at = q.as_of or now
         with self.rm.engine.connect() as conn:
-            cohort = self._cohort(conn, q, at)
-            company = self._cohort(conn, self._company_query(q, at), at)
+            cohort, company = self._cohorts(conn, q, at)
         pipelines = []
         for p in self._pipelines(q):
             figures, theirs = _PipelineFigures(p, cohort), _PipelineFigures(p, company)
@@ -166,8 +153,7 @@ class Reports:
     def win_rates(self, q: Query, now: datetime) -> dict[str, Any]:
         at = q.as_of or now
         with self.rm.engine.connect() as conn:
-            cohort = self._cohort(conn, q, at, visits=False)
-            company = self._cohort(conn, self._company_query(q, at), at, visits=False)
+            cohort, company = self._cohorts(conn, q, at, visits=False)
         pipelines = []
         for p in self._pipelines(q):
             figures, theirs = _PipelineFigures(p, cohort), _PipelineFigures(p, company)
@@ -208,7 +194,7 @@ class Reports:
     def forecast(self, q: Query, now: datetime) -> dict[str, Any]:
         at = q.as_of or now
         with self.rm.engine.connect() as conn:
-            cohort = self._cohort(conn, q, at, visits=False)
+            cohort, _ = self._cohorts(conn, q, at, visits=False)
             rows = self.rm.open_amounts(conn, q)
         rates: dict[tuple[str, str], forecast_.Rate] = {}
         for p in self.rules.pipelines:

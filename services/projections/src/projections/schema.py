@@ -103,7 +103,6 @@ INDEXES = (
     Index("ix_bi_opportunity_created_at", "bi_opportunity", ("created_at",)),
     Index("ix_bi_opportunity_owner_id", "bi_opportunity", ("owner_id",)),
     Index("ix_bi_opportunity_team_id", "bi_opportunity", ("team_id",)),
-    Index("ix_bi_event_opportunity", "bi_event", ("opportunity_id", "version"), unique=True),
     Index("ix_projection_held_event_opportunity", "projection_held_event", ("opportunity_id",)),
 )
 
@@ -216,13 +215,20 @@ def build_tables(prefix: str = "", *, with_indexes: bool = True) -> Tables:
         sa.Column("paused_seconds", sa.Float, nullable=False),
         sa.Column("deferred_seconds", sa.Float, nullable=False),
         sa.Column("dwell_seconds", sa.Float),
+        # The opportunity's facts that never change, and whether it was voided since.
+        sa.Column("type", sa.String(20), nullable=False),
+        sa.Column("tier", sa.String(10), nullable=False),
+        sa.Column("ownership", sa.String(10), nullable=False),
+        sa.Column("created_at", UtcDateTime, nullable=False),
+        sa.Column("voided", sa.Boolean, nullable=False),
         fillfactor=FILLFACTOR,
     )
     event = t(
         "bi_event",
-        sa.Column("event_id", sa.String(64), primary_key=True),
-        sa.Column("opportunity_id", sa.String(64), nullable=False),
-        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("event_id", sa.String(64), nullable=False),
+        # The event id is derived from (opportunity, version): this key is unique as it is.
+        sa.Column("opportunity_id", sa.String(64), primary_key=True),
+        sa.Column("version", sa.Integer, primary_key=True),
         sa.Column("event_type", sa.String(100), nullable=False),
         sa.Column("schema_version", sa.Integer, nullable=False),
         sa.Column("occurred_at", UtcDateTime, nullable=False),

@@ -22,7 +22,7 @@ class Settings(OppstreamSettings):
         description="the events topic (only tests and benches name another)",
     )
     projections_batch_max: int = Field(
-        default=2000, ge=1, le=50_000, description="most records applied in one transaction"
+        default=5000, ge=1, le=50_000, description="most records applied in one transaction"
     )
     projections_currency: str = Field(
         default="CNY",

@@ -6,13 +6,18 @@ event whose version is already applied is a duplicate (the event id is derived f
 version, so that covers redelivered ids too). A version that skips ahead is a gap: the
 opportunity keeps its last consistent state, `awaiting_version` names what it waits for, and
 the later events wait in `projection_held_event` until the missing one arrives.
+
+On PostgreSQL these transactions commit without waiting for the WAL flush (synchronous_commit
+off): if the database crashes, the last batches may be lost, but their positions with them,
+so the consumer reads them again and the tables stay exact. Nothing outside the database
+depends on a batch being durable (the Kafka commit is informative only).
 """
 
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any, Protocol
 
 import orjson
@@ -21,7 +26,13 @@ import sqlalchemy as sa
 from contracts.rules import Rulebook
 from projections.bulk import insert_new, upsert
 from projections.envelopes import Event, Poison, decode
-from projections.projection import HISTORY_FIELDS, STATE_FIELDS, OpportunityState, Projector
+from projections.projection import (
+    HISTORY_FIELDS,
+    STATE_FIELDS,
+    OpportunityState,
+    Projector,
+    state_values,
+)
 from projections.schema import Tables, pipeline_stage
 
 log = logging.getLogger(__name__)
@@ -88,6 +99,7 @@ class Store:
         known = known or {}
         outcome = Outcome()
         with self.engine.begin() as conn:
+            _relaxed_commit(conn)
             stored = self._stored_positions(conn, {(r.topic, r.partition) for r in records})
             fresh: list[Record] = []
             first: set[tuple[str, int]] = set()
@@ -154,6 +166,7 @@ class Store:
         """Apply events that come with no Kafka position (a rebuild from the feed)."""
         outcome = Outcome()
         with self.engine.begin() as conn:
+            _relaxed_commit(conn)
             self._apply(conn, events, outcome)
         return outcome
 
@@ -205,9 +218,10 @@ class Store:
         dirty: dict[str, OpportunityState] = {}
         visits: dict[tuple[str, int], dict[str, Any]] = {}
         event_rows: list[tuple[Any, ...]] = []
-        history_rows: list[dict[str, Any]] = []
+        history_rows: list[tuple[Any, ...]] = []
         hold_rows: list[dict[str, Any]] = []
         released: list[str] = []
+        voided: list[str] = []
 
         for opportunity_id, arrived in by_opportunity.items():
             state = states.get(opportunity_id)
@@ -251,6 +265,8 @@ class Store:
                 for row in applied.visits:
                     visits[(row["opportunity_id"], row["visit_no"])] = row
                 history_rows.append(applied.history)
+                if event.event_type == "OpportunityVoided" and state.status == "voided":
+                    voided.append(opportunity_id)
                 event_rows.append(_event_row(event, applied.projected))
                 expected = version + 1
             waiting_now = [
@@ -289,11 +305,17 @@ class Store:
         # Versions above the stored one only (see above); a second consumer of the same
         # partition racing this one fails here and reads the positions again.
         insert_new(conn, t.event, EVENT_COLUMNS, event_rows, unique=True)
-        insert_new(
-            conn, t.version, HISTORY_COLUMNS, [_history(r) for r in history_rows], unique=True
-        )
+        insert_new(conn, t.version, HISTORY_COLUMNS, history_rows, unique=True)
         upsert(conn, t.visit, VISIT_COLUMNS, [_visit(row) for row in visits.values()])
-        upsert(conn, t.opportunity, STATE_FIELDS, [_state(s) for s in dirty.values()], "version")
+        for start in range(0, len(voided), CHUNK):
+            conn.execute(
+                sa.update(t.visit)
+                .where(t.visit.c.opportunity_id.in_(voided[start : start + CHUNK]))
+                .values(voided=True)
+            )
+        upsert(
+            conn, t.opportunity, STATE_FIELDS, [state_values(s) for s in dirty.values()], "version"
+        )
         insert_new(conn, t.held, HELD_COLUMNS, [_values(HELD_COLUMNS, h) for h in hold_rows])
         for start in range(0, len(released), CHUNK):
             conn.execute(
@@ -370,14 +392,22 @@ VISIT_COLUMNS = (
     "paused_seconds",
     "deferred_seconds",
     "dwell_seconds",
+    "type",
+    "tier",
+    "ownership",
+    "created_at",
+    "voided",
 )
 POSITION_COLUMNS = ("topic", "partition", "next_offset")
 HELD_COLUMNS = ("event_id", "opportunity_id", "version", "envelope")
 POISON_COLUMNS = ("topic", "partition", "offset", "error", "value")
 
-_history = itemgetter(*HISTORY_COLUMNS)
 _visit = itemgetter(*VISIT_COLUMNS)
-_state = attrgetter(*STATE_FIELDS)
+
+
+def _relaxed_commit(conn: sa.Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 def _values(columns: tuple[str, ...], row: dict[str, Any]) -> tuple[Any, ...]:

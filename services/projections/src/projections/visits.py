@@ -34,14 +34,26 @@ class OpenVisit:
     stage_index: int | None
     entered_at: datetime
     entered_version: int
-    entry_kind: EntryKind
+    entry_kind: str  # an EntryKind value
     paused_seconds: float = 0.0
     deferred_seconds: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class VisitOf:
+    """The opportunity a visit belongs to, with the facts that never change (kept on each
+    visit so the dwell figures need no join)."""
+
+    opportunity_id: str
+    pipeline_id: str
+    type: str
+    tier: str
+    ownership: str
+    created_at: datetime
+
+
 def visit_row(
-    opportunity_id: str,
-    pipeline_id: str,
+    of: VisitOf,
     visit: OpenVisit,
     exit_at: datetime | None = None,
     exit_version: int | None = None,
@@ -53,14 +65,14 @@ def visit_row(
     if exit_at is not None:
         dwell = (exit_at - visit.entered_at).total_seconds() - visit.paused_seconds
     return {
-        "opportunity_id": opportunity_id,
+        "opportunity_id": of.opportunity_id,
         "visit_no": visit.visit_no,
-        "pipeline_id": pipeline_id,
+        "pipeline_id": of.pipeline_id,
         "stage": visit.stage,
         "stage_index": visit.stage_index,
         "entered_at": visit.entered_at,
         "entered_version": visit.entered_version,
-        "entry_kind": visit.entry_kind.value,
+        "entry_kind": visit.entry_kind,
         "exited_at": exit_at,
         "exited_version": exit_version,
         "exit_kind": None if exit_kind is None else exit_kind.value,
@@ -68,6 +80,11 @@ def visit_row(
         "paused_seconds": visit.paused_seconds,
         "deferred_seconds": visit.deferred_seconds,
         "dwell_seconds": dwell,
+        "type": of.type,
+        "tier": of.tier,
+        "ownership": of.ownership,
+        "created_at": of.created_at,
+        "voided": False,
     }
 
 

@@ -77,10 +77,10 @@ def test_rebuild_equals_the_live_tables_row_for_row(service: Service) -> None:
             sa.text("SELECT SUM(reached) FROM bi_funnel WHERE stage_index = 0")
         ).scalar()
         names = set(sa.inspect(conn).get_table_names())
-        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("bi_event")}
+        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("bi_opportunity")}
     assert views == 7
     assert not any(name.startswith(rebuild.SHADOW_PREFIX) for name in names)
-    assert "ix_bi_event_opportunity" in indexes
+    assert "ix_bi_opportunity_created_at" in indexes
 
 
 def test_rebuild_twice_and_the_consumer_goes_on_after_it(service: Service) -> None:

@@ -9,6 +9,7 @@ from contracts.rules import load_rulebook
 from projections.envelopes import from_json
 from projections.pipelines import PipelineIndex
 from projections.projection import OpportunityState, Projector
+from projections.store import HISTORY_COLUMNS
 from services.projections.tests.history import History, day
 
 DAY = 86400.0
@@ -26,7 +27,7 @@ def replay(h: History) -> tuple[OpportunityState, list[dict[str, Any]], list[dic
         state = applied.state
         for row in applied.visits:
             visits[row["visit_no"]] = row
-        history.append(applied.history)
+        history.append(dict(zip(HISTORY_COLUMNS, applied.history, strict=True)))
     assert state is not None
     return state, [visits[k] for k in sorted(visits)], history
 
@@ -58,6 +59,11 @@ def test_creation_opens_a_visit_of_the_first_stage() -> None:
             "paused_seconds": 0.0,
             "deferred_seconds": 0.0,
             "dwell_seconds": None,
+            "type": "new",
+            "tier": "SMB",
+            "ownership": "PRIVATE",
+            "created_at": day(0),
+            "voided": False,
         }
     ]
 

@@ -66,6 +66,10 @@ def build_router(api: Api) -> APIRouter:
 
     @router.get("/metrics", tags=["operations"])
     async def metrics() -> Response:
+        try:
+            api.metrics.outbox_pending.set(await run_in_threadpool(api.store.count_pending))
+        except Exception:  # noqa: S110 - the store is down: /readyz says so; metrics still answer
+            pass
         return Response(generate_latest(api.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/opportunities/{opportunity_id}/reminders", tags=["queries"])

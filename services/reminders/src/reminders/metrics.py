@@ -41,7 +41,7 @@ class Metrics:
         )
         self.outbox_pending = Gauge(
             "oppstream_reminders_outbox_pending",
-            "Fired timers of this copy's partitions not yet acknowledged by the broker",
+            "Fired timers not yet acknowledged by the broker (all partitions; read at scrape)",
             registry=self.registry,
         )
         self.partitions = Gauge(

@@ -94,41 +94,49 @@ class Scheduler:
         in flight, and a rebalance settles the publish in flight before it takes
         partitions away."""
         async with self._ownership.lock:
-            owned = self._ownership.partitions
-            self._metrics.partitions.set(len(owned))
-            if not owned:
-                await self.settle()
-                return False
-            started = time.perf_counter()
-            if self._seen_changes != self._ownership.changes:
-                self._seen_changes, self._recover = self._ownership.changes, True
-            now = self._clock()
-            # Idle, one probe of the due index; while a wave lasts, the workers share it.
-            groups = self._groups(owned) if self._busy else [owned]
-            fired = await asyncio.gather(
-                *(asyncio.to_thread(self._fire, group, now) for group in groups)
-            )
-            looked = max(count for count, _ in fired)
-            added = sorted((row for _, rows in fired for row in rows), key=lambda r: r.seq)
+            try:
+                return await self._round()
+            except BaseException:
+                # Some firing may have been committed without being published: read the
+                # outbox next time.
+                self._recover = True
+                raise
+
+    async def _round(self) -> bool:
+        owned = self._ownership.partitions
+        self._metrics.partitions.set(len(owned))
+        if not owned:
             await self.settle()
-            recovering = self._recover
-            rows = (
-                await asyncio.to_thread(self._store.pending, owned, self._batch)
-                if recovering
-                else added
-            )
-            busy = looked >= self._batch or (recovering and len(rows) >= self._batch)
-            if recovering and len(rows) < self._batch:
-                self._recover = False
-                self._metrics.outbox_pending.set(0)
-            if rows:
-                self._in_flight = asyncio.create_task(self._publish(rows))
-                if not busy:
-                    await self.settle()
-            self._metrics.tick_seconds.observe(time.perf_counter() - started)
-            self.rounds += 1
-            self._busy = busy
-            return busy
+            return False
+        started = time.perf_counter()
+        if self._seen_changes != self._ownership.changes:
+            self._seen_changes, self._recover = self._ownership.changes, True
+        now = self._clock()
+        # Idle, one probe of the due index; while a wave lasts, the workers share it.
+        groups = self._groups(owned) if self._busy else [owned]
+        fired = await asyncio.gather(
+            *(asyncio.to_thread(self._fire, group, now) for group in groups)
+        )
+        looked = max(count for count, _ in fired)
+        added = sorted((row for _, rows in fired for row in rows), key=lambda r: r.seq)
+        await self.settle()
+        recovering = self._recover
+        rows = (
+            await asyncio.to_thread(self._store.pending, owned, self._batch)
+            if recovering
+            else added
+        )
+        busy = looked >= self._batch or (recovering and len(rows) >= self._batch)
+        if recovering and len(rows) < self._batch:
+            self._recover = False
+        if rows:
+            self._in_flight = asyncio.create_task(self._publish(rows))
+            if not busy:
+                await self.settle()
+        self._metrics.tick_seconds.observe(time.perf_counter() - started)
+        self.rounds += 1
+        self._busy = busy
+        return busy
 
     async def settle(self) -> None:
         """Wait for the publish in flight; if it failed, the outbox is read again next."""

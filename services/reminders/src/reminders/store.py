@@ -34,6 +34,7 @@ from reminders.facts import OpportunityFacts
 from reminders.timers import Firing
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_READING = "reminders_reading"
 VERSION_TABLE = "reminders_alembic_version"
 
 
@@ -167,9 +168,10 @@ def make_engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _begin(connection: sa.Connection) -> None:
-            # Every transaction here writes: take the write lock at once, so two writers
-            # queue up instead of failing to upgrade a read lock (SQLITE_BUSY).
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # A unit of work takes the write lock at once, so two writers queue up instead of
+            # failing to upgrade a read lock (SQLITE_BUSY); a read (`Store._read`) takes none.
+            reading = connection.get_execution_options().get(_READING, False)
+            connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
         return engine
     return sa.create_engine(
@@ -192,6 +194,10 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _read(self) -> sa.Connection:
+        """A connection for reading only."""
+        return self.engine.connect().execution_options(**{_READING: True})
+
     def migrate(self) -> None:
         """Bring the schema to the newest revision; copies starting together take turns."""
         config = Config()
@@ -203,7 +209,7 @@ class Store:
             command.upgrade(config, "head")
 
     def ping(self) -> None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             conn.execute(sa.text("SELECT 1"))
 
     @contextlib.contextmanager
@@ -216,7 +222,7 @@ class Store:
         wanted = list(partitions)
         if not wanted:
             return {}
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 sa.select(positions.c.partition, positions.c.next_offset).where(
                     positions.c.topic == topic, positions.c.partition.in_(wanted)
@@ -248,7 +254,7 @@ class Store:
             .order_by(outbox.c.seq)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return [Pending(*row) for row in conn.execute(query)]
 
     def sent(self, seqs: Sequence[int]) -> None:
@@ -265,7 +271,7 @@ class Store:
             conn.execute(outbox.delete().where(outbox.c.seq.in_(list(seqs))))
 
     def get_meta(self, key: str) -> str | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             value = conn.execute(sa.select(meta.c.value).where(meta.c.key == key)).scalar()
             return None if value is None else str(value)
 
@@ -274,7 +280,7 @@ class Store:
             tx.upsert(meta, ["key"], [{"key": key, "value": value}])
 
     def facts(self, opportunity_id: str) -> tuple[OpportunityFacts, datetime | None] | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 sa.select(opportunities).where(opportunities.c.opportunity_id == opportunity_id)
             ).first()
@@ -287,7 +293,7 @@ class Store:
             outbox.c.opportunity_id == fired.c.opportunity_id,
             outbox.c.reminder_id == fired.c.reminder_id,
         )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 sa.select(fired, waiting.label("pending"))
                 .where(fired.c.opportunity_id == opportunity_id)
@@ -297,7 +303,7 @@ class Store:
 
     def count_pending(self) -> int:
         """Fired timers the broker has not acknowledged yet (all partitions)."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             found = conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one()
         return int(found)
 

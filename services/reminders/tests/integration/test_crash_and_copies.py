@@ -23,6 +23,7 @@ from services.reminders.tests.processes import (
     reminders_env,
     reminders_of,
     start_reminders,
+    wait_until,
 )
 from tests.support.kafka import TestBroker
 from tests.support.postgres import fresh_database
@@ -135,3 +136,36 @@ def _fired(url: str) -> float:
         for line in text.splitlines()
         if line.startswith("oppstream_reminders_fired_total{")
     )
+
+
+def test_a_fresh_database_rebuilds_the_timers_from_the_beginning_of_the_topic(
+    kafka: TestBroker, tmp_path: Path
+) -> None:
+    creations = stale_smb_creations(20)
+    expected = {e.opportunity_id for e in creations}
+    start = end_offsets(kafka.bootstrap, topics.REMINDERS)
+    group = f"rebuild-{uuid4().hex[:8]}"
+    first_db, second_db = f"sqlite:///{tmp_path}/first.db", f"sqlite:///{tmp_path}/second.db"
+    first = start_reminders(reminders_env(tmp_path, kafka, first_db, group), tmp_path / "a")
+    try:
+        publish_events(kafka.bootstrap, creations)
+        before = reminders_of(kafka.bootstrap, start, len(expected), *expected)
+    finally:
+        first.stop()
+    middle = end_offsets(kafka.bootstrap, topics.REMINDERS)
+    # Same group, whose committed offsets are past these events; a new, empty database.
+    second = start_reminders(reminders_env(tmp_path, kafka, second_db, group), tmp_path / "b")
+    try:
+        store = Store(second_db)
+        wait_until(
+            lambda: all(store.facts(oid) is not None for oid in expected),
+            60,
+            "the second database knows every opportunity",
+        )
+        store.close()
+        # Knowing nothing of what the first one sent, it sends the same reminders again:
+        # the same ids, which the topic's consumers drop as repeats.
+        after = reminders_of(kafka.bootstrap, middle, len(expected), *expected)
+    finally:
+        second.stop()
+    assert {r.reminder_id for r in after} == {r.reminder_id for r in before}

@@ -2,6 +2,7 @@
 partition ownership, two schedulers on one store (SQLite and PostgreSQL)."""
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -143,3 +144,20 @@ async def test_rounds_take_at_most_a_batch_and_go_on_until_nothing_is_due(
     await harness.scheduler.settle()  # a busy round leaves its publish running
     assert len(harness.publisher.reminders()) == 10
     assert len(await harness.tick()) == 25
+
+
+async def test_the_running_scheduler_fires_on_its_own_within_a_tick(harness: Harness) -> None:
+    o = Opportunity("SMB")
+    harness.feed(o.create(T0))
+    running = asyncio.create_task(harness.scheduler.run())
+    try:
+        harness.clock.set(T0 + 3 * DAY)  # nobody wakes it: the next tick finds the timer
+        deadline = asyncio.get_running_loop().time() + 5
+        while not harness.publisher.reminders():
+            assert asyncio.get_running_loop().time() < deadline, "no reminder within 5 s"
+            await asyncio.sleep(0.01)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    assert kinds(harness.publisher.reminders()) == ["follow_up"]

@@ -22,7 +22,6 @@ INDEXES = (
     ("ix_bi_opportunity_created_at", "bi_opportunity", ["created_at"], False),
     ("ix_bi_opportunity_owner_id", "bi_opportunity", ["owner_id"], False),
     ("ix_bi_opportunity_team_id", "bi_opportunity", ["team_id"], False),
-    ("ix_bi_event_opportunity", "bi_event", ["opportunity_id", "version"], True),
     ("ix_projection_held_event_opportunity", "projection_held_event", ["opportunity_id"], False),
 )
 
@@ -40,7 +39,7 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(100), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("projected", sa.Boolean(), nullable=False),
-        sa.PrimaryKeyConstraint("event_id", name="pk_bi_event"),
+        sa.PrimaryKeyConstraint("opportunity_id", "version", name="pk_bi_event"),
     )
     op.create_table(
         "bi_opportunity",
@@ -137,6 +136,11 @@ def upgrade() -> None:
         sa.Column("paused_seconds", sa.Float(), nullable=False),
         sa.Column("deferred_seconds", sa.Float(), nullable=False),
         sa.Column("dwell_seconds", sa.Float()),
+        sa.Column("type", sa.String(20), nullable=False),
+        sa.Column("tier", sa.String(10), nullable=False),
+        sa.Column("ownership", sa.String(10), nullable=False),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("voided", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("opportunity_id", "visit_no", name="pk_bi_stage_visit"),
         postgresql_with={"fillfactor": 80},
     )

@@ -9,7 +9,7 @@ With N open opportunities' timers in PostgreSQL (loaded with COPY, next looks da
 3. the service as deployed (`python -m reminders`, a process of its own) firing another D
    due at once: its rate and its peak RSS.
 
-    .venv/bin/python bench/reminder_scheduler.py [--runs 3] [--opportunities 1000000] [--due 100000]
+    .venv/bin/python bench/reminders_bench.py [--runs 3] [--opportunities 1000000] [--due 100000]
 """
 
 import argparse
@@ -304,7 +304,7 @@ def main() -> int:
         ]
     )
     write_section(
-        "Reminders scheduler", " ".join(["python bench/reminder_scheduler.py", *sys.argv[1:]]), body
+        "Reminders scheduler", " ".join(["python bench/reminders_bench.py", *sys.argv[1:]]), body
     )
     print(body)
     return 0
