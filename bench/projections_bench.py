@@ -491,7 +491,9 @@ def main() -> int:
             f"| peak RSS | | consuming {max(rss_consume):.0f} MB, rebuilding {rss_rebuild:.0f} MB, serving /funnel {rss_funnel:.0f} MB | target ≤ 250 MB |",
         ]
     )
-    write_section("Projections", " ".join(["python bench/projections_bench.py", *sys.argv[1:]]), body)
+    write_section(
+        "Projections", " ".join(["python bench/projections_bench.py", *sys.argv[1:]]), body
+    )
     print(body)
     return 0
 

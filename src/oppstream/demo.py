@@ -46,10 +46,10 @@ def run_demo(deals: int, minutes: float, seed: int, stay: bool) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     try:
-        with system_up() as system:
-            announce(system)
+        with system_up(hold=("reminders",)) as system:
             rules = load_rulebook(None)
             tally = asyncio.run(simulate(system, rules, deals, minutes, seed, console))
+            announce(system)
             console.print(
                 f"\n[bold]{sum(tally.commands.values())} commands[/bold] "
                 f"({', '.join(f'{k} {v}' for k, v in tally.commands.most_common())}); "
@@ -90,6 +90,11 @@ async def simulate(
         ids = await _births(http, system.bootstrap, deals, tally)
         gate = asyncio.Semaphore(CONCURRENCY)
         await asyncio.gather(*(_replay(http, gate, ids[d.key], d, tally) for d in deals))
+        if "reminders" not in system.services:
+            # Started after the import, it sees the year as it ended: it reminds and reclaims
+            # what is stale now, not what was stale half-way through the import.
+            console.print("[bold]reminders[/bold] service starting on the imported history …")
+            await asyncio.to_thread(system.start_held, "reminders")
         console.print(
             f"[bold]live[/bold] for {minutes:g} minute(s): reps at work, leads arriving …"
         )

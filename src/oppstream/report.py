@@ -61,22 +61,32 @@ def _caught_up_funnel(http: httpx.Client, system: System) -> dict[str, Any]:
 
 
 def funnel_table(pipeline: dict[str, Any]) -> Table:
+    """One pipeline: reached per stage, conversion rate and days against the standards."""
     table = Table(title=f"{pipeline['pipeline_id']} ({pipeline['type']}) — won {pipeline['won']}")
-    for column in ("stage", "reached", "→ next", "days", "industry", "company", "open", "below"):
+    columns = ("stage", "reached", "→ next", "industry", "company", "days", "std days", "open")
+    for column in columns:
         table.add_column(column, justify="left" if column == "stage" else "right")
     for stage in pipeline["stages"]:
-        standard = stage.get("standard") or {}
+        rate, days = stage.get("standard") or {}, stage.get("standard_days") or {}
+        open_visits = stage["open_visits"]
         table.add_row(
-            stage["stage"],
+            stage.get("label", stage["stage"]),
             str(stage["reached"]),
-            _percent(stage["conversion_rate"]),
-            _days(stage["conversion_days"]),
-            _standard(standard.get("industry")),
-            _standard(standard.get("company")),
-            str(stage["open_visits"]),
-            "[red]below[/red]" if stage.get("below_standard") else "",
+            _flag(_percent(stage["conversion_rate"]), stage.get("below_standard")),
+            _percent(rate.get("industry")),
+            _percent(rate.get("company")),
+            _flag(_days(stage["conversion_days"]), stage.get("below_standard_days")),
+            _days(days.get("industry")),
+            f"{open_visits['count']} ({_days(open_visits['mean_age_days'])})"
+            if isinstance(open_visits, dict)
+            else str(open_visits),
         )
     return table
+
+
+def _flag(text: str, below: bool | None) -> str:
+    """Figures that fall short of the industry standard, in red."""
+    return f"[red]{text} ▼[/red]" if below else text
 
 
 def generic_table(title: str, data: Any) -> Table:
@@ -108,18 +118,12 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _standard(value: Any) -> str:
-    if isinstance(value, dict):
-        return " / ".join(f"{k} {_cell(v)}" for k, v in value.items() if v is not None)
-    return _cell(value)
-
-
 def _percent(value: float | None) -> str:
-    return "" if value is None else f"{value * 100:.1f}%"
+    return "–" if value is None else f"{value * 100:.1f}%"
 
 
 def _days(value: float | None) -> str:
-    return "" if value is None else f"{value:.1f} d"
+    return "–" if value is None else f"{value:.1f} d"
 
 
 async def reminders_fired(bootstrap: str, seconds: float = 3) -> Counter[str]:

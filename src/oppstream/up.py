@@ -39,8 +39,15 @@ class System:
     broker: subprocess.Popen[bytes] | None = None
     services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
+    log_dir: Path = VAR / "log"
+
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{PORTS[service]}"
+
+    def start_held(self, name: str) -> None:
+        """Start a service `system_up` held back, and wait until it is ready."""
+        self.services[name] = _start(name, self.bootstrap, self.log_dir)
+        _wait_ready(self, name)
 
 
 def available_services() -> list[str]:
@@ -48,8 +55,9 @@ def available_services() -> list[str]:
 
 
 @contextlib.contextmanager
-def system_up(log_dir: Path = VAR / "log") -> Iterator[System]:
-    """Start everything, wait until every /readyz answers, stop everything on exit."""
+def system_up(log_dir: Path = VAR / "log", hold: tuple[str, ...] = ()) -> Iterator[System]:
+    """Start everything but `hold` (start those later with `start_held`), wait until every
+    /readyz answers, stop everything on exit."""
     _refuse_second_run()
     log_dir.mkdir(parents=True, exist_ok=True)
     pid_file = VAR / "up.pid"
@@ -59,9 +67,10 @@ def system_up(log_dir: Path = VAR / "log") -> Iterator[System]:
     try:
         if not named:
             system.broker, system.bootstrap = start_tansu(log=log_dir / "broker.log")
-        auth = auth_file_path(_configured_auth())
+        system.log_dir = log_dir
         for name in available_services():
-            system.services[name] = _start(name, system.bootstrap, auth, log_dir)
+            if name not in hold:
+                system.services[name] = _start(name, system.bootstrap, log_dir)
         for name in system.services:
             _wait_ready(system, name)
         yield system
@@ -128,12 +137,12 @@ def _refuse_second_run() -> None:
                 raise AlreadyRunning(f"something already serves port {port} (for {name})")
 
 
-def _start(name: str, bootstrap: str, auth: Path, log_dir: Path) -> subprocess.Popen[bytes]:
+def _start(name: str, bootstrap: str, log_dir: Path) -> subprocess.Popen[bytes]:
     variable, default = STORES[name]
     env = {
         **os.environ,
         "OPPSTREAM_KAFKA_BOOTSTRAP": bootstrap,
-        "OPPSTREAM_AUTH_FILE": str(auth),
+        "OPPSTREAM_AUTH_FILE": str(auth_file_path(_configured_auth())),
         variable: os.environ.get(variable, default),
     }
     log = (log_dir / f"{name}.log").open("ab")

@@ -1,5 +1,7 @@
-"""`python -m projections [--host H] [--port P]`: the service under uvicorn, as `oppstream
-serve projections` runs it (until the CLI names it)."""
+"""`python -m projections [--host H] [--port P]`: the service under uvicorn.
+
+As `oppstream serve projections` runs it (until the CLI names it).
+"""
 
 import argparse
 import sys

@@ -1,6 +1,7 @@
-"""Bulk writes of a batch's rows: on PostgreSQL, binary COPY (into the table, or into a
-session staging table and one INSERT … SELECT … ON CONFLICT), many times faster than a
-statement per row; elsewhere, SQLAlchemy's executemany.
+"""Bulk writes of a batch's rows, by binary COPY on PostgreSQL and executemany elsewhere.
+
+On PostgreSQL: COPY into the table, or into a session staging table and one INSERT … SELECT …
+ON CONFLICT, many times faster than a statement per row.
 
 Rows are tuples in the order of `columns`.
 """

@@ -1,5 +1,4 @@
-"""The projections' Kafka consumer (group `projections`) as a FastStream router built from its
-dependencies.
+"""The projections' Kafka consumer (group `projections`): a FastStream router.
 
 Positions are the truth: each batch is applied together with the positions it reaches, in one
 database transaction (store.py); on every partition assignment the consumer seeks to the
@@ -50,7 +49,16 @@ class PositionSeeker(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         consumer = self._consumer()
-        positions = await asyncio.to_thread(self.store.positions, self.topic)
+        try:
+            positions = await asyncio.to_thread(self.store.positions, self.topic)
+        except Exception as exc:  # database down: the first batch of each partition checks
+            log.warning("projections: stored positions unreadable (%s); checking per batch", exc)
+            for tp in assigned:
+                # Differs from any stored position: the first batch rewinds to it if needed.
+                self.known[(tp.topic, tp.partition)] = -1
+            self.assigned = set(assigned)
+            self.joined.set()
+            return
         for tp in assigned:
             position = positions.get(tp.partition)
             if consumer is not None:
@@ -132,8 +140,8 @@ async def apply_batch(
         for record in records:
             key = (record.topic, record.partition)
             firsts[key] = min(firsts.get(key, record.offset), record.offset)
-        for (topic, partition), offset in firsts.items():
-            consumer.seek(TopicPartition(topic, partition), offset)
+        for (topic, partition), first in firsts.items():
+            consumer.seek(TopicPartition(topic, partition), first)
         await asyncio.sleep(RETRY_PAUSE)
         return
     if on_stored is not None:
@@ -144,16 +152,20 @@ async def apply_batch(
     if outcome.held or outcome.released:
         metrics.held.set(await asyncio.to_thread(store.held_count))
     seeker.known.update(outcome.positions)
-    for (topic, partition), offset in outcome.rewind.items():
+    for (topic, partition), stored in outcome.rewind.items():
         log.warning(
-            "projections: partition %s/%d has stored position %d behind this consumer; "
+            "projections: partition %s/%d has stored position %s behind this consumer; "
             "reading again from there",
             topic,
             partition,
-            offset,
+            "(none: the beginning)" if stored is None else stored,
         )
-        consumer.seek(TopicPartition(topic, partition), offset)
-        seeker.known[(topic, partition)] = offset
+        # Offset 0 below the log start resets to the earliest (auto_offset_reset).
+        consumer.seek(TopicPartition(topic, partition), stored or 0)
+        if stored is None:
+            seeker.known.pop((topic, partition), None)
+        else:
+            seeker.known[(topic, partition)] = stored
     _observe_lag(metrics, seeker, consumer)
     if outcome.positions:
         try:

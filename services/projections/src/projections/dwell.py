@@ -1,4 +1,4 @@
-"""Conversion days and open visits of a stage (SPEC §5). Pure.
+"""Conversion days and open visits of a stage (SPEC §5); pure.
 
 Conversion days of S = days spent in S over all completed visits of S / number of those
 visits, paused time left out; a revert starts a new visit. Open visits (not left yet) are

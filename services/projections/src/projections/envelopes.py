@@ -1,5 +1,4 @@
-"""Events as the projections read them: an envelope (SPEC §3.1, `contracts.envelope.Envelope`)
-or the reason a record is not one.
+"""Events as the projections read them: an envelope (SPEC §3.1), or why a record is not one.
 
 The consumer reads tens of thousands of envelopes a second, so this checks the contract's
 rules itself (required fields, their JSON types, versions from 1, instants with an offset)

@@ -1,5 +1,4 @@
 """The forecast (SPEC §5): Σ amount × win rate at the current stage, by expected close month.
-Pure.
 
 The win rate is the one measured for the same cohort at the opportunity's current stage;
 where the cohort has no closed opportunity that reached the stage, the stage's default

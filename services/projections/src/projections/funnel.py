@@ -1,5 +1,4 @@
-"""reached(S) and the funnel conversion rate (SPEC §5), from counts of opportunities by the
-furthest stage they ever entered and their status. Pure.
+"""reached(S), the funnel conversion rate and the win rate at a stage (SPEC §5); pure.
 
 reached(S) = opportunities that ever entered S or any later stage, or won. A skipped stage
 has no visit; it counts as passed because a later stage was entered (its index is below the

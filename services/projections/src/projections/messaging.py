@@ -1,5 +1,7 @@
-"""The projections' Kafka side: the events topic and the consumer, connected in the
-background so the HTTP API serves the read model while the broker is down."""
+"""The projections' Kafka side: the events topic and the consumer, connected in the background.
+
+The HTTP API serves the read model while the broker is down.
+"""
 
 import asyncio
 import contextlib

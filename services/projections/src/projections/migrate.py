@@ -1,5 +1,7 @@
-"""Brings the projections database to the newest schema with the Alembic migrations shipped
-in this package; the service runs it at start (several copies may start at once)."""
+"""Brings the projections database to the newest schema with the migrations in this package.
+
+The service runs it at start (several copies may start at once).
+"""
 
 import sqlalchemy as sa
 from alembic import command

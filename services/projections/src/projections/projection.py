@@ -1,5 +1,6 @@
-"""The pure projection step: one event applied to an opportunity's read-model state gives the
-new state, the stage visits it opened or closed, and its history row. No I/O.
+"""The pure projection step: one event applied to an opportunity's read-model state.
+
+It gives the new state, the stage visits it opened or closed, and its history row; no I/O.
 
 Order is the caller's business (store.py applies versions 1, 2, 3… and holds the rest);
 `apply` trusts that `event.version == state.version + 1`.
@@ -29,7 +30,6 @@ from contracts.opportunity import (
     Payload,
     StageAdvancedV1,
     StageRevertedV1,
-    Status,
 )
 from projections.envelopes import Event
 from projections.pipelines import PipelineIndex
@@ -397,10 +397,3 @@ def _update_info(s: OpportunityState, changes: dict[str, Any]) -> None:
                 s.currency = text
         except (InvalidOperation, ValueError, TypeError):
             log.warning("InfoUpdated of %s: %s=%r is not readable; kept %s", s.id, name, text, name)
-
-
-def is_active(status: str) -> bool:
-    return status in ACTIVE
-
-
-__all__ = ["ACTIVE", "Applied", "OpportunityState", "Projector", "Status"]

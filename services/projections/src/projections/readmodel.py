@@ -1,5 +1,7 @@
-"""The queries behind the reports: small GROUP BY answers from the read model, for the pure
-metric functions to finish. Every query reads the opportunities as they were at `as_of`.
+"""The queries behind the reports: small GROUP BY answers from the read model.
+
+The pure metric functions finish them. Every query reads the opportunities as they were at
+`as_of`.
 
 Without `as_of` the current rows (`bi_opportunity`) are the state; with it, each
 opportunity's state is its `bi_opportunity_version` row of the last event that occurred up
@@ -94,21 +96,22 @@ class ReadModel:
         if q.as_of is None:
             select = sa.select(*fixed, *(o.c[name] for name in _CHANGING))
         else:
-            h = self.t.version
-            latest = (
-                sa.select(h.c.opportunity_id, sa.func.max(h.c.version).label("version"))
-                .where(h.c.occurred_at <= q.as_of)
-                .group_by(h.c.opportunity_id)
-                .subquery("latest")
-            )
-            select = sa.select(*fixed, *(h.c[name] for name in _CHANGING)).select_from(
-                o.join(latest, latest.c.opportunity_id == o.c.id).join(
-                    h,
-                    sa.and_(
-                        h.c.opportunity_id == latest.c.opportunity_id,
-                        h.c.version == latest.c.version,
-                    ),
+            # The row of the last event up to `as_of`: its version's successor (versions go
+            # up by one) did not occur by then.
+            h, later = self.t.version, self.t.version.alias("later")
+            successor = (
+                sa.select(later.c.version)
+                .where(
+                    later.c.opportunity_id == h.c.opportunity_id,
+                    later.c.version == h.c.version + 1,
+                    later.c.occurred_at <= q.as_of,
                 )
+                .exists()
+            )
+            select = (
+                sa.select(*fixed, *(h.c[name] for name in _CHANGING))
+                .select_from(o.join(h, h.c.opportunity_id == o.c.id))
+                .where(h.c.occurred_at <= q.as_of, ~successor)
             )
         inner = select.subquery("state")
         conditions = _conditions(inner.c, q, segment=True)
@@ -193,19 +196,22 @@ class ReadModel:
             value is not None
             for value in (q.owner_id, q.team_id, q.scope_owner_id, q.scope_team_id)
         )
-        if q.as_of is None and not owned:
-            # Visits carry the facts that never change (and whether the opportunity was
-            # voided since): no join with the opportunities.
+        if not owned:
+            # Visits carry the facts that never change and when the opportunity was voided:
+            # no join with the opportunities.
             cols: Any = v.c
             source: sa.FromClause = v
             conditions += _conditions(v.c, base, segment=True)
             if not q.include_voided:
-                conditions.append(v.c.voided.is_(False))
+                voided_then: sa.ColumnElement[bool] = v.c.voided_at.is_not(None)
+                if q.as_of is not None:
+                    voided_then = sa.and_(voided_then, v.c.voided_at <= q.as_of)
+                conditions.append(~voided_then)
         else:
             s = self.source(replace(base, include_voided=q.include_voided))
             cols, source = s.c, v.join(s, s.c.id == v.c.opportunity_id)
-            if q.as_of is not None:
-                conditions.append(v.c.exited_at <= q.as_of)
+        if q.as_of is not None:
+            conditions.append(v.c.exited_at <= q.as_of)
         mine = sa.and_(sa.true(), *_conditions(cols, q, segment=False))
         theirs = sa.and_(sa.true(), *_conditions(cols, company, segment=False))
 

@@ -1,5 +1,7 @@
-"""Rebuild of the read model from the opportunity service's event history (`GET
-/notifications`) into fresh tables, switched in at the end in one transaction.
+"""Rebuild of the read model from the opportunity service's history, switched in at once.
+
+It reads `GET /notifications` into fresh tables and switches them in, at the end, in one
+transaction.
 
 The live tables keep serving (and the live consumer keeps applying) during the rebuild. The
 shadow tables (`rebuild_…`) are filled with the same code the consumer runs (store.py), so
@@ -23,6 +25,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -34,7 +37,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from contracts.rules import load_rulebook
+from contracts.rules import RulebookError, load_rulebook
 from projections import migrate
 from projections.database import create_engine
 from projections.envelopes import Event, NotAnEnvelope, from_json
@@ -77,17 +80,33 @@ def run(
     progress: bool = True,
 ) -> int:
     """Rebuild the read model of `settings` from the feed at `source_url` (a service or admin
-    token); 0 when switched in, 1 on failure, 2 when the feed refuses the token."""
-    settings = settings or Settings()
+    token); 0 when switched in, 1 on failure (the live tables untouched), 2 when the feed
+    refuses the token or the configuration is bad."""
     console = Console(stderr=True)
-    rules = load_rulebook(settings.rules_file)
+    try:
+        settings = settings or Settings()
+        rules = load_rulebook(settings.rules_file)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"OPPSTREAM_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        console.print(f"oppstream projections rebuild: bad configuration: {problems}")
+        return REFUSED
+    except RulebookError as exc:
+        console.print(f"oppstream projections rebuild: {exc}")
+        return REFUSED
     engine = create_engine(settings.projections_db_url, writer=True)
     try:
         migrate.upgrade(engine)
         with engine.begin() as conn:
             write_pipeline_stages(conn, rules)
             positions = _positions(conn, LIVE)
-        shadow = build_tables(SHADOW_PREFIX, with_indexes=False)
+        # Unlogged while filled: no WAL for rows nobody reads yet (made logged, and compact,
+        # before the switch).
+        shadow = build_tables(
+            SHADOW_PREFIX, with_indexes=False, unlogged=engine.dialect.name == "postgresql"
+        )
         with engine.begin() as conn:
             for table in reversed(shadow.metadata.sorted_tables):
                 table.drop(conn, checkfirst=True)
@@ -105,6 +124,7 @@ def run(
             total = _last_position(client)
             applied = _load(client, store, page, total, console if progress else None)
         started = time.perf_counter()
+        settle(engine, shadow)
         switch(engine, shadow, positions)
         console.print(
             f"rebuilt the read model from {applied:,} events; switched in "
@@ -228,6 +248,17 @@ def _positions(conn: sa.Connection, tables: Tables) -> list[dict[str, Any]]:
     if not sa.inspect(conn).has_table(tables.position.name):
         return []
     return [dict(row) for row in conn.execute(sa.select(tables.position)).mappings()]
+
+
+def settle(engine: sa.Engine, shadow: Tables) -> None:
+    """Make the filled shadow tables durable and compact (on PostgreSQL SET LOGGED rewrites
+    each table without the row versions the load left behind), and gather the planner's
+    statistics, before anyone reads them."""
+    with engine.begin() as conn:
+        for table in shadow.metadata.sorted_tables:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f'ALTER TABLE "{table.name}" SET LOGGED')
+            conn.exec_driver_sql(f'ANALYZE "{table.name}"')
 
 
 def switch(engine: sa.Engine, shadow: Tables, positions: list[dict[str, Any]]) -> None:

@@ -1,5 +1,7 @@
-"""The reports the HTTP API answers: read-model queries finished by the pure metric functions,
-shaped as SPEC §4.2 fixes (`/funnel`) or as documented in the README (the others)."""
+"""The reports the HTTP API answers, shaped as SPEC §4.2 fixes (`/funnel`) or the README says.
+
+Read-model queries finished by the pure metric functions.
+"""
 
 from collections import defaultdict
 from dataclasses import dataclass

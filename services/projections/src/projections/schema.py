@@ -134,13 +134,17 @@ class Tables:
         return {t.name.removeprefix(self.prefix): t for t in self.metadata.sorted_tables}
 
 
-def build_tables(prefix: str = "", *, with_indexes: bool = True) -> Tables:
+def build_tables(prefix: str = "", *, with_indexes: bool = True, unlogged: bool = False) -> Tables:
+    """The event-derived tables, named with `prefix`; `unlogged` (PostgreSQL only) for a
+    rebuild's shadow set, which nobody reads until it is complete."""
     metadata = sa.MetaData(naming_convention=NAMING)
 
     def t(name: str, *columns: sa.Column[Any], fillfactor: int | None = None) -> sa.Table:
         options: dict[str, Any] = (
             {"postgresql_with": {"fillfactor": fillfactor}} if fillfactor else {}
         )
+        if unlogged:
+            options["prefixes"] = ["UNLOGGED"]
         table: sa.Table = sa.Table(prefix + name, metadata, *columns, **options)
         return table
 
@@ -215,12 +219,12 @@ def build_tables(prefix: str = "", *, with_indexes: bool = True) -> Tables:
         sa.Column("paused_seconds", sa.Float, nullable=False),
         sa.Column("deferred_seconds", sa.Float, nullable=False),
         sa.Column("dwell_seconds", sa.Float),
-        # The opportunity's facts that never change, and whether it was voided since.
+        # The opportunity's facts that never change, and when it was voided (if it was).
         sa.Column("type", sa.String(20), nullable=False),
         sa.Column("tier", sa.String(10), nullable=False),
         sa.Column("ownership", sa.String(10), nullable=False),
         sa.Column("created_at", UtcDateTime, nullable=False),
-        sa.Column("voided", sa.Boolean, nullable=False),
+        sa.Column("voided_at", UtcDateTime),
         fillfactor=FILLFACTOR,
     )
     event = t(

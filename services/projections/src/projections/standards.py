@@ -1,5 +1,4 @@
-"""Standards (SPEC §5): the rules file's industry value of a stage's metric for a customer
-segment, and whether a figure falls below a standard. Pure.
+"""Standards (SPEC §5): industry values from the rules file, and falling below a standard.
 
 When the cohort spans several segments (no tier or ownership filter), the industry value is
 the mean of each segment's value weighted by the segment's share of the figure's population

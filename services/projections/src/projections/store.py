@@ -1,5 +1,6 @@
-"""Applies a batch of events to the read model and records the Kafka positions it came from,
-in ONE transaction: after a crash either both are there or neither is.
+"""Applies a batch of events and its Kafka positions to the read model in ONE transaction.
+
+After a crash either both are there or neither is.
 
 Exactly once in effect: a record before the stored position of its partition is skipped; an
 event whose version is already applied is a duplicate (the event id is derived from the
@@ -63,8 +64,9 @@ class Outcome:
     poison: int = 0
     already_applied: int = 0
     # Partitions whose stored position is behind the batch (the tables were rebuilt, or a
-    # commit ran ahead): the consumer seeks back there and drops the rest of the batch.
-    rewind: dict[tuple[str, int], int] = field(default_factory=dict)
+    # commit ran ahead): the consumer seeks back there (None: nothing stored, the beginning)
+    # and drops the rest of the batch.
+    rewind: dict[tuple[str, int], int | None] = field(default_factory=dict)
     # The positions this batch stored.
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
 
@@ -113,7 +115,7 @@ class Store:
                     if position != known.get(key, position) and (
                         position is None or record.offset > position
                     ):
-                        outcome.rewind[key] = position or 0
+                        outcome.rewind[key] = position
                         continue
                 if position is not None and record.offset < position:
                     outcome.already_applied += 1
@@ -221,7 +223,7 @@ class Store:
         history_rows: list[tuple[Any, ...]] = []
         hold_rows: list[dict[str, Any]] = []
         released: list[str] = []
-        voided: list[str] = []
+        voided: list[dict[str, Any]] = []
 
         for opportunity_id, arrived in by_opportunity.items():
             state = states.get(opportunity_id)
@@ -266,7 +268,7 @@ class Store:
                     visits[(row["opportunity_id"], row["visit_no"])] = row
                 history_rows.append(applied.history)
                 if event.event_type == "OpportunityVoided" and state.status == "voided":
-                    voided.append(opportunity_id)
+                    voided.append({"key": opportunity_id, "at": event.occurred_at})
                 event_rows.append(_event_row(event, applied.projected))
                 expected = version + 1
             waiting_now = [
@@ -302,16 +304,18 @@ class Store:
                 if changed:
                     dirty[opportunity_id] = state
 
-        # Versions above the stored one only (see above); a second consumer of the same
-        # partition racing this one fails here and reads the positions again.
+        # Only versions above the stored state get here. Two consumers of one partition (for
+        # a moment during a rebalance) queue on its position row on PostgreSQL; should they
+        # still meet, the second fails on these primary keys and reads its batch again.
         insert_new(conn, t.event, EVENT_COLUMNS, event_rows, unique=True)
         insert_new(conn, t.version, HISTORY_COLUMNS, history_rows, unique=True)
         upsert(conn, t.visit, VISIT_COLUMNS, [_visit(row) for row in visits.values()])
-        for start in range(0, len(voided), CHUNK):
+        if voided:  # every visit of a voided opportunity says when (rare: one statement)
             conn.execute(
                 sa.update(t.visit)
-                .where(t.visit.c.opportunity_id.in_(voided[start : start + CHUNK]))
-                .values(voided=True)
+                .where(t.visit.c.opportunity_id == sa.bindparam("key"))
+                .values(voided_at=sa.bindparam("at")),
+                voided,
             )
         upsert(
             conn, t.opportunity, STATE_FIELDS, [state_values(s) for s in dirty.values()], "version"
@@ -396,7 +400,7 @@ VISIT_COLUMNS = (
     "tier",
     "ownership",
     "created_at",
-    "voided",
+    "voided_at",
 )
 POSITION_COLUMNS = ("topic", "partition", "next_offset")
 HELD_COLUMNS = ("event_id", "opportunity_id", "version", "envelope")

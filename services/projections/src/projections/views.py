@@ -1,5 +1,6 @@
-"""The BI views (SPEC §4.3): §5's funnel, dwell and win-rate figures per pipeline, stage, type,
-tier, ownership and creation month, over the live tables, in SQL both dialects run.
+"""The BI views (SPEC §4.3): §5's funnel, dwell and win-rate figures, in portable SQL.
+
+Rows per pipeline, stage, type, tier, ownership and creation month, over the live tables.
 
 Counts are in every view, so a BI tool can add months or segments up and divide itself; the
 rates are for one row. Voided opportunities (mistakes, duplicates) are left out, as in the API.

@@ -1,5 +1,7 @@
-"""Stage visits (SPEC §5): a visit starts when an opportunity enters a stage (created, advanced
-or reverted into it) and ends when it leaves it (advanced, reverted, won, lost, voided).
+"""Stage visits (SPEC §5): from entering a stage to leaving it; pure.
+
+A visit starts when an opportunity enters a stage (created, advanced or reverted into it)
+and ends when it leaves it (advanced, reverted, won, lost, voided).
 
 Paused time is kept apart so conversion days leave it out; deferred time is kept apart too,
 for BI, but counts as time in the stage (the SPEC excludes only paused time).
@@ -84,7 +86,7 @@ def visit_row(
         "tier": of.tier,
         "ownership": of.ownership,
         "created_at": of.created_at,
-        "voided": False,
+        "voided_at": None,
     }
 
 

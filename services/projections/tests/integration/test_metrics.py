@@ -277,3 +277,21 @@ def test_a_date_as_of_means_midnight_in_the_business_time_zone(service: Service)
     stages = stages_of(service.get("/funnel", as_of="2026-03-03"))
 
     assert stages["initial_contact"]["reached"] == 1
+
+
+def test_an_opportunity_voided_later_counts_as_of_before_its_void(service: Service) -> None:
+    histories = cohort()
+    service.feed(*histories.values())
+
+    # D entered requirements at d3 and was voided at d4.
+    before = stages_of(service.get("/funnel", as_of=day(3.5).isoformat()))
+    after = stages_of(service.get("/funnel", as_of=day(4.5).isoformat()))
+    dwell_before = stages_of(service.get("/dwell", as_of=day(3.5).isoformat()))
+
+    # At d3.5: A and D had reached it; B (skips it) and E got there at d4.
+    assert before["requirements"]["reached"] == 2
+    # At d4.5: D is voided; A, B, E.
+    assert after["requirements"]["reached"] == 3
+    # D's initial contact visit (d1 → d3, 2 days) counts while D was not voided.
+    assert dwell_before["initial_contact"]["completed_visits"] == 2  # A (d0-d2), D (d1-d3)
+    assert dwell_before["initial_contact"]["conversion_days"] == pytest.approx(2.0)

@@ -1,18 +1,24 @@
 """The rebuild (SPEC §7): the history replayed from the opportunity service's feed into fresh
 tables, switched in; the result equals what the consumer built, row for row."""
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
+from contracts.rules import load_rulebook
+from opportunity.main import build_app as build_opportunity_app
+from opportunity.settings import Settings as OpportunitySettings
 from projections import rebuild
 from projections.settings import Settings
 from services.projections.tests.cohort import cohort
 from services.projections.tests.conftest import Service, snapshot
 from services.projections.tests.history import History, day, envelopes_of
 from services.projections.tests.integration.test_store import records
+from tests.support.principals import PRINCIPALS, TOKENS, auth, customer
 
 TOKEN = "token-service-0123456789abcdef"
 
@@ -121,3 +127,51 @@ def test_rebuild_with_a_refused_token_changes_nothing(service: Service) -> None:
 
     assert code == rebuild.REFUSED
     assert snapshot(service.store.engine, with_positions=True) == before
+
+
+def test_rebuild_from_the_real_opportunity_service_feed_equals_the_consumers_tables(
+    service: Service, tmp_path: Path
+) -> None:
+    opportunities = build_opportunity_app(
+        OpportunitySettings(eventstore_url=f"sqlite:///{tmp_path}/eventstore.db"),
+        rules=load_rulebook(),
+        principals=PRINCIPALS,
+    )
+    admin = auth("admin")
+    with TestClient(opportunities) as ops:
+        ids = []
+        for _ in range(3):
+            created = ops.post(
+                "/opportunities",
+                json={
+                    "type": "new",
+                    "customer": customer(),
+                    "owner_id": "rep-1",
+                    "team_id": "east",
+                },
+                headers=admin,
+            )
+            ids.append(created.json()["id"])
+        ops.post(f"/opportunities/{ids[0]}/advance", json={"to_stage": "proposal"}, headers=admin)
+        ops.post(f"/opportunities/{ids[1]}/pause", json={"reason": "budget"}, headers=admin)
+        ops.post(f"/opportunities/{ids[1]}/lose", json={"reason": "price"}, headers=admin)
+        ops.post(f"/opportunities/{ids[2]}/void", json={"reason": "duplicate"}, headers=admin)
+        feed_items = ops.get("/notifications", params={"limit": 1000}, headers=admin).json()[
+            "items"
+        ]
+        # The consumer's way: the same envelopes as Kafka records, in batches.
+        live_by_consumer(service, [item["envelope"] for item in feed_items])
+        before = snapshot(service.store.engine)
+
+        code = rebuild.run(
+            str(ops.base_url),
+            TOKENS["service"],
+            settings_of(service),
+            transport=ops._transport,
+            page=2,
+            progress=False,
+        )
+
+    assert code == 0
+    assert len(before["bi_event"]) == len(feed_items) == 7
+    assert snapshot(service.store.engine) == before

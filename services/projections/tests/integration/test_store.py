@@ -201,3 +201,17 @@ def test_lose_and_void_while_paused_count_the_pause_up_to_then(service: Service)
     assert tuple(rows[voided.id]) == (1 * day_s, 0.0, 2 * day_s)
     assert tuple(rows[deferred.id]) == (1 * day_s, 4 * day_s, 5 * day_s)
     assert from_json(lost.envelopes[0]).opportunity_id == lost.id
+
+
+def test_positions_gone_from_under_the_consumer_rewind_it_to_the_beginning_once(
+    service: Service,
+) -> None:
+    envelopes = envelopes_of(*cohort().values())
+
+    # Nothing is stored, yet this consumer stored 10 before (the tables were switched).
+    gone = service.store.apply_records(records(envelopes[10:20], start=10), {(TOPIC, 0): 10})
+    # Read again from the beginning, with nothing believed stored: it is applied.
+    again = service.store.apply_records(records(envelopes[:20]), {})
+
+    assert gone.rewind == {(TOPIC, 0): None}
+    assert (again.rewind, again.applied) == ({}, 20)

@@ -63,7 +63,7 @@ def test_creation_opens_a_visit_of_the_first_stage() -> None:
             "tier": "SMB",
             "ownership": "PRIVATE",
             "created_at": day(0),
-            "voided": False,
+            "voided_at": None,
         }
     ]
 

@@ -140,7 +140,7 @@ def upgrade() -> None:
         sa.Column("tier", sa.String(10), nullable=False),
         sa.Column("ownership", sa.String(10), nullable=False),
         sa.Column("created_at", UtcDateTime(), nullable=False),
-        sa.Column("voided", sa.Boolean(), nullable=False),
+        sa.Column("voided_at", UtcDateTime()),
         sa.PrimaryKeyConstraint("opportunity_id", "visit_no", name="pk_bi_stage_visit"),
         postgresql_with={"fillfactor": 80},
     )

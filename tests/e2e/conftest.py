@@ -1,0 +1,37 @@
+"""One whole system (`oppstream up` in a scratch folder) with a small simulated year, shared by
+the end-to-end tests of this folder."""
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from contracts.rules import load_rulebook
+from oppstream.demo import simulate
+from oppstream.up import System, system_up
+from tests.support.kafka import TestBroker
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory, kafka: TestBroker) -> Iterator[System]:
+    """The three services on SQLite under a scratch ./var, the session's broker, 80 deals."""
+    workdir: Path = tmp_path_factory.mktemp("system")
+    before = Path.cwd()
+    saved = os.environ.get("OPPSTREAM_KAFKA_BOOTSTRAP")
+    os.environ["OPPSTREAM_KAFKA_BOOTSTRAP"] = kafka.bootstrap
+    os.environ["OPPSTREAM_KAFKA_SESSION_TIMEOUT_MS"] = "3000"
+    os.chdir(workdir)
+    try:
+        with system_up(hold=("reminders",)) as system:
+            asyncio.run(simulate(system, load_rulebook(None), 80, 0.05, 11, Console(quiet=True)))
+            yield system
+    finally:
+        os.chdir(before)
+        os.environ.pop("OPPSTREAM_KAFKA_SESSION_TIMEOUT_MS", None)
+        if saved is None:
+            os.environ.pop("OPPSTREAM_KAFKA_BOOTSTRAP", None)
+        else:
+            os.environ["OPPSTREAM_KAFKA_BOOTSTRAP"] = saved

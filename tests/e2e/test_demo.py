@@ -1,0 +1,42 @@
+"""The demo prints the funnel the projections service serves."""
+
+import time
+
+import httpx
+import pytest
+from rich.console import Console
+
+from oppstream.demo import tokens
+from oppstream.report import print_report
+from oppstream.up import System
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_printed_funnel_equals_the_funnel_endpoint(seeded: System) -> None:
+    console = Console(record=True, width=200)
+    printed = print_report(console, seeded, tokens()["admin"], time.monotonic())
+    served = httpx.get(
+        f"{seeded.url('projections')}/funnel",
+        headers={"Authorization": f"Bearer {tokens()['viewer']}"},
+    ).json()
+    stable = ("stage", "reached", "conversion_rate", "conversion_days", "completed_visits")
+
+    def figures(funnel: dict) -> list:
+        return [
+            [{k: s[k] for k in stable} for s in p["stages"]] + [p["won"]]
+            for p in funnel["pipelines"]
+        ]
+
+    assert figures(printed) == figures(served)
+    text = console.export_text()
+    for pipeline in served["pipelines"]:
+        assert pipeline["pipeline_id"] in text
+        for stage in pipeline["stages"]:
+            assert stage["stage"] in text
+    assert sum(p["stages"][0]["reached"] for p in served["pipelines"]) >= 80
+
+
+def test_every_service_of_the_system_is_ready(seeded: System) -> None:
+    for name in ("opportunity", "projections", "reminders"):
+        assert httpx.get(f"{seeded.url(name)}/readyz").status_code == 200, name
