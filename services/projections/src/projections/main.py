@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from contracts.principals import Principals, auth_file_path, load_principals
 from contracts.rules import Rulebook, load_rulebook
 from projections import migrate
+from projections.dashboard import build_dashboard
 from projections.database import create_engine
 from projections.http import Api, build_router, install_error_handlers
 from projections.messaging import Messaging
@@ -83,6 +84,7 @@ def build_app(
     )
     install_error_handlers(service)
     service.include_router(build_router(api))
+    service.include_router(build_dashboard(rules))
     service.state.api = api
     service.state.store = store
     return service
