@@ -13,6 +13,7 @@ from contracts.rules import load_rulebook
 from oppstream.demo import simulate
 from oppstream.up import System, system_up
 from tests.support.kafka import TestBroker
+from tests.support.processes import consumer_groups
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +24,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, kafka: TestBroker) -> Itera
     saved = os.environ.get("OPPSTREAM_KAFKA_BOOTSTRAP")
     os.environ["OPPSTREAM_KAFKA_BOOTSTRAP"] = kafka.bootstrap
     os.environ["OPPSTREAM_KAFKA_SESSION_TIMEOUT_MS"] = "3000"
+    groups = consumer_groups(str(workdir))
+    os.environ.update(groups)
     os.chdir(workdir)
     try:
         with system_up(hold=("reminders",)) as system:
@@ -31,6 +34,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, kafka: TestBroker) -> Itera
     finally:
         os.chdir(before)
         os.environ.pop("OPPSTREAM_KAFKA_SESSION_TIMEOUT_MS", None)
+        for name in groups:
+            os.environ.pop(name, None)
         if saved is None:
             os.environ.pop("OPPSTREAM_KAFKA_BOOTSTRAP", None)
         else:

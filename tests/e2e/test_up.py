@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.processes import consumer_groups
+
 pytestmark = pytest.mark.slow
 
 PORTS = (8000, 8001, 8002)
@@ -40,6 +42,7 @@ def test_up_serves_every_service_and_ctrl_c_stops_them_all(tmp_path: Path) -> No
     env = {
         **os.environ,
         "OPPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "3000",
+        **consumer_groups(str(tmp_path)),
     }
     env.pop("OPPSTREAM_KAFKA_BOOTSTRAP", None)  # the embedded broker, as a newcomer gets it
     up = subprocess.Popen(

@@ -1,5 +1,6 @@
 """Services as real processes: `oppstream serve NAME` on a free port, ready or explained, always reaped."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -62,9 +63,26 @@ def service_env(workdir: Path, **settings: str) -> dict[str, str]:
     file with the test tokens, then `settings` (e.g. eventstore_url="sqlite:///...")."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPPSTREAM_")}
     env["OPPSTREAM_AUTH_FILE"] = str(write_auth_file(workdir / "auth.json"))
+    env.update(consumer_groups(str(workdir)))
     env.update({f"OPPSTREAM_{name.upper()}": value for name, value in settings.items()})
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def consumer_groups(scope: str) -> dict[str, str]:
+    """Consumer groups of their own for the services of one test (`scope`): the broker lives
+    for the whole session, and a member left behind by another test's killed service must
+    not hold this test's group."""
+    suffix = hashlib.sha256(scope.encode()).hexdigest()[:10]
+    return {
+        f"OPPSTREAM_{name}_GROUP": f"{group}.{suffix}"
+        for name, group in (
+            ("INTAKE", "opportunity.intake"),
+            ("COMMANDS", "opportunity.commands"),
+            ("PROJECTIONS", "projections"),
+            ("REMINDERS", "reminders"),
+        )
+    }
 
 
 @dataclass

@@ -43,8 +43,10 @@ def build_consumers(
     commands: CommandIntake,
     fetch_max_wait_ms: int,
     session_timeout_ms: int,
+    groups: tuple[str, str] = ("opportunity.intake", "opportunity.commands"),
     max_records: int = 500,
 ) -> KafkaRouter:
+    """Consumers of qualified leads and of commands, in the (intake, commands) groups."""
     router = KafkaRouter()
 
     def subscriber(topic: str, group: str) -> Callable[[Handler], object]:
@@ -59,14 +61,17 @@ def build_consumers(
             batch_timeout_ms=max(fetch_max_wait_ms, 10),
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(session_timeout_ms // 10, 500),
+            # A member that heartbeats but never rejoins (a stuck copy) must not hold a
+            # rebalance for aiokafka's default five minutes.
+            rebalance_timeout_ms=2 * session_timeout_ms,
             decoder=_raw,
         )
 
-    @subscriber(topics.LEADS_QUALIFIED, "opportunity.intake")
+    @subscriber(topics.LEADS_QUALIFIED, groups[0])
     async def take_leads(_: list[Any], message: KafkaMessage) -> None:
         await _take(message, leads.take)
 
-    @subscriber(topics.OPPORTUNITY_COMMANDS, "opportunity.commands")
+    @subscriber(topics.OPPORTUNITY_COMMANDS, groups[1])
     async def take_commands(_: list[Any], message: KafkaMessage) -> None:
         await _take(message, commands.take)
 

@@ -64,6 +64,7 @@ class Messaging:
                 commands,
                 settings.kafka_fetch_max_wait_ms,
                 settings.kafka_session_timeout_ms,
+                (settings.intake_group, settings.commands_group),
             )
         )
         self.relay = Relay(

@@ -17,6 +17,8 @@ class Settings(OppstreamSettings):
     kafka_idempotent_producer: bool = Field(
         default=False, description="on for Apache Kafka; Tansu has no idempotent producer"
     )
+    intake_group: str = Field(default="opportunity.intake", min_length=1)
+    commands_group: str = Field(default="opportunity.commands", min_length=1)
     relay_batch: int = Field(default=2000, ge=1, le=100_000)
     relay_idle_poll_ms: int = Field(default=100, ge=5, le=60_000)
     group_commit_max: int = Field(default=256, ge=1, le=10_000)

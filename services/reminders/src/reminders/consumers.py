@@ -198,6 +198,9 @@ def build_consumer(
         batch_timeout_ms=max(fetch_max_wait_ms, 10),
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(session_timeout_ms // 10, 500),
+        # A member that heartbeats but never rejoins (a stuck copy) must not hold a
+        # rebalance for aiokafka's default five minutes.
+        rebalance_timeout_ms=2 * session_timeout_ms,
         listener=rebalance,
         decoder=_raw,
     )
