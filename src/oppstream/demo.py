@@ -199,6 +199,8 @@ async def _live(
     """Reps log calls and move their open deals on; the lead service sends new leads."""
     rng = random.Random(seed + 1)
     managers = {team: f"manager-{team}" for team in TEAMS}
+    # The deals the import left open (some may since have been reclaimed into the pool).
+    open_deals = [d for d in deals if not d.steps or d.steps[-1].command not in ("win", "lose")]
     producer = AIOKafkaProducer(bootstrap_servers=system.bootstrap, acks="all")
     await producer.start()
     deadline = time.monotonic() + minutes * 60
@@ -224,7 +226,7 @@ async def _live(
                 )
                 tally.commands["lead"] += 1
             else:
-                deal = rng.choice(deals)
+                deal = rng.choice(open_deals)
                 actor = deal.owner_id if deal.owner_id in keys else managers[deal.team_id]
                 headers = {"Authorization": f"Bearer {keys[actor]}"}
                 kind = rng.choice(("call", "visit", "meeting", "email"))
