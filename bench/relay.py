@@ -26,10 +26,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from stdnum.cn import uscc as stdnum_uscc
 
 from contracts import topics
+from contracts.kafka import ensure_topics, new_producer
 from contracts.rules import load_rulebook
 from opportunity.application import OpportunityApp
 from opportunity.domain import Opportunity
-from opportunity.kafka import ensure_topics, new_producer
 from opportunity.leadership import PostgresLeadership
 from opportunity.positions import metadata
 from opportunity.relay import Relay, RelayMetrics

@@ -30,10 +30,11 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from contracts.kafka import ensure_topics, new_producer
 from contracts.rules import load_rulebook
 from oppstream.broker import free_port
 from reminders.clock import system_clock
-from reminders.kafka import KafkaPublisher, ensure_topics, new_producer
+from reminders.kafka import KafkaPublisher
 from reminders.main import RULES_KEY, rules_fingerprint
 from reminders.metrics import Metrics
 from reminders.ownership import Ownership

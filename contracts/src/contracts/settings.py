@@ -21,6 +21,9 @@ class OppstreamSettings(BaseSettings):
     )
     topic_partitions: int = Field(default=6, ge=1, le=1000)
     topic_replication: int = Field(default=1, ge=1, le=10)
+    kafka_idempotent_producer: bool = Field(
+        default=False, description="on for Apache Kafka; Tansu has no idempotent producer"
+    )
     kafka_request_timeout_ms: int = Field(default=40_000, ge=1000)
     kafka_session_timeout_ms: int = Field(default=10_000, ge=3000, le=300_000)
     kafka_fetch_max_wait_ms: int = Field(default=10, ge=0, le=10_000)

@@ -15,12 +15,12 @@ from typing import Any
 import sqlalchemy as sa
 from faststream.kafka import KafkaBroker
 
+from contracts.kafka import ensure_topics, new_producer
 from opportunity.application import OpportunityApp
 from opportunity.command_intake import CommandIntake
 from opportunity.consumers import build_consumers
 from opportunity.groupcommit import GroupCommitter
 from opportunity.intake import LeadIntake
-from opportunity.kafka import ensure_topics, new_producer
 from opportunity.leadership import FileLeadership, Leadership, PostgresLeadership
 from opportunity.metrics import Metrics
 from opportunity.publishing import BrokerPublisher

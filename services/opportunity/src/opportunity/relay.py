@@ -24,8 +24,8 @@ from eventsourcing.persistence import Notification
 from prometheus_client import Counter, Gauge
 
 from contracts import topics
+from contracts.kafka import partition_for
 from opportunity.application import OPPORTUNITY_TOPICS, OpportunityApp
-from opportunity.kafka import partition_for
 from opportunity.leadership import Leadership
 from opportunity.positions import read_position, write_position
 from opportunity.translation import envelope_of, won_message

@@ -14,9 +14,6 @@ class Settings(OppstreamSettings):
         default="sqlite:///var/eventstore.db",
         description="sqlite:///path or postgresql://user:password@host:port/database",
     )
-    kafka_idempotent_producer: bool = Field(
-        default=False, description="on for Apache Kafka; Tansu has no idempotent producer"
-    )
     intake_group: str = Field(default="opportunity.intake", min_length=1)
     commands_group: str = Field(default="opportunity.commands", min_length=1)
     relay_batch: int = Field(default=2000, ge=1, le=100_000)

@@ -2,7 +2,6 @@
 the publisher that sends fired timers."""
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -10,17 +9,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
-from aiokafka.partitioner import DefaultPartitioner
 
 from contracts import topics
-from reminders.settings import Settings
+from contracts.kafka import partition_for
 from reminders.store import Pending
 
 log = logging.getLogger(__name__)
-
-MAX_BATCH_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,48 +40,6 @@ def outgoing(rows: Sequence[Pending]) -> list[Outgoing]:
 class Publisher(Protocol):
     async def publish(self, messages: Sequence[Outgoing]) -> None:
         """Return once the broker acknowledged every message; raise otherwise."""
-
-
-async def ensure_topics(settings: Settings) -> None:
-    """Create the topics that do not exist yet, with the configured partition count."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
-        request_timeout_ms=settings.kafka_request_timeout_ms,
-    )
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(name, settings.topic_partitions, settings.topic_replication)
-            for name in topics.ALL
-            if name not in existing
-        ]
-        if missing:
-            # Another service may create them at the same moment.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
-            log.info("created topics %s", [t.name for t in missing])
-    finally:
-        await admin.close()
-
-
-def new_producer(settings: Settings) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        acks="all",
-        enable_idempotence=settings.kafka_idempotent_producer,
-        request_timeout_ms=settings.kafka_request_timeout_ms,
-        max_batch_size=MAX_BATCH_BYTES,
-        max_request_size=2 * MAX_BATCH_BYTES,
-    )
-
-
-_partitioner = DefaultPartitioner()
-
-
-def partition_for(key: bytes, partitions: list[int]) -> int:
-    """The partition the Java client's default partitioner picks (murmur2 of the key)."""
-    return int(_partitioner(key, partitions, partitions))
 
 
 class KafkaPublisher:

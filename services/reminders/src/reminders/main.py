@@ -12,12 +12,13 @@ import orjson
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
+from contracts.kafka import ensure_topics, new_producer
 from contracts.principals import Principals, auth_file_path, load_principals
 from contracts.rules import Rulebook, load_rulebook
 from reminders.clock import Clock, system_clock
 from reminders.consumers import EventIntake, Rebalance, build_consumer
 from reminders.http import Api, build_router
-from reminders.kafka import KafkaPublisher, Publisher, ensure_topics, new_producer
+from reminders.kafka import KafkaPublisher, Publisher
 from reminders.metrics import Metrics
 from reminders.ownership import Ownership
 from reminders.scheduler import Scheduler

@@ -22,9 +22,6 @@ class Settings(OppstreamSettings):
     reminders_batch: int = Field(
         default=2000, ge=1, le=50_000, description="timers fired (and reminders sent) per round"
     )
-    kafka_idempotent_producer: bool = Field(
-        default=False, description="on for Apache Kafka; Tansu has no idempotent producer"
-    )
     opportunity_url: str = Field(
         default="http://127.0.0.1:8000",
         description="the opportunity service, whose /notifications feed `simulate` replays",

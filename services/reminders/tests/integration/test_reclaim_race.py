@@ -11,10 +11,11 @@ import httpx
 import pytest
 
 from contracts import topics
+from contracts.kafka import new_producer
 from contracts.rules import load_rulebook
 from reminders.clock import system_clock
 from reminders.consumers import EventIntake
-from reminders.kafka import KafkaPublisher, new_producer
+from reminders.kafka import KafkaPublisher
 from reminders.metrics import Metrics
 from reminders.ownership import Ownership
 from reminders.scheduler import Scheduler

@@ -1,4 +1,5 @@
-"""Kafka at the edge of the opportunity service: topics, the producer, where a key goes."""
+"""Kafka plumbing every service shares: the topics created at start, the producer they
+publish with, and the partition a key goes to."""
 
 import contextlib
 import logging
@@ -9,16 +10,16 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
 from contracts import topics
-from opportunity.settings import Settings
+from contracts.settings import OppstreamSettings
 
 log = logging.getLogger(__name__)
 
-# One produce request per partition per relay batch keeps a partition's records in order
-# even when a request fails (see relay.py).
+# One produce request per partition per batch keeps a partition's records in order even
+# when a request fails (see the opportunity service's relay).
 MAX_BATCH_BYTES = 512 * 1024
 
 
-async def ensure_topics(settings: Settings) -> None:
+async def ensure_topics(settings: OppstreamSettings) -> None:
     """Create the topics that do not exist yet, with the configured partition count."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -33,7 +34,7 @@ async def ensure_topics(settings: Settings) -> None:
             if name not in existing
         ]
         if missing:
-            # Another copy of the service may create them at the same moment.
+            # Another service, or another copy, may create them at the same moment.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
             log.info("created topics %s", [t.name for t in missing])
@@ -41,7 +42,7 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.close()
 
 
-def new_producer(settings: Settings) -> AIOKafkaProducer:
+def new_producer(settings: OppstreamSettings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
