@@ -5,19 +5,22 @@ import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from http import HTTPStatus
 from typing import Annotated, Any, cast
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from contracts.opportunity import OpportunityType, Status
 from contracts.principals import Principals
+from contracts.problems import refusals
 from contracts.rules import Pipeline, Role, Rulebook
 from opportunity import requests as body
 from opportunity.access import Forbidden, Principal, can_read
@@ -101,8 +104,20 @@ def install_error_handlers(api: FastAPI) -> None:
             headers={"WWW-Authenticate": "Bearer"},
         )
 
+    async def http_error(_: Request, exc: Exception) -> Answer:
+        """FastAPI's and Starlette's own refusals (a body that is no JSON text, an unknown
+        path or method), named like the service's."""
+        error = cast(HTTPException, exc)
+        code = HTTPStatus(error.status_code).phrase.lower().replace(" ", "_")
+        return Answer(
+            {"detail": {"error": code, "message": error.detail}},
+            status_code=error.status_code,
+            headers=error.headers,
+        )
+
     api.add_exception_handler(DomainError, domain_error)
     api.add_exception_handler(Unauthenticated, unauthenticated)
+    api.add_exception_handler(HTTPException, http_error)
 
 
 class Api:
@@ -353,18 +368,17 @@ def _add_command_route(  # noqa: PLR0913
     key_header: Any,
     if_match_header: Any,
 ) -> None:
+    # A command that needs nothing more than its name may come without a body.
+    payload_type: Any = Annotated[model, Body(default_factory=model) if optional else Body()]
+
     async def command(
         request: Request,
         opportunity_id: str,
         who: who_dependency,
-        payload: model | None = None,  # type: ignore[valid-type]
+        payload: payload_type,
         key: key_header = None,
         if_match: if_match_header = None,
     ) -> Answer:
-        if payload is None:
-            if not optional:
-                raise InvalidValue("body", f"{name} needs a JSON body")
-            payload = model()
         ctx = api.context(who, payload.occurred_at, if_match)
         oid = _uuid(opportunity_id)
         return await api.command(
@@ -379,14 +393,21 @@ def _add_command_route(  # noqa: PLR0913
         )
 
     command.__name__ = name.replace("-", "_")
+    responses = refusals(400, 401, 403, 404, 409, 412)
     if name == "update":
-        router.patch("/opportunities/{opportunity_id}", tags=["commands"], summary="update info")(
-            command
-        )
+        router.patch(
+            "/opportunities/{opportunity_id}",
+            tags=["commands"],
+            summary="update info",
+            responses=responses,
+        )(command)
     else:
-        router.post(f"/opportunities/{{opportunity_id}}/{name}", tags=["commands"], summary=name)(
-            command
-        )
+        router.post(
+            f"/opportunities/{{opportunity_id}}/{name}",
+            tags=["commands"],
+            summary=name,
+            responses=responses,
+        )(command)
 
 
 def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endpoint
@@ -412,7 +433,12 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
             raise Forbidden("this opportunity is not yours to see", rule="role.read")
         return opportunity
 
-    @router.post("/opportunities", status_code=201, tags=["opportunities"])
+    @router.post(
+        "/opportunities",
+        status_code=201,
+        tags=["opportunities"],
+        responses=refusals(400, 401, 403, 409),
+    )
     async def create(
         request: Request, payload: body.CreateBody, who: Who, key: IdempotencyKey = None
     ) -> Answer:
@@ -439,19 +465,25 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
     for name, model, change, optional in COMMANDS:
         _add_command_route(router, api, name, model, change, optional, Who, IdempotencyKey, IfMatch)
 
-    @router.get("/opportunities/{opportunity_id}", tags=["queries"])
+    @router.get(
+        "/opportunities/{opportunity_id}", tags=["queries"], responses=refusals(401, 403, 404)
+    )
     async def get_one(opportunity_id: str, who: Who) -> Answer:
         found = await run_in_threadpool(api.app.opportunity, _uuid(opportunity_id))
         return Answer(api.render(readable(who, found)), headers={"ETag": f'"{found.version}"'})
 
-    @router.get("/opportunities/{opportunity_id}/history", tags=["queries"])
+    @router.get(
+        "/opportunities/{opportunity_id}/history",
+        tags=["queries"],
+        responses=refusals(401, 403, 404),
+    )
     async def history(opportunity_id: str, who: Who) -> dict[str, Any]:
         oid = _uuid(opportunity_id)
         readable(who, await run_in_threadpool(api.app.opportunity, oid))
         events = await run_in_threadpool(api.app.history, oid)
         return {"opportunity_id": str(oid), "events": [envelope_of(e) for e in events]}
 
-    @router.get("/opportunities", tags=["queries"])
+    @router.get("/opportunities", tags=["queries"], responses=refusals(401))
     async def search(
         who: Who,
         owner_id: str | None = None,
@@ -482,7 +514,12 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
         items = [with_schedule(item, api.rules, api.zone, now) for item in page.items]
         return {"items": items, "total": page.total, "limit": limit, "offset": offset}
 
-    @router.get("/pipelines", tags=["queries"], dependencies=[Depends(authenticate)])
+    @router.get(
+        "/pipelines",
+        tags=["queries"],
+        dependencies=[Depends(authenticate)],
+        responses=refusals(401),
+    )
     async def pipelines() -> dict[str, Any]:
         return {
             "version": api.rules.version,
@@ -515,7 +552,7 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
             ],
         }
 
-    @router.get("/notifications", tags=["queries"])
+    @router.get("/notifications", tags=["queries"], responses=refusals(401, 403))
     async def notifications(
         who: Who,
         after: Annotated[int, Query(ge=0)] = 0,
@@ -544,7 +581,7 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", tags=["operations"])
+    @router.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
     async def readyz() -> Answer:
         """Ready once the event store answers and, with Kafka configured, the broker does."""
         detail: dict[str, Any] = {}

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from contracts.customer import Ownership, Tier
 from contracts.opportunity import OpportunityType
 from contracts.principals import Principals
+from contracts.problems import refusals
 from contracts.rules import Role
 from projections.messaging import Messaging
 from projections.metrics import Metrics
@@ -196,24 +197,25 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
         return scoped(who, q)
 
     Filters = Annotated[Query, Depends(filters)]
+    refused = refusals(401, 403)
 
-    @router.get("/funnel", tags=["reports"])
+    @router.get("/funnel", tags=["reports"], responses=refused)
     async def funnel(q: Filters) -> Answer:
         return await api.timed("funnel", lambda: api.reports.funnel(q, api.clock()))
 
-    @router.get("/dwell", tags=["reports"])
+    @router.get("/dwell", tags=["reports"], responses=refused)
     async def dwell(q: Filters) -> Answer:
         return await api.timed("dwell", lambda: api.reports.dwell(q, api.clock()))
 
-    @router.get("/win-rates", tags=["reports"])
+    @router.get("/win-rates", tags=["reports"], responses=refused)
     async def win_rates(q: Filters) -> Answer:
         return await api.timed("win_rates", lambda: api.reports.win_rates(q, api.clock()))
 
-    @router.get("/forecast", tags=["reports"])
+    @router.get("/forecast", tags=["reports"], responses=refused)
     async def forecast(q: Filters) -> Answer:
         return await api.timed("forecast", lambda: api.reports.forecast(q, api.clock()))
 
-    @router.get("/stale", tags=["reports"])
+    @router.get("/stale", tags=["reports"], responses=refused)
     async def stale(
         q: Filters,
         limit: Annotated[int, Param(ge=1, le=1000)] = 50,
@@ -221,7 +223,7 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
     ) -> Answer:
         return await api.timed("stale", lambda: api.reports.stale(q, api.clock(), limit, offset))
 
-    @router.get("/leaderboard", tags=["reports"])
+    @router.get("/leaderboard", tags=["reports"], responses=refused)
     async def leaderboard(
         q: Filters,
         period: str = "month",
@@ -243,7 +245,7 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", tags=["operations"])
+    @router.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
     async def readyz() -> Answer:
         """Ready once the database answers at the newest schema and, with Kafka configured,
         the broker answers and the consumer joined its group."""

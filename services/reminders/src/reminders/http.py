@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contracts.principals import Principal, Principals
+from contracts.problems import refusals
 from contracts.rules import Role
 from reminders.clock import Clock
 from reminders.metrics import Metrics
@@ -57,7 +58,7 @@ def build_router(api: Api) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", tags=["operations"])
+    @router.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
     async def readyz() -> JSONResponse:
         """Ready once the store answers (schema migrated) and, with Kafka configured, the
         broker does and the consumer has joined its group."""
@@ -72,7 +73,11 @@ def build_router(api: Api) -> APIRouter:
             pass
         return Response(generate_latest(api.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @router.get("/opportunities/{opportunity_id}/reminders", tags=["queries"])
+    @router.get(
+        "/opportunities/{opportunity_id}/reminders",
+        tags=["queries"],
+        responses=refusals(401, 403, 404),
+    )
     async def explain(opportunity_id: str, who: Who) -> Response:
         """The facts the timers follow from, the timers under the rules now, and every
         timer fired, with what it sent."""
