@@ -1,5 +1,5 @@
 # The map of the project: every routine task a newcomer or CI runs is here.
-.PHONY: install lint format test bench demo up schemas clean
+.PHONY: install lint format test bench soak demo up schemas clean
 
 UV_VERSION := 0.13.8
 VENV := .venv
@@ -27,6 +27,9 @@ bench: install  ## throughput and latency figures, written to bench/RESULTS.md
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/reminders_bench.py
 	$(BIN)/python bench/projections_bench.py
+
+soak: install  ## the whole system on PostgreSQL under load and faults, 10 min; SPEC §7 checked
+	$(BIN)/python bench/soak.py
 
 demo: install  ## the embedded default: broker, SQLite stores, the services, a simulated sales team
 	$(BIN)/oppstream demo

@@ -48,7 +48,7 @@ class Run:
         }
 
 
-async def _exchange(
+async def exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes
 ) -> tuple[int, bytes]:
     writer.write(raw)
@@ -72,7 +72,7 @@ async def closed_loop(
         try:
             for i in counter:
                 started = time.perf_counter()
-                status, body = await _exchange(reader, writer, make(i))
+                status, body = await exchange(reader, writer, make(i))
                 run.latencies.append(time.perf_counter() - started)
                 run.statuses[status] += 1
                 if keep:
@@ -101,7 +101,7 @@ async def open_loop(
                 i, due = await queue.get()
                 if i < 0:
                     return
-                status, _ = await _exchange(reader, writer, make(i))
+                status, _ = await exchange(reader, writer, make(i))
                 run.latencies.append(time.perf_counter() - due)
                 run.statuses[status] += 1
         finally:

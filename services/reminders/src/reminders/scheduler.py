@@ -32,6 +32,7 @@ from reminders.timers import Firing, Planner
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT = 30.0
+STOP_GRACE_SECONDS = 5.0  # how long a stopping scheduler waits for its publish in flight
 
 
 class Scheduler:
@@ -82,8 +83,12 @@ class Scheduler:
                 if not busy:
                     await self._pause(self._tick)
         finally:
-            if self._in_flight is not None:
-                self._in_flight.cancel()
+            task, self._in_flight = self._in_flight, None
+            if task is not None:
+                # Stopping: let the publish in flight finish, so its rows leave the outbox
+                # now instead of going out again at the next start.
+                await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
+                task.cancel()
 
     async def round(self) -> bool:
         """One round; True when there may be more to do right away.
