@@ -1,6 +1,7 @@
 """Commands over HTTP: the naive FastAPI + eventsourcing create vs. our POST /opportunities and
-/advance (group commit), 32 concurrent clients, on PostgreSQL and SQLite; and latency at a
-fixed 500 req/s. Writes its section of bench/RESULTS.md.
+/advance (group commit), 32 concurrent clients, on PostgreSQL (one worker process, and two:
+OPPSTREAM_WORKERS=2) and SQLite; and latency at a fixed 500 req/s. Writes its section of
+bench/RESULTS.md.
 
     .venv/bin/python bench/commands.py [--runs 3] [--requests 4000] [--stores postgres,sqlite]
 """
@@ -26,6 +27,7 @@ from oppstream.broker import free_port  # noqa: E402
 
 STAGES = ("requirements", "proposal", "negotiation", "signing")
 CONCURRENCY = 32
+WORKERS = (1, 2)  # worker processes of our service on PostgreSQL
 
 
 def uscc_for(i: int, salt: str) -> str:
@@ -57,9 +59,11 @@ def measure_naive(kind: str, workdir: Path, requests: int) -> Run:
         )
 
 
-def measure_ours(kind: str, workdir: Path, requests: int) -> dict[str, Run]:
+def measure_ours(kind: str, workdir: Path, requests: int, workers: int) -> dict[str, Run]:
     port = free_port()
-    with Store(kind, workdir) as url, opportunity_service(url, port, workdir):
+    # More than one worker process: each has one writer (they share the event store's lock).
+    settings = {"workers": str(workers), "group_commit_writers": "1"} if workers > 1 else {}
+    with Store(kind, workdir) as url, opportunity_service(url, port, workdir, **settings):
         asyncio.run(closed_loop("127.0.0.1", port, create_request("0001"), 200, CONCURRENCY))
         creates = asyncio.run(
             closed_loop("127.0.0.1", port, create_request("0002"), requests, CONCURRENCY, keep=True)
@@ -96,33 +100,38 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for kind in args.stores.split(","):
-            naive, ours = [], []
+            setups = WORKERS if kind == "postgres" else (1,)
+            naive: list[Run] = []
+            ours: dict[int, list[dict[str, Run]]] = {w: [] for w in setups}
             for n in range(args.runs):
                 naive.append(measure_naive(kind, workdir, args.requests))
-                ours.append(measure_ours(kind, workdir, args.requests))
                 print(f"{kind} run {n + 1}: naive {naive[-1].summary()}", flush=True)
-                for name, run in ours[-1].items():
-                    print(f"{kind} run {n + 1}: {name} {run.summary()}", flush=True)
+                for workers in setups:
+                    ours[workers].append(measure_ours(kind, workdir, args.requests, workers))
+                    for name, run in ours[workers][-1].items():
+                        print(f"{kind} ×{workers} run {n + 1}: {name} {run.summary()}", flush=True)
             naive_rate = median([r.rate for r in naive])
-            create_rate = median([r["create"].rate for r in ours])
-            advance_rate = median([r["advance"].rate for r in ours])
-            p50 = median([r["latency_500"].percentile(50) for r in ours])
-            p99 = median([r["latency_500"].percentile(99) for r in ours])
-            statuses = ours[-1]["create"].statuses | ours[-1]["advance"].statuses
-            rows.append(
-                f"| {kind} | {naive_rate:,.0f} | {create_rate:,.0f} ({create_rate / naive_rate:.2f}×) "
-                f"| {advance_rate:,.0f} ({advance_rate / naive_rate:.2f}×) | {p50:.1f} / {p99:.1f} "
-                f"| {dict(statuses)} |"
-            )
+            for workers, runs in ours.items():
+                create_rate = median([r["create"].rate for r in runs])
+                advance_rate = median([r["advance"].rate for r in runs])
+                p50 = median([r["latency_500"].percentile(50) for r in runs])
+                p99 = median([r["latency_500"].percentile(99) for r in runs])
+                statuses = runs[-1]["create"].statuses | runs[-1]["advance"].statuses
+                rows.append(
+                    f"| {kind} | {workers} | {naive_rate:,.0f} "
+                    f"| {create_rate:,.0f} ({create_rate / naive_rate:.2f}×) "
+                    f"| {advance_rate:,.0f} ({advance_rate / naive_rate:.2f}×) "
+                    f"| {p50:.1f} / {p99:.1f} | {dict(statuses)} |"
+                )
     table = "\n".join(
         [
             f"{CONCURRENCY} concurrent keep-alive clients, {args.requests} creates then "
             f"{2 * args.requests} advances per run; medians of {args.runs} runs. Latency: "
             "creates sent on a fixed schedule of 500 req/s for 8 s.",
             "",
-            "| store | naive create/s (baseline) | our create/s (ratio) | our advance/s (ratio) "
-            "| p50 / p99 ms at 500 req/s | statuses (last run) |",
-            "|---|---|---|---|---|---|",
+            "| store | workers | naive create/s (baseline) | our create/s (ratio) "
+            "| our advance/s (ratio) | p50 / p99 ms at 500 req/s | statuses (last run) |",
+            "|---|---|---|---|---|---|---|",
             *rows,
         ]
     )

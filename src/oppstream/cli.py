@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 DEFAULT_PORTS = {"opportunity": 8000, "projections": 8001, "reminders": 8002}
+MAX_WORKERS = 32  # as OPPSTREAM_WORKERS allows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,6 +25,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=list(DEFAULT_PORTS))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=None)
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        help="processes serving the port (default OPPSTREAM_WORKERS or 1; >1 needs PostgreSQL)",
+    )
     serve.set_defaults(run=_serve)
 
     up = commands.add_parser("up", help="the embedded default: every service on this machine")
@@ -83,10 +90,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"--workers: {value} is more than {MAX_WORKERS}")
+    return value
+
+
 def _serve(args: argparse.Namespace) -> int:
     from oppstream.serve import serve
 
-    return serve(args.service, args.host, args.port or DEFAULT_PORTS[args.service])
+    return serve(args.service, args.host, args.port or DEFAULT_PORTS[args.service], args.workers)
 
 
 def _up(_: argparse.Namespace) -> int:

@@ -2,10 +2,24 @@
 
 Each service package offers `<service>.settings.Settings` (an `OppstreamSettings`) and
 `<service>.main.build_app(settings, *, rules, principals)`.
+
+With `OPPSTREAM_WORKERS` (or `--workers`) above 1, the port is bound once and that many
+worker processes serve it, each with its own app (its own group commit, consumers and
+aggregate cache; the relay runs in the one that holds the relay lock). A worker dies with
+the parent (`kill -9` included); when one worker stops, the others are stopped too, so a
+supervisor sees one failure and restarts the whole.
 """
 
+import contextlib
+import ctypes
 import importlib
+import os
+import signal
+import socket
 import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
@@ -16,7 +30,7 @@ from contracts.rules import RulebookError, load_rulebook
 SERVICES = ("opportunity", "projections", "reminders")
 
 
-def serve(service: str, host: str, port: int) -> int:
+def serve(service: str, host: str, port: int, workers: int | None = None) -> int:
     settings_module = importlib.import_module(f"{service}.settings")
     main_module = importlib.import_module(f"{service}.main")
     try:
@@ -33,6 +47,87 @@ def serve(service: str, host: str, port: int) -> int:
     except (RulebookError, AuthFileError) as exc:
         print(f"oppstream: {exc}", file=sys.stderr)
         return 2
-    app = main_module.build_app(settings, rules=rules, principals=principals)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
-    return 0
+    workers = workers or settings.workers
+    if workers > 1 and not str(getattr(settings, STORES[service])).startswith("postgresql"):
+        print(
+            f"oppstream: OPPSTREAM_WORKERS={workers} needs a PostgreSQL store "
+            f"(OPPSTREAM_{STORES[service].upper()})",
+            file=sys.stderr,
+        )
+        return 2
+
+    def build() -> Any:
+        return main_module.build_app(settings, rules=rules, principals=principals)
+
+    if workers == 1:
+        uvicorn.run(build(), host=host, port=port, log_level="info", access_log=False)
+        return 0
+    return _serve_workers(build, host, port, workers)
+
+
+STORES = {
+    "opportunity": "eventstore_url",
+    "projections": "projections_db_url",
+    "reminders": "reminders_db_url",
+}
+PR_SET_PDEATHSIG = 1
+
+
+def _serve_workers(build: Callable[[], Any], host: str, port: int, workers: int) -> int:
+    listener = socket.create_server((host, port), backlog=2048, reuse_port=False)
+    parent = os.getpid()
+    children = []
+    for _ in range(workers):
+        # One after the other: a worker's app creates the store's tables if missing, and
+        # the next one starts once that is done.
+        built, done = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(built)
+            _work(build, listener, parent, done)
+        os.close(done)
+        with os.fdopen(built, "rb") as ready:
+            started = ready.read(1) == b"1"
+        children.append(child)
+        if not started:
+            break
+    listener.close()
+
+    def stop_children(*_: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop_children)
+    signal.signal(signal.SIGINT, stop_children)
+    _, status = os.wait()  # the first worker to stop, for whatever reason, stops them all
+    stop_children()
+    for child in children:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(child, 0)
+    return 0 if os.waitstatus_to_exitcode(status) == 0 else 1
+
+
+def _work(build: Callable[[], Any], listener: socket.socket, parent: int, done: int) -> None:
+    """A worker process: its own app on the shared socket; never returns."""
+    code = 1
+    try:
+        _die_with(parent)
+        config = uvicorn.Config(build(), log_level="info", access_log=False)
+        os.write(done, b"1")
+        os.close(done)
+        uvicorn.Server(config).run(sockets=[listener])
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _die_with(parent: int) -> None:
+    """Linux: the kernel kills this worker when the parent dies, whatever kills it."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)

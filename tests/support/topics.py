@@ -42,9 +42,9 @@ class Consumed:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One record to publish: a key, bytes, optional headers and partition."""
+    """One record to publish: a key, bytes (None: a tombstone), optional headers and partition."""
 
-    value: bytes
+    value: bytes | None
     key: bytes | None = None
     headers: Mapping[str, bytes] = field(default_factory=dict)
     partition: int | None = None
@@ -73,9 +73,10 @@ def collect(
     return asyncio.run(_collect(bootstrap, topic, predicate, count, deadline, start, distinct))
 
 
-def publish(bootstrap: str, topic: str, records: Iterable[Outgoing]) -> None:
-    """Publish `records` in order, each acknowledged by the broker, with a plain producer."""
-    asyncio.run(_publish(bootstrap, topic, list(records)))
+def publish(bootstrap: str, topic: str, records: Iterable[Outgoing]) -> list[tuple[int, int]]:
+    """Publish `records` in order, each acknowledged by the broker, with a plain producer;
+    where each one landed: (partition, offset)."""
+    return asyncio.run(_publish(bootstrap, topic, list(records)))
 
 
 def publish_json(bootstrap: str, topic: str, key: str, message: Mapping[str, Any]) -> None:
@@ -174,22 +175,27 @@ async def _reached_all(
     return True
 
 
-async def _publish(bootstrap: str, topic: str, records: Sequence[Outgoing]) -> None:
+async def _publish(
+    bootstrap: str, topic: str, records: Sequence[Outgoing]
+) -> list[tuple[int, int]]:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", request_timeout_ms=REQUEST_TIMEOUT_MS
     )
     await producer.start()
+    landed = []
     try:
         for record in records:
-            await producer.send_and_wait(
+            sent = await producer.send_and_wait(
                 topic,
                 record.value,
                 key=record.key,
                 partition=record.partition,
                 headers=list(record.headers.items()),
             )
+            landed.append((sent.partition, sent.offset))
     finally:
         await producer.stop()
+    return landed
 
 
 def _consumer(bootstrap: str) -> AIOKafkaConsumer:

@@ -4,6 +4,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from contracts.opportunity import Reason
+
 
 class ReclaimCommand(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -11,7 +13,7 @@ class ReclaimCommand(BaseModel):
     command_id: str
     command: Literal["reclaim"]
     opportunity_id: str
-    reason: str = Field(min_length=1)
+    reason: Reason = Field(description="recorded as the OpportunityReclaimed reason")
     rule_id: str
     issued_at: AwareDatetime
     based_on_version: int = Field(ge=1)

@@ -2,10 +2,11 @@
 
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from contracts.customer import Customer
 from contracts.opportunity import Amount, Currency
+from contracts.text import refuse_nul
 
 
 class QualifiedLead(BaseModel):
@@ -14,12 +15,15 @@ class QualifiedLead(BaseModel):
     lead_id: str = Field(min_length=1, max_length=100)
     qualified_at: AwareDatetime
     customer: Customer
-    owner_id: str | None = None
-    team_id: str | None = None
+    # The bounds an opportunity created over HTTP has (the read models' columns hold them).
+    owner_id: str | None = Field(default=None, min_length=1, max_length=100)
+    team_id: str | None = Field(default=None, min_length=1, max_length=100)
     expected_amount: Amount | None = None
     currency: Currency | None = None
-    source: str | None = None
+    source: str | None = Field(default=None, max_length=100)
     notes: str | None = Field(default=None, max_length=5000)
+
+    _no_nul = field_validator("*", mode="before")(refuse_nul)
 
 
 class RejectionReason(StrEnum):

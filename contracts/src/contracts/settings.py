@@ -27,6 +27,13 @@ class OppstreamSettings(BaseSettings):
     kafka_request_timeout_ms: int = Field(default=40_000, ge=1000)
     kafka_session_timeout_ms: int = Field(default=10_000, ge=3000, le=300_000)
     kafka_fetch_max_wait_ms: int = Field(default=10, ge=0, le=10_000)
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="processes serving the same port (each with its own consumers); "
+        "more than one only with a PostgreSQL store",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -4,6 +4,7 @@ once; bytes that are no command are parked on `crm.opportunity.commands.dlq` unc
 import asyncio
 import logging
 from collections.abc import Sequence
+from uuid import UUID
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -26,10 +27,15 @@ def read_command(value: bytes | None) -> ReclaimCommand | CreateRenewalCommand |
     if isinstance(data, Poison):
         return data
     try:
-        return _COMMAND.validate_python(data)
+        command = _COMMAND.validate_python(data)
     except ValidationError as exc:
         field, detail = first_problem(exc)
         return Poison(detail, field)
+    try:
+        UUID(command.opportunity_id)
+    except ValueError:
+        return Poison("opportunity_id: not an opportunity id (a UUID)", "opportunity_id")
+    return command
 
 
 class CommandIntake(RecordIntake):

@@ -8,10 +8,14 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from uuid import UUID
 
 from prometheus_client import Histogram
 
 from opportunity.application import OpportunityApp, Outcome, Work
+
+# A command, where its answer goes, and the opportunity it changes (if known).
+Queued = tuple[Work[Any], "asyncio.Future[Outcome[Any]]", UUID | None]
 
 
 class GroupCommitter:
@@ -22,14 +26,15 @@ class GroupCommitter:
         self._max_batch = max_batch
         self._writers = writers
         self._batch_sizes = batch_sizes
-        self._queue: asyncio.Queue[tuple[Work[Any], asyncio.Future[Outcome[Any]]]] | None = None
+        self._queue: asyncio.Queue[Queued] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self.on_saved: Callable[[], None] = lambda: None
         self._writer = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="group-commit")
 
-    async def submit(self, work: Work[Any]) -> Any:
-        """Run `work` in the next batch; its value, or raise its error."""
+    async def submit(self, work: Work[Any], touches: UUID | None = None) -> Any:
+        """Run `work` in the next batch; its value, or raise its error. `touches`: the
+        opportunity it changes, if known (its cached copy is checked before the batch)."""
         loop = asyncio.get_running_loop()
         if self._queue is None or self._loop is not loop or any(t.done() for t in self._tasks):
             self._loop, self._queue = loop, asyncio.Queue()
@@ -37,7 +42,7 @@ class GroupCommitter:
                 asyncio.create_task(self._write_batches(self._queue)) for _ in range(self._writers)
             ]
         future: asyncio.Future[Outcome[Any]] = loop.create_future()
-        self._queue.put_nowait((work, future))
+        self._queue.put_nowait((work, future, touches))
         return (await future).unwrap()
 
     async def close(self) -> None:
@@ -47,21 +52,22 @@ class GroupCommitter:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._writer.shutdown(wait=True)
 
-    async def _write_batches(
-        self, queue: asyncio.Queue[tuple[Work[Any], asyncio.Future[Outcome[Any]]]]
-    ) -> None:
+    async def _write_batches(self, queue: asyncio.Queue[Queued]) -> None:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await queue.get()]
             while not queue.empty() and len(batch) < self._max_batch:
                 batch.append(queue.get_nowait())
             self._batch_sizes.observe(len(batch))
-            works = [work for work, _ in batch]
+            works = [work for work, _, _ in batch]
+            touched = {touches for _, _, touches in batch if touches is not None}
             try:
-                outcomes = await loop.run_in_executor(self._writer, self._app.run_batch, works)
+                outcomes = await loop.run_in_executor(
+                    self._writer, self._app.run_batch, works, touched
+                )
             except Exception as exc:  # the store failed: every caller of the batch hears it
                 outcomes = [Outcome(error=exc) for _ in batch]
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
+            for (_, future, _), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
             if any(outcome.error is None for outcome in outcomes):

@@ -168,12 +168,13 @@ class Api:
         payload: body.Body | None,
         work: Callable[[UnitOfWork], Opportunity],
         status_code: int = 200,
+        touches: UUID | None = None,
     ) -> Answer:
         """Run a command once per Idempotency-Key and answer with the new state."""
         started = time.perf_counter()
         try:
             response = await self._command(
-                request, principal, idempotency_key, payload, work, status_code
+                request, principal, idempotency_key, payload, work, status_code, touches
             )
         except DomainError as exc:
             response = Answer(error_body(exc), status_code=status_of(exc))
@@ -189,6 +190,7 @@ class Api:
         payload: body.Body | None,
         work: Callable[[UnitOfWork], Opportunity],
         status_code: int,
+        touches: UUID | None,
     ) -> Answer:
         idempotency = (
             IdempotencyKey(principal.id, key, _fingerprint(request, payload))
@@ -203,7 +205,7 @@ class Api:
                 uow, idempotency, status_code, lambda: self.render(work(uow))
             )
 
-        answered: Answered = await self.committer.submit(run)
+        answered: Answered = await self.committer.submit(run, touches)
         headers = {"Idempotent-Replayed": "true"} if answered.replayed else None
         return Answer(answered.body, status_code=answered.status_code, headers=headers)
 
@@ -390,6 +392,7 @@ def _add_command_route(  # noqa: PLR0913
             lambda uow: api.app.act(
                 uow, oid, name, ctx, lambda o, at: change(api, o, payload, who, at)
             ),
+            touches=oid,
         )
 
     command.__name__ = name.replace("-", "_")
@@ -509,6 +512,12 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
             "type": type.value if type else None,
             "uscc": uscc,
         }
+        for name, value in filters.items():
+            if value is not None and "\x00" in value:
+                # PostgreSQL text cannot hold NUL: no opportunity has it, and the query would fail.
+                raise InvalidValue(
+                    name, f"{name} must not contain the NUL character", location="query"
+                )
         page = await run_in_threadpool(api.listing.search, filters, visibility, limit, offset)
         now = api.clock()
         items = [with_schedule(item, api.rules, api.zone, now) for item in page.items]

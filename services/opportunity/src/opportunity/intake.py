@@ -33,14 +33,16 @@ def read_lead(value: bytes | None) -> QualifiedLead | Invalid | Poison:
     data = json_object(value)
     if isinstance(data, Poison):
         return data
-    lead_id = data.get("lead_id")
-    if not isinstance(lead_id, str) or not lead_id:
-        return Poison("lead_id is missing or not a string", "lead_id")
     try:
         return QualifiedLead.model_validate(data)
     except ValidationError as exc:
+        for problem in exc.errors():
+            if problem["loc"] == ("lead_id",):
+                # The answer is keyed by the lead id and carries it: without a lead id the
+                # contract takes (missing, no string, empty, too long) there is none to send.
+                return Poison(f"lead_id: {problem['msg']}", "lead_id")
         field, detail = first_problem(exc)
-        return Invalid(lead_id, field, detail)
+        return Invalid(data["lead_id"], field, detail)
 
 
 class LeadIntake(RecordIntake):

@@ -71,6 +71,8 @@ def build_app(
         engine.dispose()
 
     service = FastAPI(
+        # Our own Prometheus metrics; FastAPI's OpenTelemetry checks cost CPU per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="oppstream opportunity service",
         version="1",
         description="Commands and queries of sales opportunities (SPEC §4.1).",

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
+from aiokafka.errors import MessageSizeTooLargeError
 from prometheus_client import Counter
 from pydantic import ValidationError
 
@@ -79,8 +80,14 @@ class RecordIntake:
         self._clock, self._outcomes = clock, outcomes
 
     async def park(self, dlq: str, record: ConsumedRecord, poison: Poison) -> None:
-        """The record, unchanged, on the DLQ with why in its headers."""
-        await self._publisher.publish(
-            dlq, record.key, record.value or b"", dlq_headers(record, poison)
-        )
+        """The record, unchanged, on the DLQ with why in its headers. A record the broker took
+        at its size limit has no room for the headers: its copy goes without the value, which
+        `x-source-*` still point to, rather than block the partition."""
+        headers = dlq_headers(record, poison)
+        value = record.value or b""
+        try:
+            await self._publisher.publish(dlq, record.key, value, headers)
+        except MessageSizeTooLargeError:
+            headers["x-value-dropped"] = f"{len(value)} bytes, too large to copy with headers"
+            await self._publisher.publish(dlq, record.key, b"", headers)
         self._outcomes.labels("dlq").inc()

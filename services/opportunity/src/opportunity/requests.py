@@ -3,10 +3,11 @@
 from datetime import date
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from contracts.customer import Customer
 from contracts.opportunity import Amount, Currency, FollowUpKind, OpportunityType, Reason
+from contracts.text import refuse_nul
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 LongText = Annotated[str, Field(max_length=5000)]
@@ -21,6 +22,8 @@ class Body(BaseModel):
         description="service/admin only: when it happened (history import); "
         "not in the future nor before the opportunity's last event",
     )
+
+    _no_nul = field_validator("*", mode="before")(refuse_nul)
 
 
 class CreateBody(Body):
@@ -98,7 +101,11 @@ class KeyPersonBody(Body):
     title: Text | None = None
     role: (
         Annotated[
-            str, Field(description="e.g. decision_maker, influencer, champion, user, blocker")
+            str,
+            Field(
+                max_length=100,
+                description="e.g. decision_maker, influencer, champion, user, blocker",
+            ),
         ]
         | None
     ) = None
@@ -116,7 +123,7 @@ class CompetitorBody(Body):
 
 class DocumentBody(Body):
     name: Text
-    kind: Annotated[str, Field(description="e.g. proposal, quote, tender, contract, other")] = (
-        "other"
-    )
+    kind: Annotated[
+        str, Field(max_length=100, description="e.g. proposal, quote, tender, contract, other")
+    ] = "other"
     url: Annotated[str, Field(min_length=1, max_length=2000)]

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from projections.database import insert_for
+from projections.database import STAGES, insert_for
 
 Row = tuple[Any, ...]
 
@@ -75,7 +75,7 @@ def _copy_in(
     stage = f"_stage_{table.name}"
     raw = conn.connection.driver_connection
     assert raw is not None  # noqa: S101 - an open connection has one
-    staged: set[str] = conn.connection.info.setdefault("projection_stages", set())
+    staged: set[str] = conn.connection.info.setdefault(STAGES, set())
     with raw.cursor() as cursor:
         if stage not in staged:
             # Rows vanish at commit; the table lives as long as the session.

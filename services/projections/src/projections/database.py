@@ -6,6 +6,9 @@ import sqlalchemy as sa
 
 from contracts.settings import sqlalchemy_url
 
+# The staging tables (bulk.py) a PostgreSQL session has created, kept in its connection's info.
+STAGES = "projection_stages"
+
 
 def create_engine(url: str, *, writer: bool = False) -> sa.Engine:
     """An engine; on SQLite a `writer` takes the write lock when its transaction begins
@@ -15,6 +18,7 @@ def create_engine(url: str, *, writer: bool = False) -> sa.Engine:
             sqlalchemy_url(url), pool_pre_ping=True, pool_size=5, max_overflow=10
         )
         _multi_row_inserts(engine)
+        _forget_stages_on_rollback(engine)
         return engine
     engine = sa.create_engine(sqlalchemy_url(url), connect_args={"timeout": 60})
     _multi_row_inserts(engine)
@@ -40,6 +44,16 @@ def _multi_row_inserts(engine: sa.Engine) -> None:
     """Batched INSERTs as multi-row VALUES statements ("insertmanyvalues"), several times
     faster than one statement per row, even pipelined."""
     engine.dialect.use_insertmanyvalues_wo_returning = True
+
+
+def _forget_stages_on_rollback(engine: sa.Engine) -> None:
+    """A transaction that rolls back takes the staging tables it created with it: the session
+    must not believe it still has them."""
+
+    @sa.event.listens_for(engine, "rollback")
+    def _rollback(connection: sa.Connection) -> None:
+        if not connection.invalidated:  # else the next session starts with nothing anyway
+            connection.info.pop(STAGES, None)
 
 
 def insert_for(conn: sa.Connection, table: sa.Table) -> Any:

@@ -101,10 +101,14 @@ def _positive(data: dict[str, Any], name: str) -> int:
 
 def _instant(data: dict[str, Any], name: str) -> datetime:
     text = _field(data, name, str)
+    shown = repr(text[:64]) + ("…" if len(text) > 64 else "")
     try:
         found = datetime.fromisoformat(text)
     except ValueError:
-        raise NotAnEnvelope(f"{name}: {text!r} is not an RFC 3339 instant") from None
+        raise NotAnEnvelope(f"{name}: {shown} is not an RFC 3339 instant") from None
     if found.tzinfo is None or found.utcoffset() is None:
-        raise NotAnEnvelope(f"{name}: {text!r} has no offset (timezone)")
-    return found if found.tzinfo is UTC else found.astimezone(UTC)
+        raise NotAnEnvelope(f"{name}: {shown} has no offset (timezone)")
+    try:
+        return found if found.tzinfo is UTC else found.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before year 1 in UTC
+        raise NotAnEnvelope(f"{name}: {shown} is out of range in UTC") from None

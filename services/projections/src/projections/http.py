@@ -179,6 +179,10 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
         as_of: str | None = None,
         include_voided: bool = False,
     ) -> Query:
+        for name, value in (("owner_id", owner_id), ("team_id", team_id)):
+            if value is not None and "\x00" in value:
+                # PostgreSQL text cannot hold NUL: no opportunity has it, and the query would fail.
+                raise invalid(name, f"{name} must not contain the NUL character")
         start = parse_instant(created_from, "from", api.zone)
         end = parse_instant(created_to, "to", api.zone)
         if start is not None and end is not None and end <= start:

@@ -77,6 +77,8 @@ def build_app(
         reader.dispose()
 
     service = FastAPI(
+        # Our own Prometheus metrics; FastAPI's OpenTelemetry checks cost CPU per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="oppstream projections service",
         version="1",
         description="Funnel, dwell, win rates, forecast, stale deals, leaderboard (SPEC §4.2).",

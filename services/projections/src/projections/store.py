@@ -12,16 +12,21 @@ On PostgreSQL these transactions commit without waiting for the WAL flush (synch
 off): if the database crashes, the last batches may be lost, but their positions with them,
 so the consumer reads them again and the tables stay exact. Nothing outside the database
 depends on a batch being durable (the Kafka commit is informative only).
+
+A record that decodes but holds what the tables cannot (a NUL character or a value too long
+for PostgreSQL, an integer beyond 64 bits) fails its batch: the batch is applied again one
+record per transaction, and that record alone is kept as poison, so its partition goes on.
 """
 
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from operator import itemgetter
 from typing import Any, Protocol
 
 import orjson
+import psycopg
 import sqlalchemy as sa
 
 from contracts.rules import Rulebook
@@ -70,6 +75,16 @@ class Outcome:
     # The positions this batch stored.
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
 
+    def add(self, other: "Outcome") -> None:
+        """Count `other` (the next records of the same batch) in."""
+        for name in COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.rewind.update(other.rewind)
+        self.positions.update(other.positions)
+
+
+COUNTS = tuple(f.name for f in fields(Outcome) if f.type is int)
+
 
 class Store:
     def __init__(self, engine: sa.Engine, tables: Tables, projector: Projector) -> None:
@@ -91,14 +106,38 @@ class Store:
     def apply_records(
         self, records: Sequence[Record], known: dict[tuple[str, int], int] | None = None
     ) -> Outcome:
-        """Apply consumed records and store how far each partition got, in one transaction.
+        """Apply consumed records and store how far each partition got, in one transaction;
+        if a record's content fails it (`refused`), one transaction per record instead.
 
         `known` is where the caller believes each partition's stored position is (what it
         sought to or last stored). A stored position that differs from it and lies before
         the batch means the tables changed under the consumer (a rebuild switched them in):
         that partition's records are dropped and `rewind` says where to read again.
         """
-        known = known or {}
+        try:
+            return self._apply_records(records, known or {})
+        except Exception as exc:
+            if not refused(exc):
+                raise
+            log.warning("a record of the batch cannot be stored (%s); one at a time", _why(exc))
+        total = Outcome()
+        known = dict(known or {})
+        for record in records:
+            if (record.topic, record.partition) in total.rewind:
+                continue
+            try:
+                outcome = self._apply_records([record], known)
+            except Exception as exc:
+                if not refused(exc):
+                    raise
+                outcome = self._set_aside(record, exc)
+            total.add(outcome)
+            known.update(outcome.positions)
+        return total
+
+    def _apply_records(
+        self, records: Sequence[Record], known: dict[tuple[str, int], int]
+    ) -> Outcome:
         outcome = Outcome()
         with self.engine.begin() as conn:
             _relaxed_commit(conn)
@@ -163,6 +202,33 @@ class Store:
                 [(t, p, offset) for (t, p), offset in sorted(outcome.positions.items())],
             )
         return outcome
+
+    def _set_aside(self, record: Record, error: Exception) -> Outcome:
+        """Keep a record the tables cannot hold as poison, and store the position after it."""
+        why = f"not storable: {_why(error)}"
+        log.warning(
+            "record %s/%d/%d is kept as poison: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            why,
+        )
+        key = (record.topic, record.partition)
+        with self.engine.begin() as conn:
+            _relaxed_commit(conn)
+            insert_new(
+                conn,
+                self.tables.poison,
+                POISON_COLUMNS,
+                [(record.topic, record.partition, record.offset, why, record.value)],
+            )
+            upsert(
+                conn,
+                self.tables.position,
+                POSITION_COLUMNS,
+                [(record.topic, record.partition, record.offset + 1)],
+            )
+        return Outcome(poison=1, positions={key: record.offset + 1})
 
     def apply_events(self, events: Sequence[Event]) -> Outcome:
         """Apply events that come with no Kafka position (a rebuild from the feed)."""
@@ -407,6 +473,23 @@ HELD_COLUMNS = ("event_id", "opportunity_id", "version", "envelope")
 POISON_COLUMNS = ("topic", "partition", "offset", "error", "value")
 
 _visit = itemgetter(*VISIT_COLUMNS)
+
+
+def refused(error: BaseException) -> bool:
+    """Whether applying failed on what a record holds (a value the database cannot store, or
+    one the projection cannot compute with) rather than on the database being down, busy or
+    in a race with another consumer: the same record fails the same way every time."""
+    if isinstance(error, sa.exc.DBAPIError):
+        return isinstance(error, sa.exc.DataError)
+    if isinstance(error, sa.exc.StatementError):  # raised while binding a value
+        return error.orig is not None and refused(error.orig)
+    return isinstance(error, psycopg.DataError | ValueError | ArithmeticError | TypeError)
+
+
+def _why(error: BaseException) -> str:
+    """The error without the SQL and parameters SQLAlchemy adds (a parameter may be 1 MB)."""
+    cause = error.orig if isinstance(error, sa.exc.StatementError) else error
+    return f"{type(cause).__name__}: {cause}"[:1000]
 
 
 def _relaxed_commit(conn: sa.Connection) -> None:

@@ -6,7 +6,8 @@ consumer seeks to the positions stored there (the beginning, for a fresh databas
 how the timers are rebuilt from scratch). A redelivered event changes nothing: an event whose
 version is not above the opportunity's is skipped. Offsets are also committed to Kafka after
 each batch, for lag monitoring only. A record that is not an event is counted, logged and
-passed over; the consumer never stops on it.
+passed over; so is an event whose values the store cannot hold or the schedule cannot be
+computed with. The consumer never stops on either.
 """
 
 import asyncio
@@ -28,7 +29,7 @@ from reminders.clock import Clock
 from reminders.facts import OpportunityFacts, evolve
 from reminders.metrics import Metrics
 from reminders.ownership import Ownership
-from reminders.store import Planned, Store
+from reminders.store import Planned, Store, refused, why
 from reminders.timers import Planner
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,38 @@ class EventIntake:
         self._store, self._planner, self._clock, self._metrics = store, planner, clock, metrics
 
     def apply(self, records: Sequence[ConsumedRecord]) -> bool:
-        """Make the batch durable; True when some timer is due at once."""
+        """Make the batch durable; True when some timer is due at once. A record whose values
+        fail the batch (`refused`) fails it every time: the records are then taken one per
+        transaction, and that one is passed over."""
+        try:
+            return self._apply(records)
+        except Exception as exc:
+            if not refused(exc):
+                raise
+            log.warning("reminders: a record of the batch cannot be taken (%s)", why(exc))
+        due_now = False
+        for record in records:
+            try:
+                due_now = self._apply([record]) or due_now
+            except Exception as exc:
+                if not refused(exc):
+                    raise
+                self._pass_over(record, exc)
+        return due_now
+
+    def _pass_over(self, record: ConsumedRecord, error: Exception) -> None:
+        log.warning(
+            "record %s/%d/%d cannot be taken, passed over: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            why(error),
+        )
+        with self._store.begin() as tx:
+            tx.advance(TOPIC, {record.partition: record.offset + 1})
+        self._metrics.events.labels("poison").inc()
+
+    def _apply(self, records: Sequence[ConsumedRecord]) -> bool:
         read: list[tuple[Envelope, int]] = []
         next_offsets: dict[int, int] = {}
         outcomes: dict[str, int] = {}

@@ -81,7 +81,12 @@ def build_router(api: Api) -> APIRouter:
     async def explain(opportunity_id: str, who: Who) -> Response:
         """The facts the timers follow from, the timers under the rules now, and every
         timer fired, with what it sent."""
-        found = await run_in_threadpool(api.store.facts, opportunity_id)
+        # PostgreSQL text cannot hold NUL: no opportunity has such an id, and the query would fail.
+        found = (
+            None
+            if "\x00" in opportunity_id
+            else await run_in_threadpool(api.store.facts, opportunity_id)
+        )
         if found is None:
             raise HTTPException(
                 404, {"error": "not_found", "message": f"no opportunity {opportunity_id}"}

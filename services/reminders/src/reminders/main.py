@@ -228,6 +228,8 @@ def build_app(
         store.close()
 
     service = FastAPI(
+        # Our own Prometheus metrics; FastAPI's OpenTelemetry checks cost CPU per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="oppstream reminders service",
         version="1",
         description="Follow-ups, stale warnings, escalations, reclamations, revisits, "

@@ -1,0 +1,1 @@
+"""Security checks across the three services: authentication, roles, secrets in logs, injection."""
