@@ -61,8 +61,7 @@ def measure_naive(kind: str, workdir: Path, requests: int) -> Run:
 
 def measure_ours(kind: str, workdir: Path, requests: int, workers: int) -> dict[str, Run]:
     port = free_port()
-    # More than one worker process: each has one writer (they share the event store's lock).
-    settings = {"workers": str(workers), "group_commit_writers": "1"} if workers > 1 else {}
+    settings = {"workers": str(workers)}
     with Store(kind, workdir) as url, opportunity_service(url, port, workdir, **settings):
         asyncio.run(closed_loop("127.0.0.1", port, create_request("0001"), 200, CONCURRENCY))
         creates = asyncio.run(

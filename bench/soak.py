@@ -112,7 +112,10 @@ def faults(system: System, plan: Plan, journal: Journal) -> list[tuple[float, Ca
         def fault() -> None:
             service.kill_hard()
             journal.note(f"kill -9 {service.name}")
-            journal.note(f"{service.name} ready again after {service.start():.1f} s")
+            answering, ready = service.start()
+            journal.note(
+                f"{service.name} answering again after {answering:.1f} s, ready after {ready:.1f} s"
+            )
 
         return fault
 
@@ -130,7 +133,7 @@ def faults(system: System, plan: Plan, journal: Journal) -> list[tuple[float, Ca
         consumer = system.projections[1]
         consumer.stop()
         journal.note(f"{consumer.name} stopped; its group rebalances")
-        journal.note(f"{consumer.name} rejoined after {consumer.start():.1f} s")
+        journal.note(f"{consumer.name} rejoined, ready after {consumer.start()[1]:.1f} s")
 
     return [
         (0.15, kill_and_restart(system.opportunity)),
@@ -310,7 +313,8 @@ def report(
     lines = [
         f"- load: {plan.rate:.0f} commands/s for {plan.seconds:.0f} s, {plan.leads_rate:.0f} "
         f"leads/s; {sent:,} commands sent, {ok:,} answered 2xx "
-        f"({ok / (plan.seconds or 1):.0f}/s), {tally.unavailable:,} unanswered while a "
+        f"in {tally.elapsed:.0f} s ({ok / (tally.elapsed or 1):.0f}/s), {tally.unavailable:,} "
+        "unanswered while a "
         f"service was down; refusals: "
         + (", ".join(f"{k} ×{v}" for k, v in refused.items()) or "none"),
         f"- leads: {len(tally.leads):,} published, {tally.lead_redeliveries:,} redelivered, "

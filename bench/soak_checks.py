@@ -12,18 +12,9 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from soak_load import ACTIVE, Answered
 
-# Events after which an opportunity counts as progressed (domain.py: `_touch(progress=True)`).
-PROGRESS = frozenset(
-    {
-        "OpportunityCreated",
-        "StageAdvanced",
-        "StageReverted",
-        "FollowUpLogged",
-        "OpportunityResumed",
-        "OpportunityReactivated",
-        "OpportunityAssigned",
-    }
-)
+from contracts.kafka import partition_ends
+from contracts.opportunity import PROGRESS_EVENTS
+
 BI_TABLES = ("bi_opportunity", "bi_stage_visit", "bi_event", "bi_opportunity_version")
 
 
@@ -65,7 +56,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[Record]:
     await consumer.start()
     try:
         parts = await partitions(consumer, topic)
-        ends = await high_watermarks(consumer, parts)
+        ends = await partition_ends(consumer, parts)
         await consumer.seek_to_beginning(*parts)
         records: list[Record] = []
         while [p for p in parts if await consumer.position(p) < ends[p]]:
@@ -86,25 +77,6 @@ async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartit
     return [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
 
 
-async def high_watermarks(
-    consumer: AIOKafkaConsumer, parts: list[TopicPartition]
-) -> dict[TopicPartition, int]:
-    """Where each partition ends, as a fetch reports it. (Tansu's ListOffsets, behind
-    `end_offsets`, can answer one short when the last batch holds several records.)"""
-    listed = await consumer.end_offsets(parts)
-    consumer.assign(parts)
-    for part in parts:
-        consumer.seek(part, max(0, listed[part] - 1))
-    ends: dict[TopicPartition, int] = {}
-    while len(ends) < len(parts):
-        await consumer.getmany(*parts, timeout_ms=500)
-        for part in parts:
-            high = consumer.highwater(part)
-            if high is not None:
-                ends[part] = high
-    return ends
-
-
 async def end_offsets(bootstrap: str, topic: str) -> int:
     """How many records `topic` holds, all partitions together."""
     consumer = AIOKafkaConsumer(
@@ -112,7 +84,7 @@ async def end_offsets(bootstrap: str, topic: str) -> int:
     )
     await consumer.start()
     try:
-        ends = await high_watermarks(consumer, await partitions(consumer, topic))
+        ends = await partition_ends(consumer, await partitions(consumer, topic))
         return sum(ends.values())
     finally:
         await consumer.stop()
@@ -255,7 +227,7 @@ def no_reclaim_after_progress(envelopes: list[dict[str, Any]], commands: list[Re
     progress: dict[str, list[int]] = defaultdict(list)
     reclaims = []
     for e in envelopes:
-        if e["event_type"] in PROGRESS:
+        if e["event_type"] in PROGRESS_EVENTS:
             progress[e["opportunity_id"]].append(e["version"])
         command_id = e["payload"].get("command_id")
         if e["event_type"] == "OpportunityReclaimed" and command_id:

@@ -61,6 +61,7 @@ class Tally:
     leads: list[str] = field(default_factory=list)
     lead_redeliveries: int = 0
     lead_duplicates: int = 0
+    elapsed: float = 0.0  # from the first command sent to the last one answered
 
 
 def new_uscc(rng: random.Random) -> str:
@@ -79,7 +80,7 @@ class SalesTeam:
         rate: float,
         seed: int,
         max_active: int,
-        connections: int = 16,
+        connections: int = 64,
     ) -> None:
         self.port, self.stages, self.rate = port, stages, rate
         self.rng = random.Random(seed)
@@ -104,6 +105,7 @@ class SalesTeam:
         for _ in workers:
             queue.put_nowait(False)
         await asyncio.gather(*workers)
+        self.tally.elapsed = time.perf_counter() - started
 
     async def _worker(self, queue: "asyncio.Queue[bool]") -> None:
         connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None

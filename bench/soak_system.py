@@ -65,8 +65,8 @@ class Service:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> float:
-        """Start and wait until /readyz answers; the seconds it took."""
+    def start(self) -> tuple[float, float]:
+        """Start; the seconds until it answers HTTP (/healthz) and until it is ready."""
         started = time.monotonic()
         log = (self.workdir / f"{self.name}.log").open("ab")
         self.process = subprocess.Popen(
@@ -77,8 +77,10 @@ class Service:
             stderr=subprocess.STDOUT,
         )
         self.starts += 1
+        wait_until_ready(f"{self.url}/healthz", self.process, seconds=120)
+        answering = time.monotonic() - started
         wait_until_ready(f"{self.url}/readyz", self.process, seconds=120)
-        return time.monotonic() - started
+        return answering, time.monotonic() - started
 
     def kill_hard(self) -> None:
         assert self.process is not None

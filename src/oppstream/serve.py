@@ -48,6 +48,7 @@ def serve(service: str, host: str, port: int, workers: int | None = None) -> int
         print(f"oppstream: {exc}", file=sys.stderr)
         return 2
     workers = workers or settings.workers
+    settings = settings.model_copy(update={"workers": workers})
     if workers > 1 and not str(getattr(settings, STORES[service])).startswith("postgresql"):
         print(
             f"oppstream: OPPSTREAM_WORKERS={workers} needs a PostgreSQL store "

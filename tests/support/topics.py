@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from contracts.kafka import partition_ends
+
 # Tansu answers a fetch after fetch_max_wait_ms; keep it short so a read returns promptly.
 FETCH_MAX_WAIT_MS = 10
 REQUEST_TIMEOUT_MS = 40_000
@@ -101,8 +103,8 @@ async def _end_offsets(bootstrap: str, topic: str) -> Offsets:
         partitions = await _partitions(consumer, topic, time.monotonic())
         if not partitions:
             return {}
-        ends = await consumer.end_offsets(partitions)
-        return {tp.partition: int(offset) for tp, offset in ends.items()}
+        ends = await partition_ends(consumer, partitions)
+        return {tp.partition: offset for tp, offset in ends.items()}
     finally:
         await consumer.stop()
 

@@ -4,7 +4,7 @@ publish with, and the partition a key goes to."""
 import contextlib
 import logging
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
@@ -59,3 +59,23 @@ _partitioner = DefaultPartitioner()
 def partition_for(key: bytes, partitions: list[int]) -> int:
     """The partition the Java client's default partitioner picks (murmur2 of the key)."""
     return int(_partitioner(key, partitions, partitions))
+
+
+async def partition_ends(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Where each partition ends now, as a fetch reports it (its high watermark); the
+    consumer is left assigned to `partitions`. Not `end_offsets`: Tansu answers ListOffsets
+    one short when a partition's last batch holds several records."""
+    listed = await consumer.end_offsets(partitions)
+    consumer.assign(partitions)
+    for partition in partitions:
+        consumer.seek(partition, max(0, listed[partition] - 1))
+    ends: dict[TopicPartition, int] = {}
+    while len(ends) < len(partitions):
+        await consumer.getmany(*partitions, timeout_ms=500)
+        for partition in partitions:
+            high = consumer.highwater(partition)
+            if high is not None:
+                ends[partition] = high
+    return ends

@@ -7,7 +7,7 @@ down; the relay catches up once it is back.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,7 @@ class Messaging:
         )
         committer.on_saved = self.relay.wake
         self.connected = False
+        self.consuming = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -92,27 +93,51 @@ class Messaging:
             await self.broker.stop()
 
     async def _run(self) -> None:
-        backoff = 0.2
-        while not self.connected:
-            try:
-                await ensure_topics(self._settings)
-                await self.broker.start()
-                self.connected = True
-            except Exception as exc:  # broker down at start: keep serving HTTP, keep trying
-                log.warning("kafka: %s; connecting again in %.1f s", exc, backoff)
-                with contextlib.suppress(Exception):
-                    await self.broker.stop()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-        await self.relay.run()
+        """Topics first (the broker answers: ready), then the relay at once and the consumers
+        beside it: after a crash a consumer group may take a session timeout or two to let
+        the new member in, and events must not wait for that."""
+        await self._retry("kafka", lambda: ensure_topics(self._settings))
+        self.connected = True
+        relay = asyncio.create_task(self.relay.run())
+        try:
+            await self._retry("kafka consumers", self._start_consumers)
+            await relay
+        finally:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
 
     async def status(self) -> dict[str, Any]:
-        reachable = self.connected and await self.broker.ping(timeout=2.0)
+        # Until the consumers have started, the broker answered the topic check moments ago.
+        reachable = self.connected and (not self.consuming or await self.broker.ping(timeout=2.0))
         return {
             "broker": "connected" if reachable else "unavailable",
+            "consumers": "started" if self.consuming else "joining their groups",
             "relay": {
                 "leader": self.relay.is_leader,
                 "lag": self.relay.lag,
                 "error": self.relay.last_error,
             },
         }
+
+    async def _start_consumers(self) -> None:
+        try:
+            await self.broker.start()
+            self.consuming = True
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self.broker.stop()
+            raise
+
+    @staticmethod
+    async def _retry(what: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Broker down at start: keep serving HTTP, keep trying."""
+        backoff = 0.2
+        while True:
+            try:
+                await step()
+                return
+            except Exception as exc:
+                log.warning("%s: %s; again in %.1f s", what, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)

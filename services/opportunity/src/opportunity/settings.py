@@ -20,7 +20,10 @@ class Settings(OppstreamSettings):
     relay_idle_poll_ms: int = Field(default=100, ge=5, le=60_000)
     group_commit_max: int = Field(default=256, ge=1, le=10_000)
     group_commit_writers: int | None = Field(
-        default=None, ge=1, le=8, description="unset: 2 on PostgreSQL, 1 on SQLite"
+        default=None,
+        ge=1,
+        le=8,
+        description="unset: 2 on PostgreSQL with one worker process, else 1",
     )
     aggregate_cache_size: int = Field(default=10_000, ge=0)
 
@@ -33,10 +36,10 @@ class Settings(OppstreamSettings):
     @property
     def writers(self) -> int:
         """SQLite takes one writer at a time; PostgreSQL overlaps one commit's flush with the
-        next batch's work."""
+        next batch's work; several worker processes already overlap theirs."""
         if self.group_commit_writers is not None:
             return self.group_commit_writers
-        return 1 if self.eventstore_url.startswith("sqlite") else 2
+        return 1 if self.eventstore_url.startswith("sqlite") or self.workers > 1 else 2
 
 
 def eventsourcing_env(url: str) -> dict[str, str]:

@@ -2,20 +2,19 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import uuid4
 
 import pytest
 
 from contracts.rules import load_rulebook
 from opportunity.domain import ALLOWED_FROM, Opportunity
 from opportunity.errors import CommandNotAllowed, InvalidValue
+from services.opportunity.tests.opportunities import T0, new_opportunity
 
 RULES = load_rulebook()
 PIPELINE = RULES.pipeline("new")
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 STEP = timedelta(hours=1)
 
 STATUSES = ("open", "paused", "deferred", "pooled", "won", "lost", "voided")
@@ -45,27 +44,6 @@ SPEC_ALLOWED_FROM: dict[str, frozenset[str]] = {
     "void": ACTIVE,
 }
 COMMANDS = tuple(SPEC_ALLOWED_FROM)
-
-
-def new_opportunity(stage: str = "initial_contact") -> Opportunity:
-    return Opportunity(
-        id=uuid4(),
-        type="new",
-        pipeline_id=PIPELINE.id,
-        stage=stage,
-        customer={"uscc": "91350100M000100Y43", "name": "Acme", "tier": "KA", "ownership": "SOE"},
-        owner_id="rep-1",
-        team_id="east",
-        title=None,
-        amount=None,
-        currency="CNY",
-        expected_close_on=None,
-        source=None,
-        lead_id=None,
-        renewal_of=None,
-        at=T0,
-        actor="rep-1",
-    )
 
 
 def opportunity_in(status: str, stage: str) -> tuple[Opportunity, datetime]:
@@ -260,24 +238,7 @@ def test_a_refused_command_raises_with_status_and_allowed_commands_and_records_n
 
 
 def test_a_created_opportunity_without_owner_waits_in_the_pool() -> None:
-    opp = Opportunity(
-        id=uuid4(),
-        type="new",
-        pipeline_id="new",
-        stage="initial_contact",
-        customer={"uscc": "91350100M000100Y43", "name": "Acme", "tier": "KA", "ownership": "SOE"},
-        owner_id=None,
-        team_id="east",
-        title=None,
-        amount=None,
-        currency="CNY",
-        expected_close_on=None,
-        source="lead",
-        lead_id="lead-9",
-        renewal_of=None,
-        at=T0,
-        actor="svc",
-    )
+    opp = new_opportunity(owner_id=None, source="lead", lead_id="lead-9", actor="svc")
     assert (opp.status, opp.version, opp.stage) == ("pooled", 1, "initial_contact")
     assert [type(e).__name__ for e in opp.pending_events] == ["OpportunityCreated"]
 

@@ -2,10 +2,9 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
-from uuid import uuid4
 
 import pytest
 from hypothesis import settings
@@ -23,6 +22,7 @@ from contracts.rules import Pipeline, load_rulebook
 from opportunity.application import OpportunityApp
 from opportunity.domain import Opportunity
 from opportunity.errors import CommandNotAllowed, DomainError, OccurredAtRefused
+from services.opportunity.tests.opportunities import T0, new_opportunity
 
 
 def _stage(stage_id: str, **rules: Any) -> dict[str, Any]:
@@ -54,7 +54,6 @@ SMB_NEW = Pipeline.model_validate(
 )
 DEFAULT_RULES = load_rulebook()
 RULES = DEFAULT_RULES.model_copy(update={"pipelines": (*DEFAULT_RULES.pipelines, SMB_NEW)})
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 class Row(NamedTuple):
@@ -217,29 +216,7 @@ class OpportunityLifecycle(RuleBasedStateMachine):
         pipeline = SMB_NEW if (type_, tier) == ("new", "SMB") else RULES.pipeline(type_)
         assert RULES.pipeline_for(type_, tier) == pipeline
         first = pipeline.stage_ids[0]
-        self.opp = Opportunity(
-            id=uuid4(),
-            type=type_,
-            pipeline_id=pipeline.id,
-            stage=first,
-            customer={
-                "uscc": "91350100M000100Y43",
-                "name": "Acme",
-                "tier": tier,
-                "ownership": "SOE",
-            },
-            owner_id=owner,
-            team_id="east",
-            title=None,
-            amount=None,
-            currency="CNY",
-            expected_close_on=None,
-            source=None,
-            lead_id=None,
-            renewal_of=None,
-            at=T0,
-            actor="rep-1",
-        )
+        self.opp = new_opportunity(pipeline, tier=tier, owner_id=owner)
         # Without an owner it waits in the pool, as a reclaimed one does.
         self.model = Model(pipeline, "open" if owner else "pooled", first, owner)
         self.app.save(self.opp)

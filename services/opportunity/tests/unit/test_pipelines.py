@@ -1,19 +1,18 @@
 """Pipeline rules (SPEC §2.1, §6): stage order, skips, moves back, roles, wins, lost reasons."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from textwrap import dedent
 from typing import Any
-from uuid import uuid4
 
 import pytest
 
 from contracts.rules import Pipeline, Rulebook, load_rulebook, parse_rulebook
 from opportunity.domain import Opportunity
 from opportunity.errors import InvalidValue, RoleNotAllowed, StageRuleBroken
+from services.opportunity.tests.opportunities import T0, new_opportunity
 
 RULES = load_rulebook()
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LATER = T0 + timedelta(hours=1)
 
 
@@ -55,24 +54,7 @@ def custom_rules(new_stages: str, extra_pipelines: str = "") -> Rulebook:
 
 
 def opportunity_at(pipeline: Pipeline, stage: str) -> Opportunity:
-    opp = Opportunity(
-        id=uuid4(),
-        type=pipeline.type,
-        pipeline_id=pipeline.id,
-        stage=stage,
-        customer={"uscc": "91350100M000100Y43", "name": "Acme", "tier": "KA", "ownership": "SOE"},
-        owner_id="rep-1",
-        team_id="east",
-        title=None,
-        amount=None,
-        currency="CNY",
-        expected_close_on=None,
-        source=None,
-        lead_id=None,
-        renewal_of=None,
-        at=T0,
-        actor="rep-1",
-    )
+    opp = new_opportunity(pipeline, stage)
     opp.collect_events()
     return opp
 

@@ -1,43 +1,21 @@
 """Time in the aggregate: imported `occurred_at`, paused time, progress, pool moves, replay."""
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import uuid4
 
 import pytest
 
 from contracts.rules import load_rulebook
 from opportunity.domain import Opportunity
 from opportunity.errors import InvalidValue, OccurredAtRefused
+from services.opportunity.tests.opportunities import T0, new_opportunity
 
 RULES = load_rulebook()
 PIPELINE = RULES.pipeline("new")
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-
-
-def new_opportunity(owner_id: str | None = "rep-1") -> Opportunity:
-    return Opportunity(
-        id=uuid4(),
-        type="new",
-        pipeline_id=PIPELINE.id,
-        stage="initial_contact",
-        customer={"uscc": "91350100M000100Y43", "name": "Acme", "tier": "KA", "ownership": "SOE"},
-        owner_id=owner_id,
-        team_id="east",
-        title=None,
-        amount=None,
-        currency="CNY",
-        expected_close_on=None,
-        source=None,
-        lead_id=None,
-        renewal_of=None,
-        at=T0,
-        actor="rep-1",
-    )
 
 
 def last_event(opp: Opportunity) -> Any:

@@ -26,10 +26,10 @@ from operator import itemgetter
 from typing import Any, Protocol
 
 import orjson
-import psycopg
 import sqlalchemy as sa
 
 from contracts.rules import Rulebook
+from contracts.store_errors import refused, why
 from projections.bulk import insert_new, upsert
 from projections.envelopes import Event, Poison, decode
 from projections.projection import (
@@ -119,7 +119,7 @@ class Store:
         except Exception as exc:
             if not refused(exc):
                 raise
-            log.warning("a record of the batch cannot be stored (%s); one at a time", _why(exc))
+            log.warning("a record of the batch cannot be stored (%s); one at a time", why(exc))
         total = Outcome()
         known = dict(known or {})
         for record in records:
@@ -205,13 +205,13 @@ class Store:
 
     def _set_aside(self, record: Record, error: Exception) -> Outcome:
         """Keep a record the tables cannot hold as poison, and store the position after it."""
-        why = f"not storable: {_why(error)}"
+        problem = f"not storable: {why(error)}"
         log.warning(
             "record %s/%d/%d is kept as poison: %s",
             record.topic,
             record.partition,
             record.offset,
-            why,
+            problem,
         )
         key = (record.topic, record.partition)
         with self.engine.begin() as conn:
@@ -220,7 +220,7 @@ class Store:
                 conn,
                 self.tables.poison,
                 POISON_COLUMNS,
-                [(record.topic, record.partition, record.offset, why, record.value)],
+                [(record.topic, record.partition, record.offset, problem, record.value)],
             )
             upsert(
                 conn,
@@ -473,23 +473,6 @@ HELD_COLUMNS = ("event_id", "opportunity_id", "version", "envelope")
 POISON_COLUMNS = ("topic", "partition", "offset", "error", "value")
 
 _visit = itemgetter(*VISIT_COLUMNS)
-
-
-def refused(error: BaseException) -> bool:
-    """Whether applying failed on what a record holds (a value the database cannot store, or
-    one the projection cannot compute with) rather than on the database being down, busy or
-    in a race with another consumer: the same record fails the same way every time."""
-    if isinstance(error, sa.exc.DBAPIError):
-        return isinstance(error, sa.exc.DataError)
-    if isinstance(error, sa.exc.StatementError):  # raised while binding a value
-        return error.orig is not None and refused(error.orig)
-    return isinstance(error, psycopg.DataError | ValueError | ArithmeticError | TypeError)
-
-
-def _why(error: BaseException) -> str:
-    """The error without the SQL and parameters SQLAlchemy adds (a parameter may be 1 MB)."""
-    cause = error.orig if isinstance(error, sa.exc.StatementError) else error
-    return f"{type(cause).__name__}: {cause}"[:1000]
 
 
 def _relaxed_commit(conn: sa.Connection) -> None:

@@ -25,11 +25,12 @@ from pydantic import ValidationError
 
 from contracts import topics
 from contracts.envelope import Envelope
+from contracts.store_errors import refused, why
 from reminders.clock import Clock
 from reminders.facts import OpportunityFacts, evolve
 from reminders.metrics import Metrics
 from reminders.ownership import Ownership
-from reminders.store import Planned, Store, refused, why
+from reminders.store import Planned, Store
 from reminders.timers import Planner
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -469,23 +468,6 @@ class Transaction:
         self.conn.execute(
             insert.on_conflict_do_update(index_elements=keys, set_=update, where=where), rows
         )
-
-
-def refused(error: BaseException) -> bool:
-    """Whether taking records failed on what one holds (a value the database cannot store,
-    or one the schedule cannot be computed with) rather than on the database being down or
-    busy: the same record fails the same way every time."""
-    if isinstance(error, sa.exc.DBAPIError):
-        return isinstance(error, sa.exc.DataError)
-    if isinstance(error, sa.exc.StatementError):  # raised while binding a value
-        return error.orig is not None and refused(error.orig)
-    return isinstance(error, psycopg.DataError | ValueError | ArithmeticError | TypeError)
-
-
-def why(error: BaseException) -> str:
-    """The error without the SQL and parameters SQLAlchemy adds."""
-    cause = error.orig if isinstance(error, sa.exc.StatementError) else error
-    return f"{type(cause).__name__}: {cause}"[:1000]
 
 
 def facts_of(row: Any) -> OpportunityFacts:
