@@ -3,8 +3,8 @@
 Each service package offers `<service>.settings.Settings` (an `OppstreamSettings`) and
 `<service>.main.build_app(settings, *, rules, principals)`.
 
-With `OPPSTREAM_WORKERS` (or `--workers`) above 1, the port is bound once and that many
-worker processes serve it, each with its own app (its own group commit, consumers and
+With `OPPSTREAM_WORKERS` (or `--workers`) above 1, that many worker processes serve the
+port (a socket each, SO_REUSEPORT), each with its own app (its own group commit, consumers and
 aggregate cache; the relay runs in the one that holds the relay lock). A worker dies with
 the parent (`kill -9` included); when one worker stops, the others are stopped too, so a
 supervisor sees one failure and restarts the whole.
@@ -75,24 +75,25 @@ PR_SET_PDEATHSIG = 1
 
 
 def _serve_workers(build: Callable[[], Any], host: str, port: int, workers: int) -> int:
-    listener = socket.create_server((host, port), backlog=2048, reuse_port=False)
     parent = os.getpid()
     children = []
     for _ in range(workers):
-        # One after the other: a worker's app creates the store's tables if missing, and
-        # the next one starts once that is done.
+        # A listening socket per worker on the same port (SO_REUSEPORT): the kernel spreads
+        # new connections evenly over them. One worker after the other: a worker's app
+        # creates the store's tables if missing, and the next one starts once that is done.
+        listener = socket.create_server((host, port), backlog=2048, reuse_port=True)
         built, done = os.pipe()
         child = os.fork()
         if child == 0:
             os.close(built)
             _work(build, listener, parent, done)
+        listener.close()
         os.close(done)
         with os.fdopen(built, "rb") as ready:
             started = ready.read(1) == b"1"
         children.append(child)
         if not started:
             break
-    listener.close()
 
     def stop_children(*_: object) -> None:
         for child in children:
