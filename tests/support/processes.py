@@ -220,7 +220,9 @@ def _spawn(name: str, env: Mapping[str, str], workdir: Path, args: Sequence[str]
 
 
 def _wait_ready(service: Service, timeout: float) -> bool:
-    """True once /readyz answers 200; False if the process exits; TimeoutError at the deadline."""
+    """True once /readyz answers 200 and any consumers have started (the opportunity service is
+    ready before its groups settle; a test's records then meet no rebalance); False if the
+    process exits; TimeoutError at the deadline."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     with httpx.Client(base_url=service.url, timeout=2.0) as client:
@@ -232,7 +234,9 @@ def _wait_ready(service: Service, timeout: float) -> bool:
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
             else:
-                if answer.status_code == 200:
+                if answer.status_code == 200 and answer.json().get("consumers", "started") == (
+                    "started"
+                ):
                     return True
                 last = f"{answer.status_code} {answer.text[:200]}"
             time.sleep(_POLL_INTERVAL)
