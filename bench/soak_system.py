@@ -59,7 +59,6 @@ class Service:
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
     peak_rss_mb: float = 0.0
-    starts: int = 0
 
     @property
     def url(self) -> str:
@@ -76,7 +75,6 @@ class Service:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        self.starts += 1
         wait_until_ready(f"{self.url}/healthz", self.process, seconds=120)
         answering = time.monotonic() - started
         wait_until_ready(f"{self.url}/readyz", self.process, seconds=120)
