@@ -133,8 +133,10 @@ def start_service(
     *,
     args: Sequence[str] = (),
     ready_timeout: float = READY_TIMEOUT,
+    consumers_started: bool = True,
 ) -> Service:
-    """Start `oppstream serve NAME` on a free port in `workdir`; return once GET /readyz is 200.
+    """Start `oppstream serve NAME` on a free port in `workdir`; return once GET /readyz is 200
+    and (unless `consumers_started` is False) its consumers have started.
 
     If it exits or is not ready before the deadline, it is stopped and the error carries its
     output. A port taken between choosing it and binding it is retried on another port.
@@ -142,7 +144,7 @@ def start_service(
     for _ in range(3):
         service = _spawn(name, env, workdir, args)
         try:
-            if _wait_ready(service, ready_timeout):
+            if _wait_ready(service, ready_timeout, consumers_started):
                 return service
         except BaseException:
             service.stop()
@@ -219,10 +221,10 @@ def _spawn(name: str, env: Mapping[str, str], workdir: Path, args: Sequence[str]
     return Service(name, port, process, stdout_path, stderr_path)
 
 
-def _wait_ready(service: Service, timeout: float) -> bool:
-    """True once /readyz answers 200 and any consumers have started (the opportunity service is
-    ready before its groups settle; a test's records then meet no rebalance); False if the
-    process exits; TimeoutError at the deadline."""
+def _wait_ready(service: Service, timeout: float, consumers_started: bool) -> bool:
+    """True once /readyz answers 200 and, with `consumers_started`, any consumers have started
+    (the opportunity service is ready before its groups settle; a test's records then meet no
+    rebalance); False if the process exits; TimeoutError at the deadline."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     with httpx.Client(base_url=service.url, timeout=2.0) as client:
@@ -234,9 +236,8 @@ def _wait_ready(service: Service, timeout: float) -> bool:
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
             else:
-                if answer.status_code == 200 and answer.json().get("consumers", "started") == (
-                    "started"
-                ):
+                started = answer.json().get("consumers", "started") == "started"
+                if answer.status_code == 200 and (started or not consumers_started):
                     return True
                 last = f"{answer.status_code} {answer.text[:200]}"
             time.sleep(_POLL_INTERVAL)

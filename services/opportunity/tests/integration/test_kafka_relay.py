@@ -405,7 +405,8 @@ def test_a_relay_killed_mid_stream_republishes_only_what_it_had_not_confirmed(
     start = end_offsets(kafka.bootstrap, topics.OPPORTUNITY_EVENTS)
     env = kafka_env(tmp_path / "run", kafka, fresh_store, relay_batch=str(RELAY_BATCH))
 
-    first = start_service("opportunity", env, tmp_path / "run")
+    # Not waiting for the consumers: the relay starts as soon as the broker answers.
+    first = start_service("opportunity", env, tmp_path / "run", consumers_started=False)
     try:
         with httpx.Client(base_url=first.url, timeout=5.0) as client:
             wait_until(
