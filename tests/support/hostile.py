@@ -122,6 +122,19 @@ def empty_object() -> Hostile:
     return Hostile("missing: every field", b"{}")
 
 
+def shapeless(rng: random.Random, valid: bytes) -> list[Hostile]:
+    """Records that are no message at all, whatever the topic: not JSON (`valid` spoiled), not
+    an object, at the size limit, too deep, without a value, an empty object."""
+    return [
+        *not_json(rng, valid),
+        *not_objects(rng),
+        at_the_limit(rng),
+        *too_deep(),
+        no_value(),
+        empty_object(),
+    ]
+
+
 def without(message: Mapping[str, Any], fields: Iterable[str]) -> list[Hostile]:
     """`message` without each of `fields` (dotted paths), one at a time."""
     found = []

@@ -217,12 +217,7 @@ def unanswerable_leads(rng: random.Random) -> list[Hostile]:
     """No lead id to answer to: parked."""
     template = lead()
     return [
-        *hostile.not_json(rng, orjson.dumps(template)),
-        *hostile.not_objects(rng),
-        hostile.at_the_limit(rng),
-        *hostile.too_deep(),
-        hostile.no_value(),
-        hostile.empty_object(),
+        *hostile.shapeless(rng, orjson.dumps(template)),
         *hostile.without(template, ["lead_id"]),
         *hostile.mistyped(rng, template, ["lead_id"]),
         *hostile.huge(rng, template, ["lead_id"]),
@@ -367,12 +362,7 @@ def hostile_commands(rng: random.Random, victim: str, won_id: str) -> list[Hosti
         return Hostile(case, orjson.dumps({**message, **fields}))
 
     return [
-        *hostile.not_json(rng, orjson.dumps(take)),
-        *hostile.not_objects(rng),
-        hostile.at_the_limit(rng),
-        *hostile.too_deep(),
-        hostile.no_value(),
-        hostile.empty_object(),
+        *hostile.shapeless(rng, orjson.dumps(take)),
         *hostile.without(take, reclaim_fields),
         *hostile.without(renew, renewal_fields),
         *hostile.mistyped(rng, take, reclaim_fields),
