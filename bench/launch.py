@@ -1,6 +1,7 @@
 """What a bench run stands on: fresh stores, a broker, our services (or the naive baseline)
 as subprocesses."""
 
+import asyncio
 import contextlib
 import json
 import os
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from contracts.principals import DEV_PRINCIPALS
 from oppstream.broker import embedded_broker
@@ -113,3 +116,21 @@ def naive_service(
     env = {"BENCH_STORE_URL": store_url, "BENCH_PORT": str(port)}
     argv = [sys.executable, str(ROOT / "bench" / "naive_server.py")]
     return running(argv, env, f"http://127.0.0.1:{port}/docs", workdir)
+
+
+async def raw_publish(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> float:
+    """The baseline of the publishing benches: a plain aiokafka producer sending `messages` to
+    a fresh 6-partition topic, all acknowledged; messages a second."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
+    await admin.create_topics([NewTopic(topic, 6, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=40000)
+    await producer.start()
+    started = time.perf_counter()
+    futures = [await producer.send(topic, key=key, value=value) for key, value in messages]
+    await asyncio.gather(*futures)
+    elapsed = time.perf_counter() - started
+    await producer.stop()
+    return len(messages) / elapsed

@@ -20,8 +20,7 @@ from uuid import uuid4
 
 import orjson
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from stdnum.cn import uscc as stdnum_uscc
 
@@ -38,7 +37,7 @@ from oppstream.broker import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from launch import TOKENS, Store, broker, opportunity_service  # noqa: E402
+from launch import TOKENS, Store, broker, opportunity_service, raw_publish  # noqa: E402
 from loadgen import open_loop, request  # noqa: E402
 from results import write_section  # noqa: E402
 
@@ -99,22 +98,6 @@ def envelopes(app: OpportunityApp) -> list[tuple[bytes, bytes]]:
             envelope = envelope_of(n)
             found.append((envelope["opportunity_id"].encode(), orjson.dumps(envelope)))
         position = page[-1].id
-
-
-async def raw_publish(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> float:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    topic = f"bench.raw.{uuid4().hex[:6]}"
-    await admin.create_topics([NewTopic(topic, 6, 1)])
-    await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=40000)
-    await producer.start()
-    started = time.perf_counter()
-    futures = [await producer.send(topic, key=key, value=value) for key, value in messages]
-    await asyncio.gather(*futures)
-    elapsed = time.perf_counter() - started
-    await producer.stop()
-    return len(messages) / elapsed
 
 
 async def relay_drain(settings: Settings, app: OpportunityApp, total: int) -> float:

@@ -22,13 +22,11 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import httpx
 import psycopg
 import sqlalchemy as sa
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from contracts.kafka import ensure_topics, new_producer
 from contracts.rules import load_rulebook
@@ -46,7 +44,7 @@ from reminders.timers import Planner
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from launch import Store as Database  # noqa: E402
-from launch import auth_file, broker  # noqa: E402
+from launch import auth_file, broker, raw_publish  # noqa: E402
 from results import write_section  # noqa: E402
 
 PARTITIONS = 6
@@ -140,22 +138,6 @@ async def fire_all(scheduler: Scheduler, store: Store, first: int, count: int) -
     if done != count or store.count_pending():
         raise RuntimeError(f"fired {done} of {count}; {store.count_pending()} not sent")
     return count / elapsed
-
-
-async def raw_publish(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> float:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    topic = f"bench.raw.{uuid4().hex[:6]}"
-    await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-    await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=40000)
-    await producer.start()
-    started = time.perf_counter()
-    futures = [await producer.send(topic, key=key, value=value) for key, value in messages]
-    await asyncio.gather(*futures)
-    elapsed = time.perf_counter() - started
-    await producer.stop()
-    return len(messages) / elapsed
 
 
 def peak_rss_mb(pid: int) -> float:
