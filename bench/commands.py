@@ -126,7 +126,8 @@ def main() -> int:
         [
             f"{CONCURRENCY} concurrent keep-alive clients, {args.requests} creates then "
             f"{2 * args.requests} advances per run; medians of {args.runs} runs. Latency: "
-            "creates sent on a fixed schedule of 500 req/s for 8 s.",
+            "creates sent on a fixed schedule of 500 req/s for 8 s. Naive: FastAPI + "
+            "eventsourcing as it ships (its own recorder), one create per transaction.",
             "",
             "| store | workers | naive create/s (baseline) | our create/s (ratio) "
             "| our advance/s (ratio) | p50 / p99 ms at 500 req/s | statuses (last run) |",

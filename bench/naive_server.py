@@ -23,7 +23,9 @@ class CreateBody(BaseModel):
 
 
 def build() -> FastAPI:
-    store = OpportunityApp(load_rulebook(), env=eventsourcing_env(os.environ["BENCH_STORE_URL"]))
+    env = eventsourcing_env(os.environ["BENCH_STORE_URL"])
+    env.pop("APPLICATION_RECORDER_TOPIC", None)  # eventsourcing's recorder as it ships
+    store = OpportunityApp(load_rulebook(), env=env)
     api = FastAPI()
 
     @api.post("/opportunities", status_code=201)

@@ -25,7 +25,7 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 from eventsourcing.postgres import PostgresAggregateRecorder
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from contracts.commands import CreateRenewalCommand, ReclaimCommand
 from contracts.customer import Customer
@@ -74,6 +74,18 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
+
+
+def newer_events_query(events_table: str) -> Composed:
+    """The events after given versions of given aggregates. LATERAL: one primary-key lookup
+    per aggregate, whatever the size of the table (a plain join lets the planner scan the
+    whole table once it estimates many rows)."""
+    return SQL(
+        "SELECT e.* FROM unnest(%b::uuid[], %b::bigint[]) AS c(id, version) "
+        "CROSS JOIN LATERAL (SELECT originator_id, originator_version, topic, state FROM {} "
+        "WHERE originator_id = c.id AND originator_version > c.version "
+        "ORDER BY originator_version) AS e"
+    ).format(Identifier(events_table))
 
 
 class UnitOfWork:
@@ -203,6 +215,11 @@ class OpportunityApp(Application[UUID]):
         super().__init__(env)
         self.rules = rules
         self.zone = zone
+        self._catch_up_query = (
+            newer_events_query(self.recorder.events_table_name)
+            if isinstance(self.recorder, PostgresAggregateRecorder)
+            else None
+        )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -291,24 +308,19 @@ class OpportunityApp(Application[UUID]):
         replica — may have recorded some), all events of one not cached. So a batch neither
         reads aggregate by aggregate nor conflicts on a stale copy and runs again.
         PostgreSQL only: a SQLite store has one writing process, and reads are cheap."""
-        cache, recorder = self.repository.cache, self.recorder
-        if cache is None or not ids or not isinstance(recorder, PostgresAggregateRecorder):
+        cache, query = self.repository.cache, self._catch_up_query
+        if cache is None or not ids or query is None:
             return
+        datastore = cast(PostgresAggregateRecorder, self.recorder).datastore
         known: dict[UUID, Aggregate | None] = {}
         for aggregate_id in ids:
             try:
                 known[aggregate_id] = cast(Aggregate, cache.get(aggregate_id))
             except KeyError:
                 known[aggregate_id] = None
-        query = SQL(
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {} e "
-            "JOIN unnest(%s::uuid[], %s::int[]) AS c(id, version) "
-            "ON e.originator_id = c.id AND e.originator_version > c.version "
-            "ORDER BY e.originator_id, e.originator_version"
-        ).format(Identifier(recorder.events_table_name))
         versions = [a.version if a is not None else 0 for a in known.values()]
-        with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(query, (list(known), versions))
+        with datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(query, (list(known), versions), prepare=True)
             rows = cursor.fetchall()
         newer: dict[UUID, list[StoredEvent]] = {}
         for row in rows:

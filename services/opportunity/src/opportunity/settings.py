@@ -62,6 +62,7 @@ def eventsourcing_env(url: str) -> dict[str, str]:
             raise ValueError("a PostgreSQL store URL is postgresql://user:password@host:port/db")
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": "opportunity.pgrecorder:OrderedEventRecorder",
             "POSTGRES_DBNAME": database,
             "POSTGRES_HOST": parts.hostname,
             "POSTGRES_PORT": str(parts.port or 5432),

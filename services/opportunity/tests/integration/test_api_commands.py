@@ -1,5 +1,6 @@
 """Every command endpoint answers with the new state and version; history can be imported."""
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -139,6 +140,30 @@ def test_a_command_answers_200_with_the_new_state_and_the_next_version(
     read = client.get(f"/opportunities/{oid}", headers=auth("admin")).json()
     assert read["version"] == before + 1
     assert history_types(client, oid)[-1] == case.event_type
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.command for case in CASES])
+def test_fastapis_own_path_answers_a_command_as_the_fast_lane_does(
+    client: TestClient, case: Case
+) -> None:
+    """A body sent as application/*+json is left to FastAPI (opportunity.fastlane)."""
+    lane, slow = create(client)["id"], create(client)["id"]
+    case.setup(client, lane)
+    case.setup(client, slow)
+    fast_state = act(client, lane, case.command, case.body, case.principal)
+
+    answer = client.post(
+        f"/opportunities/{slow}/{case.command}",
+        content=json.dumps(case.body or {}),
+        headers={**auth(case.principal), "Content-Type": "application/vnd.oppstream+json"},
+    )
+
+    assert answer.status_code == 200, answer.text
+    state = answer.json()
+    assert state.keys() == fast_state.keys()
+    assert state["version"] == fast_state["version"]
+    assert {name: state[name] for name in case.expected} == case.expected
+    assert history_types(client, slow) == history_types(client, lane)
 
 
 def test_patch_updates_info_and_answers_the_new_state(client: TestClient) -> None:
