@@ -5,7 +5,8 @@ Each service package offers `<service>.settings.Settings` (an `OppstreamSettings
 
 With `OPPSTREAM_WORKERS` (or `--workers`) above 1, that many worker processes serve the
 port (a socket each, SO_REUSEPORT), each with its own app (its own group commit, consumers and
-aggregate cache; the relay runs in the one that holds the relay lock). A worker dies with
+aggregate cache; the relay runs in the one that holds the relay lock); `/metrics` answers the
+sum over the workers, whichever answers the scrape. A worker dies with
 the parent (`kill -9` included); when one worker stops, the others are stopped too, so a
 supervisor sees one failure and restarts the whole.
 """
@@ -14,16 +15,20 @@ import contextlib
 import ctypes
 import importlib
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
 
+from contracts.exposition import share_across_workers
 from contracts.principals import AuthFileError, auth_file_path, load_principals
 from contracts.rules import RulebookError, load_rulebook
 
@@ -75,6 +80,15 @@ PR_SET_PDEATHSIG = 1
 
 
 def _serve_workers(build: Callable[[], Any], host: str, port: int, workers: int) -> int:
+    metrics = Path(tempfile.mkdtemp(prefix="oppstream-metrics-"))
+    share_across_workers(metrics)  # /metrics answers the sum over the workers
+    try:
+        return _fork_workers(build, host, port, workers)
+    finally:
+        shutil.rmtree(metrics, ignore_errors=True)
+
+
+def _fork_workers(build: Callable[[], Any], host: str, port: int, workers: int) -> int:
     parent = os.getpid()
     children = []
     for _ in range(workers):

@@ -14,10 +14,11 @@ import orjson
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from contracts.exposition import exposition
 from contracts.opportunity import OpportunityType, Status
 from contracts.principals import Principals
 from contracts.problems import refusals
@@ -637,7 +638,7 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
 
     @router.get("/metrics", tags=["operations"])
     async def metrics() -> Response:
-        return Response(generate_latest(api.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(api.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

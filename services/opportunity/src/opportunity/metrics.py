@@ -35,11 +35,13 @@ class Metrics:
         self.relay_lag = Gauge(
             "oppstream_relay_lag",
             "Notifications recorded but not yet published to Kafka",
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
         self.relay_leader = Gauge(
             "oppstream_relay_leader",
             "1 while this copy holds the relay lock",
+            multiprocess_mode="livesum",
             registry=self.registry,
         )
         self.leads = Counter(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.postgres import fresh_database
 from tests.support.principals import auth, customer
@@ -89,6 +90,29 @@ def test_parallel_advances_through_both_workers_have_one_winner(workers: Service
         statuses = Counter(pool.map(advance, range(8)))
     assert statuses[200] == 1, statuses
     assert set(statuses) <= {200, 409, 412}, statuses
+
+
+@pytest.mark.postgres
+def test_metrics_count_the_commands_of_every_worker(workers: Service) -> None:
+    creates = 12
+    for _ in range(creates):  # a new connection each: the kernel spreads them over the workers
+        answer = httpx.post(
+            f"{workers.url}/opportunities",
+            json={"type": "new", "customer": customer()},
+            headers=auth("rep-1"),
+        )
+        assert answer.status_code == 201, answer.text
+
+    for _ in range(6):  # whichever worker answers the scrape
+        scraped = httpx.get(f"{workers.url}/metrics").text
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(scraped)
+            for sample in family.samples
+        }
+        created = (("command", "create"), ("status", "201"))
+        assert samples[("oppstream_commands_total", created)] == creates, scraped
+        assert samples[("oppstream_command_seconds_count", (("command", "create"),))] == creates
 
 
 @pytest.mark.postgres

@@ -41,6 +41,7 @@ class Metrics:
         self.held = Gauge(
             "oppstream_projection_held_events",
             "Events waiting for a missing version of their opportunity",
+            multiprocess_mode="livemostrecent",
             registry=self.registry,
         )
         self.rewinds = Counter(
@@ -63,6 +64,7 @@ class Metrics:
         self.lag = Gauge(
             "oppstream_projection_lag",
             "Records on the assigned partitions not applied yet (high watermark - position)",
+            multiprocess_mode="livesum",
             registry=self.registry,
         )
         self.report_seconds = Histogram(

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from contracts.exposition import exposition
 from contracts.principals import Principal, Principals
 from contracts.problems import refusals
 from contracts.rules import Role
@@ -71,7 +72,7 @@ def build_router(api: Api) -> APIRouter:
             api.metrics.outbox_pending.set(await run_in_threadpool(api.store.count_pending))
         except Exception:  # noqa: S110 - the store is down: /readyz says so; metrics still answer
             pass
-        return Response(generate_latest(api.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(api.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @router.get(
         "/opportunities/{opportunity_id}/reminders",

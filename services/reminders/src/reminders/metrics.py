@@ -42,10 +42,12 @@ class Metrics:
         self.outbox_pending = Gauge(
             "oppstream_reminders_outbox_pending",
             "Fired timers not yet acknowledged by the broker (all partitions; read at scrape)",
+            multiprocess_mode="livemostrecent",
             registry=self.registry,
         )
         self.partitions = Gauge(
             "oppstream_reminders_partitions_owned",
             "Partitions of crm.opportunity.events this copy consumes and fires timers for",
+            multiprocess_mode="livesum",
             registry=self.registry,
         )
