@@ -161,7 +161,8 @@ class OpportunityState:
 STATE_FIELDS = tuple(f.name for f in fields(OpportunityState))
 state_values = attrgetter(*STATE_FIELDS)
 
-# The columns of `bi_opportunity_version`: the state after each event, for `as_of`.
+# The columns of `bi_opportunity_version`: the state after each event, for `as_of`. They are
+# all the reports read of a state that changes, now or as of then (readmodel.py).
 HISTORY_FIELDS = (
     "status",
     "stage",

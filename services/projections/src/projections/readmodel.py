@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from projections.forecast import OpenAmount
 from projections.funnel import ReachCount
-from projections.projection import ACTIVE
+from projections.projection import ACTIVE, HISTORY_FIELDS
 from projections.schema import LIVE, Tables, epoch
 
 
@@ -40,17 +40,21 @@ class Query:
     scope_owner_id: str | None = None
     scope_team_id: str | None = None
 
-    def company(self, created_from: datetime, created_to: datetime) -> "Query":
-        """The same customer segment, company-wide, created in [created_from, created_to)."""
+    def segment(self) -> "Query":
+        """The same customer segment at the same `as_of`, company-wide, created at any time."""
         return replace(
             self,
             owner_id=None,
             team_id=None,
             scope_owner_id=None,
             scope_team_id=None,
-            created_from=created_from,
-            created_to=created_to,
+            created_from=None,
+            created_to=None,
         )
+
+    def company(self, created_from: datetime, created_to: datetime) -> "Query":
+        """The same customer segment, company-wide, created in [created_from, created_to)."""
+        return replace(self.segment(), created_from=created_from, created_to=created_to)
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ class ReadModel:
         o = self.t.opportunity
         fixed = [o.c[name] for name in _FIXED]
         if q.as_of is None:
-            select = sa.select(*fixed, *(o.c[name] for name in _CHANGING))
+            select = sa.select(*fixed, *(o.c[name] for name in HISTORY_FIELDS))
         else:
             # The row of the last event up to `as_of`: its version's successor (versions go
             # up by one) did not occur by then.
@@ -109,7 +113,7 @@ class ReadModel:
                 .exists()
             )
             select = (
-                sa.select(*fixed, *(h.c[name] for name in _CHANGING))
+                sa.select(*fixed, *(h.c[name] for name in HISTORY_FIELDS))
                 .select_from(o.join(h, h.c.opportunity_id == o.c.id))
                 .where(h.c.occurred_at <= q.as_of, ~successor)
             )
@@ -126,16 +130,7 @@ class ReadModel:
     ) -> tuple[Cohort, Cohort]:
         """The stage figures of the query's cohort and of the company's trailing cohort (same
         segment and `as_of`, other creation window, everyone's), each table read once."""
-        base = replace(
-            q,
-            owner_id=None,
-            team_id=None,
-            scope_owner_id=None,
-            scope_team_id=None,
-            created_from=None,
-            created_to=None,
-            include_voided=True,
-        )
+        base = replace(q.segment(), include_voided=True)
         s = self.source(base)
         mine = sa.and_(sa.true(), *_conditions(s.c, q, segment=False))
         theirs = sa.and_(sa.true(), *_conditions(s.c, company, segment=False))
@@ -313,7 +308,8 @@ def _conditions(cols: Any, q: Query, *, segment: bool) -> list[sa.ColumnElement[
     return found
 
 
-# Columns no event changes after the creation, and columns the `as_of` state gives.
+# Columns no event changes after the creation; the others are the history's (HISTORY_FIELDS),
+# which the `as_of` state gives.
 _FIXED = (
     "id",
     "pipeline_id",
@@ -323,23 +319,6 @@ _FIXED = (
     "uscc",
     "customer_name",
     "created_at",
-)
-_CHANGING = (
-    "status",
-    "stage",
-    "stage_index",
-    "furthest_stage_index",
-    "stage_entered_at",
-    "visit_paused_seconds",
-    "paused_at",
-    "owner_id",
-    "team_id",
-    "amount",
-    "currency",
-    "expected_close_on",
-    "last_progress_at",
-    "closed_at",
-    "won_amount",
 )
 
 
