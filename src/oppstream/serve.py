@@ -26,11 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from pydantic import ValidationError
 
+from contracts.configuration import BadConfiguration, read_configuration
 from contracts.exposition import share_across_workers
-from contracts.principals import AuthFileError, auth_file_path, load_principals
-from contracts.rules import RulebookError, load_rulebook
 
 SERVICES = ("opportunity", "projections", "reminders")
 
@@ -39,17 +37,8 @@ def serve(service: str, host: str, port: int, workers: int | None = None) -> int
     settings_module = importlib.import_module(f"{service}.settings")
     main_module = importlib.import_module(f"{service}.main")
     try:
-        settings = settings_module.Settings()
-        rules = load_rulebook(settings.rules_file)
-        principals = load_principals(auth_file_path(settings.auth_file))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"OPPSTREAM_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors()
-        )
-        print(f"oppstream: bad configuration: {problems}", file=sys.stderr)
-        return 2
-    except (RulebookError, AuthFileError) as exc:
+        settings, rules, principals = read_configuration(settings_module.Settings)
+    except BadConfiguration as exc:
         print(f"oppstream: {exc}", file=sys.stderr)
         return 2
     workers = workers or settings.workers

@@ -5,6 +5,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from contracts.settings import sqlalchemy_url
+from contracts.stores import sqlite_engine
 
 # The staging tables (bulk.py) a PostgreSQL session has created, kept in its connection's info.
 STAGES = "projection_stages"
@@ -20,23 +21,8 @@ def create_engine(url: str, *, writer: bool = False) -> sa.Engine:
         _multi_row_inserts(engine)
         _forget_stages_on_rollback(engine)
         return engine
-    engine = sa.create_engine(sqlalchemy_url(url), connect_args={"timeout": 60})
+    engine = sqlite_engine(url, 60, lambda _: "BEGIN IMMEDIATE" if writer else "BEGIN")
     _multi_row_inserts(engine)
-
-    @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _: Any) -> None:
-        # We issue BEGIN ourselves; pysqlite's implicit transactions would get in the way.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=60000")
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
-
     return engine
 
 

@@ -5,7 +5,6 @@ rebuild fills a prefixed shadow set and renames it into place (rebuild.py).
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,33 +14,11 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from contracts.stores import UtcDateTime
+
 NAMING = {"pk": "pk_%(table_name)s"}
 # Tables whose rows are updated as events arrive keep room on each page for the new version.
 FILLFACTOR = 80
-
-
-class UtcDateTime(sa.TypeDecorator[datetime]):
-    """An instant: timestamptz on PostgreSQL, UTC text on SQLite; always read back aware."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: every instant in the projections has a zone")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(
-        self,
-        value: datetime | None,
-        dialect: Dialect,  # noqa: ARG002 - the same in both dialects
-    ) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class epoch(FunctionElement[float]):  # noqa: N801 - reads like the SQL function it stands for

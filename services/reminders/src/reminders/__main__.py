@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from contracts.principals import AuthFileError, auth_file_path, load_principals
-from contracts.rules import RulebookError, load_rulebook
+from contracts.configuration import BadConfiguration, read_configuration
+from contracts.principals import AuthFileError
 
 DEFAULT_PORT = 8002
 
@@ -40,17 +40,8 @@ def _serve(host: str, port: int) -> int:
     from reminders.settings import Settings
 
     try:
-        settings = Settings()
-        rules = load_rulebook(settings.rules_file)
-        principals = load_principals(auth_file_path(settings.auth_file))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"OPPSTREAM_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors()
-        )
-        print(f"reminders: bad configuration: {problems}", file=sys.stderr)
-        return 2
-    except (RulebookError, AuthFileError) as exc:
+        settings, rules, principals = read_configuration(Settings)
+    except BadConfiguration as exc:
         print(f"reminders: {exc}", file=sys.stderr)
         return 2
     app = build_app(settings, rules=rules, principals=principals)

@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,41 +26,16 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
 
 from contracts.opportunity import Status
 from contracts.settings import sqlalchemy_url
+from contracts.stores import UtcDateTime, sqlite_engine
 from reminders.facts import OpportunityFacts
 from reminders.timers import Firing
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _READING = "reminders_reading"
 VERSION_TABLE = "reminders_alembic_version"
-
-
-class UtcDateTime(sa.TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC datetimes out: `timestamptz` on PostgreSQL, UTC text of
-    fixed width on SQLite (so that text order is time order)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: the reminders store keeps aware times only")
-        moment = value.astimezone(UTC)
-        return moment if dialect.name == "postgresql" else moment.replace(tzinfo=None)
-
-    def process_result_value(
-        self,
-        value: datetime | None,
-        dialect: Dialect,  # noqa: ARG002 - the signature SQLAlchemy calls
-    ) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 metadata = sa.MetaData()
@@ -154,26 +129,7 @@ class Pending:
 
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
-        engine = sa.create_engine(sqlalchemy_url(url), connect_args={"timeout": 30})
-
-        @sa.event.listens_for(engine, "connect")
-        def _connect(dbapi_connection: Any, _: Any) -> None:
-            # We say BEGIN ourselves (below); WAL lets readers go on while one copy writes.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        @sa.event.listens_for(engine, "begin")
-        def _begin(connection: sa.Connection) -> None:
-            # A unit of work takes the write lock at once, so two writers queue up instead of
-            # failing to upgrade a read lock (SQLITE_BUSY); a read (`Store._read`) takes none.
-            reading = connection.get_execution_options().get(_READING, False)
-            connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
-
-        return engine
+        return sqlite_engine(url, 30, _begin)
     return sa.create_engine(
         sqlalchemy_url(url),
         pool_size=5,
@@ -183,6 +139,13 @@ def make_engine(url: str) -> sa.Engine:
         # bitmap scan would read every due entry (after a wave, every dead one too) and sort.
         connect_args={"options": "-c enable_bitmapscan=off"},
     )
+
+
+def _begin(connection: sa.Connection) -> str:
+    # A unit of work takes the write lock at once, so two writers queue up instead of failing
+    # to upgrade a read lock (SQLITE_BUSY); a read (`Store._read`) takes none.
+    reading = connection.get_execution_options().get(_READING, False)
+    return "BEGIN" if reading else "BEGIN IMMEDIATE"
 
 
 class Store:

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from projections.schema import Money, UtcDateTime
+from contracts.stores import UtcDateTime
+from projections.schema import Money
 from projections.views import view_statements
 
 revision: str = "0001"

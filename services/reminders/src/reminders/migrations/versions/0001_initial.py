@@ -9,7 +9,7 @@ Create Date: 2026-11-28
 import sqlalchemy as sa
 from alembic import op
 
-from reminders.store import UtcDateTime
+from contracts.stores import UtcDateTime
 
 revision = "0001"
 down_revision = None

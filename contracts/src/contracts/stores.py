@@ -1,0 +1,61 @@
+"""What the services' SQL stores share: instants that stay aware, and SQLite in WAL mode with
+transactions that begin as the store says."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from contracts.settings import sqlalchemy_url
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out: `timestamptz` on PostgreSQL, UTC text of
+    fixed width on SQLite (so that text order is time order)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: the store keeps aware instants only")
+        moment = value.astimezone(UTC)
+        return moment if dialect.name == "postgresql" else moment.replace(tzinfo=None)
+
+    def process_result_value(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002 - the signature SQLAlchemy calls
+    ) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sqlite_engine(
+    url: str, timeout_seconds: int, begin: Callable[[sa.Connection], str]
+) -> sa.Engine:
+    """A SQLite engine in WAL mode (readers go on while one writer writes) that waits up to
+    `timeout_seconds` for a lock; a transaction begins with the statement `begin` picks for
+    its connection (BEGIN or BEGIN IMMEDIATE)."""
+    engine = sa.create_engine(sqlalchemy_url(url), connect_args={"timeout": timeout_seconds})
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _: Any) -> None:
+        # We say BEGIN ourselves; pysqlite's implicit transactions would get in the way.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={timeout_seconds * 1000}")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql(begin(connection))
+
+    return engine
