@@ -1,8 +1,13 @@
 """Kafka plumbing every service shares: the topics created at start, the producer they
-publish with, and the partition a key goes to."""
+publish with, the partition a key goes to, and records sent in per-partition order."""
 
+import asyncio
 import contextlib
 import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -19,8 +24,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH_BYTES = 512 * 1024
 
 
-async def ensure_topics(settings: OppstreamSettings) -> None:
-    """Create the topics that do not exist yet, with the configured partition count."""
+async def ensure_topics(settings: OppstreamSettings, names: Iterable[str] = topics.ALL) -> None:
+    """Create the topics (all of oppstream's unless named) that do not exist yet, with the
+    configured partition count."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
         request_timeout_ms=settings.kafka_request_timeout_ms,
@@ -30,7 +36,7 @@ async def ensure_topics(settings: OppstreamSettings) -> None:
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(name, settings.topic_partitions, settings.topic_replication)
-            for name in topics.ALL
+            for name in names
             if name not in existing
         ]
         if missing:
@@ -51,6 +57,17 @@ def new_producer(settings: OppstreamSettings) -> AIOKafkaProducer:
         max_batch_size=MAX_BATCH_BYTES,
         max_request_size=2 * MAX_BATCH_BYTES,
     )
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A record to send: the partition its key goes to gets it."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    timestamp_ms: int | None = None  # None: when the producer sends it
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 _partitioner = DefaultPartitioner()
@@ -79,3 +96,51 @@ async def partition_ends(
             if high is not None:
                 ends[partition] = high
     return ends
+
+
+async def produce_in_order(
+    producer: AIOKafkaProducer,
+    records: Sequence[Outgoing],
+    partitions: dict[str, list[int]] | None = None,
+) -> None:
+    """Send the records, all partitions at once, each partition's in as few produce requests
+    as fit, each after the last (so a failed request is never overtaken by a later one);
+    return once the broker acknowledged every one. `partitions` keeps each topic's
+    partitions from one call to the next."""
+    known = {} if partitions is None else partitions
+    by_partition: dict[tuple[str, int], list[Outgoing]] = defaultdict(list)
+    for record in records:
+        if record.topic not in known:
+            known[record.topic] = sorted(await producer.partitions_for(record.topic))
+        partition = partition_for(record.key, known[record.topic])
+        by_partition[(record.topic, partition)].append(record)
+    await asyncio.gather(
+        *(
+            _send_in_order(producer, topic, partition, items)
+            for (topic, partition), items in by_partition.items()
+        )
+    )
+
+
+async def _send_in_order(
+    producer: AIOKafkaProducer, topic: str, partition: int, items: list[Outgoing]
+) -> None:
+    batch = producer.create_batch()
+    for record in items:
+        if _append(batch, record) is None:
+            await _send(producer, batch, topic, partition)
+            batch = producer.create_batch()
+            if _append(batch, record) is None:
+                raise ValueError(f"a record of {len(record.value)} bytes exceeds a batch")
+    await _send(producer, batch, topic, partition)
+
+
+def _append(batch: Any, record: Outgoing) -> Any:
+    return batch.append(
+        key=record.key, value=record.value, timestamp=record.timestamp_ms, headers=record.headers
+    )
+
+
+async def _send(producer: AIOKafkaProducer, batch: Any, topic: str, partition: int) -> None:
+    batch.close()
+    await (await producer.send_batch(batch, topic, partition=partition))

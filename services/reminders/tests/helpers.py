@@ -14,10 +14,10 @@ import orjson
 from contracts import topics
 from contracts.commands import CreateRenewalCommand, ReclaimCommand
 from contracts.envelope import Envelope, event_id_for
+from contracts.kafka import Outgoing
 from contracts.reminders import Reminder
 from reminders.clock import ManualClock
 from reminders.consumers import EventIntake
-from reminders.kafka import Outgoing
 from reminders.metrics import Metrics
 from reminders.ownership import Ownership
 from reminders.scheduler import Scheduler

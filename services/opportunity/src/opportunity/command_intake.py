@@ -10,11 +10,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from contracts import topics
 from contracts.commands import CreateRenewalCommand, OpportunityCommand, ReclaimCommand
+from contracts.consumers import ConsumedRecord
 from contracts.rules import Role
 from opportunity.access import Principal
 from opportunity.application import Context, UnitOfWork
 from opportunity.errors import DomainError
-from opportunity.poison import ConsumedRecord, Poison, RecordIntake, first_problem, json_object
+from opportunity.poison import Poison, RecordIntake, first_problem, json_object
 
 log = logging.getLogger(__name__)
 

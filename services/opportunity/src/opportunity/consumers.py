@@ -15,27 +15,19 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
-from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from contracts import topics
+from contracts.consumers import ConsumedRecord, batch_subscriber, commit_batch
 from opportunity.command_intake import CommandIntake
 from opportunity.intake import LeadIntake
-from opportunity.poison import ConsumedRecord
 
 log = logging.getLogger(__name__)
 
 RETRY_PAUSE = 1.0
-
-Handler = Callable[[list[Any], KafkaMessage], Awaitable[None]]
-
-
-async def _raw(message: Any) -> Any:
-    """Hand records over as bytes: the handlers decide what is a message and what is poison."""
-    return message.body
 
 
 def build_consumers(
@@ -49,22 +41,14 @@ def build_consumers(
     """Consumers of qualified leads and of commands, in the (intake, commands) groups."""
     router = KafkaRouter()
 
-    def subscriber(topic: str, group: str) -> Callable[[Handler], object]:
-        return router.subscriber(
+    def subscriber(topic: str, group: str) -> BatchSubscriber:
+        return batch_subscriber(
+            router,
             topic,
-            group_id=group,
-            batch=True,
-            ack_policy=AckPolicy.MANUAL,
-            auto_offset_reset="earliest",
-            max_records=max_records,
+            group,
             fetch_max_wait_ms=fetch_max_wait_ms,
-            batch_timeout_ms=max(fetch_max_wait_ms, 10),
             session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=max(session_timeout_ms // 10, 500),
-            # A member that heartbeats but never rejoins (a stuck copy) must not hold a
-            # rebalance for aiokafka's default five minutes.
-            rebalance_timeout_ms=2 * session_timeout_ms,
-            decoder=_raw,
+            max_records=max_records,
         )
 
     @subscriber(topics.LEADS_QUALIFIED, groups[0])
@@ -91,12 +75,7 @@ async def _take(
         await message.nack()
         await asyncio.sleep(RETRY_PAUSE)
         return
-    offsets: dict[TopicPartition, int] = {}
-    for record in records:
-        partition = TopicPartition(record.topic, record.partition)
-        offsets[partition] = max(offsets.get(partition, 0), record.offset + 1)
     try:
-        consumer: Any = message.consumer
-        await consumer.commit(offsets)
+        await commit_batch(message, records)
     except KafkaError as exc:  # a rebalance took the partitions: the next owner redoes them
         log.info("consumer: commit refused (%s); the records will be taken again", exc)

@@ -10,19 +10,22 @@ from typing import Annotated, Any, cast
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-import orjson
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request
-from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from contracts.exposition import exposition
 from contracts.opportunity import OpportunityType, Status
 from contracts.principals import Principals
 from contracts.problems import refusals
 from contracts.rules import Pipeline, Role, Rulebook
+from contracts.service_http import (
+    KAFKA_NOT_CONFIGURED,
+    Answer,
+    Unauthenticated,
+    bearer_principal,
+    probes,
+    unauthenticated,
+)
 from opportunity import requests as body
 from opportunity.access import Forbidden, Principal, can_read
 from opportunity.application import (
@@ -71,17 +74,6 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
 FUTURE_TOLERANCE = timedelta(seconds=5)
 
 
-class Unauthenticated(Exception):
-    """No bearer token, or one no principal has (HTTP 401)."""
-
-
-class Answer(JSONResponse):
-    """A JSON answer rendered by orjson (several times faster than the standard library)."""
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
-
-
 def status_of(error: DomainError) -> int:
     return next((code for kind, code in STATUS_OF if isinstance(error, kind)), 409)
 
@@ -98,13 +90,6 @@ def install_error_handlers(api: FastAPI) -> None:
     async def domain_error(_: Request, exc: Exception) -> Answer:
         error = cast(DomainError, exc)
         return Answer(error_body(error), status_code=status_of(error))
-
-    async def unauthenticated(_: Request, exc: Exception) -> Answer:
-        return Answer(
-            {"detail": {"error": "unauthenticated", "message": str(exc)}},
-            status_code=401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
 
     async def http_error(_: Request, exc: Exception) -> Answer:
         """FastAPI's and Starlette's own refusals (a body that is no JSON text, an unknown
@@ -429,18 +414,7 @@ def _add_command_route(  # noqa: PLR0913
 
 def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endpoint
     router = APIRouter()
-    bearer = HTTPBearer(auto_error=False)
-
-    async def authenticate(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Principal:
-        if credentials is None:
-            raise Unauthenticated("send Authorization: Bearer <token>")
-        found = api.principal(credentials.credentials)
-        if found is None:
-            raise Unauthenticated("the Bearer token belongs to no principal")
-        return found
-
+    authenticate = bearer_principal(api.principal)
     Who = Annotated[Principal, Depends(authenticate)]
     IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
     IfMatch = Annotated[str | None, Header(alias="If-Match")]
@@ -613,12 +587,7 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
             "next_after": items[-1]["position"] if items else after,
         }
 
-    @router.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @router.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
-    async def readyz() -> Answer:
+    async def readiness() -> tuple[bool, dict[str, Any]]:
         """Ready once the event store answers and, with Kafka configured, the broker does."""
         detail: dict[str, Any] = {}
         try:
@@ -627,19 +596,13 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
         except Exception as exc:  # any store failure means not ready
             detail["event_store"] = f"unavailable: {type(exc).__name__}"
         if api.messaging is None:
-            detail["kafka"] = "not configured (OPPSTREAM_KAFKA_BOOTSTRAP unset)"
+            detail["kafka"] = KAFKA_NOT_CONFIGURED
         else:
             detail.update(await api.messaging.status())
         ready = detail["event_store"] == "ok" and detail.get("broker", "connected") == "connected"
-        return Answer(
-            {"status": "ready" if ready else "unavailable", **detail},
-            status_code=200 if ready else 503,
-        )
+        return ready, detail
 
-    @router.get("/metrics", tags=["operations"])
-    async def metrics() -> Response:
-        return Response(exposition(api.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
+    router.include_router(probes(readiness, api.metrics.registry))
     return router
 
 

@@ -10,12 +10,13 @@ import orjson
 from pydantic import ValidationError
 
 from contracts import topics
+from contracts.consumers import ConsumedRecord
 from contracts.leads import QualifiedLead, RejectedLead, RejectionReason
 from contracts.rules import Role
 from opportunity.access import Principal
 from opportunity.application import Context, Taken, UnitOfWork
 from opportunity.errors import DomainError
-from opportunity.poison import ConsumedRecord, Poison, RecordIntake, first_problem, json_object
+from opportunity.poison import Poison, RecordIntake, first_problem, json_object
 
 INTAKE = Principal("intake", Role.SERVICE)
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from contracts.principals import Principals, auth_file_path, load_principals
 from contracts.rules import Rulebook, load_rulebook
+from contracts.service_http import new_service
 from opportunity.application import OpportunityApp
 from opportunity.groupcommit import GroupCommitter
 from opportunity.http import Api, build_router, install_error_handlers
@@ -70,13 +71,10 @@ def build_app(
         opportunities.close()
         engine.dispose()
 
-    service = FastAPI(
-        # Our own Prometheus metrics; FastAPI's OpenTelemetry checks cost CPU per request.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
-        title="oppstream opportunity service",
-        version="1",
-        description="Commands and queries of sales opportunities (SPEC §4.1).",
-        lifespan=lifespan,
+    service = new_service(
+        "opportunity",
+        "Commands and queries of sales opportunities (SPEC §4.1).",
+        lifespan,
     )
     install_error_handlers(service)
     service.include_router(build_router(api))

@@ -6,15 +6,14 @@ down; the relay catches up once it is back.
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from faststream.kafka import KafkaBroker
 
+from contracts.broker import BrokerInBackground, keep_trying, start_broker
 from contracts.kafka import ensure_topics, new_producer
 from opportunity.application import OpportunityApp
 from opportunity.command_intake import CommandIntake
@@ -27,8 +26,6 @@ from opportunity.publishing import BrokerPublisher
 from opportunity.relay import Relay, RelayMetrics
 from opportunity.settings import Settings
 
-log = logging.getLogger(__name__)
-
 
 def leadership_for(eventstore_url: str) -> Leadership:
     """The relay lock of this event store."""
@@ -38,7 +35,7 @@ def leadership_for(eventstore_url: str) -> Leadership:
     return PostgresLeadership(conninfo, "oppstream.relay")
 
 
-class Messaging:
+class Messaging(BrokerInBackground):
     def __init__(
         self,
         bootstrap: str,
@@ -49,12 +46,8 @@ class Messaging:
         clock: Callable[[], datetime],
         metrics: Metrics,
     ) -> None:
+        super().__init__(bootstrap, settings)
         self._settings = settings
-        self.broker = KafkaBroker(
-            bootstrap,
-            request_timeout_ms=settings.kafka_request_timeout_ms,
-            log_level=logging.DEBUG,
-        )
         publisher = BrokerPublisher(self.broker)
         leads = LeadIntake(app, committer, publisher, clock, metrics.leads)
         commands = CommandIntake(app, committer, publisher, clock, metrics.remote_commands)
@@ -79,28 +72,16 @@ class Messaging:
         committer.on_saved = self.relay.wake
         self.connected = False
         self.consuming = False
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(Exception):
-            await self.broker.stop()
 
     async def _run(self) -> None:
         """Topics first (the broker answers: ready), then the relay at once and the consumers
         beside it: after a crash a consumer group may take a session timeout or two to let
         the new member in, and events must not wait for that."""
-        await self._retry("kafka", lambda: ensure_topics(self._settings))
+        await keep_trying("kafka", lambda: ensure_topics(self._settings))
         self.connected = True
         relay = asyncio.create_task(self.relay.run())
         try:
-            await self._retry("kafka consumers", self._start_consumers)
+            await keep_trying("kafka consumers", self._start_consumers)
             await relay
         finally:
             relay.cancel()
@@ -121,23 +102,5 @@ class Messaging:
         }
 
     async def _start_consumers(self) -> None:
-        try:
-            await self.broker.start()
-            self.consuming = True
-        except Exception:
-            with contextlib.suppress(Exception):
-                await self.broker.stop()
-            raise
-
-    @staticmethod
-    async def _retry(what: str, step: Callable[[], Awaitable[None]]) -> None:
-        """Broker down at start: keep serving HTTP, keep trying."""
-        backoff = 0.2
-        while True:
-            try:
-                await step()
-                return
-            except Exception as exc:
-                log.warning("%s: %s; again in %.1f s", what, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        await start_broker(self.broker)
+        self.consuming = True

@@ -4,26 +4,19 @@ are not a message — kept byte for byte on a DLQ, with the error in headers."""
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiokafka.errors import MessageSizeTooLargeError
 from prometheus_client import Counter
 from pydantic import ValidationError
 
+from contracts.consumers import ConsumedRecord
 from opportunity.publishing import Publisher
 
 if TYPE_CHECKING:
     from opportunity.application import OpportunityApp
     from opportunity.groupcommit import GroupCommitter
-
-
-class ConsumedRecord(Protocol):
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 @dataclass(frozen=True)

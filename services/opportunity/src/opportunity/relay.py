@@ -10,11 +10,9 @@ by a later one. One relay runs per event store: whoever holds the leadership loc
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import orjson
@@ -24,7 +22,7 @@ from eventsourcing.persistence import Notification
 from prometheus_client import Counter, Gauge
 
 from contracts import topics
-from contracts.kafka import partition_for
+from contracts.kafka import Outgoing, produce_in_order
 from opportunity.application import OPPORTUNITY_TOPICS, OpportunityApp
 from opportunity.leadership import Leadership
 from opportunity.positions import read_position, write_position
@@ -33,15 +31,6 @@ from opportunity.translation import envelope_of, won_message
 log = logging.getLogger(__name__)
 
 READER = "relay"
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    key: bytes
-    value: bytes
-    timestamp_ms: int
-    headers: list[tuple[str, bytes]]
 
 
 @dataclass
@@ -119,7 +108,7 @@ class Relay:
             return 0
         records = await asyncio.to_thread(self._records, notifications)
         producer = await self._ensure_producer()
-        await self._publish(producer, records)
+        await produce_in_order(producer, records)
         done = top if len(notifications) < self._batch else notifications[-1].id
         await asyncio.to_thread(self._store, done)
         self._metrics.relayed.inc(len(notifications))
@@ -143,7 +132,7 @@ class Relay:
         )
         return position, top, found
 
-    def _records(self, notifications: list[Notification]) -> list[Record]:
+    def _records(self, notifications: list[Notification]) -> list[Outgoing]:
         records = []
         for notification in notifications:
             envelope = envelope_of(notification)
@@ -151,12 +140,12 @@ class Relay:
             headers = [("event_type", envelope["event_type"].encode())]
             stamp = _millis(envelope["recorded_at"])
             records.append(
-                Record(topics.OPPORTUNITY_EVENTS, key, orjson.dumps(envelope), stamp, headers)
+                Outgoing(topics.OPPORTUNITY_EVENTS, key, orjson.dumps(envelope), stamp, headers)
             )
             if envelope["event_type"] == "OpportunityWon":
                 won = self._app.opportunity(UUID(envelope["opportunity_id"]))
                 records.append(
-                    Record(
+                    Outgoing(
                         topics.OPPORTUNITY_WON,
                         key,
                         orjson.dumps(won_message(envelope, won)),
@@ -179,21 +168,6 @@ class Relay:
         self.lag = max(0, top - done)
         self._metrics.lag.set(self.lag)
 
-    async def _publish(self, producer: AIOKafkaProducer, records: list[Record]) -> None:
-        by_partition: dict[tuple[str, int], list[Record]] = defaultdict(list)
-        partitions: dict[str, list[int]] = {}
-        for record in records:
-            if record.topic not in partitions:
-                partitions[record.topic] = sorted(await producer.partitions_for(record.topic))
-            partition = partition_for(record.key, partitions[record.topic])
-            by_partition[(record.topic, partition)].append(record)
-        await asyncio.gather(
-            *(
-                _send_in_order(producer, topic, partition, items)
-                for (topic, partition), items in by_partition.items()
-            )
-        )
-
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
             producer = self._make_producer()
@@ -215,31 +189,6 @@ class Relay:
         except TimeoutError:
             pass
         self._wake.clear()
-
-
-async def _send_in_order(
-    producer: AIOKafkaProducer, topic: str, partition: int, items: list[Record]
-) -> None:
-    """One partition's records in as few produce requests as fit, each after the last."""
-    batch = producer.create_batch()
-    for record in items:
-        if _append(batch, record) is None:
-            await _send(producer, batch, topic, partition)
-            batch = producer.create_batch()
-            if _append(batch, record) is None:
-                raise ValueError(f"a record of {len(record.value)} bytes exceeds a batch")
-    await _send(producer, batch, topic, partition)
-
-
-def _append(batch: Any, record: Record) -> Any:
-    return batch.append(
-        key=record.key, value=record.value, timestamp=record.timestamp_ms, headers=record.headers
-    )
-
-
-async def _send(producer: AIOKafkaProducer, batch: Any, topic: str, partition: int) -> None:
-    batch.close()
-    await (await producer.send_batch(batch, topic, partition=partition))
 
 
 def _millis(moment: str) -> int:

@@ -15,10 +15,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
+from contracts.consumers import batch_subscriber
 from projections.metrics import Metrics
 from projections.store import Store
 
@@ -77,11 +77,6 @@ class PositionSeeker(ConsumerRebalanceListener):  # type: ignore[misc]
         self.joined.set()
 
 
-async def _raw(message: Any) -> Any:
-    """Hand records over as bytes: the store decides what is an event and what is poison."""
-    return message.body
-
-
 def build_consumer(
     store: Store,
     metrics: Metrics,
@@ -96,26 +91,19 @@ def build_consumer(
     router = KafkaRouter()
     holder: dict[str, Any] = {}
     seeker = PositionSeeker(store, topic, lambda: holder["subscriber"].consumer)
-    subscriber = router.subscriber(
+    subscriber = batch_subscriber(
+        router,
         topic,
-        group_id=group,
-        batch=True,
-        ack_policy=AckPolicy.MANUAL,
-        auto_offset_reset="earliest",
-        max_records=max_records,
+        group,
         fetch_max_wait_ms=fetch_max_wait_ms,
-        batch_timeout_ms=max(fetch_max_wait_ms, 10),
         session_timeout_ms=session_timeout_ms,
-        heartbeat_interval_ms=max(session_timeout_ms // 10, 500),
-        # A member that heartbeats but never rejoins (a stuck copy) must not hold a
-        # rebalance for aiokafka's default five minutes.
-        rebalance_timeout_ms=2 * session_timeout_ms,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
+        max_records=max_records,
         listener=seeker,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     holder["subscriber"] = subscriber
 
-    @subscriber(decoder=_raw)
+    @subscriber
     async def take(_: list[Any], message: KafkaMessage) -> None:
         records: list[Any] = message.raw_message  # type: ignore[assignment]
         if records:

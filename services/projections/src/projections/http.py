@@ -8,31 +8,30 @@ from datetime import time as clock_time
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi import Query as Param
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from contracts.customer import Ownership, Tier
-from contracts.exposition import exposition
 from contracts.opportunity import OpportunityType
 from contracts.principals import Principals
 from contracts.problems import refusals
 from contracts.rules import Role
+from contracts.service_http import (
+    KAFKA_NOT_CONFIGURED,
+    Answer,
+    Unauthenticated,
+    bearer_principal,
+    probes,
+    unauthenticated,
+)
 from projections.messaging import Messaging
 from projections.metrics import Metrics
 from projections.migrate import current_revision
 from projections.readmodel import Query
 from projections.reports import PERIODS, Reports
-
-
-class Unauthenticated(Exception):
-    """No bearer token, or one no principal has (HTTP 401)."""
 
 
 class Forbidden(Exception):
@@ -43,11 +42,6 @@ class Forbidden(Exception):
         self.message, self.rule, self.field = message, rule, field
 
 
-class Answer(JSONResponse):
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
-
-
 @dataclass(frozen=True)
 class Principal:
     id: str
@@ -56,13 +50,6 @@ class Principal:
 
 
 def install_error_handlers(api: FastAPI) -> None:
-    async def unauthenticated(_: Request, exc: Exception) -> Answer:
-        return Answer(
-            {"detail": {"error": "unauthenticated", "message": str(exc)}},
-            status_code=401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
     async def forbidden(_: Request, exc: Exception) -> Answer:
         assert isinstance(exc, Forbidden)  # noqa: S101 - registered for Forbidden only
         detail = {"error": "forbidden", "message": exc.message, "rule": exc.rule}
@@ -144,6 +131,11 @@ class Api:
         self.reports, self.engine, self.principals = reports, engine, principals
         self.zone, self.clock, self.metrics, self.messaging = zone, clock, metrics, messaging
 
+    def principal(self, token: str) -> Principal | None:
+        """Who holds the bearer token, if anyone."""
+        found = self.principals.find(token)
+        return None if found is None else Principal(found.id, found.role, found.team_id)
+
     async def timed(self, name: str, work: Callable[[], dict[str, Any]]) -> Answer:
         started = time.perf_counter()
         try:
@@ -154,19 +146,7 @@ class Api:
 
 def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endpoint
     router = APIRouter()
-    bearer = HTTPBearer(auto_error=False)
-
-    async def authenticate(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Principal:
-        if credentials is None:
-            raise Unauthenticated("send Authorization: Bearer <token>")
-        found = api.principals.find(credentials.credentials)
-        if found is None:
-            raise Unauthenticated("the Bearer token belongs to no principal")
-        return Principal(found.id, found.role, found.team_id)
-
-    Who = Annotated[Principal, Depends(authenticate)]
+    Who = Annotated[Principal, Depends(bearer_principal(api.principal))]
 
     def filters(
         who: Who,
@@ -246,12 +226,7 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
             lambda: api.reports.leaderboard(q, api.clock(), period, start, end),
         )
 
-    @router.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @router.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
-    async def readyz() -> Answer:
+    async def readiness() -> tuple[bool, dict[str, Any]]:
         """Ready once the database answers at the newest schema and, with Kafka configured,
         the broker answers and the consumer joined its group."""
         detail: dict[str, Any] = {}
@@ -261,20 +236,14 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
         except Exception as exc:  # any database failure means not ready
             detail["database"] = f"unavailable: {type(exc).__name__}"
         if api.messaging is None:
-            detail["kafka"] = "not configured (OPPSTREAM_KAFKA_BOOTSTRAP unset)"
+            detail["kafka"] = KAFKA_NOT_CONFIGURED
         else:
             detail.update(await api.messaging.status())
         ready = detail["database"] == "ok" and (
             api.messaging is None
             or (detail.get("broker") == "connected" and detail.get("consumer") == "joined")
         )
-        return Answer(
-            {"status": "ready" if ready else "unavailable", **detail},
-            status_code=200 if ready else 503,
-        )
+        return ready, detail
 
-    @router.get("/metrics", tags=["operations"])
-    async def metrics() -> Response:
-        return Response(exposition(api.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
+    router.include_router(probes(readiness, api.metrics.registry))
     return router

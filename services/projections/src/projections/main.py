@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from contracts.principals import Principals, auth_file_path, load_principals
 from contracts.rules import Rulebook, load_rulebook
+from contracts.service_http import new_service
 from projections import migrate
 from projections.dashboard import build_dashboard
 from projections.database import create_engine
@@ -76,13 +77,10 @@ def build_app(
         writer.dispose()
         reader.dispose()
 
-    service = FastAPI(
-        # Our own Prometheus metrics; FastAPI's OpenTelemetry checks cost CPU per request.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
-        title="oppstream projections service",
-        version="1",
-        description="Funnel, dwell, win rates, forecast, stale deals, leaderboard (SPEC §4.2).",
-        lifespan=lifespan,
+    service = new_service(
+        "projections",
+        "Funnel, dwell, win rates, forecast, stale deals, leaderboard (SPEC §4.2).",
+        lifespan,
     )
     install_error_handlers(service)
     service.include_router(build_router(api))

@@ -13,17 +13,17 @@ computed with. The consumer never stops on either.
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from contracts import topics
+from contracts.consumers import ConsumedRecord, batch_subscriber, commit_batch
 from contracts.envelope import Envelope
 from contracts.store_errors import refused, why
 from reminders.clock import Clock
@@ -37,14 +37,6 @@ log = logging.getLogger(__name__)
 
 RETRY_PAUSE = 1.0
 TOPIC = topics.OPPORTUNITY_EVENTS
-
-
-class ConsumedRecord(Protocol):
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 class EventIntake:
@@ -205,11 +197,6 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         raise RuntimeError("the reminders store did not answer with the stored positions")
 
 
-async def _raw(message: Any) -> Any:
-    """Hand records over as bytes: the intake decides what is an event and what is poison."""
-    return message.body
-
-
 def build_consumer(
     intake: EventIntake,
     rebalance: Rebalance,
@@ -220,22 +207,14 @@ def build_consumer(
     max_records: int = 500,
 ) -> KafkaRouter:
     router = KafkaRouter()
-    subscriber = router.subscriber(
+    subscriber = batch_subscriber(
+        router,
         TOPIC,
-        group_id=group,
-        batch=True,
-        ack_policy=AckPolicy.MANUAL,
-        auto_offset_reset="earliest",
-        max_records=max_records,
+        group,
         fetch_max_wait_ms=fetch_max_wait_ms,
-        batch_timeout_ms=max(fetch_max_wait_ms, 10),
         session_timeout_ms=session_timeout_ms,
-        heartbeat_interval_ms=max(session_timeout_ms // 10, 500),
-        # A member that heartbeats but never rejoins (a stuck copy) must not hold a
-        # rebalance for aiokafka's default five minutes.
-        rebalance_timeout_ms=2 * session_timeout_ms,
+        max_records=max_records,
         listener=rebalance,
-        decoder=_raw,
     )
     rebalance.consumer = lambda: subscriber.consumer
 
@@ -253,18 +232,9 @@ def build_consumer(
             return
         if due_now:
             wake()
-        await _commit(message, records)
+        try:
+            await commit_batch(message, records)
+        except KafkaError as exc:  # only for lag monitoring: the positions in the store count
+            log.debug("reminders consumer: commit refused (%s)", exc)
 
     return router
-
-
-async def _commit(message: KafkaMessage, records: Sequence[Any]) -> None:
-    offsets: dict[TopicPartition, int] = {}
-    for record in records:
-        partition = TopicPartition(record.topic, record.partition)
-        offsets[partition] = max(offsets.get(partition, 0), record.offset + 1)
-    try:
-        consumer: Any = message.consumer
-        await consumer.commit(offsets)
-    except KafkaError as exc:  # only for lag monitoring: the positions in the store count
-        log.debug("reminders consumer: commit refused (%s)", exc)

@@ -1,20 +1,18 @@
 """HTTP of the reminders service (port 8002): health, readiness, metrics, and why an
 opportunity was (or will be) reminded."""
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST
 
-from contracts.exposition import exposition
 from contracts.principals import Principal, Principals
 from contracts.problems import refusals
 from contracts.rules import Role
+from contracts.service_http import Readiness, probes
 from reminders.clock import Clock
 from reminders.metrics import Metrics
 from reminders.store import Store
@@ -31,10 +29,17 @@ class Api:
         principals: Principals,
         clock: Clock,
         metrics: Metrics,
-        status: Callable[[], Awaitable[dict[str, Any]]],
+        readiness: Readiness,
     ) -> None:
         self.store, self.planner, self.principals = store, planner, principals
-        self.clock, self.metrics, self.status = clock, metrics, status
+        self.clock, self.metrics, self.readiness = clock, metrics, readiness
+
+    async def count_pending(self) -> None:
+        """The outbox gauge as the store has it now."""
+        try:
+            self.metrics.outbox_pending.set(await run_in_threadpool(self.store.count_pending))
+        except Exception:  # noqa: S110 - the store is down: /readyz says so; metrics still answer
+            pass
 
 
 def build_router(api: Api) -> APIRouter:
@@ -55,24 +60,7 @@ def build_router(api: Api) -> APIRouter:
 
     Who = Annotated[Principal, Depends(authenticate)]
 
-    @router.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @router.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
-    async def readyz() -> JSONResponse:
-        """Ready once the store answers (schema migrated) and, with Kafka configured, the
-        broker does and the consumer has joined its group."""
-        detail = await api.status()
-        return JSONResponse(detail, status_code=200 if detail["status"] == "ready" else 503)
-
-    @router.get("/metrics", tags=["operations"])
-    async def metrics() -> Response:
-        try:
-            api.metrics.outbox_pending.set(await run_in_threadpool(api.store.count_pending))
-        except Exception:  # noqa: S110 - the store is down: /readyz says so; metrics still answer
-            pass
-        return Response(exposition(api.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    router.include_router(probes(api.readiness, api.metrics.registry, api.count_pending))
 
     @router.get(
         "/opportunities/{opportunity_id}/reminders",

@@ -1,27 +1,18 @@
-"""Kafka at the edge of the reminders service: topics, the producer, where a key goes, and
-the publisher that sends fired timers."""
+"""Kafka at the edge of the reminders service: the messages of fired timers and the
+publisher that sends them."""
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 
 from contracts import topics
-from contracts.kafka import partition_for
+from contracts.kafka import Outgoing, produce_in_order
 from reminders.store import Pending
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    topic: str
-    key: bytes
-    value: bytes
 
 
 def outgoing(rows: Sequence[Pending]) -> list[Outgoing]:
@@ -57,19 +48,7 @@ class KafkaPublisher:
             return
         producer = await self._ensure()
         try:
-            by_partition: dict[tuple[str, int], list[Outgoing]] = defaultdict(list)
-            for message in messages:
-                if message.topic not in self._partitions:
-                    found = await producer.partitions_for(message.topic)
-                    self._partitions[message.topic] = sorted(found)
-                partition = partition_for(message.key, self._partitions[message.topic])
-                by_partition[(message.topic, partition)].append(message)
-            await asyncio.gather(
-                *(
-                    _send_in_order(producer, topic, partition, items)
-                    for (topic, partition), items in by_partition.items()
-                )
-            )
+            await produce_in_order(producer, messages, self._partitions)
         except BaseException:
             await self.close()
             raise
@@ -89,25 +68,3 @@ class KafkaPublisher:
             await producer.start()
             self._producer = producer
         return self._producer
-
-
-async def _send_in_order(
-    producer: AIOKafkaProducer, topic: str, partition: int, items: list[Outgoing]
-) -> None:
-    batch = producer.create_batch()
-    for message in items:
-        if _append(batch, message) is None:
-            await _send(producer, batch, topic, partition)
-            batch = producer.create_batch()
-            if _append(batch, message) is None:
-                raise ValueError(f"a message of {len(message.value)} bytes exceeds a batch")
-    await _send(producer, batch, topic, partition)
-
-
-def _append(batch: Any, message: Outgoing) -> Any:
-    return batch.append(key=message.key, value=message.value, timestamp=None)
-
-
-async def _send(producer: AIOKafkaProducer, batch: Any, topic: str, partition: int) -> None:
-    batch.close()
-    await (await producer.send_batch(batch, topic, partition=partition))

@@ -12,9 +12,11 @@ import orjson
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
+from contracts.broker import keep_trying, new_broker, start_broker
 from contracts.kafka import ensure_topics, new_producer
 from contracts.principals import Principals, auth_file_path, load_principals
 from contracts.rules import Rulebook, load_rulebook
+from contracts.service_http import KAFKA_NOT_CONFIGURED, new_service
 from reminders.clock import Clock, system_clock
 from reminders.consumers import EventIntake, Rebalance, build_consumer
 from reminders.http import Api, build_router
@@ -79,11 +81,7 @@ class Runtime:
         self.broker: KafkaBroker | None = None
         self.rebalance = Rebalance(store, self.ownership, self._wake)
         if settings.kafka_bootstrap:
-            self.broker = KafkaBroker(
-                settings.kafka_bootstrap,
-                request_timeout_ms=settings.kafka_request_timeout_ms,
-                log_level=logging.DEBUG,
-            )
+            self.broker = new_broker(settings.kafka_bootstrap, settings)
             self.broker.include_router(
                 build_consumer(
                     EventIntake(store, planner, clock, metrics),
@@ -119,12 +117,12 @@ class Runtime:
             self.scheduler.wake()
 
     async def _run(self) -> None:
-        await self._retry("store", self._migrate)
+        await keep_trying("reminders: store", self._migrate)
         self._tasks.append(asyncio.create_task(self._replan()))
         if self.broker is None:
             log.warning("reminders: OPPSTREAM_KAFKA_BOOTSTRAP unset; no events, no reminders")
             return
-        await self._retry("kafka", self._connect)
+        await keep_trying("reminders: kafka", self._connect)
         if self.scheduler is not None:
             await self.scheduler.run()
 
@@ -135,13 +133,8 @@ class Runtime:
     async def _connect(self) -> None:
         if self.broker is None:
             return
-        try:
-            await ensure_topics(self._settings)
-            await self.broker.start()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await self.broker.stop()
-            raise
+        await ensure_topics(self._settings)
+        await start_broker(self.broker)
         self.connected = True
 
     async def _replan(self) -> None:
@@ -165,20 +158,9 @@ class Runtime:
         except Exception as exc:  # the next start tries again
             log.warning("reminders: replanning after a rules change failed: %s", exc)
 
-    async def _retry(self, what: str, step: Any) -> None:
-        backoff = 0.2
-        while True:
-            try:
-                await step()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # down at start: keep answering /healthz, keep trying
-                log.warning("reminders: %s: %s; again in %.1f s", what, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-
-    async def status(self) -> dict[str, Any]:
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready once the store answers (schema migrated) and, with Kafka configured, the
+        broker does and the consumer has joined its group."""
         detail: dict[str, Any] = {}
         try:
             await asyncio.to_thread(self._store.ping)
@@ -187,7 +169,7 @@ class Runtime:
             detail["store"] = f"unavailable: {type(exc).__name__}"
         ready = detail["store"] == "ok"
         if self.broker is None:
-            detail["kafka"] = "not configured (OPPSTREAM_KAFKA_BOOTSTRAP unset)"
+            detail["kafka"] = KAFKA_NOT_CONFIGURED
         else:
             reachable = self.connected and await self.broker.ping(timeout=2.0)
             joined = self.rebalance.assignments > 0
@@ -200,7 +182,7 @@ class Runtime:
                 "rounds": self.scheduler.rounds,
                 "error": self.scheduler.last_error,
             }
-        return {"status": "ready" if ready else "unavailable", **detail}
+        return ready, detail
 
 
 def build_app(
@@ -218,7 +200,7 @@ def build_app(
     planner = Planner(rules, settings.zone, managers_by_team(principals.all))
     metrics = Metrics()
     runtime = Runtime(settings, store, planner, clock, metrics, publisher)
-    api = Api(store, planner, principals, clock, metrics, runtime.status)
+    api = Api(store, planner, principals, clock, metrics, runtime.readiness)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -227,14 +209,11 @@ def build_app(
         await runtime.stop()
         store.close()
 
-    service = FastAPI(
-        # Our own Prometheus metrics; FastAPI's OpenTelemetry checks cost CPU per request.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
-        title="oppstream reminders service",
-        version="1",
-        description="Follow-ups, stale warnings, escalations, reclamations, revisits, "
+    service = new_service(
+        "reminders",
+        "Follow-ups, stale warnings, escalations, reclamations, revisits, "
         "pause ends and renewals (SPEC §3.4, §3.5, §6).",
-        lifespan=lifespan,
+        lifespan,
     )
     service.include_router(build_router(api))
     service.state.runtime = runtime

@@ -1,0 +1,74 @@
+"""A service's FastStream broker and how it connects: in the background, trying again while
+Kafka (or the store) is down, so that the HTTP API answers meanwhile."""
+
+import asyncio
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+
+from faststream.kafka import KafkaBroker
+
+from contracts.settings import OppstreamSettings
+
+log = logging.getLogger(__name__)
+
+FIRST_PAUSE = 0.2
+LONGEST_PAUSE = 5.0
+
+
+def new_broker(bootstrap: str, settings: OppstreamSettings) -> KafkaBroker:
+    return KafkaBroker(
+        bootstrap,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+        log_level=logging.DEBUG,
+    )
+
+
+async def start_broker(broker: KafkaBroker) -> None:
+    """Start the broker's consumers; when that fails, stop what did start and raise."""
+    try:
+        await broker.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await broker.stop()
+        raise
+
+
+async def keep_trying(what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """Run `step` until it succeeds, pausing twice as long after each failure (up to
+    LONGEST_PAUSE): a service started while its broker or store is down keeps answering
+    HTTP and keeps trying."""
+    pause = FIRST_PAUSE
+    while True:
+        try:
+            await step()
+            return
+        except Exception as exc:
+            log.warning("%s: %s; again in %.1f s", what, exc, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, LONGEST_PAUSE)
+
+
+class BrokerInBackground(ABC):
+    """A service's Kafka side: its broker, connected and put to work by a task of its own
+    from `start()` until `stop()`."""
+
+    def __init__(self, bootstrap: str, settings: OppstreamSettings) -> None:
+        self.broker = new_broker(bootstrap, settings)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+
+    @abstractmethod
+    async def _run(self) -> None:
+        """Connect (`keep_trying`), then work until cancelled."""
