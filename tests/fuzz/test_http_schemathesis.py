@@ -31,9 +31,9 @@ from reminders.settings import Settings as RemindersSettings
 from reminders.store import Store
 from reminders.timers import Planner, managers_by_team
 from services.projections.tests.history import History, day, envelopes_of
-from services.projections.tests.polling import poll
 from services.reminders.tests.helpers import DAY, SHANGHAI, T0, Harness
 from services.reminders.tests.helpers import Opportunity as Facts
+from tests.support.polling import poll
 from tests.support.principals import PRINCIPALS, TOKENS, auth, customer, new_uscc
 
 # Examples per operation in the fuzzing phase; the coverage phase adds its own boundary

@@ -1,7 +1,6 @@
 """The services built in-process, and every opportunity command with a valid body and the steps
 that bring an opportunity to where the command succeeds."""
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +15,7 @@ import projections.settings
 import reminders.main
 import reminders.settings
 from contracts.rules import load_rulebook
+from tests.support.polling import poll
 from tests.support.principals import PRINCIPALS, auth, customer
 
 READY_TIMEOUT = 20.0
@@ -47,10 +47,7 @@ def reminders_app(url: str) -> FastAPI:
 
 def wait_ready(client: TestClient) -> None:
     """Until GET /readyz answers 200 (the reminders service migrates in the background)."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while (answer := client.get("/readyz")).status_code != 200:
-        assert time.monotonic() < deadline, f"not ready: {answer.text}"
-        time.sleep(0.02)
+    poll(lambda: client.get("/readyz").status_code, lambda code: code == 200, READY_TIMEOUT)
 
 
 Step = tuple[str, dict[str, Any]]

@@ -6,8 +6,9 @@ records its own ids select. Every read has a deadline; nothing sleeps waiting fo
 """
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,16 +98,11 @@ def keyed(*keys: str) -> Callable[[Consumed], bool]:
 
 
 async def _end_offsets(bootstrap: str, topic: str) -> Offsets:
-    consumer = _consumer(bootstrap)
-    await consumer.start()
-    try:
+    async with _started(bootstrap) as consumer:
         partitions = await _partitions(consumer, topic, time.monotonic())
         if not partitions:
             return {}
-        ends = await partition_ends(consumer, partitions)
-        return {tp.partition: offset for tp, offset in ends.items()}
-    finally:
-        await consumer.stop()
+        return await _ends(consumer, partitions)
 
 
 async def _collect(
@@ -120,10 +116,8 @@ async def _collect(
 ) -> list[Consumed]:
     until = time.monotonic() + deadline
     seen: set[object] = set()
-    consumer = _consumer(bootstrap)
-    await consumer.start()
     kept: list[Consumed] = []
-    try:
+    async with _started(bootstrap) as consumer:
         partitions = await _partitions(consumer, topic, until)
         if not partitions:
             raise TimeoutError(f"topic {topic!r} did not exist within {deadline} s")
@@ -136,10 +130,9 @@ async def _collect(
         stop_at: Offsets | None = None  # the ends once `count` records were kept
         while True:
             if stop_at is None and (len(seen) if distinct else len(kept)) >= count:
-                stop_at = {
-                    tp.partition: int(offset)
-                    for tp, offset in (await consumer.end_offsets(partitions)).items()
-                }
+                # Read by a consumer of its own: `partition_ends` moves the one it is given.
+                async with _started(bootstrap) as probe:
+                    stop_at = await _ends(probe, partitions)
             if stop_at is not None and await _reached_all(consumer, partitions, stop_at):
                 return kept
             left = until - time.monotonic()
@@ -164,8 +157,14 @@ async def _collect(
                         kept.append(consumed)
                         if distinct is not None:
                             seen.add(distinct(consumed))
-    finally:
-        await consumer.stop()
+
+
+async def _ends(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> Offsets:
+    """Where each of `partitions` ends now: the high watermark a fetch reports, not the
+    consumer's `end_offsets` (Tansu's ListOffsets can answer one short, see `partition_ends`).
+    Moves `consumer`: it is left assigned to `partitions`, wherever that fetch left it."""
+    ends = await partition_ends(consumer, partitions)
+    return {tp.partition: offset for tp, offset in ends.items()}
 
 
 async def _reached_all(
@@ -198,6 +197,17 @@ async def _publish(
     finally:
         await producer.stop()
     return landed
+
+
+@contextlib.asynccontextmanager
+async def _started(bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer of no group, stopped however the block ends."""
+    consumer = _consumer(bootstrap)
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
 
 
 def _consumer(bootstrap: str) -> AIOKafkaConsumer:

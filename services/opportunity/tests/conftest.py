@@ -1,8 +1,10 @@
-"""Fixtures of the opportunity service's tests: stores (SQLite and real PostgreSQL), the API."""
+"""Fixtures of the opportunity service's tests: stores (SQLite and real PostgreSQL), the API
+in-process, behind a TestClient or an async client."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -34,3 +36,17 @@ def client(store_url: str) -> Iterator[TestClient]:
     )
     with TestClient(service) as test_client:
         yield test_client
+
+
+@pytest.fixture
+async def api(store_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The service on this test's event loop, its lifespan included, behind an async client.
+    The app starts and stops on that loop too: the group committer starts its writer tasks
+    on the loop of the first command, and a TestClient would stop them from its own."""
+    service = build_app(
+        Settings(eventstore_url=store_url), rules=load_rulebook(), principals=PRINCIPALS
+    )
+    async with service.router.lifespan_context(service):
+        transport = httpx.ASGITransport(app=service)
+        async with httpx.AsyncClient(transport=transport, base_url="http://oppstream") as http:
+            yield http

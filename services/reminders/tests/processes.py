@@ -1,14 +1,12 @@
 """The reminders service as a real process (`oppstream serve reminders`), and what the
-end-to-end tests share: HTTP calls with deadlines, reading the reminders topic."""
+end-to-end tests share: importing an opportunity, reading the reminders topic."""
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from contracts import topics
 from contracts.reminders import Reminder
@@ -50,18 +48,6 @@ def start_reminders(env: Mapping[str, str], workdir: Path) -> Service:
     return start_service("reminders", env, workdir, ready_timeout=READY_TIMEOUT)
 
 
-def wait_until(condition: Callable[[], Any], seconds: float, what: str) -> Any:
-    """Poll until `condition()` is truthy; its value. Fails after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {seconds} s: {what}")
-        time.sleep(0.05)
-
-
 def ago(days: float) -> str:
     return (datetime.now(UTC) - timedelta(days=days)).isoformat()
 
@@ -90,20 +76,6 @@ def import_opportunity(
     assert answer.status_code == 201, answer.text
     state: dict[str, Any] = answer.json()
     return state
-
-
-def state_of(client: httpx.Client, oid: str) -> dict[str, Any]:
-    answer = client.get(f"/opportunities/{oid}", headers=auth("admin"))
-    assert answer.status_code == 200, answer.text
-    state: dict[str, Any] = answer.json()
-    return state
-
-
-def history(client: httpx.Client, oid: str) -> list[dict[str, Any]]:
-    answer = client.get(f"/opportunities/{oid}/history", headers=auth("admin"))
-    assert answer.status_code == 200, answer.text
-    events: list[dict[str, Any]] = answer.json()["events"]
-    return events
 
 
 def reminders_of(

@@ -9,43 +9,16 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from services.opportunity.tests.api_calls import act, create, to_signing
+from tests.support.opportunity_reads import history
 from tests.support.principals import auth, customer
 
 TODAY = datetime.now(UTC).date()
 NEW_STAGES = ["initial_contact", "requirements", "proposal", "negotiation", "signing"]
 
 
-def create(client: TestClient, principal: str = "rep-1", **fields: Any) -> dict[str, Any]:
-    payload = {"type": "new", "customer": customer(), **fields}
-    answer = client.post("/opportunities", json=payload, headers=auth(principal))
-    assert answer.status_code == 201, answer.text
-    return dict(answer.json())
-
-
-def act(
-    client: TestClient,
-    opportunity_id: str,
-    command: str,
-    body: dict[str, Any] | None = None,
-    principal: str = "rep-1",
-) -> dict[str, Any]:
-    """Give a command that must succeed; its answer."""
-    answer = client.post(
-        f"/opportunities/{opportunity_id}/{command}", json=body, headers=auth(principal)
-    )
-    assert answer.status_code == 200, answer.text
-    return dict(answer.json())
-
-
 def history_types(client: TestClient, opportunity_id: str) -> list[str]:
-    answer = client.get(f"/opportunities/{opportunity_id}/history", headers=auth("admin"))
-    assert answer.status_code == 200, answer.text
-    return [e["event_type"] for e in answer.json()["events"]]
-
-
-def to_signing(client: TestClient, opportunity_id: str) -> None:
-    for stage in NEW_STAGES[1:]:
-        act(client, opportunity_id, "advance", {"to_stage": stage})
+    return [e["event_type"] for e in history(client, opportunity_id)]
 
 
 def pause(client: TestClient, oid: str) -> None:

@@ -8,31 +8,14 @@ would stop the app from its own loop after this one is closed.
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import uuid4
 
 import httpx
-import pytest
 
-from contracts.rules import load_rulebook
-from opportunity.main import build_app
-from opportunity.settings import Settings
-from tests.support.principals import PRINCIPALS, auth, customer
+from tests.support.principals import auth, customer
 
 PARALLEL = 8
-
-
-@pytest.fixture
-async def api(store_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The service on this test's event loop, its lifespan included, behind an async client."""
-    service = build_app(
-        Settings(eventstore_url=store_url), rules=load_rulebook(), principals=PRINCIPALS
-    )
-    async with service.router.lifespan_context(service):
-        transport = httpx.ASGITransport(app=service)
-        async with httpx.AsyncClient(transport=transport, base_url="http://oppstream") as http:
-            yield http
 
 
 async def create(api: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
+from services.opportunity.tests.api_calls import act, create, to_signing, total_for
 from tests.support.principals import auth, customer
 
 TODAY = datetime.now(UTC).date()
@@ -33,40 +34,33 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "competitors": {"name": "n"},
     "documents": {"name": "n", "url": "https://files.example/x"},
 }
-TO_SIGNING = ("requirements", "proposal", "negotiation", "signing")
-
-
-def create(client: TestClient, principal: str = "rep-1", **fields: Any) -> dict[str, Any]:
-    payload = {"type": "new", "customer": customer(), **fields}
-    answer = client.post("/opportunities", json=payload, headers=auth(principal))
-    assert answer.status_code == 201, answer.text
-    return dict(answer.json())
-
-
-def act(
-    client: TestClient,
-    oid: str,
-    command: str,
-    body: dict[str, Any] | None = None,
-    principal: str = "rep-1",
-) -> dict[str, Any]:
-    answer = client.post(f"/opportunities/{oid}/{command}", json=body, headers=auth(principal))
-    assert answer.status_code == 200, answer.text
-    return dict(answer.json())
 
 
 def version_of(client: TestClient, oid: str) -> int:
     return int(client.get(f"/opportunities/{oid}", headers=auth("admin")).json()["version"])
 
 
-def total_for(client: TestClient, uscc: str) -> int:
-    answer = client.get("/opportunities", params={"uscc": uscc}, headers=auth("admin"))
-    return int(answer.json()["total"])
-
-
 def locs(answer: Any) -> list[list[Any]]:
     """The `loc` of every validation problem in a 422 answer."""
     return [problem["loc"] for problem in answer.json()["detail"]]
+
+
+def assert_each_refused_naming(
+    client: TestClient,
+    subtests: pytest.Subtests,
+    oid: str,
+    cases: list[tuple[str, dict[str, Any], str]],
+) -> None:
+    """Each (command, body, field) of `cases`, given by the team's manager to the new
+    opportunity `oid`, answers 422 naming the body's `field`; none records anything."""
+    for command, body, field in cases:
+        with subtests.test(command=command, field=field):
+            answer = client.post(
+                f"/opportunities/{oid}/{command}", json=body, headers=auth("manager-east")
+            )
+            assert answer.status_code == 422, answer.text
+            assert ["body", field] in locs(answer)
+    assert version_of(client, oid) == 1
 
 
 # -- 401 -----------------------------------------------------------------------------------------
@@ -187,8 +181,7 @@ def test_a_closed_opportunity_refuses_commands_with_409(
 
 def test_patch_of_a_won_opportunity_is_refused_with_409(client: TestClient) -> None:
     oid = create(client)["id"]
-    for stage in TO_SIGNING:
-        act(client, oid, "advance", {"to_stage": stage})
+    to_signing(client, oid)
     act(client, oid, "win", {"amount": "10", "contract_ref": "C"})
 
     answer = client.patch(f"/opportunities/{oid}", json={"title": "late"}, headers=auth("rep-1"))
@@ -274,8 +267,7 @@ def test_a_new_create_succeeds_once_the_active_one_is_won_lost_or_voided(
             sent = customer()
             first = create(client, customer=sent)["id"]
             if closing == "win":
-                for stage in TO_SIGNING:
-                    act(client, first, "advance", {"to_stage": stage})
+                to_signing(client, first)
             act(client, first, closing, VALID_BODIES[closing])
 
             second = create(client, "rep-2", customer=sent)
@@ -379,14 +371,7 @@ def test_a_missing_field_is_refused_with_422_naming_it(
         ("key-persons", {}, "name"),
         ("documents", {"name": "n"}, "url"),
     ]
-    for command, body, field in cases:
-        with subtests.test(command=command, field=field):
-            answer = client.post(
-                f"/opportunities/{oid}/{command}", json=body, headers=auth("manager-east")
-            )
-            assert answer.status_code == 422, answer.text
-            assert ["body", field] in locs(answer)
-    assert version_of(client, oid) == 1
+    assert_each_refused_naming(client, subtests, oid, cases)
 
 
 def test_a_command_that_needs_a_body_refuses_none(client: TestClient) -> None:
@@ -564,22 +549,14 @@ def test_a_value_the_rules_refuse_is_named(client: TestClient, subtests: pytest.
         ("assign", {"owner_id": ""}, "owner_id"),
         ("pause", {"reason": ""}, "reason"),
     ]
-    for command, body, field in cases:
-        with subtests.test(command=command, field=field):
-            answer = client.post(
-                f"/opportunities/{oid}/{command}", json=body, headers=auth("manager-east")
-            )
-            assert answer.status_code == 422, answer.text
-            assert ["body", field] in locs(answer)
-    assert version_of(client, oid) == 1
+    assert_each_refused_naming(client, subtests, oid, cases)
 
 
 def test_a_contract_that_ends_before_it_starts_is_refused_naming_contract_end_on(
     client: TestClient,
 ) -> None:
     oid = create(client)["id"]
-    for stage in TO_SIGNING:
-        act(client, oid, "advance", {"to_stage": stage})
+    to_signing(client, oid)
 
     answer = client.post(
         f"/opportunities/{oid}/win",

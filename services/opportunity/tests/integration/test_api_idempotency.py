@@ -1,18 +1,13 @@
 """Idempotency-Key: a repeated key answers the first answer and records nothing more."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
 from uuid import uuid4
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 
-from contracts.rules import load_rulebook
-from opportunity.main import build_app
-from opportunity.settings import Settings
-from tests.support.principals import PRINCIPALS, auth, customer
+from services.opportunity.tests.api_calls import create, total_for
+from tests.support.principals import auth, customer
 
 PARALLEL = 8
 
@@ -21,22 +16,19 @@ def keyed(principal: str, key: str) -> dict[str, str]:
     return {**auth(principal), "Idempotency-Key": key}
 
 
-def create(client: TestClient) -> dict[str, Any]:
-    answer = client.post(
-        "/opportunities", json={"type": "new", "customer": customer()}, headers=auth("rep-1")
+def followed_up_under(client: TestClient, key: str) -> str:
+    """A new opportunity of rep-1 given a follow-up under Idempotency-Key `key`; its id."""
+    oid = create(client)["id"]
+    client.post(
+        f"/opportunities/{oid}/follow-ups",
+        json={"kind": "call", "note": "a"},
+        headers=keyed("rep-1", key),
     )
-    assert answer.status_code == 201, answer.text
-    return dict(answer.json())
+    return str(oid)
 
 
 def history_length(client: TestClient, oid: str) -> int:
     return len(client.get(f"/opportunities/{oid}/history", headers=auth("admin")).json()["events"])
-
-
-def total_for(client: TestClient, uscc: str) -> int:
-    return int(
-        client.get("/opportunities", params={"uscc": uscc}, headers=auth("admin")).json()["total"]
-    )
 
 
 def test_a_repeated_create_answers_the_first_answer_and_creates_once(client: TestClient) -> None:
@@ -121,13 +113,8 @@ def test_a_patch_and_a_bodiless_command_are_idempotent_too(client: TestClient) -
 
 
 def test_the_same_key_with_another_body_is_refused_naming_the_key(client: TestClient) -> None:
-    oid = create(client)["id"]
     key = str(uuid4())
-    client.post(
-        f"/opportunities/{oid}/follow-ups",
-        json={"kind": "call", "note": "a"},
-        headers=keyed("rep-1", key),
-    )
+    oid = followed_up_under(client, key)
 
     answer = client.post(
         f"/opportunities/{oid}/follow-ups",
@@ -141,13 +128,8 @@ def test_the_same_key_with_another_body_is_refused_naming_the_key(client: TestCl
 
 
 def test_the_same_key_on_another_endpoint_is_refused_naming_the_key(client: TestClient) -> None:
-    oid = create(client)["id"]
     key = str(uuid4())
-    client.post(
-        f"/opportunities/{oid}/follow-ups",
-        json={"kind": "call", "note": "a"},
-        headers=keyed("rep-1", key),
-    )
+    oid = followed_up_under(client, key)
 
     answer = client.post(
         f"/opportunities/{oid}/pause", json={"reason": "a"}, headers=keyed("rep-1", key)
@@ -187,19 +169,6 @@ def test_a_refused_command_is_not_remembered_under_its_key(client: TestClient) -
 
 
 # -- concurrent repeats ------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def api(store_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The service on this test's event loop, its lifespan included, behind an async client
-    (the group committer's writer tasks must start and stop on one loop)."""
-    service = build_app(
-        Settings(eventstore_url=store_url), rules=load_rulebook(), principals=PRINCIPALS
-    )
-    async with service.router.lifespan_context(service):
-        transport = httpx.ASGITransport(app=service)
-        async with httpx.AsyncClient(transport=transport, base_url="http://oppstream") as http:
-            yield http
 
 
 async def test_parallel_commands_with_one_key_record_one_event_and_answer_alike(

@@ -8,30 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
+from services.opportunity.tests.api_calls import act, create, to_signing
 from tests.support.principals import auth, customer
 
 TODAY = datetime.now(UTC).date()
-
-
-def create(client: TestClient, principal: str = "rep-1", **fields: Any) -> dict[str, Any]:
-    payload = {"type": "new", "customer": customer(), **fields}
-    answer = client.post("/opportunities", json=payload, headers=auth(principal))
-    assert answer.status_code == 201, answer.text
-    return dict(answer.json())
-
-
-def act(
-    client: TestClient,
-    opportunity_id: str,
-    command: str,
-    body: dict[str, Any] | None = None,
-    principal: str = "rep-1",
-) -> dict[str, Any]:
-    answer = client.post(
-        f"/opportunities/{opportunity_id}/{command}", json=body, headers=auth(principal)
-    )
-    assert answer.status_code == 200, answer.text
-    return dict(answer.json())
 
 
 def listed(client: TestClient, principal: str = "admin", **params: Any) -> dict[str, Any]:
@@ -357,8 +337,7 @@ def test_a_closed_opportunity_has_no_reclaim_at(
 ) -> None:
     oid = create(client)["id"]
     if command == "win":
-        for stage in ("requirements", "proposal", "negotiation", "signing"):
-            act(client, oid, "advance", {"to_stage": stage})
+        to_signing(client, oid)
         body = {"amount": "1", "contract_ref": "C"}
 
     state = act(client, oid, command, body)

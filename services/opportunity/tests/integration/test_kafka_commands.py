@@ -5,11 +5,8 @@ was based on; a renewal is created once; bytes that are no command go to the com
 and the consumer goes on."""
 
 import re
-import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -20,10 +17,11 @@ import pytest
 from contracts import topics
 from contracts.commands import CreateRenewalCommand, ReclaimCommand
 from opportunity.domain import Opportunity
+from services.opportunity.tests.deployed import STORES, Deployed, deployed, won_opportunity
 from tests.support.kafka import TestBroker
-from tests.support.postgres import fresh_database
+from tests.support.opportunity_reads import history, state_of
+from tests.support.polling import wait_until
 from tests.support.principals import auth, customer
-from tests.support.processes import Service, running_service, service_env
 from tests.support.topics import (
     Outgoing,
     collect,
@@ -36,41 +34,17 @@ from tests.support.topics import (
 
 pytestmark = pytest.mark.slow
 
-TODAY = datetime.now(UTC).date()
 DEADLINE = 30.0
 
 
-@dataclass
-class Commands:
-    service: Service
-    client: httpx.Client
-    bootstrap: str
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=STORES)
 def commands(
     request: pytest.FixtureRequest, kafka: TestBroker, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Commands]:
+) -> Iterator[Deployed]:
     """One service taking commands on a fresh store, shared by this module's tests."""
     workdir = tmp_path_factory.mktemp(f"commands-{request.param}")
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{workdir}/store/eventstore.db"
-        else:
-            url = stack.enter_context(fresh_database("oppstream_commands"))
-        env = service_env(
-            workdir,
-            eventstore_url=url,
-            kafka_bootstrap=kafka.bootstrap,
-            topic_partitions="6",
-            kafka_session_timeout_ms="3000",
-            kafka_fetch_max_wait_ms="10",
-        )
-        service = stack.enter_context(running_service("opportunity", env, workdir))
-        client = stack.enter_context(httpx.Client(base_url=service.url, timeout=10.0))
-        yield Commands(service, client, kafka.bootstrap)
+    with deployed(request.param, kafka, workdir, "oppstream_commands", timeout=10.0) as served:
+        yield served
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -81,20 +55,6 @@ def post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any
     assert answer.is_success, f"{path}: {answer.status_code} {answer.text}"
     state: dict[str, Any] = answer.json()
     return state
-
-
-def get(client: httpx.Client, oid: str) -> dict[str, Any]:
-    answer = client.get(f"/opportunities/{oid}", headers=auth("admin"))
-    assert answer.status_code == 200, answer.text
-    state: dict[str, Any] = answer.json()
-    return state
-
-
-def history(client: httpx.Client, oid: str) -> list[dict[str, Any]]:
-    answer = client.get(f"/opportunities/{oid}/history", headers=auth("admin"))
-    assert answer.status_code == 200, answer.text
-    events: list[dict[str, Any]] = answer.json()["events"]
-    return events
 
 
 def followed_up(client: httpx.Client) -> dict[str, Any]:
@@ -111,15 +71,7 @@ def outcomes(client: httpx.Client, outcome: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > seconds:
-            pytest.fail(f"not within {seconds} s: {what}")
-        time.sleep(0.05)
-
-
-def wait_for_outcome(commands: Commands, outcome: str, before: float, times: int = 1) -> None:
+def wait_for_outcome(commands: Deployed, outcome: str, before: float, times: int = 1) -> None:
     wait_until(
         lambda: outcomes(commands.client, outcome) >= before + times,
         DEADLINE,
@@ -139,7 +91,7 @@ def reclaim(oid: str, based_on_version: int) -> ReclaimCommand:
     )
 
 
-def send(commands: Commands, *issued: ReclaimCommand | CreateRenewalCommand) -> None:
+def send(commands: Deployed, *issued: ReclaimCommand | CreateRenewalCommand) -> None:
     publish(
         commands.bootstrap,
         topics.OPPORTUNITY_COMMANDS,
@@ -153,13 +105,13 @@ def send(commands: Commands, *issued: ReclaimCommand | CreateRenewalCommand) -> 
 # -- reclaim ---------------------------------------------------------------------------------
 
 
-def test_a_reclaim_based_on_a_stale_version_records_nothing(commands: Commands) -> None:
+def test_a_reclaim_based_on_a_stale_version_records_nothing(commands: Deployed) -> None:
     state = followed_up(commands.client)
     assert state["version"] == 2
     before = outcomes(commands.client, "progressed")
     send(commands, reclaim(state["id"], based_on_version=1))
     wait_for_outcome(commands, "progressed", before)
-    after = get(commands.client, state["id"])
+    after = state_of(commands.client, state["id"])
     assert (after["version"], after["status"], after["owner_id"]) == (2, "open", "rep-1")
     assert [e["event_type"] for e in history(commands.client, state["id"])] == [
         "OpportunityCreated",
@@ -168,7 +120,7 @@ def test_a_reclaim_based_on_a_stale_version_records_nothing(commands: Commands) 
 
 
 def test_a_reclaim_based_on_the_current_version_pools_the_opportunity_once(
-    commands: Commands,
+    commands: Deployed,
 ) -> None:
     start = end_offsets(commands.bootstrap, topics.OPPORTUNITY_EVENTS)
     state = followed_up(commands.client)
@@ -177,9 +129,11 @@ def test_a_reclaim_based_on_the_current_version_pools_the_opportunity_once(
     refused_before = outcomes(commands.client, "not_reclaimable_while_pooled")
     send(commands, command, command)  # the second is a redelivery
 
-    wait_until(lambda: get(commands.client, oid)["status"] == "pooled", DEADLINE, "the reclaim ran")
+    wait_until(
+        lambda: state_of(commands.client, oid)["status"] == "pooled", DEADLINE, "the reclaim ran"
+    )
     wait_for_outcome(commands, "not_reclaimable_while_pooled", refused_before)
-    after = get(commands.client, oid)
+    after = state_of(commands.client, oid)
     assert (after["version"], after["owner_id"]) == (3, None)
     reclaimed = history(commands.client, oid)[-1]
     assert reclaimed["event_type"] == "OpportunityReclaimed"
@@ -202,7 +156,7 @@ def test_a_reclaim_based_on_the_current_version_pools_the_opportunity_once(
 
 
 def test_a_reclaim_runs_when_only_non_progress_events_followed_its_version(
-    commands: Commands,
+    commands: Deployed,
 ) -> None:
     state = followed_up(commands.client)
     oid = state["id"]
@@ -212,30 +166,16 @@ def test_a_reclaim_runs_when_only_non_progress_events_followed_its_version(
     assert changed.status_code == 200, changed.text
     assert changed.json()["version"] == 3  # InfoUpdated is no progress (SPEC §6)
     send(commands, reclaim(oid, based_on_version=2))
-    wait_until(lambda: get(commands.client, oid)["status"] == "pooled", DEADLINE, "the reclaim ran")
-    assert get(commands.client, oid)["version"] == 4
+    wait_until(
+        lambda: state_of(commands.client, oid)["status"] == "pooled", DEADLINE, "the reclaim ran"
+    )
+    assert state_of(commands.client, oid)["version"] == 4
 
 
 # -- create_renewal ------------------------------------------------------------------------------
 
 
-def won_opportunity(client: httpx.Client) -> dict[str, Any]:
-    oid = post(client, "/opportunities", {"type": "new", "customer": customer(tier="SMB")})["id"]
-    for stage in ("requirements", "proposal", "negotiation", "signing"):
-        post(client, f"/opportunities/{oid}/advance", {"to_stage": stage})
-    return post(
-        client,
-        f"/opportunities/{oid}/win",
-        {
-            "amount": "64000.00",
-            "contract_ref": f"HT-{oid[:8]}",
-            "contract_start_on": str(TODAY),
-            "contract_end_on": str(TODAY + timedelta(days=60)),
-        },
-    )
-
-
-def test_create_renewal_twice_creates_one_renewal(commands: Commands) -> None:
+def test_create_renewal_twice_creates_one_renewal(commands: Deployed) -> None:
     won = won_opportunity(commands.client)
     created_before = outcomes(commands.client, "created")
     repeated_before = outcomes(commands.client, "created_before")
@@ -259,7 +199,7 @@ def test_create_renewal_twice_creates_one_renewal(commands: Commands) -> None:
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["total"] == 1, answer.json()
-    renewal = get(commands.client, answer.json()["items"][0]["id"])
+    renewal = state_of(commands.client, answer.json()["items"][0]["id"])
     assert renewal["id"] == str(Opportunity.new_id("renewal", won["id"]))
     assert renewal["type"] == "renewal"
     assert renewal["pipeline_id"] == "renewal"
@@ -274,7 +214,7 @@ def test_create_renewal_twice_creates_one_renewal(commands: Commands) -> None:
 
 
 def test_poison_goes_to_the_commands_dlq_unchanged_and_the_next_command_runs(
-    commands: Commands,
+    commands: Deployed,
 ) -> None:
     state = followed_up(commands.client)
     oid = state["id"]
@@ -293,7 +233,7 @@ def test_poison_goes_to_the_commands_dlq_unchanged_and_the_next_command_runs(
     )
 
     wait_until(
-        lambda: get(commands.client, oid)["status"] == "pooled",
+        lambda: state_of(commands.client, oid)["status"] == "pooled",
         DEADLINE,
         "the command after the poison ran",
     )

@@ -11,10 +11,9 @@ changes nothing.
 
 import random
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 from uuid import uuid4
 
@@ -25,11 +24,13 @@ import pytest
 from contracts import topics
 from contracts.leads import RejectedLead
 from opportunity.domain import Opportunity
+from services.opportunity.tests.deployed import deployed, won_opportunity
 from tests.support import hostile
 from tests.support.hostile import Hostile
 from tests.support.kafka import TestBroker
+from tests.support.polling import wait_until
 from tests.support.principals import auth, customer
-from tests.support.processes import Service, running_service, service_env
+from tests.support.processes import Service
 from tests.support.topics import Consumed, Outgoing, collect, end_offsets, publish
 
 pytestmark = pytest.mark.slow
@@ -53,11 +54,8 @@ class Running:
         return self.client.get(f"/opportunities/{oid}", headers=auth("admin"))
 
     def wait_until(self, condition: Callable[[], bool], what: str) -> None:
-        started = time.monotonic()
-        while not condition():
-            if time.monotonic() - started > DEADLINE:
-                self.fail(f"not within {DEADLINE} s: {what}")
-            time.sleep(0.05)
+        """Until `condition()` holds; else fail with the seed and the service's last words."""
+        wait_until(condition, DEADLINE, what, fail=self.fail)
 
     def one_each(
         self,
@@ -115,19 +113,8 @@ def running(kafka: TestBroker, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """One service on a fresh SQLite store, taking leads and commands in groups of its own
     (what a record is, is decided before the store is touched)."""
     workdir = tmp_path_factory.mktemp("hostile")
-    env = service_env(
-        workdir,
-        eventstore_url=f"sqlite:///{workdir}/store/eventstore.db",
-        kafka_bootstrap=kafka.bootstrap,
-        topic_partitions="6",
-        kafka_session_timeout_ms="3000",
-        kafka_fetch_max_wait_ms="10",
-    )
-    with (
-        running_service("opportunity", env, workdir) as service,
-        httpx.Client(base_url=service.url, timeout=10.0) as client,
-    ):
-        yield Running(service, client, kafka.bootstrap)
+    with deployed("sqlite", kafka, workdir, "oppstream_hostile", timeout=10.0) as served:
+        yield Running(served.service, served.client, served.bootstrap)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -305,30 +292,6 @@ def created(running: Running, tier: str = "KA") -> dict[str, Any]:
     return state
 
 
-def won(running: Running) -> dict[str, Any]:
-    oid = created(running, tier="SMB")["id"]
-    rep = auth("rep-1")
-    for stage in ("requirements", "proposal", "negotiation", "signing"):
-        moved = running.client.post(
-            f"/opportunities/{oid}/advance", json={"to_stage": stage}, headers=rep
-        )
-        assert moved.status_code == 200, moved.text
-    today = datetime.now(UTC).date()
-    answer = running.client.post(
-        f"/opportunities/{oid}/win",
-        json={
-            "amount": "64000.00",
-            "contract_ref": f"HT-{oid[:8]}",
-            "contract_start_on": str(today),
-            "contract_end_on": str(today + timedelta(days=60)),
-        },
-        headers=rep,
-    )
-    assert answer.status_code == 200, answer.text
-    state: dict[str, Any] = answer.json()
-    return state
-
-
 def reclaim(oid: str, based_on_version: int) -> dict[str, Any]:
     return {
         "command_id": f"cmd-{uuid4()}",
@@ -385,7 +348,7 @@ def hostile_commands(rng: random.Random, victim: str, won_id: str) -> list[Hosti
 def test_hostile_commands_are_parked_and_the_commands_between_them_run(running: Running) -> None:
     rng = random.Random(SEED)
     victim = created(running)
-    renewed = won(running)
+    renewed = won_opportunity(running.client)
     targets = [created(running) for _ in range(6)]
     valid = [
         Outgoing(orjson.dumps(reclaim(t["id"], t["version"])), t["id"].encode()) for t in targets

@@ -5,10 +5,7 @@ leads are answered on `crm.leads.rejected`; bytes that are no message are parked
 on `crm.leads.qualified.dlq`, and the consumer goes on."""
 
 import re
-import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -20,10 +17,10 @@ import pytest
 from contracts import topics
 from contracts.leads import RejectedLead
 from opportunity.domain import Opportunity
+from services.opportunity.tests.deployed import STORES, Deployed, deployed, won_opportunity
 from tests.support.kafka import TestBroker
-from tests.support.postgres import fresh_database
+from tests.support.polling import wait_until
 from tests.support.principals import auth, customer
-from tests.support.processes import Service, running_service, service_env
 from tests.support.topics import Outgoing, collect, end_offsets, keyed, publish, publish_json
 
 pytestmark = pytest.mark.slow
@@ -32,39 +29,16 @@ TODAY = datetime.now(UTC).date()
 DEADLINE = 30.0
 
 
-@dataclass
-class Intake:
-    service: Service
-    client: httpx.Client
-    bootstrap: str
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=STORES)
 def intake(
     request: pytest.FixtureRequest, kafka: TestBroker, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Intake]:
+) -> Iterator[Deployed]:
     """One service taking leads on a fresh store, shared by this module's tests."""
     workdir = tmp_path_factory.mktemp(f"intake-{request.param}")
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{workdir}/store/eventstore.db"
-        else:
-            url = stack.enter_context(fresh_database("oppstream_intake"))
-        env = service_env(
-            workdir,
-            eventstore_url=url,
-            kafka_bootstrap=kafka.bootstrap,
-            topic_partitions="6",
-            kafka_session_timeout_ms="3000",
-            kafka_fetch_max_wait_ms="10",
-        )
-        service = stack.enter_context(running_service("opportunity", env, workdir))
-        client = stack.enter_context(
-            httpx.Client(base_url=service.url, headers=auth("admin"), timeout=10.0)
-        )
-        yield Intake(service, client, kafka.bootstrap)
+    with deployed(
+        request.param, kafka, workdir, "oppstream_intake", headers=auth("admin"), timeout=10.0
+    ) as served:
+        yield served
 
 
 def lead(buyer: dict[str, str] | None = None, **changes: Any) -> dict[str, Any]:
@@ -86,15 +60,7 @@ def opportunity_of(client: httpx.Client, lead_id: str) -> httpx.Response:
     return client.get(f"/opportunities/{Opportunity.new_id('lead', lead_id)}")
 
 
-def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > seconds:
-            pytest.fail(f"not within {seconds} s: {what}")
-        time.sleep(0.05)
-
-
-def created(intake: Intake, lead_id: str) -> dict[str, Any]:
+def created(intake: Deployed, lead_id: str) -> dict[str, Any]:
     """The lead's opportunity, once the service has taken the lead."""
     wait_until(
         lambda: opportunity_of(intake.client, lead_id).status_code == 200,
@@ -120,13 +86,13 @@ def by_uscc(client: httpx.Client, uscc: str, **filters: str) -> dict[str, Any]:
     return page
 
 
-def rejection(intake: Intake, lead_id: str, start: dict[int, int]) -> RejectedLead:
+def rejection(intake: Deployed, lead_id: str, start: dict[int, int]) -> RejectedLead:
     found = collect(intake.bootstrap, topics.LEADS_REJECTED, keyed(lead_id), 1, DEADLINE, start)
     assert len(found) == 1, found
     return RejectedLead.model_validate(found[0].json())
 
 
-def test_a_lead_becomes_an_opportunity_with_its_fields(intake: Intake) -> None:
+def test_a_lead_becomes_an_opportunity_with_its_fields(intake: Deployed) -> None:
     message = lead()
     publish_json(intake.bootstrap, topics.LEADS_QUALIFIED, message["lead_id"], message)
     state = created(intake, message["lead_id"])
@@ -138,7 +104,7 @@ def test_a_lead_becomes_an_opportunity_with_its_fields(intake: Intake) -> None:
     assert state["source"] == "web"
 
 
-def test_a_redelivered_lead_creates_one_opportunity(intake: Intake) -> None:
+def test_a_redelivered_lead_creates_one_opportunity(intake: Deployed) -> None:
     message = lead()
     taken_before = leads_taken(intake.client, "taken_before")
     value = orjson.dumps(message)
@@ -157,7 +123,7 @@ def test_a_redelivered_lead_creates_one_opportunity(intake: Intake) -> None:
 
 
 def test_a_second_lead_for_the_same_customer_and_type_is_rejected_as_duplicate(
-    intake: Intake,
+    intake: Deployed,
 ) -> None:
     buyer = customer()
     first = lead(buyer)
@@ -174,7 +140,7 @@ def test_a_second_lead_for_the_same_customer_and_type_is_rejected_as_duplicate(
     assert by_uscc(intake.client, buyer["uscc"])["total"] == 1
 
 
-def test_a_lead_with_an_invalid_uscc_is_rejected_naming_uscc(intake: Intake) -> None:
+def test_a_lead_with_an_invalid_uscc_is_rejected_naming_uscc(intake: Deployed) -> None:
     buyer = customer()
     last = buyer["uscc"][-1]
     buyer["uscc"] = buyer["uscc"][:-1] + ("0" if last != "0" else "1")  # wrong check character
@@ -188,7 +154,7 @@ def test_a_lead_with_an_invalid_uscc_is_rejected_naming_uscc(intake: Intake) -> 
     assert opportunity_of(intake.client, message["lead_id"]).status_code == 404
 
 
-def test_poison_goes_to_the_dlq_unchanged_and_the_next_lead_is_taken(intake: Intake) -> None:
+def test_poison_goes_to_the_dlq_unchanged_and_the_next_lead_is_taken(intake: Deployed) -> None:
     message = lead()
     key = message["lead_id"].encode()  # one key: one partition, so the lead comes after
     garbage = b"\xff\xfe\x00 this is not JSON {"
@@ -213,7 +179,7 @@ def test_poison_goes_to_the_dlq_unchanged_and_the_next_lead_is_taken(intake: Int
         assert record.header("x-source-topic") == topics.LEADS_QUALIFIED.encode()
 
 
-def test_a_lead_of_a_customer_with_a_running_contract_becomes_a_resale(intake: Intake) -> None:
+def test_a_lead_of_a_customer_with_a_running_contract_becomes_a_resale(intake: Deployed) -> None:
     buyer = customer()
     won = won_opportunity(intake.client, buyer, ends_on=TODAY + timedelta(days=365))
     message = lead(buyer)
@@ -224,7 +190,7 @@ def test_a_lead_of_a_customer_with_a_running_contract_becomes_a_resale(intake: I
     assert state["id"] != won["id"]
 
 
-def test_a_lead_of_a_customer_whose_contract_ended_is_new(intake: Intake) -> None:
+def test_a_lead_of_a_customer_whose_contract_ended_is_new(intake: Deployed) -> None:
     buyer = customer()
     won_opportunity(
         intake.client,
@@ -237,37 +203,8 @@ def test_a_lead_of_a_customer_whose_contract_ended_is_new(intake: Intake) -> Non
     assert created(intake, message["lead_id"])["type"] == "new"
 
 
-def won_opportunity(
-    client: httpx.Client,
-    buyer: dict[str, str],
-    ends_on: Any,
-    starts_on: Any = TODAY,
-) -> dict[str, Any]:
-    """A `new` opportunity of `buyer`, won over HTTP with a contract from `starts_on`."""
-    rep = auth("rep-1")
-    answer = client.post("/opportunities", json={"type": "new", "customer": buyer}, headers=rep)
-    assert answer.status_code == 201, answer.text
-    oid = answer.json()["id"]
-    for stage in ("requirements", "proposal", "negotiation", "signing"):
-        moved = client.post(f"/opportunities/{oid}/advance", json={"to_stage": stage}, headers=rep)
-        assert moved.status_code == 200, moved.text
-    won = client.post(
-        f"/opportunities/{oid}/win",
-        json={
-            "amount": "88000.00",
-            "contract_ref": f"HT-{oid[:8]}",
-            "contract_start_on": str(starts_on),
-            "contract_end_on": str(ends_on),
-        },
-        headers=rep,
-    )
-    assert won.status_code == 200, won.text
-    state: dict[str, Any] = won.json()
-    return state
-
-
 def test_two_leads_of_one_customer_arriving_together_make_one_opportunity(
-    intake: Intake,
+    intake: Deployed,
 ) -> None:
     buyer = customer()
     pair = [lead(buyer), lead(buyer)]
@@ -289,7 +226,7 @@ def test_two_leads_of_one_customer_arriving_together_make_one_opportunity(
 
 
 def test_a_burst_of_leads_with_redeliveries_creates_each_opportunity_once(
-    intake: Intake,
+    intake: Deployed,
 ) -> None:
     burst = [lead() for _ in range(100)]
     records = [Outgoing(orjson.dumps(m), m["lead_id"].encode()) for m in burst]

@@ -6,7 +6,7 @@ broker or to the relay's process; one relay runs per event store."""
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -31,64 +31,42 @@ from opportunity.domain import Opportunity
 from opportunity.positions import read_position
 from opportunity.settings import eventsourcing_env, sqlalchemy_url
 from opportunity.translation import envelope_of
+from services.opportunity.tests.deployed import (
+    STORES,
+    Deployed,
+    deployed,
+    kafka_env,
+    new_event_store,
+)
 from tests.support.kafka import TestBroker
+from tests.support.opportunity_reads import history
+from tests.support.polling import wait_until
 from tests.support.postgres import fresh_database
 from tests.support.principals import auth, customer
-from tests.support.processes import Service, running_service, service_env, start_service
+from tests.support.processes import running_service, start_service
 from tests.support.topics import Consumed, collect, end_offsets, event_id, keyed
 
 pytestmark = pytest.mark.slow
 
 TODAY = datetime.now(UTC).date()
 ARRIVAL_DEADLINE = 60.0
-# The shortest session the settings allow: the broker holds a first group join about half
-# of it, and a killed copy's membership lapses after it, so every start is quicker.
-KAFKA_SETTINGS = {
-    "topic_partitions": "6",
-    "kafka_session_timeout_ms": "3000",
-    "kafka_fetch_max_wait_ms": "10",
-}
-STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-@dataclass
-class Running:
-    service: Service
-    client: httpx.Client
-    store_url: str
-
-
-def kafka_env(workdir: Path, kafka: TestBroker, store_url: str, **settings: str) -> dict[str, str]:
-    return service_env(
-        workdir,
-        eventstore_url=store_url,
-        kafka_bootstrap=kafka.bootstrap,
-        **{**KAFKA_SETTINGS, **settings},
-    )
 
 
 @pytest.fixture(scope="module", params=STORES)
 def relaying(
     request: pytest.FixtureRequest, kafka: TestBroker, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Running]:
+) -> Iterator[Deployed]:
     """One service with the relay on a fresh store, shared by the tests that only add."""
     workdir = tmp_path_factory.mktemp(f"relay-{request.param}")
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{workdir}/store/eventstore.db"
-        else:
-            url = stack.enter_context(fresh_database("oppstream_relay"))
-        service = stack.enter_context(
-            running_service("opportunity", kafka_env(workdir, kafka, url), workdir)
-        )
-        client = stack.enter_context(
-            httpx.Client(
-                base_url=service.url,
-                timeout=30.0,
-                limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
-            )
-        )
-        yield Running(service, client, url)
+    with deployed(
+        request.param,
+        kafka,
+        workdir,
+        "oppstream_relay",
+        timeout=30.0,
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+    ) as served:
+        yield served
 
 
 # -- talking to a service ----------------------------------------------------------------------
@@ -107,30 +85,11 @@ def command(
     return state
 
 
-def history(client: httpx.Client, oid: str) -> list[dict[str, Any]]:
-    answer = client.get(f"/opportunities/{oid}/history", headers=auth("admin"))
-    assert answer.status_code == 200, answer.text
-    events: list[dict[str, Any]] = answer.json()["events"]
-    return events
-
-
 def metric(client: httpx.Client, sample: str) -> float:
     """The value of one sample of /metrics, e.g. `oppstream_relay_leader`; 0 if absent."""
     text = client.get("/metrics").text
     found = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
-
-
-def wait_until(
-    condition: Callable[[], bool], seconds: float, what: str, interval: float = 0.05
-) -> float:
-    """Poll `condition` until it holds; how long that took. Fails after `seconds`."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > seconds:
-            pytest.fail(f"not within {seconds} s: {what}")
-        time.sleep(interval)
-    return time.monotonic() - started
 
 
 # -- what a consumer of crm.opportunity.events sees ---------------------------------------------
@@ -215,7 +174,7 @@ def drive(client: httpx.Client, n: int) -> Plan:
 
 
 def test_every_event_of_200_opportunities_arrives_in_version_order_and_wins_once(
-    relaying: Running, kafka: TestBroker
+    relaying: Deployed, kafka: TestBroker
 ) -> None:
     events_start = end_offsets(kafka.bootstrap, topics.OPPORTUNITY_EVENTS)
     won_start = end_offsets(kafka.bootstrap, topics.OPPORTUNITY_WON)
@@ -286,7 +245,7 @@ def test_every_event_of_200_opportunities_arrives_in_version_order_and_wins_once
 
 
 def test_commands_answered_during_a_broker_outage_are_relayed_in_order_after_it(
-    relaying: Running, kafka: TestBroker
+    relaying: Deployed, kafka: TestBroker
 ) -> None:
     if kafka.process is None:
         pytest.skip(f"cannot pause a {kafka.kind} broker this suite did not start")
@@ -344,10 +303,7 @@ SERVICE = Principal("service", Role.SERVICE)
 
 @pytest.fixture(params=STORES)
 def fresh_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/store/eventstore.db"
-        return
-    with fresh_database("oppstream_relay_kill") as url:
+    with new_event_store(request.param, tmp_path, "oppstream_relay_kill") as url:
         yield url
 
 
@@ -507,7 +463,9 @@ def test_one_of_two_copies_relays_and_the_other_takes_over_after_kill_9(
 
         copies[leader].kill_hard()
         survivor = clients[follower]
-        took = wait_until(lambda: relay_leader(survivor), 10.0, "the survivor leads the relay")
+        killed = time.monotonic()
+        wait_until(lambda: relay_leader(survivor), 10.0, "the survivor leads the relay")
+        took = time.monotonic() - killed
         assert took < 10.0
 
         after_start = end_offsets(kafka.bootstrap, topics.OPPORTUNITY_EVENTS)

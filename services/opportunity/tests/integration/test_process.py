@@ -27,7 +27,7 @@ from opportunity.domain import ActiveOpportunityIndex, Opportunity
 from opportunity.errors import DuplicateOpportunity
 from opportunity.main import build_app
 from opportunity.settings import Settings, eventsourcing_env
-from tests.support.postgres import fresh_database
+from services.opportunity.tests.deployed import STORES, new_event_store
 from tests.support.principals import PRINCIPALS, TOKENS, auth, customer
 from tests.support.processes import (
     free_port,
@@ -44,13 +44,10 @@ pytestmark = pytest.mark.slow
 QUICK_EXIT_SECONDS = 20.0
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def fresh_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A store nobody else uses: a SQLite file in tmp_path, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/store/eventstore.db"
-        return
-    with fresh_database("oppstream_process") as url:
+    with new_event_store(request.param, tmp_path, "oppstream_process") as url:
         yield url
 
 
@@ -433,19 +430,14 @@ class Copies:
     b: httpx.Client
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=STORES)
 def copies(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Copies]:
     """Two `oppstream serve opportunity` processes on one store, shared by this section."""
     workdir = tmp_path_factory.mktemp(f"copies-{request.param}")
     with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{workdir}/store/eventstore.db"
-        else:
-            url = stack.enter_context(fresh_database("oppstream_copies"))
+        url = stack.enter_context(new_event_store(request.param, workdir, "oppstream_copies"))
         env = service_env(workdir, eventstore_url=url)
         first = stack.enter_context(running_service("opportunity", env, workdir / "a"))
         second = stack.enter_context(running_service("opportunity", env, workdir / "b"))

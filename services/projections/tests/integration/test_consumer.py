@@ -16,8 +16,8 @@ from projections.main import build_app
 from projections.settings import Settings
 from services.projections.tests.cohort import cohort
 from services.projections.tests.history import envelopes_of
-from services.projections.tests.polling import poll
 from tests.support.kafka import TestBroker
+from tests.support.polling import poll
 from tests.support.principals import PRINCIPALS, auth
 from tests.support.topics import Outgoing, end_offsets, publish
 

@@ -26,10 +26,10 @@ from projections.main import build_app
 from projections.settings import Settings
 from projections.store import Store
 from services.projections.tests.history import History, day
-from services.projections.tests.polling import poll
 from tests.support import hostile
 from tests.support.hostile import Hostile
 from tests.support.kafka import TestBroker
+from tests.support.polling import poll
 from tests.support.principals import PRINCIPALS
 from tests.support.topics import Outgoing, end_offsets, publish
 

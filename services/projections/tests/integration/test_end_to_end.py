@@ -12,8 +12,8 @@ from opportunity.main import build_app as build_opportunity_app
 from opportunity.settings import Settings as OpportunitySettings
 from projections.main import build_app
 from projections.settings import Settings
-from services.projections.tests.polling import poll
 from tests.support.kafka import TestBroker
+from tests.support.polling import poll
 from tests.support.principals import PRINCIPALS, auth, customer
 
 pytestmark = pytest.mark.slow

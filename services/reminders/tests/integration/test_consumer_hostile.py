@@ -11,7 +11,6 @@ it changes no opportunity.
 
 import random
 import re
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from services.reminders.tests.processes import KAFKA_SETTINGS, reminders_env, st
 from tests.support import hostile
 from tests.support.hostile import Hostile
 from tests.support.kafka import TestBroker
+from tests.support.polling import wait_until
 from tests.support.postgres import fresh_database
 from tests.support.principals import auth
 from tests.support.processes import Service
@@ -68,11 +68,8 @@ class Running:
         return float(found.group(1)) if found else 0.0
 
     def wait_until(self, condition: Callable[[], bool], what: str) -> None:
-        started = time.monotonic()
-        while not condition():
-            if time.monotonic() - started > DEADLINE:
-                self.fail(f"not within {DEADLINE} s: {what}")
-            time.sleep(0.05)
+        """Until `condition()` holds; else fail with the seed and the service's last words."""
+        wait_until(condition, DEADLINE, what, fail=self.fail)
 
     def caught_up(self) -> None:
         """Returns once every record published so far is taken: a creation published to each

@@ -19,13 +19,9 @@ from contracts.reminders import Reminder
 from reminders.store import Store, outbox
 from reminders.store import fired as log
 from services.reminders.tests.helpers import Opportunity
-from services.reminders.tests.processes import (
-    reminders_env,
-    reminders_of,
-    start_reminders,
-    wait_until,
-)
+from services.reminders.tests.processes import reminders_env, reminders_of, start_reminders
 from tests.support.kafka import TestBroker
+from tests.support.polling import wait_until
 from tests.support.postgres import fresh_database
 from tests.support.topics import end_offsets
 

@@ -19,16 +19,15 @@ from contracts.schedule import start_of_day
 from reminders import simulate
 from services.reminders.tests.helpers import SHANGHAI
 from services.reminders.tests.processes import (
-    history,
     import_opportunity,
     opportunity_env,
     reminders_env,
     reminders_of,
     start_reminders,
-    state_of,
-    wait_until,
 )
 from tests.support.kafka import TestBroker
+from tests.support.opportunity_reads import history, state_of
+from tests.support.polling import wait_until
 from tests.support.principals import TOKENS, auth
 from tests.support.processes import Service, running_service
 from tests.support.topics import Offsets, end_offsets

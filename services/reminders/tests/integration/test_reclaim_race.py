@@ -23,14 +23,10 @@ from reminders.settings import Settings
 from reminders.store import Store
 from reminders.timers import Planner
 from services.reminders.tests.helpers import SHANGHAI
-from services.reminders.tests.processes import (
-    history,
-    import_opportunity,
-    opportunity_env,
-    state_of,
-    wait_until,
-)
+from services.reminders.tests.processes import import_opportunity, opportunity_env
 from tests.support.kafka import TestBroker
+from tests.support.opportunity_reads import history, state_of
+from tests.support.polling import wait_until
 from tests.support.principals import auth
 from tests.support.processes import running_service
 from tests.support.topics import collect, end_offsets, event_id, keyed

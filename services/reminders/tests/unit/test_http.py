@@ -1,7 +1,6 @@
 """The service's HTTP side without a broker: health, readiness, metrics, the explanation of an
 opportunity's reminders and who may read it; settings; rules changed between two starts."""
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from reminders.settings import Settings
 from reminders.store import Store
 from reminders.timers import Planner, managers_by_team
 from services.reminders.tests.helpers import DAY, SHANGHAI, T0, Harness, Opportunity
+from tests.support.polling import poll
 from tests.support.principals import PRINCIPALS, auth
 
 
@@ -34,15 +34,8 @@ def client(db_url: str, rules: Rulebook) -> Iterator[TestClient]:
         clock=ManualClock(T0 + 8 * DAY),
     )
     with TestClient(app) as test_client:
-        _wait(lambda: test_client.get("/readyz").status_code == 200)
+        poll(lambda: test_client.get("/readyz").status_code, lambda code: code == 200, 10)
         yield test_client
-
-
-def _wait(condition: object, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "not within the deadline"
-        time.sleep(0.02)
 
 
 async def _opportunity_fired_a_follow_up(db_url: str, rules: Rulebook) -> Opportunity:
@@ -132,7 +125,7 @@ async def test_a_rules_change_replans_every_opportunity_at_start(
     )
     with TestClient(app):
         runtime = app.state.runtime
-        _wait(lambda: runtime.replanned)
+        poll(lambda: runtime.replanned, deadline=10)
         _, due = app.state.store.facts(o.id)
         # Before: the warning at 14 days. Now the scheduler looks again no later than the
         # tighter warning (at once, even: the follow-up it sent is overdue, and is not resent).
