@@ -23,22 +23,6 @@ Readiness = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 TokenHolder = TypeVar("TokenHolder")
 
 
-def new_service(
-    name: str,
-    description: str,
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
-) -> FastAPI:
-    """The FastAPI application of the oppstream `name` service."""
-    return FastAPI(
-        # Our own Prometheus metrics; FastAPI's OpenTelemetry checks cost CPU per request.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
-        title=f"oppstream {name} service",
-        version="1",
-        description=description,
-        lifespan=lifespan,
-    )
-
-
 class Answer(JSONResponse):
     """A JSON answer rendered by orjson (several times faster than the standard library)."""
 
@@ -57,6 +41,25 @@ async def unauthenticated(_: Request, exc: Exception) -> Answer:
         status_code=401,
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+def new_service(
+    name: str,
+    description: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+) -> FastAPI:
+    """The FastAPI application of the oppstream `name` service; `Unauthenticated` (raised by
+    `bearer_principal`) answers 401."""
+    service = FastAPI(
+        # Our own Prometheus metrics; FastAPI's OpenTelemetry checks cost CPU per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+        title=f"oppstream {name} service",
+        version="1",
+        description=description,
+        lifespan=lifespan,
+    )
+    service.add_exception_handler(Unauthenticated, unauthenticated)
+    return service
 
 
 def bearer_principal(

@@ -21,10 +21,8 @@ from contracts.rules import Pipeline, Role, Rulebook
 from contracts.service_http import (
     KAFKA_NOT_CONFIGURED,
     Answer,
-    Unauthenticated,
     bearer_principal,
     probes,
-    unauthenticated,
 )
 from opportunity import requests as body
 from opportunity.access import Forbidden, Principal, can_read
@@ -103,7 +101,6 @@ def install_error_handlers(api: FastAPI) -> None:
         )
 
     api.add_exception_handler(DomainError, domain_error)
-    api.add_exception_handler(Unauthenticated, unauthenticated)
     api.add_exception_handler(HTTPException, http_error)
 
 

@@ -22,10 +22,8 @@ from contracts.rules import Role
 from contracts.service_http import (
     KAFKA_NOT_CONFIGURED,
     Answer,
-    Unauthenticated,
     bearer_principal,
     probes,
-    unauthenticated,
 )
 from projections.messaging import Messaging
 from projections.metrics import Metrics
@@ -57,7 +55,6 @@ def install_error_handlers(api: FastAPI) -> None:
             detail["field"] = exc.field
         return Answer({"detail": detail}, status_code=403)
 
-    api.add_exception_handler(Unauthenticated, unauthenticated)
     api.add_exception_handler(Forbidden, forbidden)
 
 
