@@ -1,6 +1,7 @@
 """The services built in-process, and every opportunity command with a valid body and the steps
 that bring an opportunity to where the command succeeds."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,28 +22,27 @@ from tests.support.principals import PRINCIPALS, auth, customer
 READY_TIMEOUT = 20.0
 
 
-def opportunity_app(url: str) -> FastAPI:
-    return opportunity.main.build_app(
-        opportunity.settings.Settings(eventstore_url=url),
-        rules=load_rulebook(),
-        principals=PRINCIPALS,
-    )
+# Each service: how it is built, and its settings with the store at a URL.
+BUILDERS: dict[str, tuple[Callable[..., FastAPI], Callable[[str], Any]]] = {
+    "opportunity": (
+        opportunity.main.build_app,
+        lambda url: opportunity.settings.Settings(eventstore_url=url),
+    ),
+    "projections": (
+        projections.main.build_app,
+        lambda url: projections.settings.Settings(projections_db_url=url),
+    ),
+    "reminders": (
+        reminders.main.build_app,
+        lambda url: reminders.settings.Settings(reminders_db_url=url),
+    ),
+}
 
 
-def projections_app(url: str) -> FastAPI:
-    return projections.main.build_app(
-        projections.settings.Settings(projections_db_url=url),
-        rules=load_rulebook(),
-        principals=PRINCIPALS,
-    )
-
-
-def reminders_app(url: str) -> FastAPI:
-    return reminders.main.build_app(
-        reminders.settings.Settings(reminders_db_url=url),
-        rules=load_rulebook(),
-        principals=PRINCIPALS,
-    )
+def service_app(service: str, url: str) -> FastAPI:
+    """The service built in-process on the store at `url`, with the test principals."""
+    build, settings = BUILDERS[service]
+    return build(settings(url), rules=load_rulebook(), principals=PRINCIPALS)
 
 
 def wait_ready(client: TestClient) -> None:

@@ -7,7 +7,7 @@ from contextlib import ExitStack
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.security.apps import opportunity_app, projections_app, reminders_app, wait_ready
+from tests.security.apps import service_app, wait_ready
 from tests.support.postgres import fresh_database
 
 StoreUrl = Callable[[str], str]
@@ -38,18 +38,18 @@ def store_url(
 
 @pytest.fixture(scope="module")
 def opportunity_client(store_url: StoreUrl) -> Iterator[TestClient]:
-    with TestClient(opportunity_app(store_url("opportunity"))) as client:
+    with TestClient(service_app("opportunity", store_url("opportunity"))) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def projections_client(store_url: StoreUrl) -> Iterator[TestClient]:
-    with TestClient(projections_app(store_url("projections"))) as client:
+    with TestClient(service_app("projections", store_url("projections"))) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def reminders_client(store_url: StoreUrl) -> Iterator[TestClient]:
-    with TestClient(reminders_app(store_url("reminders"))) as client:
+    with TestClient(service_app("reminders", store_url("reminders"))) as client:
         wait_ready(client)
         yield client

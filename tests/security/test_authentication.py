@@ -19,7 +19,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from tests.security.apps import opportunity_app, projections_app, reminders_app, wait_ready
+from tests.security.apps import BUILDERS, service_app, wait_ready
 from tests.support.principals import TOKENS, auth
 
 Endpoint = tuple[str, str]
@@ -66,16 +66,16 @@ REFUSED: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "real token in the query string": ({}, {"access_token": REAL, "token": REAL}),
 }
 
-APPS = {"opportunity": opportunity_app, "projections": projections_app, "reminders": reminders_app}
-
 
 @pytest.fixture(scope="module")
 def clients(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, TestClient]]:
     folder: Path = tmp_path_factory.mktemp("auth")
     with ExitStack() as stack:
         opened = {
-            name: stack.enter_context(TestClient(build(f"sqlite:///{folder}/{name}.db")))
-            for name, build in APPS.items()
+            name: stack.enter_context(
+                TestClient(service_app(name, f"sqlite:///{folder}/{name}.db"))
+            )
+            for name in BUILDERS
         }
         for client in opened.values():
             wait_ready(client)
@@ -113,7 +113,7 @@ def protected(name: str, client: TestClient) -> list[Endpoint]:
     return sorted(endpoints(client) - PUBLIC[name])
 
 
-@pytest.mark.parametrize("name", list(APPS))
+@pytest.mark.parametrize("name", list(BUILDERS))
 def test_the_route_table_holds_every_documented_operation(
     clients: dict[str, TestClient], name: str
 ) -> None:
@@ -130,7 +130,7 @@ def test_the_route_table_holds_every_documented_operation(
     assert documented <= endpoints(clients[name])
 
 
-@pytest.mark.parametrize("name", list(APPS))
+@pytest.mark.parametrize("name", list(BUILDERS))
 def test_exactly_the_public_endpoints_answer_without_a_token(
     clients: dict[str, TestClient], name: str
 ) -> None:
@@ -144,7 +144,7 @@ def test_exactly_the_public_endpoints_answer_without_a_token(
 
 
 @pytest.mark.parametrize("case", list(REFUSED))
-@pytest.mark.parametrize("name", list(APPS))
+@pytest.mark.parametrize("name", list(BUILDERS))
 def test_every_other_endpoint_refuses_a_request_without_a_valid_token_with_401(
     clients: dict[str, TestClient], name: str, case: str, subtests: pytest.Subtests
 ) -> None:
@@ -160,7 +160,7 @@ def test_every_other_endpoint_refuses_a_request_without_a_valid_token_with_401(
             assert REAL not in answer.text
 
 
-@pytest.mark.parametrize("name", list(APPS))
+@pytest.mark.parametrize("name", list(BUILDERS))
 def test_a_valid_token_gets_past_authentication_on_every_endpoint(
     clients: dict[str, TestClient], name: str
 ) -> None:

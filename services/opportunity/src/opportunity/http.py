@@ -47,7 +47,7 @@ from opportunity.errors import (
     RoleNotAllowed,
     StageRuleBroken,
 )
-from opportunity.fastlane import fast_lane_route
+from opportunity.fastlane import IDEMPOTENCY_KEY_MAX, fast_lane_route
 from opportunity.groupcommit import GroupCommitter
 from opportunity.listing import Listing, Visibility
 from opportunity.messaging import Messaging
@@ -413,7 +413,9 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
     router = APIRouter()
     authenticate = bearer_principal(api.principal)
     Who = Annotated[Principal, Depends(authenticate)]
-    IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+    IdempotencyKey = Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=IDEMPOTENCY_KEY_MAX)
+    ]
     IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
     def readable(principal: Principal, opportunity: Opportunity) -> Opportunity:

@@ -2,16 +2,17 @@
 the others wrote, races between them end in one winner, and they die with their parent."""
 
 import os
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from operator import not_
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.polling import poll
 from tests.support.postgres import fresh_database
 from tests.support.principals import auth, customer
 from tests.support.processes import Service, is_listening, run_oppstream, service_env, start_service
@@ -120,11 +121,7 @@ def test_kill_9_of_the_parent_takes_every_worker_with_it(workers: Service) -> No
     pids = children(workers.pid)
     assert len(pids) == WORKERS
     workers.kill_hard()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (
-        any(alive(p) for p in pids) or is_listening(workers.port)
-    ):
-        time.sleep(0.05)
+    poll(lambda: any(alive(p) for p in pids) or is_listening(workers.port), not_, 10)
     assert not any(alive(p) for p in pids)
     assert not is_listening(workers.port)
 
