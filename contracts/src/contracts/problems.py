@@ -22,8 +22,22 @@ class Refused(BaseModel):
     detail: Problem
 
 
+# A 503 says when to ask again (SPEC §7: a store that cannot be reached).
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before sending the request again",
+        "schema": {"type": "integer"},
+    }
+}
+
+
 def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route that may refuse with these statuses."""
     return {
-        status: {"model": Refused, "description": HTTPStatus(status).phrase} for status in statuses
+        status: {
+            "model": Refused,
+            "description": HTTPStatus(status).phrase,
+            **({"headers": RETRY_AFTER} if status == 503 else {}),
+        }
+        for status in statuses
     }

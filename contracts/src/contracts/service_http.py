@@ -1,26 +1,43 @@
 """What every service's HTTP side shares besides its own routes: the FastAPI application,
-the probes (`/healthz`, `/readyz`, `/metrics`), JSON rendered by orjson, and who a bearer
-token belongs to."""
+the probes (`/healthz`, `/readyz`, `/metrics`), JSON rendered by orjson, who a bearer token
+belongs to, and the 503 of a store that cannot be reached (SPEC §7)."""
 
+import asyncio
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
+import psycopg
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from contracts.exposition import exposition
+from contracts.store_errors import unavailable, why
+
+log = logging.getLogger(__name__)
 
 KAFKA_NOT_CONFIGURED = "not configured (OPPSTREAM_KAFKA_BOOTSTRAP unset)"
+
+# How long /readyz waits for one dependency: the probe answers within a second, whatever a
+# store or the broker does meanwhile.
+READINESS_SECONDS = 0.8
+# The wait a 503 asks for: about what a service takes to notice a store is back (its
+# connection pool tries again after 1 s, 2 s…).
+RETRY_AFTER_SECONDS = 5
+# The driver errors among which `unavailable` finds a store that cannot be reached.
+DRIVER_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError, sa.exc.TimeoutError, psycopg.Error)
 
 # Whether the service is ready, and what it found out on the way.
 Readiness = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 
 TokenHolder = TypeVar("TokenHolder")
+T = TypeVar("T")
 
 
 class Answer(JSONResponse):
@@ -43,13 +60,43 @@ async def unauthenticated(_: Request, exc: Exception) -> Answer:
     )
 
 
+def store_unavailable(store: str) -> Callable[[Request, Exception], Awaitable[Answer]]:
+    """The answer to an error of the store named `store`, for `FastAPI.add_exception_handler`:
+    503 with `Retry-After` when the store cannot be reached (`unavailable`); any other error
+    goes on to the 500 it always was."""
+
+    async def answer(request: Request, exc: Exception) -> Answer:
+        if not unavailable(exc):
+            raise exc
+        log.warning(
+            "%s %s: the %s is unavailable: %s", request.method, request.url.path, store, why(exc)
+        )
+        return Answer(
+            {
+                "detail": {
+                    "error": "store_unavailable",
+                    "message": f"the {store} cannot be reached now; try again in "
+                    f"{RETRY_AFTER_SECONDS} s",
+                    "store": store,
+                }
+            },
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    return answer
+
+
 def new_service(
     name: str,
     description: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    store: str,
+    store_errors: tuple[type[Exception], ...] = (),
 ) -> FastAPI:
     """The FastAPI application of the oppstream `name` service; `Unauthenticated` (raised by
-    `bearer_principal`) answers 401."""
+    `bearer_principal`) answers 401, an error of the driver or of `store_errors` (what the
+    service's persistence library wraps them in) that says the `store` cannot be reached 503."""
     service = FastAPI(
         # Our own Prometheus metrics; FastAPI's OpenTelemetry checks cost CPU per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -59,6 +106,8 @@ def new_service(
         lifespan=lifespan,
     )
     service.add_exception_handler(Unauthenticated, unauthenticated)
+    for kind in (*DRIVER_ERRORS, *store_errors):
+        service.add_exception_handler(kind, store_unavailable(store))
     return service
 
 
@@ -80,6 +129,32 @@ def bearer_principal(
         return found
 
     return authenticate
+
+
+class BoundedCheck(Generic[T]):
+    """A blocking check of a dependency (`check`) for /readyz, run in a worker thread and
+    given `seconds` to answer (then TimeoutError). A check still running is not started
+    again: the next probe takes its answer if it came, else times out at once; so a store
+    that hangs holds one thread, and only the first probe waits for it."""
+
+    def __init__(self, check: Callable[[], T], seconds: float = READINESS_SECONDS) -> None:
+        self._check, self._seconds = check, seconds
+        self._running: asyncio.Future[T] | None = None
+        self._until = 0.0
+
+    async def __call__(self) -> T:
+        loop = asyncio.get_running_loop()
+        running = self._running
+        if running is None or running.done() or running.get_loop() is not loop:
+            running = self._running = loop.run_in_executor(None, self._check)
+            self._until = loop.time() + self._seconds
+            # A failure that comes after the probes stopped waiting is answered by the next
+            # check: retrieved here, it is not logged as never retrieved.
+            running.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            return await asyncio.wait_for(asyncio.shield(running), self._until - loop.time())
+        except TimeoutError:
+            raise TimeoutError(f"no answer within {self._seconds} s") from None
 
 
 def probes(

@@ -1,5 +1,5 @@
-"""What the services' SQL stores share: instants that stay aware, and SQLite in WAL mode with
-transactions that begin as the store says."""
+"""What the services' SQL stores share: instants that stay aware, SQLite in WAL mode with
+transactions that begin as the store says, and PostgreSQL engines that give up in seconds."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -9,6 +9,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 from contracts.settings import sqlalchemy_url
+
+# A store that does not answer fails a request within seconds (HTTP 503) rather than holding
+# it: a connection attempt gives up after CONNECT_SECONDS (libpq counts whole seconds, two at
+# least), a wait for a pooled connection after POOL_WAIT_SECONDS.
+CONNECT_SECONDS = 2
+POOL_WAIT_SECONDS = 3
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -59,3 +65,22 @@ def sqlite_engine(
         connection.exec_driver_sql(begin(connection))
 
     return engine
+
+
+def postgres_engine(
+    url: str, *, pool_size: int = 5, max_overflow: int = 10, options: str | None = None
+) -> sa.Engine:
+    """A PostgreSQL engine (psycopg 3) whose pooled connections are checked before use, so
+    that the connections a restarted store dropped are replaced, not failed on; `options`
+    are the server settings of its sessions (`-c name=value`)."""
+    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_SECONDS}
+    if options is not None:
+        connect_args["options"] = options
+    return sa.create_engine(
+        sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_timeout=POOL_WAIT_SECONDS,
+        connect_args=connect_args,
+    )

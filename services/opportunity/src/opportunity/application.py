@@ -32,6 +32,7 @@ from contracts.customer import Customer
 from contracts.leads import QualifiedLead
 from contracts.opportunity import PAYLOADS, OpportunityType, Status
 from contracts.rules import Rulebook
+from contracts.store_errors import unavailable
 from opportunity import access
 from opportunity.access import Principal
 from opportunity.domain import ActiveOpportunityIndex, CustomerAccount, Opportunity
@@ -257,6 +258,8 @@ class OpportunityApp(Application[UUID]):
             try:
                 outcomes.append(Outcome(value=work(uow)))
             except Exception as exc:
+                if unavailable(exc):  # nothing of the batch is saved; its callers hear why
+                    raise
                 if uow.pending() != before:  # it failed half-way: its changes cannot be undone
                     return None
                 outcomes.append(Outcome(error=exc))

@@ -18,12 +18,7 @@ from contracts.opportunity import OpportunityType, Status
 from contracts.principals import Principals
 from contracts.problems import refusals
 from contracts.rules import Pipeline, Role, Rulebook
-from contracts.service_http import (
-    KAFKA_NOT_CONFIGURED,
-    Answer,
-    bearer_principal,
-    probes,
-)
+from contracts.service_http import Answer, bearer_principal, probes
 from opportunity import requests as body
 from opportunity.access import Forbidden, Principal, can_read
 from opportunity.application import (
@@ -52,6 +47,7 @@ from opportunity.groupcommit import GroupCommitter
 from opportunity.listing import Listing, Visibility
 from opportunity.messaging import Messaging
 from opportunity.metrics import Metrics
+from opportunity.readiness import readiness
 from opportunity.translation import envelope_of
 from opportunity.views import state_of, with_schedule
 
@@ -404,7 +400,7 @@ def _add_command_route(  # noqa: PLR0913
         methods=["PATCH" if update else "POST"],
         tags=["commands"],
         summary="update info" if update else name,
-        responses=refusals(400, 401, 403, 404, 409, 412),
+        responses=refusals(400, 401, 403, 404, 409, 412, 503),
         route_class_override=fast_lane_route(model, optional, api.principal, run),
     )
 
@@ -461,7 +457,7 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
         methods=["POST"],
         status_code=201,
         tags=["opportunities"],
-        responses=refusals(400, 401, 403, 409),
+        responses=refusals(400, 401, 403, 409, 503),
         route_class_override=fast_lane_route(body.CreateBody, False, api.principal, run_create),
     )
 
@@ -469,7 +465,7 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
         _add_command_route(router, api, name, model, change, optional, Who, IdempotencyKey, IfMatch)
 
     @router.get(
-        "/opportunities/{opportunity_id}", tags=["queries"], responses=refusals(401, 403, 404)
+        "/opportunities/{opportunity_id}", tags=["queries"], responses=refusals(401, 403, 404, 503)
     )
     async def get_one(opportunity_id: str, who: Who) -> Answer:
         found = await run_in_threadpool(api.app.opportunity, _uuid(opportunity_id))
@@ -478,7 +474,7 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
     @router.get(
         "/opportunities/{opportunity_id}/history",
         tags=["queries"],
-        responses=refusals(401, 403, 404),
+        responses=refusals(401, 403, 404, 503),
     )
     async def history(opportunity_id: str, who: Who) -> dict[str, Any]:
         oid = _uuid(opportunity_id)
@@ -486,7 +482,7 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
         events = await run_in_threadpool(api.app.history, oid)
         return {"opportunity_id": str(oid), "events": [envelope_of(e) for e in events]}
 
-    @router.get("/opportunities", tags=["queries"], responses=refusals(401))
+    @router.get("/opportunities", tags=["queries"], responses=refusals(401, 503))
     async def search(
         who: Who,
         owner_id: str | None = None,
@@ -561,7 +557,7 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
             ],
         }
 
-    @router.get("/notifications", tags=["queries"], responses=refusals(401, 403))
+    @router.get("/notifications", tags=["queries"], responses=refusals(401, 403, 503))
     async def notifications(
         who: Who,
         after: Annotated[int, Query(ge=0)] = 0,
@@ -586,22 +582,7 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
             "next_after": items[-1]["position"] if items else after,
         }
 
-    async def readiness() -> tuple[bool, dict[str, Any]]:
-        """Ready once the event store answers and, with Kafka configured, the broker does."""
-        detail: dict[str, Any] = {}
-        try:
-            detail["last_position"] = await run_in_threadpool(api.app.last_position)
-            detail["event_store"] = "ok"
-        except Exception as exc:  # any store failure means not ready
-            detail["event_store"] = f"unavailable: {type(exc).__name__}"
-        if api.messaging is None:
-            detail["kafka"] = KAFKA_NOT_CONFIGURED
-        else:
-            detail.update(await api.messaging.status())
-        ready = detail["event_store"] == "ok" and detail.get("broker", "connected") == "connected"
-        return ready, detail
-
-    router.include_router(probes(readiness, api.metrics.registry))
+    router.include_router(probes(readiness(api.app, api.messaging), api.metrics.registry))
     return router
 
 

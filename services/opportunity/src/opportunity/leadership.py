@@ -31,7 +31,7 @@ class PostgresLeadership:
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
 
     def try_acquire(self) -> bool:
-        if self.holds():
+        if self._alive():
             return True
         self.release()
         try:
@@ -46,6 +46,11 @@ class PostgresLeadership:
         return True
 
     def holds(self) -> bool:
+        """Whether the lock was held when `try_acquire` last asked the server: no round trip,
+        for /readyz, which must answer while the store hangs."""
+        return self._conn is not None and not self._conn.closed
+
+    def _alive(self) -> bool:
         if self._conn is None or self._conn.closed:
             return False
         try:

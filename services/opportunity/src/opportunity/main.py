@@ -5,11 +5,13 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI
 
 from contracts.principals import Principals, auth_file_path, load_principals
 from contracts.rules import Rulebook, load_rulebook
 from contracts.service_http import new_service
+from contracts.stores import postgres_engine
 from opportunity.application import OpportunityApp
 from opportunity.groupcommit import GroupCommitter
 from opportunity.http import Api, build_router, install_error_handlers
@@ -39,7 +41,12 @@ def build_app(
         env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size)
         env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
     opportunities = OpportunityApp(rules, env=env, zone=settings.zone)
-    engine = sa.create_engine(sqlalchemy_url(settings.eventstore_url), pool_pre_ping=True)
+    url = settings.eventstore_url
+    engine = (
+        sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+        if url.startswith("sqlite")
+        else postgres_engine(url)
+    )
     metrics = Metrics()
     committer = GroupCommitter(
         opportunities, settings.group_commit_max, settings.writers, metrics.batch_sizes
@@ -75,6 +82,8 @@ def build_app(
         "opportunity",
         "Commands and queries of sales opportunities (SPEC §4.1).",
         lifespan,
+        store="event store",
+        store_errors=(PersistenceError,),
     )
     install_error_handlers(service)
     service.include_router(build_router(api))

@@ -4,6 +4,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from contracts.settings import OppstreamSettings, sqlalchemy_url
+from contracts.stores import POOL_WAIT_SECONDS
 
 __all__ = ["Settings", "eventsourcing_env", "sqlalchemy_url"]
 from pydantic import Field, field_validator
@@ -61,7 +62,7 @@ def eventsourcing_env(url: str) -> dict[str, str]:
         if not database or not parts.hostname:
             raise ValueError("a PostgreSQL store URL is postgresql://user:password@host:port/db")
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "opportunity.pgrecorder:Factory",
             "APPLICATION_RECORDER_TOPIC": "opportunity.pgrecorder:OrderedEventRecorder",
             "POSTGRES_DBNAME": database,
             "POSTGRES_HOST": parts.hostname,
@@ -70,6 +71,7 @@ def eventsourcing_env(url: str) -> dict[str, str]:
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
             "POSTGRES_POOL_SIZE": "10",
             "POSTGRES_MAX_OVERFLOW": "10",
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            # eventsourcing's name for how long its pool waits for a connection
+            "POSTGRES_CONNECT_TIMEOUT": str(POOL_WAIT_SECONDS),
         }
     raise ValueError(f"store URL scheme {parts.scheme!r}: use sqlite:/// or postgresql://")

@@ -4,8 +4,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from contracts.settings import sqlalchemy_url
-from contracts.stores import sqlite_engine
+from contracts.stores import postgres_engine, sqlite_engine
 
 # The staging tables (bulk.py) a PostgreSQL session has created, kept in its connection's info.
 STAGES = "projection_stages"
@@ -15,9 +14,7 @@ def create_engine(url: str, *, writer: bool = False) -> sa.Engine:
     """An engine; on SQLite a `writer` takes the write lock when its transaction begins
     (BEGIN IMMEDIATE), so two writers queue instead of failing halfway."""
     if not url.startswith("sqlite"):
-        engine = sa.create_engine(
-            sqlalchemy_url(url), pool_pre_ping=True, pool_size=5, max_overflow=10
-        )
+        engine = postgres_engine(url, pool_size=5, max_overflow=10)
         _multi_row_inserts(engine)
         _forget_stages_on_rollback(engine)
         return engine

@@ -1,5 +1,6 @@
 """HTTP routes (SPEC §4.2): filters and the principal's reach → a report; errors name the field."""
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ from contracts.rules import Role
 from contracts.service_http import (
     KAFKA_NOT_CONFIGURED,
     Answer,
+    BoundedCheck,
     bearer_principal,
     probes,
 )
@@ -179,7 +181,7 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
         return scoped(who, q)
 
     Filters = Annotated[Query, Depends(filters)]
-    refused = refusals(401, 403)
+    refused = refusals(401, 403, 503)
 
     @router.get("/funnel", tags=["reports"], responses=refused)
     async def funnel(q: Filters) -> Answer:
@@ -223,24 +225,37 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
             lambda: api.reports.leaderboard(q, api.clock(), period, start, end),
         )
 
+    schema = BoundedCheck(lambda: current_revision(api.engine))
+
+    async def database() -> dict[str, Any]:
+        try:
+            return {"schema": await schema(), "database": "ok"}
+        except Exception as exc:  # any database failure means not ready
+            return {"database": f"unavailable: {type(exc).__name__}"}
+
+    async def kafka() -> dict[str, Any]:
+        return (
+            {"kafka": KAFKA_NOT_CONFIGURED}
+            if api.messaging is None
+            else await api.messaging.status()
+        )
+
     async def readiness() -> tuple[bool, dict[str, Any]]:
         """Ready once the database answers at the newest schema and, with Kafka configured,
-        the broker answers and the consumer joined its group."""
-        detail: dict[str, Any] = {}
-        try:
-            detail["schema"] = await run_in_threadpool(current_revision, api.engine)
-            detail["database"] = "ok"
-        except Exception as exc:  # any database failure means not ready
-            detail["database"] = f"unavailable: {type(exc).__name__}"
-        if api.messaging is None:
-            detail["kafka"] = KAFKA_NOT_CONFIGURED
-        else:
-            detail.update(await api.messaging.status())
-        ready = detail["database"] == "ok" and (
-            api.messaging is None
-            or (detail.get("broker") == "connected" and detail.get("consumer") == "joined")
-        )
-        return ready, detail
+        the broker answers and the consumer joined its group; else 503, `down` naming which
+        of the database and the broker does not answer (within a second)."""
+        answers, broker = await asyncio.gather(database(), kafka())
+        detail = {**answers, **broker}
+        down = [
+            name
+            for name, answering in (
+                ("projections database", detail["database"] == "ok"),
+                ("broker", detail.get("broker", "connected") == "connected"),
+            )
+            if not answering
+        ]
+        joined = api.messaging is None or detail.get("consumer") == "joined"
+        return not down and joined, {**detail, "down": down}
 
     router.include_router(probes(readiness, api.metrics.registry))
     return router

@@ -81,6 +81,7 @@ def build_app(
         "projections",
         "Funnel, dwell, win rates, forecast, stale deals, leaderboard (SPEC §4.2).",
         lifespan,
+        store="projections database",
     )
     install_error_handlers(service)
     service.include_router(build_router(api))

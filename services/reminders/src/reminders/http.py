@@ -65,7 +65,7 @@ def build_router(api: Api) -> APIRouter:
     @router.get(
         "/opportunities/{opportunity_id}/reminders",
         tags=["queries"],
-        responses=refusals(401, 403, 404),
+        responses=refusals(401, 403, 404, 503),
     )
     async def explain(opportunity_id: str, who: Who) -> Response:
         """The facts the timers follow from, the timers under the rules now, and every

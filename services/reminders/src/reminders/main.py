@@ -16,7 +16,7 @@ from contracts.broker import keep_trying, new_broker, start_broker
 from contracts.kafka import ensure_topics, new_producer
 from contracts.principals import Principals, auth_file_path, load_principals
 from contracts.rules import Rulebook, load_rulebook
-from contracts.service_http import KAFKA_NOT_CONFIGURED, new_service
+from contracts.service_http import KAFKA_NOT_CONFIGURED, BoundedCheck, new_service
 from reminders.clock import Clock, system_clock
 from reminders.consumers import EventIntake, Rebalance, build_consumer
 from reminders.http import Api, build_router
@@ -92,6 +92,7 @@ class Runtime:
                     settings.kafka_session_timeout_ms,
                 )
             )
+        self._store_answers = BoundedCheck(store.ping)
         self.migrated = False
         self.connected = False
         self.replanned = False
@@ -160,29 +161,38 @@ class Runtime:
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready once the store answers (schema migrated) and, with Kafka configured, the
-        broker does and the consumer has joined its group."""
-        detail: dict[str, Any] = {}
-        try:
-            await asyncio.to_thread(self._store.ping)
-            detail["store"] = "ok" if self.migrated else "migrating"
-        except Exception as exc:  # any store failure means not ready
-            detail["store"] = f"unavailable: {type(exc).__name__}"
-        ready = detail["store"] == "ok"
+        broker does and the consumer has joined its group; else 503, `down` naming which of
+        the reminders database and the broker does not answer (within a second)."""
+        store, reachable = await asyncio.gather(self._store_status(), self._broker_answers())
+        detail: dict[str, Any] = {"store": store}
+        down = ["reminders database"] if store.startswith("unavailable") else []
+        ready = store == "ok"
         if self.broker is None:
             detail["kafka"] = KAFKA_NOT_CONFIGURED
         else:
-            reachable = self.connected and await self.broker.ping(timeout=2.0)
             joined = self.rebalance.assignments > 0
             detail["broker"] = "connected" if reachable else "unavailable"
             detail["consumer"] = "joined" if joined else "joining"
             ready = ready and reachable and joined
+            if not reachable:
+                down.append("broker")
         detail["partitions"] = self.ownership.partitions
         if self.scheduler is not None:
             detail["scheduler"] = {
                 "rounds": self.scheduler.rounds,
                 "error": self.scheduler.last_error,
             }
-        return ready, detail
+        return ready, {**detail, "down": down}
+
+    async def _store_status(self) -> str:
+        try:
+            await self._store_answers()
+        except Exception as exc:  # any store failure means not ready
+            return f"unavailable: {type(exc).__name__}"
+        return "ok" if self.migrated else "migrating"
+
+    async def _broker_answers(self) -> bool:
+        return self.broker is not None and self.connected and await self.broker.ping(timeout=2.0)
 
 
 def build_app(
@@ -214,6 +224,7 @@ def build_app(
         "Follow-ups, stale warnings, escalations, reclamations, revisits, "
         "pause ends and renewals (SPEC §3.4, §3.5, §6).",
         lifespan,
+        store="reminders database",
     )
     service.include_router(build_router(api))
     service.state.runtime = runtime

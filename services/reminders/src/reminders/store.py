@@ -28,8 +28,7 @@ from alembic.config import Config
 from sqlalchemy.dialects import postgresql, sqlite
 
 from contracts.opportunity import Status
-from contracts.settings import sqlalchemy_url
-from contracts.stores import UtcDateTime, sqlite_engine
+from contracts.stores import UtcDateTime, postgres_engine, sqlite_engine
 from reminders.facts import OpportunityFacts
 from reminders.timers import Firing
 
@@ -130,14 +129,13 @@ class Pending:
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         return sqlite_engine(url, 30, _begin)
-    return sa.create_engine(
-        sqlalchemy_url(url),
+    return postgres_engine(
+        url,
         pool_size=5,
         max_overflow=5,
-        pool_pre_ping=True,
         # The due-time probe must be an ordered index scan that stops after its LIMIT; a
         # bitmap scan would read every due entry (after a wave, every dead one too) and sort.
-        connect_args={"options": "-c enable_bitmapscan=off"},
+        options="-c enable_bitmapscan=off",
     )
 
 
