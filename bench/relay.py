@@ -21,17 +21,17 @@ from uuid import uuid4
 import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
-from prometheus_client import CollectorRegistry, Counter, Gauge
 from stdnum.cn import uscc as stdnum_uscc
 
 from contracts import topics
-from contracts.kafka import ensure_topics, new_producer
+from contracts.kafka import ensure_topics
 from contracts.rules import load_rulebook
 from opportunity.application import OpportunityApp
 from opportunity.domain import Opportunity
 from opportunity.leadership import PostgresLeadership
+from opportunity.messaging import build_relay
+from opportunity.metrics import Metrics
 from opportunity.positions import metadata
-from opportunity.relay import Relay, RelayMetrics
 from opportunity.settings import Settings, eventsourcing_env, sqlalchemy_url
 from oppstream.broker import free_port
 
@@ -103,19 +103,13 @@ def envelopes(app: OpportunityApp) -> list[tuple[bytes, bytes]]:
 async def relay_drain(settings: Settings, app: OpportunityApp, total: int) -> float:
     engine = sa.create_engine(sqlalchemy_url(settings.eventstore_url))
     metadata.create_all(engine)
-    registry = CollectorRegistry()
-    relay = Relay(
+    relay = build_relay(
+        settings.kafka_bootstrap or "",
+        settings,
         app,
         engine,
-        lambda: new_producer(settings),
         PostgresLeadership(settings.eventstore_url, f"bench-{uuid4()}"),
-        RelayMetrics(
-            Counter("r", "r", registry=registry),
-            Gauge("l", "l", registry=registry),
-            Gauge("d", "d", registry=registry),
-        ),
-        settings.relay_batch,
-        0.1,
+        Metrics(),
     )
     await ensure_topics(settings)
     started = time.perf_counter()

@@ -14,6 +14,7 @@ supervisor sees one failure and restarts the whole.
 import contextlib
 import ctypes
 import importlib
+import logging
 import os
 import shutil
 import signal
@@ -34,6 +35,10 @@ SERVICES = ("opportunity", "projections", "reminders")
 
 
 def serve(service: str, host: str, port: int, workers: int | None = None) -> int:
+    # INFO and above: what a consumer passed over, and why, is said at INFO.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings_module = importlib.import_module(f"{service}.settings")
     main_module = importlib.import_module(f"{service}.main")
     try:

@@ -2,7 +2,7 @@
 acknowledged by hand (never FastStream's ack-first default, which could lose a message:
 faststream #2618/#1980), and the offsets a batch reaches."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -21,6 +21,9 @@ class ConsumedRecord(Protocol):
     offset: int
     key: bytes | None
     value: bytes | None
+
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
 async def undecoded(message: Any) -> Any:
@@ -70,3 +73,13 @@ async def commit_batch(message: KafkaMessage, records: Sequence[ConsumedRecord])
         offsets[partition] = max(offsets.get(partition, 0), record.offset + 1)
     consumer: Any = message.consumer
     await consumer.commit(offsets)
+
+
+def high_watermark_of(consumer: Any) -> Callable[[str, int], int | None]:
+    """Where a partition ends, as the consumer's last fetch saw it (None: not fetched yet)."""
+
+    def high(topic: str, partition: int) -> int | None:
+        found = consumer.highwater(TopicPartition(topic, partition))
+        return None if found is None else int(found)
+
+    return high

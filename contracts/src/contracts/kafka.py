@@ -98,15 +98,23 @@ async def partition_ends(
     return ends
 
 
+@dataclass(frozen=True)
+class Landed:
+    """Where the broker put one partition's records of a send: from `first` to before `end`."""
+
+    first: int
+    end: int
+
+
 async def produce_in_order(
     producer: AIOKafkaProducer,
     records: Sequence[Outgoing],
     partitions: dict[str, list[int]] | None = None,
-) -> None:
+) -> dict[tuple[str, int], Landed]:
     """Send the records, all partitions at once, each partition's in as few produce requests
     as fit, each after the last (so a failed request is never overtaken by a later one);
-    return once the broker acknowledged every one. `partitions` keeps each topic's
-    partitions from one call to the next."""
+    return once the broker acknowledged every one, with the offsets each partition's records
+    got. `partitions` keeps each topic's partitions from one call to the next."""
     known = {} if partitions is None else partitions
     by_partition: dict[tuple[str, int], list[Outgoing]] = defaultdict(list)
     for record in records:
@@ -114,25 +122,29 @@ async def produce_in_order(
             known[record.topic] = sorted(await producer.partitions_for(record.topic))
         partition = partition_for(record.key, known[record.topic])
         by_partition[(record.topic, partition)].append(record)
-    await asyncio.gather(
+    landed = await asyncio.gather(
         *(
             _send_in_order(producer, topic, partition, items)
             for (topic, partition), items in by_partition.items()
         )
     )
+    return dict(zip(by_partition, landed, strict=True))
 
 
 async def _send_in_order(
     producer: AIOKafkaProducer, topic: str, partition: int, items: list[Outgoing]
-) -> None:
+) -> Landed:
     batch = producer.create_batch()
+    first: int | None = None
     for record in items:
         if _append(batch, record) is None:
-            await _send(producer, batch, topic, partition)
+            sent = await _send(producer, batch, topic, partition)
+            first = sent.first if first is None else first
             batch = producer.create_batch()
             if _append(batch, record) is None:
                 raise ValueError(f"a record of {len(record.value)} bytes exceeds a batch")
-    await _send(producer, batch, topic, partition)
+    sent = await _send(producer, batch, topic, partition)
+    return Landed(sent.first if first is None else first, sent.end)
 
 
 def _append(batch: Any, record: Outgoing) -> Any:
@@ -141,6 +153,8 @@ def _append(batch: Any, record: Outgoing) -> Any:
     )
 
 
-async def _send(producer: AIOKafkaProducer, batch: Any, topic: str, partition: int) -> None:
+async def _send(producer: AIOKafkaProducer, batch: Any, topic: str, partition: int) -> Landed:
+    count = batch.record_count()
     batch.close()
-    await (await producer.send_batch(batch, topic, partition=partition))
+    metadata = await (await producer.send_batch(batch, topic, partition=partition))
+    return Landed(metadata.offset, metadata.offset + count)

@@ -7,7 +7,9 @@ then commits the batch's explicit offsets (never the consumer's whole position: 
 ack-first default could lose a message, faststream #2618/#1980; a commit after a rebalance
 fails, aiokafka #933 — the next owner then takes the records again, which is harmless
 because every result is idempotent). When a batch cannot be made durable (the store or the
-broker is down), the consumer seeks back to the batch's first records and tries again.
+broker is down), the consumer seeks back to the batch's first records and tries again. A
+partition that ends before where the consumer stood (the broker lost its log, and the group its
+commits) is said and counted (contracts.logwatch); it is read from the new log's beginning.
 """
 
 import asyncio
@@ -21,7 +23,8 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from contracts import topics
-from contracts.consumers import ConsumedRecord, batch_subscriber, commit_batch
+from contracts.consumers import ConsumedRecord, batch_subscriber, commit_batch, high_watermark_of
+from contracts.logwatch import LogWatch
 from opportunity.command_intake import CommandIntake
 from opportunity.intake import LeadIntake
 
@@ -33,6 +36,7 @@ RETRY_PAUSE = 1.0
 def build_consumers(
     leads: LeadIntake,
     commands: CommandIntake,
+    watch: LogWatch,
     fetch_max_wait_ms: int,
     session_timeout_ms: int,
     groups: tuple[str, str] = ("opportunity.intake", "opportunity.commands"),
@@ -53,21 +57,26 @@ def build_consumers(
 
     @subscriber(topics.LEADS_QUALIFIED, groups[0])
     async def take_leads(_: list[Any], message: KafkaMessage) -> None:
-        await _take(message, leads.take)
+        await _take(message, leads.take, watch)
 
     @subscriber(topics.OPPORTUNITY_COMMANDS, groups[1])
     async def take_commands(_: list[Any], message: KafkaMessage) -> None:
-        await _take(message, commands.take)
+        await _take(message, commands.take, watch)
 
     return router
 
 
 async def _take(
-    message: KafkaMessage, take: Callable[[Sequence[ConsumedRecord]], Awaitable[None]]
+    message: KafkaMessage,
+    take: Callable[[Sequence[ConsumedRecord]], Awaitable[None]],
+    watch: LogWatch,
 ) -> None:
     records: Sequence[Any] = message.raw_message
     if not records:
         return
+    consumer: Any = message.consumer
+    for loss in watch.check(records, high_watermark_of(consumer)):
+        watch.restart(loss)
     try:
         await take(records)
     except Exception as exc:  # not durable yet: take the same records again after a pause
@@ -75,6 +84,8 @@ async def _take(
         await message.nack()
         await asyncio.sleep(RETRY_PAUSE)
         return
+    watch.took(records)
+    watch.caught_up(high_watermark_of(consumer))
     try:
         await commit_batch(message, records)
     except KafkaError as exc:  # a rebalance took the partitions: the next owner redoes them

@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer
 
 from contracts.broker import BrokerInBackground, keep_trying, start_broker
 from contracts.kafka import ensure_topics, new_producer
+from contracts.logwatch import LogWatch
+from contracts.service_http import READINESS_SECONDS
 from opportunity.application import OpportunityApp
 from opportunity.command_intake import CommandIntake
 from opportunity.consumers import build_consumers
@@ -24,6 +27,7 @@ from opportunity.leadership import FileLeadership, Leadership, PostgresLeadershi
 from opportunity.metrics import Metrics
 from opportunity.publishing import BrokerPublisher
 from opportunity.relay import Relay, RelayMetrics
+from opportunity.relay_log import LogProbe
 from opportunity.settings import Settings
 
 
@@ -33,6 +37,36 @@ def leadership_for(eventstore_url: str) -> Leadership:
         return FileLeadership(Path(eventstore_url.removeprefix("sqlite:///") + ".relay.lock"))
     conninfo = "postgresql://" + eventstore_url.split("://", 1)[1]
     return PostgresLeadership(conninfo, "oppstream.relay")
+
+
+def build_relay(
+    bootstrap: str,
+    settings: Settings,
+    app: OpportunityApp,
+    engine: sa.Engine,
+    leadership: Leadership,
+    metrics: Metrics,
+) -> Relay:
+    return Relay(
+        app,
+        engine,
+        lambda: new_producer(settings),
+        leadership,
+        RelayMetrics(
+            metrics.relayed, metrics.relay_lag, metrics.relay_leader, metrics.relay_log_losses
+        ),
+        settings.relay_batch,
+        settings.relay_idle_poll_ms / 1000,
+        LogProbe(
+            lambda: AIOKafkaConsumer(
+                bootstrap_servers=bootstrap,
+                request_timeout_ms=settings.kafka_request_timeout_ms,
+                enable_auto_commit=False,
+            ),
+            lambda: ensure_topics(settings),
+            settings.relay_log_check_ms / 1000,
+        ),
+    )
 
 
 class Messaging(BrokerInBackground):
@@ -51,23 +85,19 @@ class Messaging(BrokerInBackground):
         publisher = BrokerPublisher(self.broker)
         leads = LeadIntake(app, committer, publisher, clock, metrics.leads)
         commands = CommandIntake(app, committer, publisher, clock, metrics.remote_commands)
+        self.watch = LogWatch("opportunity", metrics.log, own_positions=False)
         self.broker.include_router(
             build_consumers(
                 leads,
                 commands,
+                self.watch,
                 settings.kafka_fetch_max_wait_ms,
                 settings.kafka_session_timeout_ms,
                 (settings.intake_group, settings.commands_group),
             )
         )
-        self.relay = Relay(
-            app,
-            engine,
-            lambda: new_producer(settings),
-            leadership_for(settings.eventstore_url),
-            RelayMetrics(metrics.relayed, metrics.relay_lag, metrics.relay_leader),
-            settings.relay_batch,
-            settings.relay_idle_poll_ms / 1000,
+        self.relay = build_relay(
+            bootstrap, settings, app, engine, leadership_for(settings.eventstore_url), metrics
         )
         committer.on_saved = self.relay.wake
         self.connected = False
@@ -90,7 +120,9 @@ class Messaging(BrokerInBackground):
 
     async def status(self) -> dict[str, Any]:
         # Until the consumers have started, the broker answered the topic check moments ago.
-        reachable = self.connected and (not self.consuming or await self.broker.ping(timeout=2.0))
+        reachable = self.connected and (
+            not self.consuming or await self.broker.ping(timeout=READINESS_SECONDS)
+        )
         return {
             "broker": "connected" if reachable else "unavailable",
             "consumers": "started" if self.consuming else "joining their groups",
@@ -99,6 +131,7 @@ class Messaging(BrokerInBackground):
                 "lag": self.relay.lag,
                 "error": self.relay.last_error,
             },
+            "reading_again": self.watch.status(),
         }
 
     async def _start_consumers(self) -> None:

@@ -4,12 +4,15 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from contracts.logwatch import LogMetrics
+
 
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
+        self.log = LogMetrics.register(self.registry)
         self.commands = Counter(
             "oppstream_commands_total",
             "Commands answered, by command and HTTP status",
@@ -42,6 +45,12 @@ class Metrics:
             "oppstream_relay_leader",
             "1 while this copy holds the relay lock",
             multiprocess_mode="livesum",
+            registry=self.registry,
+        )
+        self.relay_log_losses = Counter(
+            "oppstream_relay_log_losses_total",
+            "Times the relay found that the broker lost records it had acknowledged, and "
+            "started publishing the event history again under a new log epoch",
             registry=self.registry,
         )
         self.leads = Counter(

@@ -41,3 +41,9 @@ def upsert(
 
 def write_position(conn: sa.Connection, reader: str, position: int) -> None:
     upsert(conn, positions, "reader", "position", [{"reader": reader, "position": position}])
+
+
+def set_position(conn: sa.Connection, reader: str, position: int) -> None:
+    """Put `reader` at `position`, even back (the relay starting over on a new log)."""
+    conn.execute(sa.delete(positions).where(positions.c.reader == reader))
+    conn.execute(sa.insert(positions).values(reader=reader, position=position))

@@ -6,6 +6,9 @@ broker acknowledged everything stores the new position. A crash in between repub
 same envelopes (same `event_id`); nothing is skipped. Each partition gets one produce request
 per batch, sent after the previous one succeeded, so a failed request can never be overtaken
 by a later one. One relay runs per event store: whoever holds the leadership lock.
+
+Every record carries the epoch of the log it fills; when the broker turns out to have lost
+what it acknowledged (relay_log.py), the relay publishes everything again under a new epoch.
 """
 
 import asyncio
@@ -22,10 +25,19 @@ from eventsourcing.persistence import Notification
 from prometheus_client import Counter, Gauge
 
 from contracts import topics
-from contracts.kafka import Outgoing, produce_in_order
+from contracts.kafka import Landed, Outgoing, produce_in_order
+from contracts.logwatch import EPOCH_HEADER
 from opportunity.application import OPPORTUNITY_TOPICS, OpportunityApp
 from opportunity.leadership import Leadership
-from opportunity.positions import read_position, write_position
+from opportunity.positions import read_position, set_position, write_position
+from opportunity.relay_log import (
+    LogBook,
+    LogProbe,
+    new_epoch,
+    read_book,
+    start_over,
+    write_book,
+)
 from opportunity.translation import envelope_of, won_message
 
 log = logging.getLogger(__name__)
@@ -38,6 +50,7 @@ class RelayMetrics:
     relayed: Counter
     lag: Gauge
     leader: Gauge
+    log_losses: Counter
 
 
 class Relay:
@@ -50,12 +63,15 @@ class Relay:
         metrics: RelayMetrics,
         batch: int,
         idle_poll: float,
+        probe: LogProbe,
     ) -> None:
         self._app, self._engine, self._make_producer = app, engine, make_producer
         self._leadership, self._metrics = leadership, metrics
-        self._batch, self._idle_poll = batch, idle_poll
+        self._batch, self._idle_poll, self._probe = batch, idle_poll, probe
         self._producer: AIOKafkaProducer | None = None
-        self._position: int | None = None  # known while leader; None: read the stored one
+        # Known while leader; None: read the stored ones (and ask the broker about its log).
+        self._position: int | None = None
+        self._book = LogBook("")
         self._wake = asyncio.Event()
         self.lag = 0
         self.last_error: str | None = None
@@ -83,6 +99,8 @@ class Relay:
                     sent = await self.relay_once()
                     self.last_error, backoff = None, 0.1
                     if sent == 0:
+                        if self._probe.due():
+                            await self.check_log()
                         await self._pause(self._idle_poll)
                 except asyncio.CancelledError:
                     raise
@@ -100,26 +118,63 @@ class Relay:
 
     async def relay_once(self) -> int:
         """Publish the next batch of recorded events; how many were published."""
+        if self._position is None:  # just became leader: continue where the last one stopped
+            await asyncio.to_thread(self._resume)
+            await self.check_log()
         position, top, notifications = await asyncio.to_thread(self._next_batch)
         if not notifications:
             if top > position:  # only index and idempotency records since: nothing to send
-                await asyncio.to_thread(self._store, top)
+                await asyncio.to_thread(self._store, top, {})
             self._set_lag(top, top)
             return 0
         records = await asyncio.to_thread(self._records, notifications)
         producer = await self._ensure_producer()
-        await produce_in_order(producer, records)
+        landed = await produce_in_order(producer, records)
+        lost = self._book.lost_in(landed)
+        if lost:
+            await self._start_over(lost)
+            return 0
         done = top if len(notifications) < self._batch else notifications[-1].id
-        await asyncio.to_thread(self._store, done)
+        await asyncio.to_thread(self._store, done, landed)
         self._metrics.relayed.inc(len(notifications))
         self._set_lag(done, top)
         return len(notifications)
 
+    async def check_log(self) -> None:
+        """Ask the broker whether it still has what it acknowledged; if not, start over."""
+        if not self._book.ends:
+            return
+        lost = self._book.lost_at(await self._probe.high_watermarks(sorted(self._book.ends)))
+        if lost:
+            await self._start_over(lost)
+
+    async def _start_over(self, lost: list[str]) -> None:
+        log.warning(
+            "relay: the broker lost records it had acknowledged (%s); publishing the whole "
+            "event history again under a new log epoch",
+            "; ".join(lost[:4]) + (f"; and {len(lost) - 4} more" if len(lost) > 4 else ""),
+        )
+        self._metrics.log_losses.inc()
+        # The topics as configured, unless the broker already made them on first use; and a
+        # producer that learns their partitions afresh (its old ones may be gone).
+        await self._probe.create_topics()
+        await self._drop_producer()
+        await asyncio.to_thread(self._forget_log)
+
+    def _forget_log(self) -> None:
+        with self._engine.begin() as conn:
+            self._book = start_over(conn)
+            set_position(conn, READER, 0)
+        self._position = 0
+
+    def _resume(self) -> None:
+        with self._engine.connect() as conn:
+            # Nothing stored yet: keep the epoch this relay may have published in already.
+            self._book = read_book(conn, self._book.epoch or new_epoch())
+            self._position = read_position(conn, READER)
+
     def _next_batch(self) -> tuple[int, int, list[Notification]]:
-        if self._position is None:  # just became leader: continue where the last one stopped
-            with self._engine.connect() as conn:
-                self._position = read_position(conn, READER)
-        position = self._position
+        position = self._position or 0
         top = self._app.last_position()
         found = list(
             self._app.recorder.select_notifications(
@@ -134,10 +189,11 @@ class Relay:
 
     def _records(self, notifications: list[Notification]) -> list[Outgoing]:
         records = []
+        epoch = (EPOCH_HEADER, self._book.epoch.encode())
         for notification in notifications:
             envelope = envelope_of(notification)
             key = envelope["opportunity_id"].encode()
-            headers = [("event_type", envelope["event_type"].encode())]
+            headers = [("event_type", envelope["event_type"].encode()), epoch]
             stamp = _millis(envelope["recorded_at"])
             records.append(
                 Outgoing(topics.OPPORTUNITY_EVENTS, key, orjson.dumps(envelope), stamp, headers)
@@ -150,18 +206,20 @@ class Relay:
                         key,
                         orjson.dumps(won_message(envelope, won)),
                         stamp,
-                        [],
+                        [epoch],
                     )
                 )
         return records
 
-    def _store(self, position: int) -> None:
+    def _store(self, position: int, landed: dict[tuple[str, int], Landed]) -> None:
+        self._book.landed(landed)
         with self._engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 # Losing this write in a database crash only republishes (at least once);
                 # not waiting for its flush keeps the next batch from waiting behind it.
                 conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
             write_position(conn, READER, position)
+            write_book(conn, self._book, set(landed))
         self._position = position
 
     def _set_lag(self, done: int, top: int) -> None:

@@ -19,6 +19,12 @@ class Settings(OppstreamSettings):
     commands_group: str = Field(default="opportunity.commands", min_length=1)
     relay_batch: int = Field(default=2000, ge=1, le=100_000)
     relay_idle_poll_ms: int = Field(default=100, ge=5, le=60_000)
+    relay_log_check_ms: int = Field(
+        default=5000,
+        ge=100,
+        le=600_000,
+        description="how often an idle relay asks the broker whether it lost its log",
+    )
     group_commit_max: int = Field(default=256, ge=1, le=10_000)
     group_commit_writers: int | None = Field(
         default=None,

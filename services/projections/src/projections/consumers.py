@@ -5,6 +5,8 @@ database transaction (store.py); on every partition assignment the consumer seek
 stored positions (`PositionSeeker`), so what the group committed in Kafka is only
 informative (it is still committed, for lag dashboards). A batch that fails is read again
 from its first records after a pause; a poison record is kept in the database, never retried.
+A partition whose log is not the one its position belongs to (contracts.logwatch) is read
+again from its beginning.
 """
 
 import asyncio
@@ -18,9 +20,10 @@ from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
-from contracts.consumers import batch_subscriber
+from contracts.consumers import batch_subscriber, high_watermark_of
+from contracts.logwatch import LogWatch, Mark
 from projections.metrics import Metrics
-from projections.store import Store
+from projections.store import Outcome, Store
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +37,13 @@ class PositionSeeker(ConsumerRebalanceListener):  # type: ignore[misc]
     the beginning when none is stored)."""
 
     def __init__(
-        self, store: Store, topic: str, consumer: Callable[[], AIOKafkaConsumer | None]
+        self,
+        store: Store,
+        topic: str,
+        consumer: Callable[[], AIOKafkaConsumer | None],
+        watch: LogWatch,
     ) -> None:
-        self.store, self.topic, self._consumer = store, topic, consumer
+        self.store, self.topic, self._consumer, self.watch = store, topic, consumer, watch
         # Where this consumer believes each assigned partition's stored position is.
         self.known: dict[Key, int] = {}
         self.assigned: set[TopicPartition] = set()
@@ -45,34 +52,41 @@ class PositionSeeker(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             self.known.pop((tp.topic, tp.partition), None)
+            self.watch.forget(tp.topic, tp.partition)
         self.assigned -= set(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         consumer = self._consumer()
         try:
-            positions = await asyncio.to_thread(self.store.positions, self.topic)
+            marks = await asyncio.to_thread(self.store.marks, self.topic)
         except Exception as exc:  # database down: the first batch of each partition checks
             log.warning("projections: stored positions unreadable (%s); checking per batch", exc)
             for tp in assigned:
                 # Differs from any stored position: the first batch rewinds to it if needed.
                 self.known[(tp.topic, tp.partition)] = -1
+                self.watch.expect(tp.topic, tp.partition, None)
             self.assigned = set(assigned)
             self.joined.set()
             return
         for tp in assigned:
-            position = positions.get(tp.partition)
+            mark = marks.get(tp.partition)
+            start = self.watch.start_at(tp.topic, tp.partition, mark)
             if consumer is not None:
                 # Offset 0 below the log start resets to the earliest (auto_offset_reset).
-                consumer.seek(tp, position if position is not None else 0)
-            if position is None:
+                consumer.seek(tp, start)
+            if mark is None:
                 self.known.pop((tp.topic, tp.partition), None)
             else:
-                self.known[(tp.topic, tp.partition)] = position
+                self.known[(tp.topic, tp.partition)] = mark.next_offset
         self.assigned = set(assigned)
         log.info(
             "projections: assigned %s, from stored positions %s",
             sorted(tp.partition for tp in assigned),
-            {p: positions.get(p) for p in sorted(tp.partition for tp in assigned)},
+            {
+                p: m.next_offset
+                for p, m in sorted(marks.items())
+                if TopicPartition(self.topic, p) in assigned
+            },
         )
         self.joined.set()
 
@@ -90,7 +104,8 @@ def build_consumer(
 ) -> tuple[KafkaRouter, PositionSeeker]:
     router = KafkaRouter()
     holder: dict[str, Any] = {}
-    seeker = PositionSeeker(store, topic, lambda: holder["subscriber"].consumer)
+    watch = LogWatch("projections", metrics.log)
+    seeker = PositionSeeker(store, topic, lambda: holder["subscriber"].consumer, watch)
     subscriber = batch_subscriber(
         router,
         topic,
@@ -124,6 +139,9 @@ async def apply_batch(
     for information) the positions it stored. `on_stored` runs once the batch is durable."""
     started = time.perf_counter()
     try:
+        records = await _restart_lost_logs(store, seeker, consumer, records)
+        if not records:
+            return
         outcome = await asyncio.to_thread(store.apply_records, records, dict(seeker.known))
     except Exception as exc:  # not applied: read the same records again after a pause
         log.warning("projections: %s; reading %d records again", exc, len(records))
@@ -140,9 +158,11 @@ async def apply_batch(
     metrics.batch_seconds.observe(time.perf_counter() - started)
     metrics.batch_size.observe(len(records))
     metrics.count(outcome)
+    _say_what_was_passed_over(outcome)
     if outcome.held or outcome.released:
         metrics.held.set(await asyncio.to_thread(store.held_count))
     seeker.known.update(outcome.positions)
+    seeker.watch.took(r for r in records if (r.topic, r.partition) not in outcome.rewind)
     for (topic, partition), stored in outcome.rewind.items():
         log.warning(
             "projections: partition %s/%d has stored position %s behind this consumer; "
@@ -153,10 +173,12 @@ async def apply_batch(
         )
         # Offset 0 below the log start resets to the earliest (auto_offset_reset).
         consumer.seek(TopicPartition(topic, partition), stored or 0)
+        seeker.watch.expect(topic, partition, Mark(stored or 0))
         if stored is None:
             seeker.known.pop((topic, partition), None)
         else:
             seeker.known[(topic, partition)] = stored
+    seeker.watch.caught_up(high_watermark_of(consumer))
     _observe_lag(metrics, seeker, consumer)
     if outcome.positions:
         try:
@@ -165,6 +187,39 @@ async def apply_batch(
             )
         except KafkaError as exc:  # informative only: the stored positions are the truth
             log.info("projections: commit refused (%s); positions are stored anyway", exc)
+
+
+async def _restart_lost_logs(
+    store: Store, seeker: PositionSeeker, consumer: Any, records: list[Any]
+) -> list[Any]:
+    """The records of partitions whose log is still the one their position belongs to; the
+    others are read again from their beginning."""
+    lost = seeker.watch.check(records, high_watermark_of(consumer))
+    for loss in lost:
+        await asyncio.to_thread(store.restart_partition, loss.topic, loss.partition)
+        seeker.watch.restart(loss)
+        seeker.known[(loss.topic, loss.partition)] = 0
+        consumer.seek(TopicPartition(loss.topic, loss.partition), 0)
+    gone = {(loss.topic, loss.partition) for loss in lost}
+    return [r for r in records if (r.topic, r.partition) not in gone]
+
+
+# What the store passes over, and why, for the log (the metrics count them by outcome).
+_PASSED_OVER = {
+    "duplicates": "a version already applied",
+    "already_applied": "before the stored position",
+    "not_projected": "unknown event type or refused payload",
+}
+
+
+def _say_what_was_passed_over(outcome: Outcome) -> None:
+    passed = {name: getattr(outcome, name) for name in _PASSED_OVER if getattr(outcome, name)}
+    if passed:
+        log.info(
+            "projections: passed over %d records (%s)",
+            sum(passed.values()),
+            ", ".join(f"{count} {name}: {_PASSED_OVER[name]}" for name, count in passed.items()),
+        )
 
 
 def _observe_lag(metrics: Metrics, seeker: PositionSeeker, consumer: Any) -> None:

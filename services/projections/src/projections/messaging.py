@@ -8,6 +8,7 @@ from typing import Any
 
 from contracts.broker import BrokerInBackground, keep_trying, start_broker
 from contracts.kafka import ensure_topics
+from contracts.service_http import READINESS_SECONDS
 from projections.consumers import build_consumer
 from projections.metrics import Metrics
 from projections.settings import Settings
@@ -48,9 +49,10 @@ class Messaging(BrokerInBackground):
         self.connected = True
 
     async def status(self) -> dict[str, Any]:
-        reachable = self.connected and await self.broker.ping(timeout=2.0)
+        reachable = self.connected and await self.broker.ping(timeout=READINESS_SECONDS)
         return {
             "broker": "connected" if reachable else "unavailable",
             "consumer": "joined" if self.seeker.joined.is_set() else "joining",
             "assigned_partitions": sorted(tp.partition for tp in self.seeker.assigned),
+            "reading_again": self.seeker.watch.status(),
         }

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from contracts.logwatch import LogMetrics
 from projections.store import Outcome
 
 # Outcome fields counted per record, by the label they get.
@@ -23,6 +24,7 @@ class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
+        self.log = LogMetrics.register(self.registry)
         self.events = Counter(
             "oppstream_projection_events_total",
             "Events and records taken by the projections, by outcome: applied, duplicates "

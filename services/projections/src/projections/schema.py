@@ -245,6 +245,8 @@ def build_tables(prefix: str = "", *, with_indexes: bool = True, unlogged: bool 
         sa.Column("topic", sa.String(255), primary_key=True),
         sa.Column("partition", sa.Integer, primary_key=True),
         sa.Column("next_offset", sa.BigInteger, nullable=False),
+        # The log epoch of the record before next_offset (contracts.logwatch).
+        sa.Column("log_epoch", sa.String(64)),
     )
     held = t(
         "projection_held_event",

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import orjson
 import sqlalchemy as sa
 
+from contracts.logwatch import Mark, epoch_of
 from contracts.rules import Rulebook
 from contracts.store_errors import refused, why
 from projections.bulk import insert_new, upsert
@@ -54,6 +55,7 @@ class Record(Protocol):
     partition: int
     offset: int
     value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
 
 
 @dataclass
@@ -100,6 +102,21 @@ class Store:
                 sa.select(p.c.partition, p.c.next_offset).where(p.c.topic == topic)
             ).all()
         return {int(partition): int(offset) for partition, offset in rows}
+
+    def marks(self, topic: str) -> dict[int, Mark]:
+        """The stored positions with the log epoch each belongs to."""
+        p = self.tables.position
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(p.c.partition, p.c.next_offset, p.c.log_epoch).where(p.c.topic == topic)
+            ).all()
+        return {int(row[0]): Mark(int(row[1]), row[2]) for row in rows}
+
+    def restart_partition(self, topic: str, partition: int) -> None:
+        """The partition's log was lost: read it again from its beginning (what was applied
+        stays; events are taken once by their identity)."""
+        with self.engine.begin() as conn:
+            upsert(conn, self.tables.position, POSITION_COLUMNS, [(topic, partition, 0, None)])
 
     # -- applying --------------------------------------------------------------------------
 
@@ -192,14 +209,19 @@ class Store:
                 [_values(POISON_COLUMNS, p) for p in poison],
             )
             self._apply(conn, events, outcome)
+            epochs: dict[tuple[str, int], str | None] = {}
             for record in fresh:
                 key = (record.topic, record.partition)
                 outcome.positions[key] = max(outcome.positions.get(key, 0), record.offset + 1)
+                epochs[key] = epoch_of(record) or epochs.get(key)
             upsert(
                 conn,
                 self.tables.position,
                 POSITION_COLUMNS,
-                [(t, p, offset) for (t, p), offset in sorted(outcome.positions.items())],
+                [
+                    (t, p, offset, epochs[(t, p)])
+                    for (t, p), offset in sorted(outcome.positions.items())
+                ],
             )
         return outcome
 
@@ -226,7 +248,7 @@ class Store:
                 conn,
                 self.tables.position,
                 POSITION_COLUMNS,
-                [(record.topic, record.partition, record.offset + 1)],
+                [(record.topic, record.partition, record.offset + 1, epoch_of(record))],
             )
         return Outcome(poison=1, positions={key: record.offset + 1})
 
@@ -243,7 +265,7 @@ class Store:
             conn,
             self.tables.position,
             POSITION_COLUMNS,
-            [(topic, partition, offset) for partition, offset in sorted(positions.items())],
+            [(topic, partition, offset, None) for partition, offset in sorted(positions.items())],
         )
 
     def held_count(self) -> int:
@@ -468,7 +490,7 @@ VISIT_COLUMNS = (
     "created_at",
     "voided_at",
 )
-POSITION_COLUMNS = ("topic", "partition", "next_offset")
+POSITION_COLUMNS = ("topic", "partition", "next_offset", "log_epoch")
 HELD_COLUMNS = ("event_id", "opportunity_id", "version", "envelope")
 POISON_COLUMNS = ("topic", "partition", "offset", "error", "value")
 

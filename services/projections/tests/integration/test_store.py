@@ -22,6 +22,7 @@ class FakeRecord:
     partition: int
     offset: int
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def records(

@@ -7,7 +7,8 @@ how the timers are rebuilt from scratch). A redelivered event changes nothing: a
 version is not above the opportunity's is skipped. Offsets are also committed to Kafka after
 each batch, for lag monitoring only. A record that is not an event is counted, logged and
 passed over; so is an event whose values the store cannot hold or the schedule cannot be
-computed with. The consumer never stops on either.
+computed with. The consumer never stops on either. A partition whose log is not the one its
+position belongs to (contracts.logwatch) is read again from its beginning.
 """
 
 import asyncio
@@ -23,8 +24,9 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from contracts import topics
-from contracts.consumers import ConsumedRecord, batch_subscriber, commit_batch
+from contracts.consumers import ConsumedRecord, batch_subscriber, commit_batch, high_watermark_of
 from contracts.envelope import Envelope
+from contracts.logwatch import LogWatch, Mark, epoch_of
 from contracts.store_errors import refused, why
 from reminders.clock import Clock
 from reminders.facts import OpportunityFacts, evolve
@@ -44,6 +46,9 @@ class EventIntake:
 
     def __init__(self, store: Store, planner: Planner, clock: Clock, metrics: Metrics) -> None:
         self._store, self._planner, self._clock, self._metrics = store, planner, clock, metrics
+
+    def restart_partition(self, partition: int) -> None:
+        self._store.restart_partition(TOPIC, partition)
 
     def apply(self, records: Sequence[ConsumedRecord]) -> bool:
         """Make the batch durable; True when some timer is due at once. A record whose values
@@ -74,7 +79,7 @@ class EventIntake:
             why(error),
         )
         with self._store.begin() as tx:
-            tx.advance(TOPIC, {record.partition: record.offset + 1})
+            tx.advance(TOPIC, {record.partition: record.offset + 1}, _epochs([record]))
         self._metrics.events.labels("poison").inc()
 
     def _apply(self, records: Sequence[ConsumedRecord]) -> bool:
@@ -101,10 +106,37 @@ class EventIntake:
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
             planned = [Planned(f, self._planner.first_look(f, now)) for f in changed.values()]
             tx.save(planned)
-            tx.advance(TOPIC, next_offsets)
+            tx.advance(TOPIC, next_offsets, _epochs(records))
         for outcome, count in outcomes.items():
             self._metrics.events.labels(outcome).inc(count)
+        _say_what_was_passed_over(outcomes)
         return any(p.next_due_at is not None and p.next_due_at <= now for p in planned)
+
+
+def _epochs(records: Sequence[ConsumedRecord]) -> dict[int, str | None]:
+    """The log epoch of each partition's last record that names one."""
+    found: dict[int, str | None] = {}
+    for record in records:
+        found[record.partition] = epoch_of(record) or found.get(record.partition)
+    return found
+
+
+# What the consumer passes over, and why, for the log (the metrics count them by outcome).
+_PASSED_OVER = {
+    "duplicate": "a version already taken",
+    "unknown_opportunity": "an event of an opportunity whose creation was never seen",
+    "poison": "not an event, or a payload that cannot be taken",
+}
+
+
+def _say_what_was_passed_over(outcomes: dict[str, int]) -> None:
+    passed = {name: outcomes[name] for name in _PASSED_OVER if outcomes.get(name)}
+    if passed:
+        log.info(
+            "reminders: passed over %d records (%s)",
+            sum(passed.values()),
+            ", ".join(f"{count} {name}: {_PASSED_OVER[name]}" for name, count in passed.items()),
+        )
 
 
 def _take(
@@ -156,8 +188,10 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         store: Store,
         ownership: Ownership,
         on_assigned: Callable[[], None],
+        watch: LogWatch,
     ) -> None:
         self._store, self._ownership, self._on_assigned = store, ownership, on_assigned
+        self.watch = watch
         self.consumer: Callable[[], AIOKafkaConsumer | None] = lambda: None
         self.assignments = 0
 
@@ -170,16 +204,20 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             except Exception as exc:
                 log.info("reminders: publish in flight failed at a rebalance: %s", exc)
             self._ownership.drop(tp.partition for tp in revoked if tp.topic == TOPIC)
+        for tp in revoked:
+            self.watch.forget(tp.topic, tp.partition)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         mine = sorted(tp.partition for tp in assigned if tp.topic == TOPIC)
         consumer = self.consumer()
-        if consumer is not None and mine:
-            stored = await self._positions(mine)
+        stored = await self._positions(mine) if consumer is not None and mine else None
+        if consumer is not None and stored is not None:
             for partition in mine:
                 tp = TopicPartition(TOPIC, partition)
-                if partition in stored:
-                    consumer.seek(tp, stored[partition])
+                mark = stored.get(partition)
+                start = self.watch.start_at(TOPIC, partition, mark)
+                if mark is not None:
+                    consumer.seek(tp, start)
                 else:
                     await consumer.seek_to_beginning(tp)
         self._ownership.set(mine)
@@ -187,14 +225,37 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("reminders: partitions %s of %s are this copy's", mine, TOPIC)
         self._on_assigned()
 
-    async def _positions(self, partitions: list[int]) -> dict[int, int]:
+    async def _positions(self, partitions: list[int]) -> dict[int, Mark] | None:
+        """The stored positions; None when the store does not answer (after a few tries the
+        partitions start where the group committed: never after the stored positions, since a
+        batch is committed only once stored, and an event taken twice changes nothing)."""
         for attempt in range(5):
             try:
-                return await asyncio.to_thread(self._store.positions, TOPIC, partitions)
+                return await asyncio.to_thread(self._store.marks, TOPIC, partitions)
             except Exception as exc:  # the store is down: retry a little, then rely on Kafka
                 log.warning("reminders: reading positions: %s", exc)
                 await asyncio.sleep(0.2 * (attempt + 1))
-        raise RuntimeError("the reminders store did not answer with the stored positions")
+        log.warning(
+            "reminders: stored positions unreadable; partitions %s start where the group committed",
+            partitions,
+        )
+        for partition in partitions:
+            self.watch.expect(TOPIC, partition, None)
+        return None
+
+
+async def _restart_lost_logs(
+    intake: EventIntake, watch: LogWatch, consumer: Any, records: Sequence[Any]
+) -> list[Any]:
+    """The records of partitions whose log is still the one their position belongs to; the
+    others are read again from their beginning."""
+    lost = watch.check(records, high_watermark_of(consumer))
+    for loss in lost:
+        await asyncio.to_thread(intake.restart_partition, loss.partition)
+        watch.restart(loss)
+        consumer.seek(TopicPartition(loss.topic, loss.partition), 0)
+    gone = {loss.partition for loss in lost}
+    return [r for r in records if r.partition not in gone]
 
 
 def build_consumer(
@@ -223,13 +284,19 @@ def build_consumer(
         records: Sequence[Any] = message.raw_message
         if not records:
             return
+        consumer: Any = message.consumer
         try:
+            records = await _restart_lost_logs(intake, rebalance.watch, consumer, records)
+            if not records:
+                return
             due_now = await asyncio.to_thread(intake.apply, records)
         except Exception as exc:  # not durable: take the same records again after a pause
             log.warning("reminders consumer: %s; taking %d records again", exc, len(records))
             await message.nack()
             await asyncio.sleep(RETRY_PAUSE)
             return
+        rebalance.watch.took(records)
+        rebalance.watch.caught_up(high_watermark_of(consumer))
         if due_now:
             wake()
         try:

@@ -14,9 +14,15 @@ from faststream.kafka import KafkaBroker
 
 from contracts.broker import keep_trying, new_broker, start_broker
 from contracts.kafka import ensure_topics, new_producer
+from contracts.logwatch import LogWatch
 from contracts.principals import Principals, auth_file_path, load_principals
 from contracts.rules import Rulebook, load_rulebook
-from contracts.service_http import KAFKA_NOT_CONFIGURED, BoundedCheck, new_service
+from contracts.service_http import (
+    KAFKA_NOT_CONFIGURED,
+    READINESS_SECONDS,
+    BoundedCheck,
+    new_service,
+)
 from reminders.clock import Clock, system_clock
 from reminders.consumers import EventIntake, Rebalance, build_consumer
 from reminders.http import Api, build_router
@@ -79,7 +85,9 @@ class Runtime:
             else None
         )
         self.broker: KafkaBroker | None = None
-        self.rebalance = Rebalance(store, self.ownership, self._wake)
+        self.rebalance = Rebalance(
+            store, self.ownership, self._wake, LogWatch("reminders", metrics.log)
+        )
         if settings.kafka_bootstrap:
             self.broker = new_broker(settings.kafka_bootstrap, settings)
             self.broker.include_router(
@@ -177,6 +185,7 @@ class Runtime:
             if not reachable:
                 down.append("broker")
         detail["partitions"] = self.ownership.partitions
+        detail["reading_again"] = self.rebalance.watch.status()
         if self.scheduler is not None:
             detail["scheduler"] = {
                 "rounds": self.scheduler.rounds,
@@ -192,7 +201,11 @@ class Runtime:
         return "ok" if self.migrated else "migrating"
 
     async def _broker_answers(self) -> bool:
-        return self.broker is not None and self.connected and await self.broker.ping(timeout=2.0)
+        return (
+            self.broker is not None
+            and self.connected
+            and await self.broker.ping(timeout=READINESS_SECONDS)
+        )
 
 
 def build_app(

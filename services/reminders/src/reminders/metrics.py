@@ -4,12 +4,15 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from contracts.logwatch import LogMetrics
+
 
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
+        self.log = LogMetrics.register(self.registry)
         self.events = Counter(
             "oppstream_reminders_events_total",
             "Records of crm.opportunity.events taken, by outcome",

@@ -27,6 +27,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.dialects import postgresql, sqlite
 
+from contracts.logwatch import Mark
 from contracts.opportunity import Status
 from contracts.stores import UtcDateTime, postgres_engine, sqlite_engine
 from reminders.facts import OpportunityFacts
@@ -96,6 +97,8 @@ positions = sa.Table(
     sa.Column("topic", sa.String(200), primary_key=True),
     sa.Column("partition", sa.Integer, primary_key=True),
     sa.Column("next_offset", sa.BigInteger, nullable=False),
+    # The log epoch of the record before next_offset (contracts.logwatch).
+    sa.Column("log_epoch", sa.String(64)),
 )
 
 meta = sa.Table(
@@ -180,16 +183,30 @@ class Store:
 
     def positions(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
         """The next offset to read per partition, where one is stored."""
+        return {p: m.next_offset for p, m in self.marks(topic, partitions).items()}
+
+    def marks(self, topic: str, partitions: Iterable[int]) -> dict[int, Mark]:
+        """The next offset to read per partition, where one is stored, with its log epoch."""
         wanted = list(partitions)
         if not wanted:
             return {}
         with self._read() as conn:
             rows = conn.execute(
-                sa.select(positions.c.partition, positions.c.next_offset).where(
-                    positions.c.topic == topic, positions.c.partition.in_(wanted)
-                )
+                sa.select(
+                    positions.c.partition, positions.c.next_offset, positions.c.log_epoch
+                ).where(positions.c.topic == topic, positions.c.partition.in_(wanted))
             )
-            return {int(p): int(o) for p, o in rows}
+            return {int(p): Mark(int(o), e) for p, o, e in rows}
+
+    def restart_partition(self, topic: str, partition: int) -> None:
+        """The partition's log was lost: read it again from its beginning (what was taken
+        stays; events are taken once by their version)."""
+        with self.begin() as tx:
+            tx.upsert(
+                positions,
+                ["topic", "partition"],
+                [{"topic": topic, "partition": partition, "next_offset": 0, "log_epoch": None}],
+            )
 
     def pending(self, partitions: Sequence[int], limit: int) -> list[Pending]:
         """Fired but not yet acknowledged by the broker, oldest first."""
@@ -315,13 +332,22 @@ class Transaction:
                 rising="version",
             )
 
-    def advance(self, topic: str, next_offsets: dict[int, int]) -> None:
+    def advance(
+        self, topic: str, next_offsets: dict[int, int], epochs: dict[int, str | None] | None = None
+    ) -> None:
+        """Store how far each partition got (never back: copies may race), with the log
+        epoch of its last record."""
         if next_offsets:
             self.upsert(
                 positions,
                 ["topic", "partition"],
                 [
-                    {"topic": topic, "partition": p, "next_offset": o}
+                    {
+                        "topic": topic,
+                        "partition": p,
+                        "next_offset": o,
+                        "log_epoch": (epochs or {}).get(p),
+                    }
                     for p, o in sorted(next_offsets.items())
                 ],
                 rising="next_offset",

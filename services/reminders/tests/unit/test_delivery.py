@@ -3,6 +3,7 @@ partition ownership, two schedulers on one store (SQLite and PostgreSQL)."""
 
 import asyncio
 import contextlib
+import logging
 
 import pytest
 
@@ -11,7 +12,10 @@ from reminders.store import Store
 from services.reminders.tests.helpers import DAY, T0, Harness, Opportunity, Record, kinds
 
 
-async def test_a_redelivered_event_changes_nothing(harness: Harness) -> None:
+async def test_a_redelivered_event_changes_nothing(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="reminders.consumers")
     o = Opportunity("KA")
     create = o.create(T0)
     harness.feed(create, o.follow_up(T0 + 5 * DAY))
@@ -28,6 +32,7 @@ async def test_a_redelivered_event_changes_nothing(harness: Harness) -> None:
         "applied": 2.0,
         "duplicate": 2.0,
     }
+    assert "passed over 2 records (2 duplicate: a version already taken)" in caplog.text
 
 
 async def test_events_of_an_unknown_opportunity_and_garbage_are_passed_over(
