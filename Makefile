@@ -1,5 +1,5 @@
 # The map of the project: every routine task a newcomer or CI runs is here.
-.PHONY: install lint format test bench soak demo up schemas clean
+.PHONY: install lint format test test-unit bench soak demo up schemas clean
 
 UV_VERSION := 0.13.8
 VENV := .venv
@@ -20,6 +20,12 @@ format: install
 
 test: install  ## the whole suite: unit, integration (SQLite + PostgreSQL), end to end
 	$(BIN)/pytest
+
+UNIT_TESTS := contracts/tests services/chassis/tests services/opportunity/tests/unit \
+	services/projections/tests/unit services/reminders/tests/unit
+
+test-unit: install  ## the unit tests only: no PostgreSQL, no broker, no subprocess; under a minute
+	$(BIN)/pytest -q $(UNIT_TESTS) -m "not postgres and not slow"
 
 bench: install  ## throughput and latency figures, written to bench/RESULTS.md
 	$(BIN)/python bench/commands.py

@@ -28,18 +28,19 @@ import httpx
 import psycopg
 import sqlalchemy as sa
 
-from contracts.kafka import ensure_topics, new_producer
+from chassis.kafka.producing import ensure_topics, new_producer
 from contracts.rules import load_rulebook
 from oppstream.broker import free_port
-from reminders.clock import system_clock
-from reminders.kafka import KafkaPublisher
+from reminders.adapters.kafka import KafkaPublisher
+from reminders.adapters.schema import fired, opportunities
+from reminders.adapters.store import Store
+from reminders.adapters.system_clock import system_clock
+from reminders.application.ownership import Ownership
+from reminders.application.scheduler import Scheduler
+from reminders.domain.timers import Planner
 from reminders.main import RULES_KEY, rules_fingerprint
 from reminders.metrics import Metrics
-from reminders.ownership import Ownership
-from reminders.scheduler import Scheduler
 from reminders.settings import Settings
-from reminders.store import Store, fired, opportunities
-from reminders.timers import Planner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -8,9 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from contracts.rules import Rulebook, load_rulebook
-from reminders.clock import ManualClock
-from reminders.store import Store, metadata
-from reminders.timers import Planner, managers_by_team
+from reminders.adapters.schema import metadata
+from reminders.adapters.store import Store
+from reminders.domain.clock import ManualClock
+from reminders.domain.timers import Planner, managers_by_team
 from services.reminders.tests.helpers import SHANGHAI, T0, Harness
 from tests.support.postgres import fresh_database
 from tests.support.principals import PRINCIPALS

@@ -11,18 +11,18 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from chassis.kafka.producing import Outgoing
 from contracts import topics
 from contracts.commands import CreateRenewalCommand, ReclaimCommand
 from contracts.envelope import Envelope, event_id_for
-from contracts.kafka import Outgoing
 from contracts.reminders import Reminder
-from reminders.clock import ManualClock
-from reminders.consumers import EventIntake
+from reminders.adapters.store import Store
+from reminders.application.intake import EventIntake
+from reminders.application.ownership import Ownership
+from reminders.application.scheduler import Scheduler
+from reminders.domain.clock import ManualClock
+from reminders.domain.timers import Planner
 from reminders.metrics import Metrics
-from reminders.ownership import Ownership
-from reminders.scheduler import Scheduler
-from reminders.store import Store
-from reminders.timers import Planner
 from tests.support.principals import new_uscc
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

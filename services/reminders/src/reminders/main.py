@@ -12,27 +12,31 @@ import orjson
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
-from contracts.broker import keep_trying, new_broker, start_broker
-from contracts.kafka import ensure_topics, new_producer
-from contracts.logwatch import LogWatch
-from contracts.principals import Principals, auth_file_path, load_principals
-from contracts.rules import Rulebook, load_rulebook
-from contracts.service_http import (
+from chassis.auth import Principals, auth_file_path, load_principals
+from chassis.http import (
     KAFKA_NOT_CONFIGURED,
     READINESS_SECONDS,
     BoundedCheck,
     new_service,
 )
-from reminders.clock import Clock, system_clock
-from reminders.consumers import EventIntake, Rebalance, build_consumer
-from reminders.http import Api, build_router
-from reminders.kafka import KafkaPublisher, Publisher
+from chassis.kafka.broker import keep_trying, new_broker, start_broker
+from chassis.kafka.logwatch import LogWatch
+from chassis.kafka.producing import ensure_topics, new_producer
+from chassis.serving import Service
+from contracts.rules import Rulebook, load_rulebook
+from reminders.adapters.kafka import KafkaPublisher
+from reminders.adapters.store import Store
+from reminders.adapters.system_clock import system_clock
+from reminders.application.intake import EventIntake
+from reminders.application.ownership import Ownership
+from reminders.application.ports import Publisher
+from reminders.application.scheduler import Scheduler
+from reminders.domain.clock import Clock
+from reminders.domain.timers import Planner, managers_by_team
+from reminders.entrypoints.consumers import Rebalance, build_consumer
+from reminders.entrypoints.http import Api, build_router
 from reminders.metrics import Metrics
-from reminders.ownership import Ownership
-from reminders.scheduler import Scheduler
 from reminders.settings import Settings
-from reminders.store import Store
-from reminders.timers import Planner, managers_by_team
 
 log = logging.getLogger(__name__)
 
@@ -243,3 +247,7 @@ def build_app(
     service.state.runtime = runtime
     service.state.store = store
     return service
+
+
+# What `oppstream serve reminders` (and `python -m reminders`) runs.
+SERVICE = Service("reminders", Settings, build_app, store="reminders_db_url")

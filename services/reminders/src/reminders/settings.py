@@ -2,7 +2,7 @@
 
 from pydantic import Field, field_validator
 
-from contracts.settings import OppstreamSettings, check_store_url
+from chassis.settings import OppstreamSettings, check_store_url
 
 
 class Settings(OppstreamSettings):

@@ -16,8 +16,9 @@ from aiokafka import AIOKafkaProducer
 from contracts import topics
 from contracts.envelope import Envelope
 from contracts.reminders import Reminder
-from reminders.store import Store, outbox
-from reminders.store import fired as log
+from reminders.adapters.schema import fired as log
+from reminders.adapters.schema import outbox
+from reminders.adapters.store import Store
 from services.reminders.tests.helpers import Opportunity
 from services.reminders.tests.processes import reminders_env, reminders_of, start_reminders
 from tests.support.kafka import TestBroker

@@ -16,7 +16,9 @@ from rich.console import Console
 from contracts import topics
 from contracts.rules import DEFAULT_RULES_FILE, load_rulebook
 from contracts.schedule import start_of_day
-from reminders import simulate
+from reminders.adapters import history as feed
+from reminders.application import backtest
+from reminders.entrypoints import backtest as command
 from services.reminders.tests.helpers import SHANGHAI
 from services.reminders.tests.processes import (
     import_opportunity,
@@ -150,7 +152,7 @@ def test_the_backtest_of_the_recorded_history_gives_the_reclaims_the_live_servic
     assert answer.status_code == 200, answer.text
     wait_until(lambda: state_of(stack.client, smb)["status"] == "pooled", DEADLINE, "SMB reclaimed")
 
-    recorded = simulate.fetch_history(stack.opportunity.url, TOKENS["service"])
+    recorded = feed.fetch_history(stack.opportunity.url, TOKENS["service"])
     live = {
         e.payload["command_id"]
         for e in recorded
@@ -159,7 +161,7 @@ def test_the_backtest_of_the_recorded_history_gives_the_reclaims_the_live_servic
     assert len(live) >= 2  # this test's SMB and the first test's KA
 
     today = datetime.now(SHANGHAI).date()
-    result = simulate.simulate(
+    result = backtest.simulate(
         load_rulebook(),
         SHANGHAI,
         recorded,
@@ -171,7 +173,7 @@ def test_the_backtest_of_the_recorded_history_gives_the_reclaims_the_live_servic
     assert deferred not in {r.opportunity_id for r in result.reclaims}
 
     printed = io.StringIO()
-    code = simulate.run(
+    code = command.run(
         DEFAULT_RULES_FILE,
         today - timedelta(days=60),
         today,

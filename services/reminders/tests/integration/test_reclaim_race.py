@@ -10,18 +10,18 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chassis.kafka.producing import new_producer
 from contracts import topics
-from contracts.kafka import new_producer
 from contracts.rules import load_rulebook
-from reminders.clock import system_clock
-from reminders.consumers import EventIntake
-from reminders.kafka import KafkaPublisher
+from reminders.adapters.kafka import KafkaPublisher
+from reminders.adapters.store import Store
+from reminders.adapters.system_clock import system_clock
+from reminders.application.intake import EventIntake
+from reminders.application.ownership import Ownership
+from reminders.application.scheduler import Scheduler
+from reminders.domain.timers import Planner
 from reminders.metrics import Metrics
-from reminders.ownership import Ownership
-from reminders.scheduler import Scheduler
 from reminders.settings import Settings
-from reminders.store import Store
-from reminders.timers import Planner
 from services.reminders.tests.helpers import SHANGHAI
 from services.reminders.tests.processes import import_opportunity, opportunity_env
 from tests.support.kafka import TestBroker

@@ -8,14 +8,14 @@ import logging
 import pytest
 
 from contracts import topics
-from reminders.store import Store
+from reminders.adapters.store import Store
 from services.reminders.tests.helpers import DAY, T0, Harness, Opportunity, Record, kinds
 
 
 async def test_a_redelivered_event_changes_nothing(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="reminders.consumers")
+    caplog.set_level(logging.INFO, logger="reminders.application.intake")
     o = Opportunity("KA")
     create = o.create(T0)
     harness.feed(create, o.follow_up(T0 + 5 * DAY))

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.opportunity import Status
-from reminders.facts import OpportunityFacts, evolve, reclaimed
+from reminders.domain.facts import OpportunityFacts, evolve, reclaimed
 from services.reminders.tests.helpers import DAY, T0, Opportunity
 
 

@@ -10,9 +10,9 @@ import pytest
 from contracts.commands import CreateRenewalCommand, ReclaimCommand
 from contracts.rules import Match, ReminderRule, Reminders, Rulebook
 from contracts.schedule import start_of_day
-from reminders.clock import ManualClock
-from reminders.store import Store
-from reminders.timers import REMINDER_NAMESPACE, Planner
+from reminders.adapters.store import Store
+from reminders.domain.clock import ManualClock
+from reminders.domain.timers import REMINDER_NAMESPACE, Planner
 from services.reminders.tests.helpers import (
     DAY,
     SHANGHAI,

@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from contracts.rules import Rulebook
-from reminders.clock import ManualClock
+from reminders.adapters.store import Store
+from reminders.domain.clock import ManualClock
+from reminders.domain.timers import Planner, managers_by_team
 from reminders.main import build_app
 from reminders.settings import Settings
-from reminders.store import Store
-from reminders.timers import Planner, managers_by_team
 from services.reminders.tests.helpers import DAY, SHANGHAI, T0, Harness, Opportunity
 from tests.support.polling import poll
 from tests.support.principals import PRINCIPALS, auth

@@ -14,8 +14,10 @@ from rich.console import Console
 from contracts.envelope import Envelope
 from contracts.rules import DEFAULT_RULES_FILE, Rulebook
 from contracts.schedule import TimerKind, start_of_day
-from reminders import simulate
-from reminders.timers import command_id_for, reminder_id_for
+from reminders.adapters import history as feed
+from reminders.application import backtest
+from reminders.domain.timers import command_id_for, reminder_id_for
+from reminders.entrypoints import backtest as command
 from services.reminders.tests.helpers import DAY, SHANGHAI, T0, Opportunity
 from tests.support.principals import TOKENS
 from tests.support.processes import write_auth_file
@@ -24,7 +26,7 @@ END = T0 + 120 * DAY
 
 
 def run(rules: Rulebook, history: list[Envelope], start: Any = T0, end: Any = END) -> Any:
-    return simulate.simulate(rules, SHANGHAI, history, start, end, END)
+    return backtest.simulate(rules, SHANGHAI, history, start, end, END)
 
 
 def test_a_stale_opportunity_climbs_the_whole_ladder_and_is_reclaimed_once(
@@ -94,7 +96,7 @@ def test_only_what_fires_in_the_window_is_reported(rules: Rulebook) -> None:
 
 def test_the_clock_stops_at_now(rules: Rulebook) -> None:
     o = Opportunity("KA")
-    result = simulate.simulate(rules, SHANGHAI, [o.create(T0)], T0, END, T0 + 15 * DAY)
+    result = backtest.simulate(rules, SHANGHAI, [o.create(T0)], T0, END, T0 + 15 * DAY)
     assert [f.kind.value for f in result.fired] == ["follow_up", "stale_warning"]
     assert result.until == T0 + 15 * DAY
 
@@ -141,7 +143,7 @@ def _feed(history: list[Envelope], seen: list[str]) -> httpx.MockTransport:
 def test_the_history_is_read_page_by_page() -> None:
     history = [Opportunity("SMB").create(T0 + i * DAY) for i in range(7)]
     seen: list[str] = []
-    found = simulate.fetch_history("http://opp", TOKENS["service"], _feed(history, seen), page=3)
+    found = feed.fetch_history("http://opp", TOKENS["service"], _feed(history, seen), page=3)
     assert [e.event_id for e in found] == [e.event_id for e in history]
     assert [s.split("?")[1] for s in seen] == [
         "after=0&limit=3",
@@ -155,7 +157,7 @@ def test_run_prints_per_rule_per_team_and_the_reclaims(rules: Rulebook) -> None:
     east, west = Opportunity("KA", team_id="east"), Opportunity("SMB", team_id="west")
     history = [east.create(T0), west.create(T0)]
     printed = io.StringIO()
-    code = simulate.run(
+    code = command.run(
         DEFAULT_RULES_FILE,
         date(2026, 11, 2),
         date(2027, 2, 1),
@@ -184,7 +186,7 @@ def test_run_refuses_a_bad_rules_file_naming_the_line(tmp_path: Path) -> None:
     )
     bad.write_text(text, encoding="utf-8")
     printed = io.StringIO()
-    code = simulate.run(
+    code = command.run(
         bad, date(2026, 11, 2), date(2026, 12, 1), "http://opp", "t", console=Console(file=printed)
     )
     assert code == 2
@@ -194,7 +196,7 @@ def test_run_refuses_a_bad_rules_file_naming_the_line(tmp_path: Path) -> None:
 
 def test_run_says_when_the_history_cannot_be_read() -> None:
     printed = io.StringIO()
-    code = simulate.run(
+    code = command.run(
         DEFAULT_RULES_FILE,
         date(2026, 11, 2),
         date(2026, 12, 1),
@@ -210,7 +212,7 @@ def test_run_says_when_the_history_cannot_be_read() -> None:
 
 def test_run_refuses_an_end_before_the_start() -> None:
     printed = io.StringIO()
-    code = simulate.run(
+    code = command.run(
         DEFAULT_RULES_FILE,
         date(2026, 12, 1),
         date(2026, 11, 2),
@@ -226,7 +228,7 @@ def test_both_dates_are_whole_days_in_the_business_zone() -> None:
     o = Opportunity("SMB")
     history = [o.create(start_of_day(date(2026, 11, 1), SHANGHAI))]
     printed = io.StringIO()
-    simulate.run(
+    command.run(
         DEFAULT_RULES_FILE,
         date(2026, 11, 4),
         date(2026, 11, 4),  # the follow-up falls due at 00:00 on the 4th, Shanghai time
@@ -250,4 +252,4 @@ def test_the_history_is_read_with_a_service_or_admin_token_from_the_auth_file(
         data = json.loads(path.read_text())
         data["principals"] = [p for p in data["principals"] if p["role"] != "service"]
         path.write_text(json.dumps(data))
-    assert simulate.service_token(path) == TOKENS[role]
+    assert feed.service_token(path) == TOKENS[role]

@@ -10,8 +10,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from contracts import topics
-from reminders.facts import evolve
-from reminders.store import VERSION_TABLE, Planned, Store, metadata
+from reminders.adapters.schema import VERSION_TABLE, metadata
+from reminders.adapters.store import Store
+from reminders.application.ports import Planned
+from reminders.domain.facts import evolve
 from services.reminders.tests.helpers import SHANGHAI, T0, Harness, Opportunity
 
 

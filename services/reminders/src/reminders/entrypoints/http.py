@@ -7,16 +7,15 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from contracts.principals import Principal, Principals
+from chassis.auth import SEND_BEARER, Forbidden, Principal, Principals, bearer_principal
+from chassis.http import Readiness, probes
 from contracts.problems import refusals
 from contracts.rules import Role
-from contracts.service_http import Readiness, probes
-from reminders.clock import Clock
+from reminders.adapters.store import Store
+from reminders.domain.clock import Clock
+from reminders.domain.timers import Planner, reminder_id_for
 from reminders.metrics import Metrics
-from reminders.store import Store
-from reminders.timers import Planner, reminder_id_for
 
 
 class Api:
@@ -44,21 +43,8 @@ class Api:
 
 def build_router(api: Api) -> APIRouter:
     router = APIRouter()
-    bearer = HTTPBearer(auto_error=False)
-
-    async def authenticate(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Principal:
-        found = None if credentials is None else api.principals.find(credentials.credentials)
-        if found is None:
-            raise HTTPException(
-                401,
-                {"error": "unauthenticated", "message": "send Authorization: Bearer <token>"},
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return found
-
-    Who = Annotated[Principal, Depends(authenticate)]
+    # This service has always answered a token nobody holds as it answers no token.
+    Who = Annotated[Principal, Depends(bearer_principal(api.principals.find, SEND_BEARER))]
 
     router.include_router(probes(api.readiness, api.metrics.registry, api.count_pending))
 
@@ -82,10 +68,7 @@ def build_router(api: Api) -> APIRouter:
             )
         facts, next_due_at = found
         if not _may_read(who, facts.owner_id, facts.team_id):
-            raise HTTPException(
-                403,
-                {"error": "forbidden", "message": "not yours to see", "rule": "role.read"},
-            )
+            raise Forbidden("not yours to see", rule="role.read")
         fired = await run_in_threadpool(api.store.fired, opportunity_id)
         now = api.clock()
         timers = [

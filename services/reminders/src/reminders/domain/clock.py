@@ -1,14 +1,9 @@
-"""What time it is: the real clock in production, a hand-moved one in tests and backtests."""
+"""What time it is, as the use cases ask it: a callable; a hand-moved one for tests and backtests."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    """Now, in UTC."""
-    return datetime.now(UTC)
 
 
 class ManualClock:

@@ -22,12 +22,12 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from reminders.clock import Clock
-from reminders.kafka import Publisher, outgoing
+from reminders.adapters.store import Store
+from reminders.application.ownership import Ownership
+from reminders.application.ports import Pending, Publisher, outgoing
+from reminders.domain.clock import Clock
+from reminders.domain.timers import Firing, Planner
 from reminders.metrics import Metrics
-from reminders.ownership import Ownership
-from reminders.store import Pending, Store
-from reminders.timers import Firing, Planner
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ Create Date: 2026-11-28
 import sqlalchemy as sa
 from alembic import op
 
-from contracts.stores import UtcDateTime
+from chassis.sql.engines import UtcDateTime
 
 revision = "0001"
 down_revision = None

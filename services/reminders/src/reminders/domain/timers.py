@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from chassis.auth import Principal
 from contracts import schedule
-from contracts.principals import Principal
 from contracts.rules import Role, Rulebook
 from contracts.schedule import Timer, TimerKind
-from reminders.facts import OpportunityFacts
+from reminders.domain.facts import OpportunityFacts
 
 REMINDER_NAMESPACE = uuid5(NAMESPACE_URL, "https://oppstream/reminders")
 

@@ -1,36 +1,14 @@
-"""Kafka at the edge of the reminders service: the messages of fired timers and the
-publisher that sends them."""
+"""The Kafka publisher of fired timers' messages (reminders.application.ports.Publisher)."""
 
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 
-from contracts import topics
-from contracts.kafka import Outgoing, produce_in_order
-from reminders.store import Pending
+from chassis.kafka.producing import Outgoing, produce_in_order
 
 log = logging.getLogger(__name__)
-
-
-def outgoing(rows: Sequence[Pending]) -> list[Outgoing]:
-    """The messages of fired timers: the reminder on `crm.reminders`, the reclaim or renewal
-    command on `crm.opportunity.commands`, both keyed by the opportunity."""
-    found = []
-    for row in rows:
-        key = row.opportunity_id.encode()
-        if row.reminder is not None:
-            found.append(Outgoing(topics.REMINDERS, key, bytes(row.reminder)))
-        if row.command is not None:
-            found.append(Outgoing(topics.OPPORTUNITY_COMMANDS, key, bytes(row.command)))
-    return found
-
-
-class Publisher(Protocol):
-    async def publish(self, messages: Sequence[Outgoing]) -> None:
-        """Return once the broker acknowledged every message; raise otherwise."""
 
 
 class KafkaPublisher:

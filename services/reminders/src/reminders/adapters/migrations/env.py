@@ -3,7 +3,7 @@ its transaction (and, on PostgreSQL, under its advisory lock)."""
 
 from alembic import context
 
-from reminders.store import VERSION_TABLE, metadata
+from reminders.adapters.schema import VERSION_TABLE, metadata
 
 connection = context.config.attributes["connection"]
 context.configure(
