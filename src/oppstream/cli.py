@@ -143,8 +143,8 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from reminders.entrypoints.backtest import run
     from reminders.settings import Settings
-    from reminders.simulate import run
 
     if args.end < args.start:
         raise SystemExit("oppstream: --to is before --from")

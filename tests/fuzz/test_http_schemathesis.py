@@ -25,11 +25,11 @@ from projections.envelopes import from_json
 from projections.main import build_app as build_projections
 from projections.reports import PERIODS
 from projections.settings import Settings as ProjectionsSettings
-from reminders.clock import ManualClock
+from reminders.adapters.store import Store
+from reminders.domain.clock import ManualClock
+from reminders.domain.timers import Planner, managers_by_team
 from reminders.main import build_app as build_reminders
 from reminders.settings import Settings as RemindersSettings
-from reminders.store import Store
-from reminders.timers import Planner, managers_by_team
 from services.projections.tests.history import History, day, envelopes_of
 from services.reminders.tests.helpers import DAY, SHANGHAI, T0, Harness
 from services.reminders.tests.helpers import Opportunity as Facts
