@@ -17,7 +17,7 @@ import psycopg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from contracts.principals import DEV_PRINCIPALS
+from chassis.auth import DEV_PRINCIPALS
 from oppstream.broker import embedded_broker
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 from stdnum.cn import uscc as stdnum_uscc
 
+from chassis.kafka.producing import ensure_topics
 from contracts import topics
-from contracts.kafka import ensure_topics
 from contracts.rules import load_rulebook
 from opportunity.application import OpportunityApp
 from opportunity.domain import Opportunity

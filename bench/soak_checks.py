@@ -12,7 +12,7 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from soak_load import ACTIVE, Answered
 
-from contracts.kafka import partition_ends
+from chassis.kafka.producing import partition_ends
 from contracts.opportunity import PROGRESS_EVENTS
 from projections.schema import EVENT_TABLES
 

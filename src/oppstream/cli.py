@@ -125,12 +125,12 @@ def _source_arguments(parser: argparse.ArgumentParser) -> None:
 def _token(args: argparse.Namespace) -> str:
     if args.token:
         return str(args.token)
-    from contracts.principals import auth_file_path, load_principals
+    from chassis.auth import auth_file_path, load_principals
     from contracts.rules import Role
 
     configured = os.environ.get("OPPSTREAM_AUTH_FILE")
     principals = load_principals(auth_file_path(Path(configured) if configured else None))
-    found = next((p for p in principals.all if p.role in (Role.SERVICE, Role.ADMIN)), None)
+    found = next((c for c in principals.credentials if c.role in (Role.SERVICE, Role.ADMIN)), None)
     if found is None:
         raise SystemExit("oppstream: --token: no service or admin principal to read the feed")
     return found.token

@@ -17,8 +17,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
 
+from chassis.auth import auth_file_path, load_principals
 from contracts import topics
-from contracts.principals import auth_file_path, load_principals
 from contracts.rules import Rulebook, load_rulebook
 from opportunity.domain import Opportunity
 from oppstream.report import print_report
@@ -38,7 +38,8 @@ class Tally:
 
 
 def tokens() -> dict[str, str]:
-    return {p.id: p.token for p in load_principals(auth_file_path(_configured_auth())).all}
+    credentials = load_principals(auth_file_path(_configured_auth())).credentials
+    return {c.id: c.token for c in credentials}
 
 
 def run_demo(deals: int, minutes: float, seed: int, stay: bool) -> int:

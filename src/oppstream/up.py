@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from contracts.principals import auth_file_path, load_principals
+from chassis.auth import auth_file_path, load_principals
 from oppstream.broker import BrokerUnavailable, start_tansu, stop
 
 VAR = Path("var")
@@ -112,9 +112,9 @@ def announce(system: System) -> None:
         print(f"{name + ':':<14} {system.url(name)}  (API docs {system.url(name)}/docs)")
     auth = auth_file_path(_configured_auth())
     print(f"\ndev principals ({auth}); send Authorization: Bearer <token>")
-    for principal in load_principals(auth).all:
-        team = principal.team_id or "-"
-        print(f"  {principal.id:<14} {principal.role.value:<8} {team:<6} {principal.token}")
+    for credential in load_principals(auth).credentials:
+        team = credential.team_id or "-"
+        print(f"  {credential.id:<14} {credential.role.value:<8} {team:<6} {credential.token}")
 
 
 def _configured_auth() -> Path | None:

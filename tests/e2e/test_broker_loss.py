@@ -19,7 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from contracts.settings import sqlalchemy_url
+from chassis.settings import sqlalchemy_url
 from oppstream.broker import start_tansu
 from oppstream.up import System, system_up
 from services.reminders.tests.processes import import_opportunity

@@ -4,12 +4,12 @@ import random
 
 from stdnum.cn import uscc as stdnum_uscc
 
-from contracts.principals import DEV_PRINCIPALS, Principal, Principals
+from chassis.auth import DEV_PRINCIPALS, Credential, Principals
 
 TOKENS = {pid: f"token-{pid}-0123456789abcdef" for pid, _, _ in DEV_PRINCIPALS}
 PRINCIPALS = Principals(
     tuple(
-        Principal(token=TOKENS[pid], id=pid, role=role, team_id=team)
+        Credential(token=TOKENS[pid], id=pid, role=role, team_id=team)
         for pid, role, team in DEV_PRINCIPALS
     )
 )

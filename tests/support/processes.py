@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from contracts.principals import DEV_PRINCIPALS
+from chassis.auth import DEV_PRINCIPALS
 from tests.support.principals import TOKENS
 
 READY_TIMEOUT = 30.0

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from contracts.kafka import partition_ends
+from chassis.kafka.producing import partition_ends
 
 # Tansu answers a fetch after fetch_max_wait_ms; keep it short so a read returns promptly.
 FETCH_MAX_WAIT_MS = 10

@@ -1,40 +1,26 @@
 """Who may do what (SPEC §4.4): reps act on their own and their team's pooled opportunities,
-managers on their team's, admin and service on all, viewers on none."""
+managers on their team's, admin and service on all, viewers on none. Refusals are
+`chassis.auth.Forbidden` (HTTP 403)."""
 
-from dataclasses import dataclass
-
+from chassis.auth import Forbidden, Principal
 from contracts.opportunity import Status
 from contracts.rules import Role
-from opportunity.errors import DomainError
 
 # Commands only managers, admins and services give (a rep hands back a deal by asking them).
 MANAGING_COMMANDS = frozenset({"reclaim", "assign"})
 
 
-class Forbidden(DomainError):
-    """The principal's role does not allow this (HTTP 403)."""
+def imports_history(principal: Principal) -> bool:
+    """Service and admin principals may pass `occurred_at` to import history."""
+    return principal.role in (Role.SERVICE, Role.ADMIN)
 
-    code = "forbidden"
 
-
-@dataclass(frozen=True)
-class Principal:
-    id: str
-    role: Role
-    team_id: str | None = None
-
-    @property
-    def imports_history(self) -> bool:
-        """Service and admin principals may pass `occurred_at` to import history."""
-        return self.role in (Role.SERVICE, Role.ADMIN)
-
-    @property
-    def sees_everything(self) -> bool:
-        return self.role in (Role.ADMIN, Role.SERVICE, Role.VIEWER)
+def sees_everything(principal: Principal) -> bool:
+    return principal.role in (Role.ADMIN, Role.SERVICE, Role.VIEWER)
 
 
 def can_read(principal: Principal, owner_id: str | None, team_id: str | None, status: str) -> bool:
-    if principal.sees_everything:
+    if sees_everything(principal):
         return True
     if principal.role is Role.MANAGER:
         return principal.team_id is not None and team_id == principal.team_id

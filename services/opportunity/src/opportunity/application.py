@@ -27,14 +27,14 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresAggregateRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
+from chassis.auth import Principal
+from chassis.sql.errors import unavailable
 from contracts.commands import CreateRenewalCommand, ReclaimCommand
 from contracts.customer import Customer
 from contracts.leads import QualifiedLead
 from contracts.opportunity import PAYLOADS, OpportunityType, Status
 from contracts.rules import Rulebook
-from contracts.store_errors import unavailable
 from opportunity import access
-from opportunity.access import Principal
 from opportunity.domain import ActiveOpportunityIndex, CustomerAccount, Opportunity
 from opportunity.errors import DomainError, DuplicateOpportunity, InvalidValue
 from opportunity.idempotency import IdempotentAnswer

@@ -8,11 +8,11 @@ from uuid import UUID
 
 from pydantic import TypeAdapter, ValidationError
 
+from chassis.auth import Principal
+from chassis.kafka.consuming import ConsumedRecord
 from contracts import topics
 from contracts.commands import CreateRenewalCommand, OpportunityCommand, ReclaimCommand
-from contracts.consumers import ConsumedRecord
 from contracts.rules import Role
-from opportunity.access import Principal
 from opportunity.application import Context, UnitOfWork
 from opportunity.errors import DomainError
 from opportunity.poison import Poison, RecordIntake, first_problem, json_object

@@ -9,7 +9,7 @@ fails, aiokafka #933 — the next owner then takes the records again, which is h
 because every result is idempotent). When a batch cannot be made durable (the store or the
 broker is down), the consumer seeks back to the batch's first records and tries again. A
 partition that ends before where the consumer stood (the broker lost its log, and the group its
-commits) is said and counted (contracts.logwatch); it is read from the new log's beginning.
+commits) is said and counted (chassis.kafka.logwatch); it is read from the new log's beginning.
 """
 
 import asyncio
@@ -22,9 +22,14 @@ from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
+from chassis.kafka.consuming import (
+    ConsumedRecord,
+    batch_subscriber,
+    commit_batch,
+    high_watermark_of,
+)
+from chassis.kafka.logwatch import LogWatch
 from contracts import topics
-from contracts.consumers import ConsumedRecord, batch_subscriber, commit_batch, high_watermark_of
-from contracts.logwatch import LogWatch
 from opportunity.command_intake import CommandIntake
 from opportunity.intake import LeadIntake
 

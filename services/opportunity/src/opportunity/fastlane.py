@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from opportunity.access import Principal
+from chassis.auth import Principal
 
 # A command as both lanes run it: (request, principal, body, Idempotency-Key, If-Match,
 # **path parameters) → the answer.

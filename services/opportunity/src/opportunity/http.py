@@ -14,13 +14,13 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from chassis.auth import Forbidden, Principal, Principals, bearer_principal
+from chassis.http import Answer, probes
 from contracts.opportunity import OpportunityType, Status
-from contracts.principals import Principals
 from contracts.problems import refusals
 from contracts.rules import Pipeline, Role, Rulebook
-from contracts.service_http import Answer, bearer_principal, probes
 from opportunity import requests as body
-from opportunity.access import Forbidden, Principal, can_read
+from opportunity.access import can_read, imports_history
 from opportunity.application import (
     Answered,
     Conflict,
@@ -56,7 +56,6 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
     (VersionMismatch, 412),
     (InvalidValue, 422),
     (OccurredAtRefused, 422),
-    (Forbidden, 403),
     (RoleNotAllowed, 403),
     (CommandNotAllowed, 409),
     (StageRuleBroken, 409),
@@ -124,8 +123,7 @@ class Api:
 
     def principal(self, token: str) -> Principal | None:
         """Who holds the bearer token, if anyone."""
-        found = self.principals.find(token)
-        return None if found is None else Principal(found.id, found.role, found.team_id)
+        return self.principals.find(token)
 
     def render(self, opportunity: Opportunity) -> dict[str, Any]:
         return with_schedule(state_of(opportunity), self.rules, self.zone, self.clock())
@@ -135,7 +133,7 @@ class Api:
     ) -> Context:
         now = self.clock()
         if occurred_at is not None:
-            if not principal.imports_history:
+            if not imports_history(principal):
                 raise Forbidden(
                     "only service and admin principals may pass occurred_at",
                     rule="role.occurred_at",
@@ -163,6 +161,8 @@ class Api:
             )
         except DomainError as exc:
             response = Answer(error_body(exc), status_code=status_of(exc))
+        except Forbidden as exc:
+            response = Answer({"detail": exc.detail}, status_code=403)
         self.metrics.commands.labels(name, str(response.status_code)).inc()
         self.metrics.command_seconds.labels(name).observe(time.perf_counter() - started)
         return response

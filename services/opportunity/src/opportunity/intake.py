@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
+from chassis.auth import Principal
+from chassis.kafka.consuming import ConsumedRecord
 from contracts import topics
-from contracts.consumers import ConsumedRecord
 from contracts.leads import QualifiedLead, RejectedLead, RejectionReason
 from contracts.rules import Role
-from opportunity.access import Principal
 from opportunity.application import Context, Taken, UnitOfWork
 from opportunity.errors import DomainError
 from opportunity.poison import Poison, RecordIntake, first_problem, json_object

@@ -8,10 +8,11 @@ import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI
 
-from contracts.principals import Principals, auth_file_path, load_principals
+from chassis.auth import Principals, auth_file_path, load_principals
+from chassis.http import new_service
+from chassis.serving import Service
+from chassis.sql.engines import postgres_engine
 from contracts.rules import Rulebook, load_rulebook
-from contracts.service_http import new_service
-from contracts.stores import postgres_engine
 from opportunity.application import OpportunityApp
 from opportunity.groupcommit import GroupCommitter
 from opportunity.http import Api, build_router, install_error_handlers
@@ -89,3 +90,7 @@ def build_app(
     service.include_router(build_router(api))
     service.state.api = api
     return service
+
+
+# What `oppstream serve opportunity` runs.
+SERVICE = Service("opportunity", Settings, build_app, store="eventstore_url")

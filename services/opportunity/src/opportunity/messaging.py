@@ -14,10 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 
-from contracts.broker import BrokerInBackground, keep_trying, start_broker
-from contracts.kafka import ensure_topics, new_producer
-from contracts.logwatch import LogWatch
-from contracts.service_http import READINESS_SECONDS
+from chassis.http import READINESS_SECONDS
+from chassis.kafka.broker import BrokerInBackground, keep_trying, start_broker
+from chassis.kafka.logwatch import LogWatch
+from chassis.kafka.producing import ensure_topics, new_producer
 from opportunity.application import OpportunityApp
 from opportunity.command_intake import CommandIntake
 from opportunity.consumers import build_consumers

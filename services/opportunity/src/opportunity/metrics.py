@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from contracts.logwatch import LogMetrics
+from chassis.kafka.logwatch import LogMetrics
 
 
 @dataclass

@@ -11,7 +11,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from contracts.consumers import ConsumedRecord
+from chassis.kafka.consuming import ConsumedRecord
 from opportunity.publishing import Publisher
 
 if TYPE_CHECKING:

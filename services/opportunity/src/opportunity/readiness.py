@@ -4,7 +4,7 @@ the broker, asked at the same time and each for at most READINESS_SECONDS."""
 import asyncio
 from typing import Any
 
-from contracts.service_http import KAFKA_NOT_CONFIGURED, BoundedCheck, Readiness
+from chassis.http import KAFKA_NOT_CONFIGURED, BoundedCheck, Readiness
 from opportunity.application import OpportunityApp
 from opportunity.messaging import Messaging
 

@@ -24,9 +24,9 @@ from aiokafka import AIOKafkaProducer
 from eventsourcing.persistence import Notification
 from prometheus_client import Counter, Gauge
 
+from chassis.kafka.logwatch import EPOCH_HEADER
+from chassis.kafka.producing import Landed, Outgoing, produce_in_order
 from contracts import topics
-from contracts.kafka import Landed, Outgoing, produce_in_order
-from contracts.logwatch import EPOCH_HEADER
 from opportunity.application import OPPORTUNITY_TOPICS, OpportunityApp
 from opportunity.leadership import Leadership
 from opportunity.positions import read_position, set_position, write_position

@@ -2,7 +2,7 @@
 
 The relay writes down, with its position, where each partition it published to ends (the
 offset after the last record the broker acknowledged) and the epoch of the log: a name it
-stamps on every record (`contracts.logwatch.EPOCH_HEADER`). The broker lost what it had
+stamps on every record (`chassis.kafka.logwatch.EPOCH_HEADER`). The broker lost what it had
 acknowledged when a send lands before such an end, or when a partition's high watermark is
 below it, or the topic is gone (the embedded broker started again, a topic deleted and created
 again, a cluster replaced, a volume lost). The relay then starts a new epoch and publishes the
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from contracts.kafka import Landed, partition_ends
+from chassis.kafka.producing import Landed, partition_ends
 from opportunity.positions import metadata
 
 log = logging.getLogger(__name__)

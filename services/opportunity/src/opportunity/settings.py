@@ -3,8 +3,8 @@
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from contracts.settings import OppstreamSettings, sqlalchemy_url
-from contracts.stores import POOL_WAIT_SECONDS
+from chassis.settings import OppstreamSettings, sqlalchemy_url
+from chassis.sql.engines import POOL_WAIT_SECONDS
 
 __all__ = ["Settings", "eventsourcing_env", "sqlalchemy_url"]
 from pydantic import Field, field_validator

@@ -35,11 +35,11 @@ from uuid import UUID
 from fastapi.testclient import TestClient
 from stdnum.cn import uscc as stdnum_uscc
 
+from chassis.auth import Principal
 from contracts.commands import CreateRenewalCommand, ReclaimCommand
 from contracts.customer import Customer
 from contracts.leads import QualifiedLead
 from contracts.rules import Role, load_rulebook
-from opportunity.access import Principal
 from opportunity.application import Context, NewOpportunity, OpportunityApp, UnitOfWork
 from opportunity.command_intake import REMINDERS
 from opportunity.domain import Opportunity

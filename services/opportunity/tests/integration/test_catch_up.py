@@ -10,9 +10,9 @@ from uuid import UUID
 import psycopg
 import pytest
 
+from chassis.auth import Principal
 from contracts.customer import Customer
 from contracts.rules import Role, load_rulebook
-from opportunity.access import Principal
 from opportunity.application import Context, NewOpportunity, OpportunityApp, newer_events_query
 from opportunity.domain import Opportunity
 from opportunity.settings import eventsourcing_env

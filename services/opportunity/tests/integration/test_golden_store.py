@@ -22,9 +22,9 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import resolve_topic
 from fastapi.testclient import TestClient
 
+from chassis.kafka.producing import ensure_topics
 from contracts import topics
 from contracts.envelope import Envelope
-from contracts.kafka import ensure_topics
 from contracts.opportunity import PAYLOADS
 from contracts.rules import load_rulebook
 from opportunity.application import OPPORTUNITY_TOPICS

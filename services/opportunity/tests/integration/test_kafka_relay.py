@@ -20,12 +20,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from chassis.auth import Principal
 from contracts import topics
 from contracts.customer import Customer
 from contracts.envelope import Envelope
 from contracts.opportunity import OpportunityWon
 from contracts.rules import Role, load_rulebook
-from opportunity.access import Principal
 from opportunity.application import Context, NewOpportunity, OpportunityApp, Work
 from opportunity.domain import Opportunity
 from opportunity.positions import read_position

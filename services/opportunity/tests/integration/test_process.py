@@ -16,12 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
+from chassis.auth import DEV_PRINCIPALS, Principal
 from contracts import topics
 from contracts.customer import Customer
 from contracts.opportunity import PAYLOADS
-from contracts.principals import DEV_PRINCIPALS
 from contracts.rules import DEFAULT_RULES_FILE, Role, load_rulebook
-from opportunity.access import Principal
 from opportunity.application import Conflict, Context, NewOpportunity, OpportunityApp
 from opportunity.domain import ActiveOpportunityIndex, Opportunity
 from opportunity.errors import DuplicateOpportunity

@@ -8,9 +8,9 @@ from uuid import UUID
 import pytest
 from eventsourcing.application import project_aggregate
 
+from chassis.auth import Principal
 from contracts.customer import Customer
 from contracts.rules import Role, load_rulebook
-from opportunity.access import Principal
 from opportunity.application import Context, NewOpportunity, OpportunityApp, Work
 from opportunity.domain import Opportunity
 from opportunity.settings import eventsourcing_env

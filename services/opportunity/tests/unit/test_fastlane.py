@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from chassis.auth import Principal
 from contracts.rules import Role
-from opportunity.access import Principal
 from opportunity.fastlane import fast_lane_route
 
 REP = Principal("rep-1", Role.REP, "east")

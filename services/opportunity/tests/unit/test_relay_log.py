@@ -1,6 +1,6 @@
 """The relay finds that the broker lost what it acknowledged (relay_log.LogBook)."""
 
-from contracts.kafka import Landed
+from chassis.kafka.producing import Landed
 from opportunity.relay_log import LogBook
 
 EVENTS = "crm.opportunity.events"

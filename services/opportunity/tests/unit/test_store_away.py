@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from eventsourcing.persistence import OperationalError
 
+from chassis.auth import Principal
 from contracts.customer import Customer
 from contracts.rules import Role, load_rulebook
-from opportunity.access import Principal
 from opportunity.application import (
     Context,
     NewOpportunity,

@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
+from chassis.auth import Principal
 from contracts.customer import Customer
 from contracts.envelope import Envelope, event_id_for
 from contracts.opportunity import PAYLOADS, OpportunityWon
 from contracts.rules import Role, load_rulebook
-from opportunity.access import Principal
 from opportunity.application import Context, NewOpportunity, OpportunityApp
 from opportunity.domain import Opportunity
 from opportunity.translation import envelope_of, won_message

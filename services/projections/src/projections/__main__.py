@@ -6,7 +6,7 @@ As `oppstream serve projections` runs it (until the CLI names it).
 import argparse
 import sys
 
-from oppstream.serve import serve
+from chassis.serving import serve
 
 
 def main() -> int:
@@ -14,7 +14,9 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args()
-    return serve("projections", args.host, args.port)
+    from projections.main import SERVICE
+
+    return serve(SERVICE, args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ database transaction (store.py); on every partition assignment the consumer seek
 stored positions (`PositionSeeker`), so what the group committed in Kafka is only
 informative (it is still committed, for lag dashboards). A batch that fails is read again
 from its first records after a pause; a poison record is kept in the database, never retried.
-A partition whose log is not the one its position belongs to (contracts.logwatch) is read
+A partition whose log is not the one its position belongs to (chassis.kafka.logwatch) is read
 again from its beginning.
 """
 
@@ -20,8 +20,8 @@ from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
-from contracts.consumers import batch_subscriber, high_watermark_of
-from contracts.logwatch import LogWatch, Mark
+from chassis.kafka.consuming import batch_subscriber, high_watermark_of
+from chassis.kafka.logwatch import LogWatch, Mark
 from projections.metrics import Metrics
 from projections.store import Outcome, Store
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from contracts.stores import postgres_engine, sqlite_engine
+from chassis.sql.engines import postgres_engine, sqlite_engine
 
 # The staging tables (bulk.py) a PostgreSQL session has created, kept in its connection's info.
 STAGES = "projection_stages"

@@ -3,61 +3,29 @@
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime
 from datetime import time as clock_time
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends
 from fastapi import Query as Param
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
+from chassis.auth import Forbidden, Principal, Principals, bearer_principal
+from chassis.http import KAFKA_NOT_CONFIGURED, Answer, BoundedCheck, probes
 from contracts.customer import Ownership, Tier
 from contracts.opportunity import OpportunityType
-from contracts.principals import Principals
 from contracts.problems import refusals
 from contracts.rules import Role
-from contracts.service_http import (
-    KAFKA_NOT_CONFIGURED,
-    Answer,
-    BoundedCheck,
-    bearer_principal,
-    probes,
-)
 from projections.messaging import Messaging
 from projections.metrics import Metrics
 from projections.migrate import current_revision
 from projections.readmodel import Query
 from projections.reports import PERIODS, Reports
-
-
-class Forbidden(Exception):
-    """The principal's role does not reach these opportunities (HTTP 403)."""
-
-    def __init__(self, message: str, rule: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.rule, self.field = message, rule, field
-
-
-@dataclass(frozen=True)
-class Principal:
-    id: str
-    role: Role
-    team_id: str | None = None
-
-
-def install_error_handlers(api: FastAPI) -> None:
-    async def forbidden(_: Request, exc: Exception) -> Answer:
-        assert isinstance(exc, Forbidden)  # noqa: S101 - registered for Forbidden only
-        detail = {"error": "forbidden", "message": exc.message, "rule": exc.rule}
-        if exc.field is not None:
-            detail["field"] = exc.field
-        return Answer({"detail": detail}, status_code=403)
-
-    api.add_exception_handler(Forbidden, forbidden)
 
 
 def invalid(field: str, message: str) -> RequestValidationError:
@@ -132,8 +100,7 @@ class Api:
 
     def principal(self, token: str) -> Principal | None:
         """Who holds the bearer token, if anyone."""
-        found = self.principals.find(token)
-        return None if found is None else Principal(found.id, found.role, found.team_id)
+        return self.principals.find(token)
 
     async def timed(self, name: str, work: Callable[[], dict[str, Any]]) -> Answer:
         started = time.perf_counter()

@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from contracts.principals import Principals, auth_file_path, load_principals
+from chassis.auth import Principals, auth_file_path, load_principals
+from chassis.http import new_service
+from chassis.serving import Service
 from contracts.rules import Rulebook, load_rulebook
-from contracts.service_http import new_service
 from projections import migrate
 from projections.dashboard import build_dashboard
 from projections.database import create_engine
-from projections.http import Api, build_router, install_error_handlers
+from projections.http import Api, build_router
 from projections.messaging import Messaging
 from projections.metrics import Metrics
 from projections.pipelines import PipelineIndex
@@ -83,9 +84,12 @@ def build_app(
         lifespan,
         store="projections database",
     )
-    install_error_handlers(service)
     service.include_router(build_router(api))
     service.include_router(build_dashboard(rules))
     service.state.api = api
     service.state.store = store
     return service
+
+
+# What `oppstream serve projections` (and `python -m projections`) runs.
+SERVICE = Service("projections", Settings, build_app, store="projections_db_url")

@@ -6,9 +6,9 @@ The HTTP API serves the read model while the broker is down.
 from collections.abc import Callable
 from typing import Any
 
-from contracts.broker import BrokerInBackground, keep_trying, start_broker
-from contracts.kafka import ensure_topics
-from contracts.service_http import READINESS_SECONDS
+from chassis.http import READINESS_SECONDS
+from chassis.kafka.broker import BrokerInBackground, keep_trying, start_broker
+from chassis.kafka.producing import ensure_topics
 from projections.consumers import build_consumer
 from projections.metrics import Metrics
 from projections.settings import Settings

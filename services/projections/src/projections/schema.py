@@ -14,7 +14,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from contracts.stores import UtcDateTime
+from chassis.sql.engines import UtcDateTime
 
 NAMING = {"pk": "pk_%(table_name)s"}
 # Tables whose rows are updated as events arrive keep room on each page for the new version.
@@ -245,7 +245,7 @@ def build_tables(prefix: str = "", *, with_indexes: bool = True, unlogged: bool 
         sa.Column("topic", sa.String(255), primary_key=True),
         sa.Column("partition", sa.Integer, primary_key=True),
         sa.Column("next_offset", sa.BigInteger, nullable=False),
-        # The log epoch of the record before next_offset (contracts.logwatch).
+        # The log epoch of the record before next_offset (chassis.kafka.logwatch).
         sa.Column("log_epoch", sa.String(64)),
     )
     held = t(

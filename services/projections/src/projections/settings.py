@@ -2,8 +2,8 @@
 
 from pydantic import Field, field_validator
 
+from chassis.settings import OppstreamSettings, check_store_url, sqlalchemy_url
 from contracts import topics
-from contracts.settings import OppstreamSettings, check_store_url, sqlalchemy_url
 
 __all__ = ["Settings", "sqlalchemy_url"]
 

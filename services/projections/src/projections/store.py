@@ -28,9 +28,9 @@ from typing import Any, Protocol
 import orjson
 import sqlalchemy as sa
 
-from contracts.logwatch import Mark, epoch_of
+from chassis.kafka.logwatch import Mark, epoch_of
+from chassis.sql.errors import refused, why
 from contracts.rules import Rulebook
-from contracts.store_errors import refused, why
 from projections.bulk import insert_new, upsert
 from projections.envelopes import Event, Poison, decode
 from projections.projection import (

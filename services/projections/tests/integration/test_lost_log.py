@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiokafka import TopicPartition
 
-from contracts.logwatch import EPOCH_HEADER, LogWatch, Mark
+from chassis.kafka.logwatch import EPOCH_HEADER, LogWatch, Mark
 from projections.consumers import PositionSeeker, apply_batch
 from projections.metrics import Metrics
 from services.projections.tests.cohort import cohort

@@ -6,8 +6,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.exceptions import RequestValidationError
 
+from chassis.auth import Forbidden, Principal
 from contracts.rules import Role
-from projections.http import Forbidden, Principal, parse_instant, scoped
+from projections.http import parse_instant, scoped
 from projections.readmodel import Query
 
 ZONE = ZoneInfo("Asia/Shanghai")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from contracts.stores import UtcDateTime
+from chassis.sql.engines import UtcDateTime
 from projections.schema import Money
 from projections.views import view_statements
 

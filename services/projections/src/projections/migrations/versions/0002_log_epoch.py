@@ -1,4 +1,4 @@
-"""The consumer's positions remember the log epoch they belong to (contracts.logwatch).
+"""The consumer's positions remember the log epoch they belong to (chassis.kafka.logwatch).
 
 Revision ID: 0002
 Revises: 0001

@@ -14,8 +14,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
+from chassis.settings import OppstreamSettings
 from contracts import topics
-from contracts.settings import OppstreamSettings
 
 log = logging.getLogger(__name__)
 

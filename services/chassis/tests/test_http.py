@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from contracts.service_http import RETRY_AFTER_SECONDS, BoundedCheck, new_service
+from chassis.http import RETRY_AFTER_SECONDS, BoundedCheck, new_service
 
 
 class LibraryError(Exception):

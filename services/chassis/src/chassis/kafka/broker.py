@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from faststream.kafka import KafkaBroker
 
-from contracts.settings import OppstreamSettings
+from chassis.settings import OppstreamSettings
 
 log = logging.getLogger(__name__)
 

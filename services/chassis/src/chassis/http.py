@@ -1,24 +1,24 @@
 """What every service's HTTP side shares besides its own routes: the FastAPI application,
-the probes (`/healthz`, `/readyz`, `/metrics`), JSON rendered by orjson, who a bearer token
-belongs to, and the 503 of a store that cannot be reached (SPEC §7)."""
+the probes (`/healthz`, `/readyz`, `/metrics`), JSON rendered by orjson, the 401 and 403 of
+`chassis.auth`, and the 503 of a store that cannot be reached (SPEC §7)."""
 
 import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 import psycopg
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
-from contracts.exposition import exposition
-from contracts.store_errors import unavailable, why
+from chassis.auth import Forbidden, Unauthenticated
+from chassis.exposition import exposition
+from chassis.sql.errors import unavailable, why
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,6 @@ DRIVER_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError, sa.exc.TimeoutE
 # Whether the service is ready, and what it found out on the way.
 Readiness = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 
-TokenHolder = TypeVar("TokenHolder")
 T = TypeVar("T")
 
 
@@ -47,10 +46,6 @@ class Answer(JSONResponse):
         return orjson.dumps(content)
 
 
-class Unauthenticated(Exception):
-    """No bearer token, or one no principal has (HTTP 401)."""
-
-
 async def unauthenticated(_: Request, exc: Exception) -> Answer:
     """The answer to `Unauthenticated`, for `FastAPI.add_exception_handler`."""
     return Answer(
@@ -58,6 +53,12 @@ async def unauthenticated(_: Request, exc: Exception) -> Answer:
         status_code=401,
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+async def forbidden(_: Request, exc: Exception) -> Answer:
+    """The answer to `Forbidden`, for `FastAPI.add_exception_handler`."""
+    assert isinstance(exc, Forbidden)  # noqa: S101 - registered for Forbidden only
+    return Answer({"detail": exc.detail}, status_code=403)
 
 
 def store_unavailable(store: str) -> Callable[[Request, Exception], Awaitable[Answer]]:
@@ -95,8 +96,9 @@ def new_service(
     store_errors: tuple[type[Exception], ...] = (),
 ) -> FastAPI:
     """The FastAPI application of the oppstream `name` service; `Unauthenticated` (raised by
-    `bearer_principal`) answers 401, an error of the driver or of `store_errors` (what the
-    service's persistence library wraps them in) that says the `store` cannot be reached 503."""
+    `chassis.auth.bearer_principal`) answers 401, `Forbidden` 403, an error of the driver or of
+    `store_errors` (what the service's persistence library wraps them in) that says the `store`
+    cannot be reached 503."""
     service = FastAPI(
         # Our own Prometheus metrics; FastAPI's OpenTelemetry checks cost CPU per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -106,29 +108,10 @@ def new_service(
         lifespan=lifespan,
     )
     service.add_exception_handler(Unauthenticated, unauthenticated)
+    service.add_exception_handler(Forbidden, forbidden)
     for kind in (*DRIVER_ERRORS, *store_errors):
         service.add_exception_handler(kind, store_unavailable(store))
     return service
-
-
-def bearer_principal(
-    find: Callable[[str], TokenHolder | None],
-) -> Callable[..., Awaitable[TokenHolder]]:
-    """A dependency: the principal `find` says holds the request's bearer token; else
-    `Unauthenticated`."""
-    bearer = HTTPBearer(auto_error=False)
-
-    async def authenticate(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> TokenHolder:
-        if credentials is None:
-            raise Unauthenticated("send Authorization: Bearer <token>")
-        found = find(credentials.credentials)
-        if found is None:
-            raise Unauthenticated("the Bearer token belongs to no principal")
-        return found
-
-    return authenticate
 
 
 class BoundedCheck(Generic[T]):

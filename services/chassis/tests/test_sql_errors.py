@@ -9,7 +9,7 @@ import psycopg_pool
 import pytest
 import sqlalchemy as sa
 
-from contracts.store_errors import unavailable
+from chassis.sql.errors import unavailable
 
 
 def wrapped(

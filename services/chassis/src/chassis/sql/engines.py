@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from contracts.settings import sqlalchemy_url
+from chassis.settings import sqlalchemy_url
 
 # A store that does not answer fails a request within seconds (HTTP 503) rather than holding
 # it: a connection attempt gives up after CONNECT_SECONDS (libpq counts whole seconds, two at

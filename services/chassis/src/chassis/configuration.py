@@ -6,9 +6,9 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
-from contracts.principals import AuthFileError, Principals, auth_file_path, load_principals
+from chassis.auth import AuthFileError, Principals, auth_file_path, load_principals
+from chassis.settings import OppstreamSettings
 from contracts.rules import Rulebook, RulebookError, load_rulebook
-from contracts.settings import OppstreamSettings
 
 Settings = TypeVar("Settings", bound=OppstreamSettings)
 

@@ -1,4 +1,4 @@
-"""A consumer tells a lost log from its own (contracts.logwatch): offsets that go back, a new
+"""A consumer tells a lost log from its own (chassis.kafka.logwatch): offsets that go back, a new
 relay epoch, and no false alarm on redelivery, on its own seeks or after reading again."""
 
 from dataclasses import dataclass
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client import CollectorRegistry
 
-from contracts.logwatch import EPOCH_HEADER, LogMetrics, LogWatch, Mark
+from chassis.kafka.logwatch import EPOCH_HEADER, LogMetrics, LogWatch, Mark
 
 TOPIC = "crm.opportunity.events"
 
