@@ -15,6 +15,8 @@ from reminders.domain.facts import OpportunityFacts
 
 
 class FactsWork(Work):
+    """A transaction's writes of facts, next looks and positions."""
+
     def load(self, ids: Iterable[str]) -> dict[str, OpportunityFacts]:
         wanted = sorted(set(ids))
         if not wanted:
@@ -93,6 +95,8 @@ class FactsWork(Work):
 
 
 class FactsReads(Database):
+    """The store's reads of facts and positions, and its own small writes of them."""
+
     def positions(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
         """The next offset to read per partition, where one is stored."""
         return {p: m.next_offset for p, m in self.marks(topic, partitions).items()}

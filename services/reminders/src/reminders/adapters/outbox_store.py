@@ -13,6 +13,8 @@ from reminders.domain.timers import Firing
 
 
 class OutboxWork(Work):
+    """A transaction's writes of fired timers."""
+
     def record(self, firings: Sequence[Firing]) -> list[Pending]:
         """Add the fired timers to the log and the outbox; one fired before (same reminder
         id) is left alone. Returns the outbox rows added."""
@@ -69,6 +71,8 @@ class OutboxWork(Work):
 
 
 class OutboxReads(Database):
+    """The store's reads of the fired log and the outbox, and the marking of rows sent."""
+
     def pending(self, partitions: Sequence[int], limit: int) -> list[Pending]:
         """Fired but not yet acknowledged by the broker, oldest first."""
         if not partitions:

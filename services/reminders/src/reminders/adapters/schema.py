@@ -175,8 +175,8 @@ class Work:
 
 
 # The stores' PostgreSQL statements take one array per column, with binary parameters
-# (`%(name)b`): psycopg dumps a list of thousands of values as a binary array about ten times faster than
-# as text, and the server parses one statement instead of thousands of rows of SQL.
+# (`%(name)b`): psycopg dumps a list of thousands of values as a binary array about ten times
+# faster than as text, and the server parses one statement instead of thousands of rows of SQL.
 def binary(conn: sa.Connection, sql: str, params: dict[str, Any]) -> list[Any]:
     """Run psycopg SQL in the connection's transaction, with binary parameters."""
     with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]

@@ -17,8 +17,7 @@ from chassis.kafka.logwatch import epoch_of
 from chassis.sql.errors import refused, why
 from contracts import topics
 from contracts.envelope import Envelope
-from reminders.adapters.store import Store
-from reminders.application.ports import Planned
+from reminders.application.ports import Planned, TimerStore
 from reminders.domain.clock import Clock
 from reminders.domain.facts import OpportunityFacts, evolve
 from reminders.domain.timers import Planner
@@ -32,7 +31,7 @@ TOPIC = topics.OPPORTUNITY_EVENTS
 class EventIntake:
     """Applies a batch of event records to the store (runs in a worker thread)."""
 
-    def __init__(self, store: Store, planner: Planner, clock: Clock, metrics: Metrics) -> None:
+    def __init__(self, store: TimerStore, planner: Planner, clock: Clock, metrics: Metrics) -> None:
         self._store, self._planner, self._clock, self._metrics = store, planner, clock, metrics
 
     def restart_partition(self, partition: int) -> None:

@@ -1,7 +1,9 @@
-"""What the use cases hand to and take from the adapters: the rows the store keeps (`Planned`)
-and gives back to publish (`Pending`), and the publisher of fired timers' messages."""
+"""What the use cases need from the adapters: the store of facts and fired timers (`TimerStore`,
+one `UnitOfWork` per transaction), the rows it keeps (`Planned`) and gives back to publish
+(`Pending`), and the publisher of fired timers' messages."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -9,6 +11,7 @@ from typing import Protocol
 from chassis.kafka.producing import Outgoing
 from contracts import topics
 from reminders.domain.facts import OpportunityFacts
+from reminders.domain.timers import Firing
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +50,37 @@ def outgoing(rows: Sequence[Pending]) -> list[Outgoing]:
 class Publisher(Protocol):
     async def publish(self, messages: Sequence[Outgoing]) -> None:
         """Return once the broker acknowledged every message; raise otherwise."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction on the store (reminders.adapters.store.Transaction)."""
+
+    def load(self, ids: Iterable[str]) -> dict[str, OpportunityFacts]: ...
+
+    def save(self, planned: Sequence[Planned]) -> None: ...
+
+    def advance(
+        self, topic: str, next_offsets: dict[int, int], epochs: dict[int, str | None] | None = None
+    ) -> None: ...
+
+    def due(
+        self, partitions: Sequence[int], now: datetime, limit: int
+    ) -> list[OpportunityFacts]: ...
+
+    def record(self, firings: Sequence[Firing]) -> list[Pending]: ...
+
+    def reschedule(self, looks: Sequence[tuple[str, datetime | None]]) -> None: ...
+
+
+class TimerStore(Protocol):
+    """The store of facts, positions and fired timers (reminders.adapters.store.Store)."""
+
+    is_postgres: bool
+
+    def begin(self) -> AbstractContextManager[UnitOfWork]: ...
+
+    def restart_partition(self, topic: str, partition: int) -> None: ...
+
+    def pending(self, partitions: Sequence[int], limit: int) -> list[Pending]: ...
+
+    def sent(self, seqs: Sequence[int]) -> None: ...

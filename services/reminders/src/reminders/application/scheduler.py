@@ -22,9 +22,8 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from reminders.adapters.store import Store
 from reminders.application.ownership import Ownership
-from reminders.application.ports import Pending, Publisher, outgoing
+from reminders.application.ports import Pending, Publisher, TimerStore, outgoing
 from reminders.domain.clock import Clock
 from reminders.domain.timers import Firing, Planner
 from reminders.metrics import Metrics
@@ -38,7 +37,7 @@ STOP_GRACE_SECONDS = 5.0  # how long a stopping scheduler waits for its publish 
 class Scheduler:
     def __init__(
         self,
-        store: Store,
+        store: TimerStore,
         planner: Planner,
         publisher: Publisher,
         clock: Clock,
