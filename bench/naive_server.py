@@ -12,8 +12,8 @@ from pydantic import BaseModel
 
 from contracts.customer import Customer
 from contracts.rules import load_rulebook
-from opportunity.application import OpportunityApp
-from opportunity.domain import Opportunity
+from opportunity.application.app import OpportunityApp
+from opportunity.domain.opportunity import Opportunity
 from opportunity.settings import eventsourcing_env
 
 

@@ -26,12 +26,12 @@ from stdnum.cn import uscc as stdnum_uscc
 from chassis.kafka.producing import ensure_topics
 from contracts import topics
 from contracts.rules import load_rulebook
-from opportunity.application import OpportunityApp
-from opportunity.domain import Opportunity
-from opportunity.leadership import PostgresLeadership
-from opportunity.messaging import build_relay
+from opportunity.adapters.leadership import PostgresLeadership
+from opportunity.adapters.positions import metadata
+from opportunity.adapters.relay import build_relay
+from opportunity.application.app import OpportunityApp
+from opportunity.domain.opportunity import Opportunity
 from opportunity.metrics import Metrics
-from opportunity.positions import metadata
 from opportunity.settings import Settings, eventsourcing_env, sqlalchemy_url
 from oppstream.broker import free_port
 
@@ -83,8 +83,8 @@ def record(app: OpportunityApp, events: int) -> None:
 
 
 def envelopes(app: OpportunityApp) -> list[tuple[bytes, bytes]]:
-    from opportunity.application import OPPORTUNITY_TOPICS
-    from opportunity.translation import envelope_of
+    from opportunity.adapters.translation import envelope_of
+    from opportunity.application.stored_topics import OPPORTUNITY_TOPICS
 
     found: list[tuple[bytes, bytes]] = []
     position = 0

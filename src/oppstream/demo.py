@@ -20,7 +20,7 @@ from rich.console import Console
 from chassis.auth import auth_file_path, load_principals
 from contracts import topics
 from contracts.rules import Rulebook, load_rulebook
-from opportunity.domain import Opportunity
+from opportunity.domain.opportunity import Opportunity
 from oppstream.report import print_report
 from oppstream.simulation import TEAMS, Deal, customer, plan
 from oppstream.up import System, _configured_auth, announce, system_up

@@ -20,9 +20,9 @@ from httpx import Response
 from pydantic import BaseModel
 
 from contracts.customer import Customer
-from opportunity.http import COMMANDS as ROUTED_COMMANDS
-from opportunity.listing import listing
-from opportunity.requests import CreateBody
+from opportunity.adapters.listing import listing
+from opportunity.entrypoints.http.bodies import CreateBody
+from opportunity.entrypoints.http.commands import COMMANDS as ROUTED_COMMANDS
 from projections.envelopes import from_json
 from projections.store import Store
 from services.projections.tests.history import History, envelopes_of

@@ -5,7 +5,7 @@ from typing import Any
 from uuid import uuid4
 
 from contracts.rules import Pipeline, load_rulebook
-from opportunity.domain import Opportunity
+from opportunity.domain.opportunity import Opportunity
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NEW = load_rulebook().pipeline("new")

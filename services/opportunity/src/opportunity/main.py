@@ -7,17 +7,27 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI
+from faststream.kafka import KafkaRouter
 
 from chassis.auth import Principals, auth_file_path, load_principals
 from chassis.http import new_service
+from chassis.kafka.logwatch import LogWatch
 from chassis.serving import Service
 from chassis.sql.engines import postgres_engine
 from contracts.rules import Rulebook, load_rulebook
-from opportunity.application import OpportunityApp
-from opportunity.groupcommit import GroupCommitter
-from opportunity.http import Api, build_router, install_error_handlers
-from opportunity.listing import Listing
-from opportunity.messaging import Messaging
+from opportunity.adapters.leadership import leadership_for
+from opportunity.adapters.listing import Listing
+from opportunity.adapters.messaging import Messaging
+from opportunity.adapters.publishing import Publisher
+from opportunity.adapters.relay import build_relay
+from opportunity.application.app import OpportunityApp
+from opportunity.application.command_intake import CommandIntake
+from opportunity.application.group_commit import GroupCommitter
+from opportunity.application.lead_intake import LeadIntake
+from opportunity.entrypoints.consumers import build_consumers
+from opportunity.entrypoints.http.api import Api
+from opportunity.entrypoints.http.errors import install_error_handlers
+from opportunity.entrypoints.http.router import build_router
 from opportunity.metrics import Metrics
 from opportunity.settings import Settings, eventsourcing_env, sqlalchemy_url
 
@@ -41,7 +51,7 @@ def build_app(
         # Commands trust the cache first and reread on a conflict; queries fast-forward.
         env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size)
         env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
-    opportunities = OpportunityApp(rules, env=env, zone=settings.zone)
+    opportunities = OpportunityApp(rules, env=env, zone=settings.zone, team_of=_team_of(principals))
     url = settings.eventstore_url
     engine = (
         sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True)
@@ -52,11 +62,29 @@ def build_app(
     committer = GroupCommitter(
         opportunities, settings.group_commit_max, settings.writers, metrics.batch_sizes
     )
-    messaging = (
-        Messaging(bootstrap, settings, opportunities, committer, engine, clock, metrics)
-        if (bootstrap := settings.kafka_bootstrap)
-        else None
-    )
+    messaging = None
+    if bootstrap := settings.kafka_bootstrap:
+        relay = build_relay(
+            bootstrap,
+            settings,
+            opportunities,
+            engine,
+            leadership_for(settings.eventstore_url),
+            metrics,
+        )
+        committer.on_saved = relay.wake
+
+        def consumers(publisher: Publisher, watch: LogWatch) -> KafkaRouter:
+            return build_consumers(
+                LeadIntake(opportunities, committer, publisher, clock, metrics.leads),
+                CommandIntake(opportunities, committer, publisher, clock, metrics.remote_commands),
+                watch,
+                settings.kafka_fetch_max_wait_ms,
+                settings.kafka_session_timeout_ms,
+                (settings.intake_group, settings.commands_group),
+            )
+
+        messaging = Messaging(bootstrap, settings, relay, consumers, metrics.log)
     api = Api(
         opportunities,
         committer,
@@ -90,6 +118,14 @@ def build_app(
     service.include_router(build_router(api))
     service.state.api = api
     return service
+
+
+def _team_of(principals: Principals) -> Callable[[str], str | None]:
+    def team_of(principal_id: str) -> str | None:
+        found = principals.by_id(principal_id)
+        return found.team_id if found is not None else None
+
+    return team_of
 
 
 # What `oppstream serve opportunity` runs.

@@ -68,8 +68,8 @@ def eventsourcing_env(url: str) -> dict[str, str]:
         if not database or not parts.hostname:
             raise ValueError("a PostgreSQL store URL is postgresql://user:password@host:port/db")
         return {
-            "PERSISTENCE_MODULE": "opportunity.pgrecorder:Factory",
-            "APPLICATION_RECORDER_TOPIC": "opportunity.pgrecorder:OrderedEventRecorder",
+            "PERSISTENCE_MODULE": "opportunity.adapters.pgrecorder:Factory",
+            "APPLICATION_RECORDER_TOPIC": "opportunity.adapters.pgrecorder:OrderedEventRecorder",
             "POSTGRES_DBNAME": database,
             "POSTGRES_HOST": parts.hostname,
             "POSTGRES_PORT": str(parts.port or 5432),

@@ -24,11 +24,11 @@ from eventsourcing.application import project_aggregate
 from eventsourcing.domain import Aggregate
 
 from contracts.rules import load_rulebook
-from opportunity.application import DEFAULT_ZONE, OpportunityApp
-from opportunity.domain import Opportunity
+from opportunity.adapters.translation import envelope_of, won_message
+from opportunity.application.app import DEFAULT_ZONE, OpportunityApp
+from opportunity.application.views import state_of
+from opportunity.domain.opportunity import Opportunity
 from opportunity.settings import eventsourcing_env, sqlalchemy_url
-from opportunity.translation import envelope_of, won_message
-from opportunity.views import state_of
 from projections import migrate
 from projections.database import create_engine
 from projections.envelopes import from_json

@@ -40,11 +40,12 @@ from contracts.commands import CreateRenewalCommand, ReclaimCommand
 from contracts.customer import Customer
 from contracts.leads import QualifiedLead
 from contracts.rules import Role, load_rulebook
-from opportunity.application import Context, NewOpportunity, OpportunityApp, UnitOfWork
-from opportunity.command_intake import REMINDERS
-from opportunity.domain import Opportunity
-from opportunity.http import Api
-from opportunity.intake import INTAKE
+from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.command_intake import REMINDERS
+from opportunity.application.lead_intake import INTAKE
+from opportunity.application.unit_of_work import Context, UnitOfWork
+from opportunity.domain.opportunity import Opportunity
+from opportunity.entrypoints.http.api import Api
 from opportunity.main import build_app
 from opportunity.settings import Settings
 from services.opportunity.tests.golden import reading

@@ -119,7 +119,7 @@ def test_a_command_answers_200_with_the_new_state_and_the_next_version(
 def test_fastapis_own_path_answers_a_command_as_the_fast_lane_does(
     client: TestClient, case: Case
 ) -> None:
-    """A body sent as application/*+json is left to FastAPI (opportunity.fastlane)."""
+    """A body sent as application/*+json is left to FastAPI (opportunity.entrypoints.http.fastlane)."""
     lane, slow = create(client)["id"], create(client)["id"]
     case.setup(client, lane)
     case.setup(client, slow)

@@ -13,8 +13,10 @@ import pytest
 from chassis.auth import Principal
 from contracts.customer import Customer
 from contracts.rules import Role, load_rulebook
-from opportunity.application import Context, NewOpportunity, OpportunityApp, newer_events_query
-from opportunity.domain import Opportunity
+from opportunity.adapters.catch_up import newer_events_query
+from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.unit_of_work import Context
+from opportunity.domain.opportunity import Opportunity
 from opportunity.settings import eventsourcing_env
 from tests.support.principals import customer
 
@@ -48,13 +50,7 @@ def create(app: OpportunityApp) -> UUID:
 
 def advance(app: OpportunityApp, oid: UUID, stage: str) -> Any:
     def work(uow: Any) -> Opportunity:
-        return app.act(
-            uow,
-            oid,
-            "advance",
-            Context(REP, datetime.now(UTC)),
-            lambda o, at: o.advance(app.rules.pipeline(o.pipeline_id), stage, "rep", at, "rep-1"),
-        )
+        return app.advance(uow, oid, stage, Context(REP, datetime.now(UTC)))
 
     return work
 

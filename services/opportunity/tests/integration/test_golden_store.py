@@ -27,16 +27,16 @@ from contracts import topics
 from contracts.envelope import Envelope
 from contracts.opportunity import PAYLOADS
 from contracts.rules import load_rulebook
-from opportunity.application import OPPORTUNITY_TOPICS
-from opportunity.domain import Opportunity
+from opportunity.adapters.positions import read_position
+from opportunity.application.stored_topics import OPPORTUNITY_TOPICS
+from opportunity.domain.opportunity import Opportunity
 from opportunity.main import build_app
-from opportunity.positions import read_position
 from opportunity.settings import Settings, sqlalchemy_url
 from services.opportunity.tests.golden import reading
 from tests.support.kafka import TestBroker
 from tests.support.polling import wait_until
 from tests.support.postgres import fresh_database
-from tests.support.principals import PRINCIPALS, auth
+from tests.support.principals import PRINCIPALS, auth, customer
 from tests.support.topics import Consumed, collect, end_offsets, event_id
 
 # Every topic the golden stores name: of their events and snapshots, and the aggregate
@@ -237,6 +237,79 @@ def test_the_api_shows_every_golden_opportunity_and_records_after_it(golden: Gol
     assert feed["items"][-1]["envelope"]["version"] == expected[busy]["version"] + 1
 
 
+# -- old and new topics in one store ---------------------------------------------------------------
+
+
+def record_under_todays_topics(golden: Golden) -> dict[str, Any]:
+    """Commands given with today's code on the golden store: two follow-ups on its busiest
+    opportunity (whose older events and snapshot name the old topics) and a new opportunity,
+    advanced. What the API answered last for each."""
+    busy = max(golden.opportunities, key=lambda oid: golden.opportunities[oid]["version"])
+    owner = golden.opportunities[busy]["owner_id"]
+    service = build_app(
+        Settings(eventstore_url=golden.store_url), rules=load_rulebook(), principals=PRINCIPALS
+    )
+    with TestClient(service) as http:
+        for n in (1, 2):
+            answer = http.post(
+                f"/opportunities/{busy}/follow-ups",
+                json={"kind": "call", "note": f"call {n} after the upgrade"},
+                headers=auth(owner),
+            )
+            assert answer.status_code == 200, answer.text
+        created = http.post(
+            "/opportunities",
+            json={"type": "new", "customer": customer()},
+            headers=auth("rep-1"),
+        )
+        assert created.status_code == 201, created.text
+        advanced = http.post(
+            f"/opportunities/{created.json()['id']}/advance",
+            json={"to_stage": "requirements"},
+            headers=auth("rep-1"),
+        )
+        assert advanced.status_code == 200, advanced.text
+    return {busy: answer.json(), created.json()["id"]: advanced.json()}
+
+
+def test_a_store_with_old_and_new_topics_replays_and_feeds_every_event_in_order(
+    golden: Golden,
+) -> None:
+    answered = record_under_todays_topics(golden)
+    todays = f"{Opportunity.__module__}:{Opportunity.__qualname__}."
+    with reading.opened(golden.store_url) as app:
+        stored = reading.stored_topics(app, golden.store_url)
+        replayed = {oid: app.repository.get(UUID(oid)) for oid in answered}
+        from_events = {oid: reading.replayed_from_events(app, UUID(oid)) for oid in answered}
+        items = reading.feed(app)
+    assert f"{todays}FollowUpLogged" in stored
+    assert "opportunity.domain:Opportunity.FollowUpLogged" in stored
+    for oid, answer in answered.items():
+        assert replayed[oid].version == answer["version"]
+        assert from_events[oid] == reading.describe(replayed[oid]), oid
+        assert replayed[oid].stage == answer["stage"]
+    # The feed is the golden one, then today's events, each opportunity's versions one by one.
+    expected = golden.notifications["items"]
+    assert items[: len(expected)] == expected
+    positions = [item["position"] for item in items]
+    assert positions == sorted(positions)
+    assert len(set(positions)) == len(positions)
+    versions: dict[str, list[int]] = defaultdict(list)
+    for item in items:
+        versions[item["envelope"]["opportunity_id"]].append(item["envelope"]["version"])
+    assert all(v == list(range(1, len(v) + 1)) for v in versions.values())
+    added = [item["envelope"] for item in items[len(expected) :]]
+    assert [(e["opportunity_id"], e["event_type"]) for e in added] == [
+        (oid, name)
+        for oid, names in zip(
+            answered,
+            (("FollowUpLogged", "FollowUpLogged"), ("OpportunityCreated", "StageAdvanced")),
+            strict=True,
+        )
+        for name in names
+    ]
+
+
 # -- through a real broker ------------------------------------------------------------------------
 
 
@@ -316,6 +389,54 @@ async def test_the_relay_publishes_every_stored_event_to_kafka(
         assert record.header("event_type") == record.json()["event_type"].encode()
         assert record.key == record.json()["opportunity_id"].encode()
     assert {event_id(r): r.json() for r in won} == {m["event_id"]: m for m in expected["won"]}
+
+
+@pytest.mark.slow
+async def test_the_relay_publishes_events_of_old_and_new_topics_in_order(
+    golden: Golden, kafka: TestBroker
+) -> None:
+    """A store written by v0.5.0 and then by today's code: the relay sends every event of
+    each opportunity, old topics and new, in version order."""
+    answered = await asyncio.to_thread(record_under_todays_topics, golden)
+    with reading.opened(golden.store_url) as app:
+        envelopes = [item["envelope"] for item in reading.feed(app)]
+    ids = {e["opportunity_id"].encode() for e in envelopes}
+    settings = Settings(
+        eventstore_url=golden.store_url,
+        kafka_bootstrap=kafka.bootstrap,
+        relay_batch=20,
+        relay_idle_poll_ms=10,
+    )
+    await ensure_topics(settings, [topics.OPPORTUNITY_EVENTS, topics.OPPORTUNITY_WON])
+    start = await asyncio.to_thread(end_offsets, kafka.bootstrap, topics.OPPORTUNITY_EVENTS)
+    service = build_app(settings, rules=load_rulebook(), principals=PRINCIPALS)
+    api = service.state.api
+    assert api.messaging is not None
+    running = asyncio.create_task(api.messaging.relay.run())
+    try:
+        events = await asyncio.to_thread(
+            collect,
+            kafka.bootstrap,
+            topics.OPPORTUNITY_EVENTS,
+            lambda r: r.key in ids,
+            len(envelopes),
+            ARRIVAL_DEADLINE,
+            start=start,
+            distinct=event_id,
+        )
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        api.app.close()
+
+    arrived = by_opportunity(events)
+    wanted: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for envelope in envelopes:
+        wanted[envelope["opportunity_id"]].append(envelope)
+    assert arrived == wanted
+    for oid, answer in answered.items():
+        assert [e["version"] for e in arrived[oid]] == list(range(1, answer["version"] + 1))
 
 
 def stored_relay_position(store_url: str) -> int:

@@ -16,7 +16,7 @@ import pytest
 
 from contracts import topics
 from contracts.commands import CreateRenewalCommand, ReclaimCommand
-from opportunity.domain import Opportunity
+from opportunity.domain.opportunity import Opportunity
 from services.opportunity.tests.deployed import STORES, Deployed, deployed, won_opportunity
 from tests.support.kafka import TestBroker
 from tests.support.opportunity_reads import history, state_of

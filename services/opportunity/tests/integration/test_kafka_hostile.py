@@ -23,7 +23,7 @@ import pytest
 
 from contracts import topics
 from contracts.leads import RejectedLead
-from opportunity.domain import Opportunity
+from opportunity.domain.opportunity import Opportunity
 from services.opportunity.tests.deployed import deployed, won_opportunity
 from tests.support import hostile
 from tests.support.hostile import Hostile

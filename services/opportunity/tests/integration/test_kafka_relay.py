@@ -26,11 +26,12 @@ from contracts.customer import Customer
 from contracts.envelope import Envelope
 from contracts.opportunity import OpportunityWon
 from contracts.rules import Role, load_rulebook
-from opportunity.application import Context, NewOpportunity, OpportunityApp, Work
-from opportunity.domain import Opportunity
-from opportunity.positions import read_position
+from opportunity.adapters.positions import read_position
+from opportunity.adapters.translation import envelope_of
+from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.unit_of_work import Context, Work
+from opportunity.domain.opportunity import Opportunity
 from opportunity.settings import eventsourcing_env, sqlalchemy_url
-from opportunity.translation import envelope_of
 from services.opportunity.tests.deployed import (
     STORES,
     Deployed,
@@ -317,10 +318,7 @@ def record_backlog(store_url: str) -> dict[str, int]:
         return lambda uow: app.create(uow, new, ctx)
 
     def follow_up(oid: UUID, note: str) -> Work[Opportunity]:
-        def log(o: Opportunity, at: datetime) -> None:
-            o.log_follow_up("call", note, at, SERVICE.id)
-
-        return lambda uow: app.act(uow, oid, "follow-ups", ctx, log)
+        return lambda uow: app.log_follow_up(uow, oid, "call", note, ctx)
 
     try:
         news = [

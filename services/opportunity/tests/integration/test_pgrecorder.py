@@ -10,8 +10,8 @@ import pytest
 from eventsourcing.persistence import RecordConflictError, StoredEvent
 
 from contracts.rules import load_rulebook
-from opportunity.application import OpportunityApp
-from opportunity.pgrecorder import OrderedEventRecorder
+from opportunity.adapters.pgrecorder import OrderedEventRecorder
+from opportunity.application.app import OpportunityApp
 from opportunity.settings import eventsourcing_env
 
 WRITERS = 8

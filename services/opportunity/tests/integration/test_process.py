@@ -21,9 +21,11 @@ from contracts import topics
 from contracts.customer import Customer
 from contracts.opportunity import PAYLOADS
 from contracts.rules import DEFAULT_RULES_FILE, Role, load_rulebook
-from opportunity.application import Conflict, Context, NewOpportunity, OpportunityApp
-from opportunity.domain import ActiveOpportunityIndex, Opportunity
-from opportunity.errors import DuplicateOpportunity
+from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.unit_of_work import Conflict, Context
+from opportunity.domain.errors import DuplicateOpportunity
+from opportunity.domain.opportunity import Opportunity
+from opportunity.domain.uniqueness import ActiveOpportunityIndex
 from opportunity.main import build_app
 from opportunity.settings import Settings, eventsourcing_env
 from services.opportunity.tests.deployed import STORES, new_event_store

@@ -11,8 +11,9 @@ from eventsourcing.application import project_aggregate
 from chassis.auth import Principal
 from contracts.customer import Customer
 from contracts.rules import Role, load_rulebook
-from opportunity.application import Context, NewOpportunity, OpportunityApp, Work
-from opportunity.domain import Opportunity
+from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.unit_of_work import Context, Work
+from opportunity.domain.opportunity import Opportunity
 from opportunity.settings import eventsourcing_env
 from tests.support.principals import customer
 
@@ -46,12 +47,8 @@ def _log_follow_ups(app: OpportunityApp) -> UUID:
 
 def _follow_up(app: OpportunityApp, opportunity_id: UUID, n: int) -> Work[Opportunity]:
     """The n-th follow-up, n minutes after creation."""
-
-    def log(o: Opportunity, at: datetime) -> None:
-        o.log_follow_up("call", f"call {n}", at, REP.id)
-
     ctx = Context(REP, START + timedelta(minutes=n))
-    return lambda uow: app.act(uow, opportunity_id, "follow-ups", ctx, log)
+    return lambda uow: app.log_follow_up(uow, opportunity_id, "call", f"call {n}", ctx)
 
 
 def _state(aggregate: Any) -> dict[str, Any]:

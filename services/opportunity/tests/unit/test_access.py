@@ -4,7 +4,7 @@ import pytest
 
 from chassis.auth import Forbidden, Principal
 from contracts.rules import Role
-from opportunity.access import can_read, check_act, check_create, imports_history
+from opportunity.domain.access import can_read, check_act, check_create, imports_history
 
 REP = Principal("rep-1", Role.REP, "east")
 MANAGER = Principal("manager-1", Role.MANAGER, "east")

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 
 from chassis.auth import Principal
 from contracts.rules import Role
-from opportunity.fastlane import fast_lane_route
+from opportunity.entrypoints.http.fastlane import fast_lane_route
 
 REP = Principal("rep-1", Role.REP, "east")
 TOKEN = "token-of-rep-1-0123456789"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from contracts.rules import Pipeline, Rulebook, load_rulebook, parse_rulebook
-from opportunity.domain import Opportunity
-from opportunity.errors import InvalidValue, RoleNotAllowed, StageRuleBroken
+from opportunity.domain.errors import InvalidValue, RoleNotAllowed, StageRuleBroken
+from opportunity.domain.opportunity import Opportunity
 from services.opportunity.tests.opportunities import T0, new_opportunity
 
 RULES = load_rulebook()

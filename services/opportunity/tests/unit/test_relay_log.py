@@ -1,7 +1,7 @@
 """The relay finds that the broker lost what it acknowledged (relay_log.LogBook)."""
 
 from chassis.kafka.producing import Landed
-from opportunity.relay_log import LogBook
+from opportunity.adapters.relay_log import LogBook
 
 EVENTS = "crm.opportunity.events"
 

@@ -14,17 +14,11 @@ from eventsourcing.persistence import OperationalError
 from chassis.auth import Principal
 from contracts.customer import Customer
 from contracts.rules import Role, load_rulebook
-from opportunity.application import (
-    Context,
-    NewOpportunity,
-    NotFound,
-    OpportunityApp,
-    UnitOfWork,
-    Work,
-)
-from opportunity.groupcommit import GroupCommitter
+from opportunity.adapters.pgrecorder import retry_briefly
+from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.group_commit import GroupCommitter
+from opportunity.application.unit_of_work import Context, NotFound, UnitOfWork, Work
 from opportunity.metrics import Metrics
-from opportunity.pgrecorder import retry_briefly
 from tests.support.principals import customer
 
 ADMIN = Principal("admin", Role.ADMIN)

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from contracts.rules import load_rulebook
-from opportunity.domain import Opportunity
-from opportunity.errors import InvalidValue, OccurredAtRefused
+from opportunity.domain.errors import InvalidValue, OccurredAtRefused
+from opportunity.domain.opportunity import Opportunity
 from services.opportunity.tests.opportunities import T0, new_opportunity
 
 RULES = load_rulebook()

@@ -16,9 +16,10 @@ from contracts.customer import Customer
 from contracts.envelope import Envelope, event_id_for
 from contracts.opportunity import PAYLOADS, OpportunityWon
 from contracts.rules import Role, load_rulebook
-from opportunity.application import Context, NewOpportunity, OpportunityApp
-from opportunity.domain import Opportunity
-from opportunity.translation import envelope_of, won_message
+from opportunity.adapters.translation import envelope_of, won_message
+from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.unit_of_work import Context, UnitOfWork
+from opportunity.domain.opportunity import Opportunity
 from tests.support.principals import customer
 
 ADMIN = Principal("admin", Role.ADMIN)
@@ -50,9 +51,15 @@ class Recorder:
         created = self.app.run(lambda uow: self.app.create(uow, new, ctx))
         return created.id
 
-    def act(self, oid: UUID, command: str, change: Change) -> None:
+    def act(self, oid: UUID, change: Change) -> None:
+        """`change` on the aggregate itself, so each event carries exactly the values given."""
         ctx = self.tick()
-        self.app.run(lambda uow: self.app.act(uow, oid, command, ctx, change))
+
+        def work(uow: UnitOfWork) -> None:
+            opportunity = uow.get(oid)
+            change(opportunity, ctx.at(opportunity))
+
+        self.app.run(work)
 
 
 @pytest.fixture
@@ -75,18 +82,16 @@ def record_every_event_type(app: OpportunityApp) -> tuple[UUID, list[UUID]]:
         source="lead",
         lead_id="lead-7",
     )
-    r.act(won, "advance", lambda o, at: o.advance(pipeline, "requirements", "admin", at, "admin"))
+    r.act(won, lambda o, at: o.advance(pipeline, "requirements", "admin", at, "admin"))
     r.act(
         won,
-        "revert",
         lambda o, at: o.revert(pipeline, "initial_contact", "scope unclear", "admin", at, "admin"),
     )
     # Skips `requirements`, which the default rules allow.
-    r.act(won, "advance", lambda o, at: o.advance(pipeline, "proposal", "admin", at, "admin"))
-    r.act(won, "follow-ups", lambda o, at: o.log_follow_up("visit", "met the CIO", at, "admin"))
+    r.act(won, lambda o, at: o.advance(pipeline, "proposal", "admin", at, "admin"))
+    r.act(won, lambda o, at: o.log_follow_up("visit", "met the CIO", at, "admin"))
     r.act(
         won,
-        "update",
         lambda o, at: o.update_info(
             {"amount": "150000.00", "expected_close_on": "2027-04-30", "region": "east"},
             at,
@@ -95,7 +100,6 @@ def record_every_event_type(app: OpportunityApp) -> tuple[UUID, list[UUID]]:
     )
     r.act(
         won,
-        "key-persons",
         lambda o, at: o.add_key_person(
             {"person_id": "kp-1", "name": "Wang Wei", "title": "CIO", "role": "decision_maker"},
             at,
@@ -104,14 +108,12 @@ def record_every_event_type(app: OpportunityApp) -> tuple[UUID, list[UUID]]:
     )
     r.act(
         won,
-        "competitors",
         lambda o, at: o.record_competitor(
             {"competitor_id": "c-1", "name": "Rival Ltd", "strengths": "price"}, at, "admin"
         ),
     )
     r.act(
         won,
-        "documents",
         lambda o, at: o.attach_document(
             {
                 "document_id": "d-1",
@@ -125,27 +127,23 @@ def record_every_event_type(app: OpportunityApp) -> tuple[UUID, list[UUID]]:
     )
     r.act(
         won,
-        "pause",
         lambda o, at: o.pause("budget freeze", at.date() + timedelta(days=10), at, "admin"),
     )
-    r.act(won, "resume", lambda o, at: o.resume(at, "admin"))
+    r.act(won, lambda o, at: o.resume(at, "admin"))
     r.act(
         won,
-        "defer",
         lambda o, at: o.defer("tender next quarter", at.date() + timedelta(days=60), at, "admin"),
     )
-    r.act(won, "reactivate", lambda o, at: o.reactivate(at, "admin"))
+    r.act(won, lambda o, at: o.reactivate(at, "admin"))
     r.act(
         won,
-        "reclaim",
         lambda o, at: o.reclaim("no progress", "ka-default", "cmd-1", at, "reminders"),
     )
-    r.act(won, "assign", lambda o, at: o.assign("rep-2", at, "admin", team_id="east"))
-    r.act(won, "advance", lambda o, at: o.advance(pipeline, "negotiation", "admin", at, "admin"))
-    r.act(won, "advance", lambda o, at: o.advance(pipeline, "signing", "admin", at, "admin"))
+    r.act(won, lambda o, at: o.assign("rep-2", at, "admin", team_id="east"))
+    r.act(won, lambda o, at: o.advance(pipeline, "negotiation", "admin", at, "admin"))
+    r.act(won, lambda o, at: o.advance(pipeline, "signing", "admin", at, "admin"))
     r.act(
         won,
-        "win",
         lambda o, at: o.win(
             pipeline,
             Decimal("148000.00"),
@@ -158,10 +156,10 @@ def record_every_event_type(app: OpportunityApp) -> tuple[UUID, list[UUID]]:
     )
 
     lost = r.create()
-    r.act(lost, "lose", lambda o, at: o.lose(rules, "competitor", "Rival Ltd", at, "admin"))
+    r.act(lost, lambda o, at: o.lose(rules, "competitor", "Rival Ltd", at, "admin"))
     voided = r.create()
-    r.act(voided, "pause", lambda o, at: o.pause("waiting", None, at, "admin"))
-    r.act(voided, "void", lambda o, at: o.void("entered twice", at, "admin"))
+    r.act(voided, lambda o, at: o.pause("waiting", None, at, "admin"))
+    r.act(voided, lambda o, at: o.void("entered twice", at, "admin"))
     return won, [won, lost, voided]
 
 

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from prometheus_client import Histogram
 
-from opportunity.application import OpportunityApp, Outcome, Work
+from opportunity.application.unit_of_work import BatchingApplication, Outcome, Work
 
 # A command, where its answer goes, and the opportunity it changes (if known).
 Queued = tuple[Work[Any], "asyncio.Future[Outcome[Any]]", UUID | None]
@@ -20,7 +20,7 @@ Queued = tuple[Work[Any], "asyncio.Future[Outcome[Any]]", UUID | None]
 
 class GroupCommitter:
     def __init__(
-        self, app: OpportunityApp, max_batch: int, writers: int, batch_sizes: Histogram
+        self, app: BatchingApplication, max_batch: int, writers: int, batch_sizes: Histogram
     ) -> None:
         self._app = app
         self._max_batch = max_batch

@@ -20,17 +20,22 @@ from uuid import UUID
 
 import orjson
 import sqlalchemy as sa
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from eventsourcing.persistence import Notification
 from prometheus_client import Counter, Gauge
 
 from chassis.kafka.logwatch import EPOCH_HEADER
-from chassis.kafka.producing import Landed, Outgoing, produce_in_order
+from chassis.kafka.producing import (
+    Landed,
+    Outgoing,
+    ensure_topics,
+    new_producer,
+    produce_in_order,
+)
 from contracts import topics
-from opportunity.application import OPPORTUNITY_TOPICS, OpportunityApp
-from opportunity.leadership import Leadership
-from opportunity.positions import read_position, set_position, write_position
-from opportunity.relay_log import (
+from opportunity.adapters.leadership import Leadership
+from opportunity.adapters.positions import read_position, set_position, write_position
+from opportunity.adapters.relay_log import (
     LogBook,
     LogProbe,
     new_epoch,
@@ -38,7 +43,11 @@ from opportunity.relay_log import (
     start_over,
     write_book,
 )
-from opportunity.translation import envelope_of, won_message
+from opportunity.adapters.translation import envelope_of, won_message
+from opportunity.application.app import OpportunityApp
+from opportunity.application.stored_topics import OPPORTUNITY_TOPICS
+from opportunity.metrics import Metrics
+from opportunity.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +256,36 @@ class Relay:
         except TimeoutError:
             pass
         self._wake.clear()
+
+
+def build_relay(
+    bootstrap: str,
+    settings: Settings,
+    app: OpportunityApp,
+    engine: sa.Engine,
+    leadership: Leadership,
+    metrics: Metrics,
+) -> Relay:
+    return Relay(
+        app,
+        engine,
+        lambda: new_producer(settings),
+        leadership,
+        RelayMetrics(
+            metrics.relayed, metrics.relay_lag, metrics.relay_leader, metrics.relay_log_losses
+        ),
+        settings.relay_batch,
+        settings.relay_idle_poll_ms / 1000,
+        LogProbe(
+            lambda: AIOKafkaConsumer(
+                bootstrap_servers=bootstrap,
+                request_timeout_ms=settings.kafka_request_timeout_ms,
+                enable_auto_commit=False,
+            ),
+            lambda: ensure_topics(settings),
+            settings.relay_log_check_ms / 1000,
+        ),
+    )
 
 
 def _millis(moment: str) -> int:

@@ -12,11 +12,11 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 
 from chassis.kafka.consuming import ConsumedRecord
-from opportunity.publishing import Publisher
+from opportunity.adapters.publishing import Publisher
 
 if TYPE_CHECKING:
-    from opportunity.application import OpportunityApp
-    from opportunity.groupcommit import GroupCommitter
+    from opportunity.application.app import OpportunityApp
+    from opportunity.application.group_commit import GroupCommitter
 
 
 @dataclass(frozen=True)

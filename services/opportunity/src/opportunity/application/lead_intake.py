@@ -14,9 +14,10 @@ from chassis.kafka.consuming import ConsumedRecord
 from contracts import topics
 from contracts.leads import QualifiedLead, RejectedLead, RejectionReason
 from contracts.rules import Role
-from opportunity.application import Context, Taken, UnitOfWork
-from opportunity.errors import DomainError
-from opportunity.poison import Poison, RecordIntake, first_problem, json_object
+from opportunity.adapters.poison import Poison, RecordIntake, first_problem, json_object
+from opportunity.application.app import Taken
+from opportunity.application.unit_of_work import Context, UnitOfWork
+from opportunity.domain.errors import DomainError
 
 INTAKE = Principal("intake", Role.SERVICE)
 

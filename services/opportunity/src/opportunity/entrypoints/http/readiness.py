@@ -5,8 +5,8 @@ import asyncio
 from typing import Any
 
 from chassis.http import KAFKA_NOT_CONFIGURED, BoundedCheck, Readiness
-from opportunity.application import OpportunityApp
-from opportunity.messaging import Messaging
+from opportunity.adapters.messaging import Messaging
+from opportunity.application.app import OpportunityApp
 
 
 def readiness(app: OpportunityApp, messaging: Messaging | None) -> Readiness:

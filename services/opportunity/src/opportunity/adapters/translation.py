@@ -12,10 +12,10 @@ import orjson
 from eventsourcing.persistence import StoredEvent
 
 from contracts.envelope import event_id_for
-from opportunity.domain import Opportunity
+from opportunity.domain.opportunity import Opportunity
 
 SCHEMA_VERSION = 1
-TOPIC_PREFIX = f"{Opportunity.__module__}:{Opportunity.__qualname__}."
+_EVENT_OF = f"{Opportunity.__qualname__}."
 
 _NOT_PAYLOAD = frozenset({"timestamp", "originator_topic", "at", "actor", "id"})
 # Events whose one domain argument is a dict that the contract spreads into the payload.
@@ -29,7 +29,14 @@ _TRANSCODED = {"datetime_iso", "decimal_str", "date_iso"}
 
 
 def event_type_of(topic: str) -> str:
-    return topic.rsplit(".", 1)[-1]
+    """The event's name in its stored topic, `<module>:Opportunity.<name>`, whichever module
+    recorded it (stored_topics.py): read from the class's qualified name, never the module's
+    dotted path."""
+    _, colon, qualname = topic.partition(":")
+    name = qualname.removeprefix(_EVENT_OF)
+    if not colon or name == qualname or not name or "." in name:
+        raise ValueError(f"{topic!r} is not the topic of an Opportunity event")
+    return name
 
 
 def envelope_of(stored: StoredEvent) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The state of an opportunity as the HTTP API answers it (SPEC §4.1)."""
+"""The state of an opportunity as the service shows it (SPEC §4.1): in answers to commands and
+queries, and in the listing."""
 
 from datetime import date, datetime
 from typing import Any
@@ -7,7 +8,34 @@ from zoneinfo import ZoneInfo
 from contracts import schedule
 from contracts.opportunity import Status
 from contracts.rules import Rulebook
-from opportunity.domain import Opportunity, allowed_commands
+from opportunity.domain.lifecycle import allowed_commands
+from opportunity.domain.opportunity import Opportunity
+
+# What the API calls each command of the aggregate (SPEC §4.1): the names `allowed_commands`
+# lists and a refusal names.
+COMMAND_NAMES = {
+    "advance": "advance",
+    "revert": "revert",
+    "log_follow_up": "follow-ups",
+    "update_info": "update",
+    "add_key_person": "key-persons",
+    "record_competitor": "competitors",
+    "attach_document": "documents",
+    "pause": "pause",
+    "resume": "resume",
+    "defer": "defer",
+    "reactivate": "reactivate",
+    "reclaim": "reclaim",
+    "assign": "assign",
+    "claim": "claim",
+    "win": "win",
+    "lose": "lose",
+    "void": "void",
+}
+# Per status, computed once: every answer carries them.
+_ALLOWED_NAMES = {
+    status: tuple(sorted(COMMAND_NAMES[c] for c in allowed_commands(status))) for status in Status
+}
 
 
 def state_of(opportunity: Opportunity) -> dict[str, Any]:
@@ -51,7 +79,7 @@ def state_of(opportunity: Opportunity) -> dict[str, Any]:
         "key_persons": o.key_persons,
         "competitors": o.competitors,
         "documents": o.documents,
-        "allowed_commands": allowed_commands(Status(o.status)),
+        "allowed_commands": list(_ALLOWED_NAMES[Status(o.status)]),
     }
 
 

@@ -13,9 +13,9 @@ from chassis.kafka.consuming import ConsumedRecord
 from contracts import topics
 from contracts.commands import CreateRenewalCommand, OpportunityCommand, ReclaimCommand
 from contracts.rules import Role
-from opportunity.application import Context, UnitOfWork
-from opportunity.errors import DomainError
-from opportunity.poison import Poison, RecordIntake, first_problem, json_object
+from opportunity.adapters.poison import Poison, RecordIntake, first_problem, json_object
+from opportunity.application.unit_of_work import Context, UnitOfWork
+from opportunity.domain.errors import DomainError
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from chassis.kafka.consuming import (
 )
 from chassis.kafka.logwatch import LogWatch
 from contracts import topics
-from opportunity.command_intake import CommandIntake
-from opportunity.intake import LeadIntake
+from opportunity.application.command_intake import CommandIntake
+from opportunity.application.lead_intake import LeadIntake
 
 log = logging.getLogger(__name__)
 

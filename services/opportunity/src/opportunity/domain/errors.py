@@ -1,4 +1,4 @@
-"""Domain errors: each names the rule it enforces, so the HTTP edge can map it to a status."""
+"""Domain errors: each names the rule it enforces, so an entry point can answer precisely."""
 
 from collections.abc import Iterable
 
@@ -15,17 +15,17 @@ class DomainError(Exception):
 
 
 class InvalidValue(DomainError):
-    """A value breaks a rule of the rules file (HTTP 422, naming the field)."""
+    """A value breaks a rule (of the SPEC or the rules file), naming the field."""
 
     code = "invalid_value"
 
-    def __init__(self, field: str, message: str, location: str = "body") -> None:
+    def __init__(self, field: str, message: str) -> None:
         super().__init__(message, field=field)
-        self.field, self.location = field, location
+        self.field = field
 
 
 class CommandNotAllowed(DomainError):
-    """The command is not allowed from the opportunity's status (HTTP 409)."""
+    """The command is not allowed from the opportunity's status; names the ones that are."""
 
     code = "command_not_allowed"
 
@@ -40,7 +40,7 @@ class CommandNotAllowed(DomainError):
 
 
 class StageRuleBroken(DomainError):
-    """A stage move the pipeline does not allow (HTTP 409, naming the rule)."""
+    """A stage move the pipeline does not allow, naming the rule."""
 
     code = "stage_rule"
 
@@ -49,13 +49,13 @@ class StageRuleBroken(DomainError):
 
 
 class RoleNotAllowed(DomainError):
-    """The actor's role may not do this (HTTP 403, naming the rule)."""
+    """The actor's role may not do this, naming the rule."""
 
     code = "role_not_allowed"
 
 
 class DuplicateOpportunity(DomainError):
-    """An active opportunity for the same (uscc, type) exists (HTTP 409)."""
+    """An active opportunity for the same (uscc, type) exists."""
 
     code = "duplicate_opportunity"
 
@@ -70,7 +70,7 @@ class DuplicateOpportunity(DomainError):
 
 
 class OccurredAtRefused(DomainError):
-    """An imported `occurred_at` in the future or before the last event (HTTP 422)."""
+    """An imported `occurred_at` in the future or before the last event."""
 
     code = "invalid_value"
 

@@ -11,9 +11,9 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from opportunity.application import OpportunityApp
-from opportunity.positions import metadata, read_position, upsert, write_position
-from opportunity.views import state_of
+from opportunity.adapters.positions import metadata, read_position, upsert, write_position
+from opportunity.application.app import OpportunityApp
+from opportunity.application.views import state_of
 
 listing = sa.Table(
     "opportunity_listing",

@@ -1,86 +1,31 @@
-"""The Opportunity aggregate and the index that keeps one active opportunity per customer and type.
+"""The Opportunity aggregate: one sales opportunity, from creation to won, lost or voided.
 
 Public methods validate, then call a private event method; event bodies only assign, because
 they re-run on every replay. Time and actor are passed in, never read here.
 """
 
+# Event methods record their arguments in the event: unused in the body by design.
+# ruff: noqa: ARG002
+
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from contracts.opportunity import ACTIVE_STATUSES, FollowUpKind, Status
+from contracts.opportunity import Status
 from contracts.rules import Pipeline, Rulebook
-from opportunity import pipelines
-from opportunity.errors import CommandNotAllowed, InvalidValue, OccurredAtRefused
-
-OPEN, PAUSED, DEFERRED, POOLED = Status.OPEN, Status.PAUSED, Status.DEFERRED, Status.POOLED
-WON, LOST, VOIDED = Status.WON, Status.LOST, Status.VOIDED
-_ACTIVE = frozenset(ACTIVE_STATUSES)
-_NOT_VOIDED = frozenset(Status) - {VOIDED}
-
-# SPEC §2.3: which status each command is allowed from. Names are the HTTP command names.
-ALLOWED_FROM: dict[str, frozenset[Status]] = {
-    "advance": frozenset({OPEN}),
-    "revert": frozenset({OPEN}),
-    "follow-ups": frozenset({OPEN, PAUSED, DEFERRED}),
-    "update": _ACTIVE,
-    "key-persons": _NOT_VOIDED,
-    "competitors": _NOT_VOIDED,
-    "documents": _NOT_VOIDED,
-    "pause": frozenset({OPEN}),
-    "resume": frozenset({PAUSED}),
-    "defer": frozenset({OPEN, PAUSED}),
-    "reactivate": frozenset({DEFERRED}),
-    "reclaim": frozenset({OPEN, DEFERRED}),
-    "assign": _ACTIVE,
-    "claim": frozenset({POOLED}),
-    "win": frozenset({OPEN}),
-    "lose": frozenset({OPEN, PAUSED, DEFERRED}),
-    "void": _ACTIVE,
-}
-
-# Fields `update` may change, with how their text in InfoUpdated becomes state.
-UPDATABLE = (
-    "title",
-    "amount",
-    "currency",
-    "expected_close_on",
-    "customer_name",
-    "industry",
-    "region",
+from opportunity.domain import pipeline_rules
+from opportunity.domain.errors import InvalidValue
+from opportunity.domain.ids import ID_NAMESPACE
+from opportunity.domain.lifecycle import (
+    ACTIVE,
+    check_allowed,
+    check_changes,
+    check_follow_up_kind,
+    required,
 )
-
-ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://oppstream/ids")
-
-
-FOLLOW_UP_KINDS = frozenset(kind.value for kind in FollowUpKind)
-
-
-def _required(field: str, text: str) -> None:
-    if not text or not text.strip():
-        raise InvalidValue(field, f"{field} is required")
-
-
-def _check_readable(field: str, text: str | None) -> None:
-    """Refuse, before anything is recorded, a changed value the event body could not read."""
-    if text is None:
-        if field == "customer_name":
-            raise InvalidValue(field, "a customer keeps its name")
-        return
-    try:
-        if field == "amount" and Decimal(text) < 0:
-            raise InvalidValue(field, "an amount is not negative")
-        if field == "expected_close_on":
-            date.fromisoformat(text)
-    except (ArithmeticError, ValueError):
-        raise InvalidValue(field, f"{text!r} is not a valid {field}") from None
-
-
-def allowed_commands(status: Status) -> list[str]:
-    return sorted(name for name, statuses in ALLOWED_FROM.items() if status in statuses)
 
 
 class Opportunity(Aggregate):
@@ -119,7 +64,7 @@ class Opportunity(Aggregate):
         self.source = source
         self.lead_id = lead_id
         self.renewal_of = renewal_of
-        self.status = POOLED if owner_id is None else OPEN
+        self.status = Status.POOLED if owner_id is None else Status.OPEN
         self.created_at = at
         self.created_by = actor
         self.stage_entered_at = at
@@ -148,13 +93,11 @@ class Opportunity(Aggregate):
         """A deterministic id, e.g. from a lead id, so a redelivery cannot create twice."""
         return uuid5(ID_NAMESPACE, "/".join(("opportunity", *parts)))
 
-    # -- commands ---------------------------------------------------------------------------
-
     def advance(
         self, pipeline: Pipeline, to_stage: str, role: str, at: datetime, actor: str
     ) -> None:
         self._require("advance", at)
-        skipped = pipelines.stages_skipped(pipeline, self.stage, to_stage, role)
+        skipped = pipeline_rules.stages_skipped(pipeline, self.stage, to_stage, role)
         self._stage_advanced(
             from_stage=self.stage, to_stage=to_stage, skipped=skipped, at=at, actor=actor
         )
@@ -163,43 +106,38 @@ class Opportunity(Aggregate):
         self, pipeline: Pipeline, to_stage: str, reason: str, role: str, at: datetime, actor: str
     ) -> None:
         self._require("revert", at)
-        _required("reason", reason)
-        pipelines.check_revert(pipeline, self.stage, to_stage, role)
+        required("reason", reason)
+        pipeline_rules.check_revert(pipeline, self.stage, to_stage, role)
         self._stage_reverted(
             from_stage=self.stage, to_stage=to_stage, reason=reason, at=at, actor=actor
         )
 
     def log_follow_up(self, kind: str, note: str, at: datetime, actor: str) -> None:
-        self._require("follow-ups", at)
-        if kind not in FOLLOW_UP_KINDS:
-            raise InvalidValue("kind", f"{kind!r} is not one of {sorted(FOLLOW_UP_KINDS)}")
+        self._require("log_follow_up", at)
+        check_follow_up_kind(kind)
         self._follow_up_logged(kind=kind, note=note, at=at, actor=actor)
 
     def update_info(self, changes: dict[str, str | None], at: datetime, actor: str) -> None:
-        self._require("update", at)
-        unknown = sorted(set(changes) - set(UPDATABLE))
-        if unknown:
-            raise InvalidValue(unknown[0], f"{unknown[0]!r} cannot be changed by an update")
-        for name, text in changes.items():
-            _check_readable(name, text)
+        self._require("update_info", at)
+        check_changes(changes)
         if changes:
             self._info_updated(changes=changes, at=at, actor=actor)
 
     def add_key_person(self, person: dict[str, Any], at: datetime, actor: str) -> None:
-        self._require("key-persons", at)
+        self._require("add_key_person", at)
         self._key_person_added(person=person, at=at, actor=actor)
 
     def record_competitor(self, competitor: dict[str, Any], at: datetime, actor: str) -> None:
-        self._require("competitors", at)
+        self._require("record_competitor", at)
         self._competitor_recorded(competitor=competitor, at=at, actor=actor)
 
     def attach_document(self, document: dict[str, Any], at: datetime, actor: str) -> None:
-        self._require("documents", at)
+        self._require("attach_document", at)
         self._document_attached(document=document, at=at, actor=actor)
 
     def pause(self, reason: str, until: date | None, at: datetime, actor: str) -> None:
         self._require("pause", at)
-        _required("reason", reason)
+        required("reason", reason)
         if until is not None and until <= at.date():
             raise InvalidValue("until", "a pause ends after the day it starts")
         self._paused(reason=reason, until=until, at=at, actor=actor)
@@ -210,7 +148,7 @@ class Opportunity(Aggregate):
 
     def defer(self, reason: str, revisit_on: date, at: datetime, actor: str) -> None:
         self._require("defer", at)
-        _required("reason", reason)
+        required("reason", reason)
         if revisit_on <= at.date():
             raise InvalidValue("revisit_on", "a deferred opportunity is revisited in the future")
         self._deferred(
@@ -229,7 +167,7 @@ class Opportunity(Aggregate):
         self, reason: str, rule_id: str | None, command_id: str | None, at: datetime, actor: str
     ) -> None:
         self._require("reclaim", at)
-        _required("reason", reason)
+        required("reason", reason)
         self._reclaimed(
             reason=reason,
             previous_owner_id=self.owner_id,
@@ -274,7 +212,7 @@ class Opportunity(Aggregate):
         actor: str,
     ) -> None:
         self._require("win", at)
-        pipelines.check_win(pipeline, self.stage)
+        pipeline_rules.check_win(pipeline, self.stage)
         if contract_start_on and contract_end_on and contract_end_on <= contract_start_on:
             raise InvalidValue("contract_end_on", "a contract ends after it starts")
         self._won(
@@ -301,23 +239,15 @@ class Opportunity(Aggregate):
 
     def void(self, reason: str, at: datetime, actor: str) -> None:
         self._require("void", at)
-        _required("reason", reason)
+        required("reason", reason)
         self._voided(reason=reason, previous_status=str(self.status), at=at, actor=actor)
-
-    # -- queries ----------------------------------------------------------------------------
 
     @property
     def is_active(self) -> bool:
-        return self.status in _ACTIVE
+        return self.status in ACTIVE
 
     def _require(self, command: str, at: datetime) -> None:
-        if self.status not in ALLOWED_FROM[command]:
-            raise CommandNotAllowed(command, str(self.status), allowed_commands(self.status))
-        if at < self.last_event_at:
-            raise OccurredAtRefused(
-                f"occurred_at {at.isoformat()} is before the opportunity's last event "
-                f"({self.last_event_at.isoformat()})"
-            )
+        check_allowed(command, self.status, self.last_event_at, at)
 
     def _seconds_paused(self, at: datetime) -> float:
         return (at - self.paused_at).total_seconds() if self.paused_at else 0.0
@@ -328,8 +258,6 @@ class Opportunity(Aggregate):
             self.last_progress_at = at
             # Recorded before the version increments, hence + 1.
             self.last_progress_version = self.version + 1
-
-    # -- events: assign only ----------------------------------------------------------------
 
     @event("StageAdvanced")
     def _stage_advanced(
@@ -383,17 +311,13 @@ class Opportunity(Aggregate):
 
     @event("OpportunityPaused")
     def _paused(self, reason: str, until: date | None, at: datetime, actor: str) -> None:
-        self.status, self.pause_reason, self.paused_until, self.paused_at = (
-            PAUSED,
-            reason,
-            until,
-            at,
-        )
+        self.status, self.pause_reason = Status.PAUSED, reason
+        self.paused_until, self.paused_at = until, at
         self._touch(at)
 
     @event("OpportunityResumed")
     def _resumed(self, paused_seconds: float, at: datetime, actor: str) -> None:
-        self.status = OPEN
+        self.status = Status.OPEN
         self.pause_reason = self.paused_until = self.paused_at = None
         self._touch(at, progress=True)
 
@@ -401,13 +325,13 @@ class Opportunity(Aggregate):
     def _deferred(
         self, reason: str, revisit_on: date, paused_seconds: float, at: datetime, actor: str
     ) -> None:
-        self.status, self.deferred_reason, self.revisit_on = DEFERRED, reason, revisit_on
+        self.status, self.deferred_reason, self.revisit_on = Status.DEFERRED, reason, revisit_on
         self.pause_reason = self.paused_until = self.paused_at = None
         self._touch(at)
 
     @event("OpportunityReactivated")
     def _reactivated(self, at: datetime, actor: str) -> None:
-        self.status, self.deferred_reason, self.revisit_on = OPEN, None, None
+        self.status, self.deferred_reason, self.revisit_on = Status.OPEN, None, None
         self._touch(at, progress=True)
 
     @event("OpportunityReclaimed")
@@ -421,7 +345,7 @@ class Opportunity(Aggregate):
         at: datetime,
         actor: str,
     ) -> None:
-        self.status, self.owner_id = POOLED, None
+        self.status, self.owner_id = Status.POOLED, None
         self.deferred_reason = self.revisit_on = None
         self._touch(at)
 
@@ -436,8 +360,8 @@ class Opportunity(Aggregate):
         actor: str,
     ) -> None:
         self.owner_id, self.team_id = owner_id, team_id
-        if self.status == POOLED:
-            self.status = OPEN
+        if self.status == Status.POOLED:
+            self.status = Status.OPEN
         self._touch(at, progress=True)
 
     @event("OpportunityWon")
@@ -452,84 +376,24 @@ class Opportunity(Aggregate):
         at: datetime,
         actor: str,
     ) -> None:
-        self.status, self.amount, self.contract_ref = WON, amount, contract_ref
-        self.contract_start_on, self.contract_end_on, self.closed_at = (
-            contract_start_on,
-            contract_end_on,
-            at,
-        )
+        self.status, self.amount, self.contract_ref = Status.WON, amount, contract_ref
+        self.contract_start_on, self.contract_end_on = contract_start_on, contract_end_on
+        self.closed_at = at
         self._touch(at)
 
     @event("OpportunityLost")
     def _lost(
         self, stage: str, reason: str, competitor: str | None, at: datetime, actor: str
     ) -> None:
-        self.status, self.close_reason, self.lost_competitor, self.closed_at = (
-            LOST,
-            reason,
-            competitor,
-            at,
-        )
+        self.status, self.close_reason, self.lost_competitor = Status.LOST, reason, competitor
+        self.closed_at = at
         self.pause_reason = self.paused_until = self.paused_at = None
         self.deferred_reason = self.revisit_on = None
         self._touch(at)
 
     @event("OpportunityVoided")
     def _voided(self, reason: str, previous_status: str, at: datetime, actor: str) -> None:
-        self.status, self.close_reason, self.closed_at = VOIDED, reason, at
+        self.status, self.close_reason, self.closed_at = Status.VOIDED, reason, at
         self.pause_reason = self.paused_until = self.paused_at = None
         self.deferred_reason = self.revisit_on = None
         self._touch(at)
-
-
-class ActiveOpportunityIndex(Aggregate):
-    """Which opportunity is the active one for a (uscc, type); saved with it, so two
-    concurrent creates conflict in the event store and only one is recorded."""
-
-    @staticmethod
-    def create_id(uscc: str, type: str) -> UUID:  # noqa: A002
-        return uuid5(ID_NAMESPACE, f"active/{uscc}/{type}")
-
-    @event("Taken")
-    def __init__(self, uscc: str, type: str, opportunity_id: str) -> None:  # noqa: A002
-        self.uscc, self.type = uscc, type
-        self.opportunity_id: str | None = opportunity_id
-
-    def take(self, opportunity_id: str) -> None:
-        self._taken(opportunity_id=opportunity_id)
-
-    def release(self, opportunity_id: str) -> None:
-        if self.opportunity_id == opportunity_id:
-            self._released(opportunity_id=opportunity_id)
-
-    @event("Retaken")
-    def _taken(self, opportunity_id: str) -> None:
-        self.opportunity_id = opportunity_id
-
-    @event("Released")
-    def _released(self, opportunity_id: str) -> None:
-        self.opportunity_id = None
-
-
-class CustomerAccount(Aggregate):
-    """A customer's won contracts: a lead of a customer whose contract still runs is a resale."""
-
-    @staticmethod
-    def create_id(uscc: str) -> UUID:
-        return uuid5(ID_NAMESPACE, f"customer/{uscc}")
-
-    @event("Opened")
-    def __init__(self, uscc: str) -> None:
-        self.uscc = uscc
-        self.contracts: dict[str, date | None] = {}
-
-    def record_contract(self, opportunity_id: str, ends_on: date | None) -> None:
-        self._contract_won(opportunity_id=opportunity_id, ends_on=ends_on)
-
-    def has_running_contract(self, on: date) -> bool:
-        """A won contract without an end, or ending on or after `on`."""
-        return any(end is None or end >= on for end in self.contracts.values())
-
-    @event("ContractWon")
-    def _contract_won(self, opportunity_id: str, ends_on: date | None) -> None:
-        self.contracts = {**self.contracts, opportunity_id: ends_on}

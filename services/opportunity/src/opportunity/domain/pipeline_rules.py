@@ -1,7 +1,7 @@
 """Pipeline rules from the rules file: which stage moves and wins a pipeline allows."""
 
 from contracts.rules import Pipeline, Stage
-from opportunity.errors import InvalidValue, RoleNotAllowed, StageRuleBroken
+from opportunity.domain.errors import InvalidValue, RoleNotAllowed, StageRuleBroken
 
 
 def target_stage(pipeline: Pipeline, stage_id: str) -> Stage:

@@ -95,3 +95,11 @@ class FileLeadership:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+
+
+def leadership_for(eventstore_url: str) -> Leadership:
+    """The relay lock of this event store."""
+    if eventstore_url.startswith("sqlite"):
+        return FileLeadership(Path(eventstore_url.removeprefix("sqlite:///") + ".relay.lock"))
+    conninfo = "postgresql://" + eventstore_url.split("://", 1)[1]
+    return PostgresLeadership(conninfo, "oppstream.relay")

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from chassis.kafka.producing import Landed, partition_ends
-from opportunity.positions import metadata
+from opportunity.adapters.positions import metadata
 
 log = logging.getLogger(__name__)
 

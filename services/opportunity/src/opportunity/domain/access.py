@@ -1,6 +1,6 @@
 """Who may do what (SPEC §4.4): reps act on their own and their team's pooled opportunities,
 managers on their team's, admin and service on all, viewers on none. Refusals are
-`chassis.auth.Forbidden` (HTTP 403)."""
+`chassis.auth.Forbidden`."""
 
 from chassis.auth import Forbidden, Principal
 from contracts.opportunity import Status
@@ -51,6 +51,17 @@ def check_act(
     if command == "claim" or owner_id == principal.id:
         return
     raise Forbidden("a rep acts on own opportunities and claims pooled ones", rule="role.owner")
+
+
+def check_assign(
+    principal: Principal, owner_id: str, owner_team: str | None, team_id: str | None
+) -> None:
+    """A manager assigns only within the own team; admins and services across teams."""
+    if owner_team is not None and owner_team != team_id and principal.role is Role.MANAGER:
+        raise Forbidden(
+            f"{owner_id} works in team {owner_team!r}; a manager assigns within the own team",
+            rule="role.team",
+        )
 
 
 def check_create(principal: Principal, owner_id: str | None, team_id: str | None) -> None:

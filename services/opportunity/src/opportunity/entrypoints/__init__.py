@@ -1,0 +1,1 @@
+"""Where commands and queries come in: the HTTP API and the Kafka consumers."""

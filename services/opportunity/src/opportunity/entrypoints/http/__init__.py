@@ -1,0 +1,1 @@
+"""The HTTP API of the opportunity service (SPEC §4.1)."""
