@@ -76,14 +76,10 @@ async def commit_batch(message: KafkaMessage, records: Sequence[ConsumedRecord])
 
 
 def high_watermark_of(consumer: Any) -> Callable[[str, int], int | None]:
-    """Where a partition ends, as the consumer's last fetch saw it (None: not fetched yet, or
-    not this consumer's)."""
+    """Where a partition ends, as the consumer's last fetch saw it (None: not fetched yet)."""
 
     def high(topic: str, partition: int) -> int | None:
-        tp = TopicPartition(topic, partition)
-        if tp not in consumer.assignment():  # another consumer's, or given away
-            return None
-        found = consumer.highwater(tp)
+        found = consumer.highwater(TopicPartition(topic, partition))
         return None if found is None else int(found)
 
     return high
