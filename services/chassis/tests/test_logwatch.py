@@ -181,3 +181,23 @@ def test_a_new_log_exactly_as_long_as_the_old_position_is_still_found(watch: Log
 def test_a_partition_without_a_mark_or_an_epoch_starts_where_it_stands(watch: LogWatch) -> None:
     assert watch.start_at(TOPIC, 0, None) == 0
     assert watch.start_at(TOPIC, 1, Mark(5, None)) == 5
+
+
+def test_the_end_of_a_partition_another_consumer_reads_is_unknown_not_an_error() -> None:
+    # One watch serves the opportunity service's two consumers (leads, commands): a partition
+    # read again by one must not be asked of the other, which aiokafka refuses.
+    from aiokafka import TopicPartition
+
+    from chassis.kafka.consuming import high_watermark_of
+
+    class Consumer:
+        def assignment(self) -> set[TopicPartition]:
+            return {TopicPartition("crm.leads.qualified", 0)}
+
+        def highwater(self, tp: TopicPartition) -> int:
+            assert tp in self.assignment(), "Partition is not assigned"
+            return 7
+
+    high = high_watermark_of(Consumer())
+    assert high("crm.leads.qualified", 0) == 7
+    assert high("crm.opportunity.commands", 0) is None

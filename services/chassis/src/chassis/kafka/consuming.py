@@ -76,10 +76,14 @@ async def commit_batch(message: KafkaMessage, records: Sequence[ConsumedRecord])
 
 
 def high_watermark_of(consumer: Any) -> Callable[[str, int], int | None]:
-    """Where a partition ends, as the consumer's last fetch saw it (None: not fetched yet)."""
+    """Where a partition ends, as the consumer's last fetch saw it (None: not fetched yet, or
+    not this consumer's)."""
 
     def high(topic: str, partition: int) -> int | None:
-        found = consumer.highwater(TopicPartition(topic, partition))
+        tp = TopicPartition(topic, partition)
+        if tp not in consumer.assignment():  # another consumer's, or given away
+            return None
+        found = consumer.highwater(tp)
         return None if found is None else int(found)
 
     return high
