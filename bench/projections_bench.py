@@ -354,7 +354,7 @@ def serve_feed(port: int, count: int) -> None:
 
 REBUILD = """
 import os, sys
-from projections.rebuild import run
+from projections.application.rebuild import run
 sys.exit(run(sys.argv[1], os.environ["BENCH_FEED_TOKEN"], progress=False))
 """
 

@@ -35,7 +35,7 @@ from soak_load import SalesTeam, publish_leads  # noqa: E402
 from soak_system import Service, System, soak_system  # noqa: E402
 
 from contracts import topics  # noqa: E402
-from projections import rebuild  # noqa: E402
+from projections.application import rebuild  # noqa: E402
 from projections.settings import Settings as ProjectionSettings  # noqa: E402
 
 

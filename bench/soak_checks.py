@@ -14,7 +14,7 @@ from soak_load import ACTIVE, Answered
 
 from chassis.kafka.producing import partition_ends
 from contracts.opportunity import PROGRESS_EVENTS
-from projections.schema import EVENT_TABLES
+from projections.adapters.schema import EVENT_TABLES
 
 # The read model the events decide (the projection_* bookkeeping left out).
 BI_TABLES = tuple(name for name in EVENT_TABLES if name.startswith("bi_"))

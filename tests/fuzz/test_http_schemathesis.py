@@ -21,9 +21,9 @@ from schemathesis.specs.openapi.checks import (
 from contracts.rules import load_rulebook
 from opportunity.main import build_app as build_opportunity
 from opportunity.settings import Settings as OpportunitySettings
-from projections.envelopes import from_json
+from projections.adapters.feed import read_listed
+from projections.domain.periods import PERIODS
 from projections.main import build_app as build_projections
-from projections.reports import PERIODS
 from projections.settings import Settings as ProjectionsSettings
 from reminders.adapters.store import Store
 from reminders.domain.clock import ManualClock
@@ -200,7 +200,7 @@ def projections_schema(tmp_path: Path) -> Iterator[BaseSchema]:
             History(day(0), owner_id="rep-1", team_id="east").advance("requirements", day(3)),
             History(day(1), owner_id="rep-3", team_id="west", tier="SMB"),
         ]
-        app.state.store.apply_events([from_json(e) for e in envelopes_of(*histories)])
+        app.state.store.apply_events([read_listed(e) for e in envelopes_of(*histories)])
         yield loaded(
             app,
             {

@@ -23,8 +23,8 @@ from contracts.customer import Customer
 from opportunity.adapters.listing import listing
 from opportunity.entrypoints.http.bodies import CreateBody
 from opportunity.entrypoints.http.commands import COMMANDS as ROUTED_COMMANDS
-from projections.envelopes import from_json
-from projections.store import Store
+from projections.adapters.feed import read_listed
+from projections.adapters.store import Store
 from services.projections.tests.history import History, envelopes_of
 from tests.security.apps import COMMANDS, create, prepared, send
 from tests.security.conftest import StoreUrl
@@ -233,7 +233,7 @@ def reports(projections_client: TestClient) -> dict[str, int]:
     histories = [History(owner_id="rep-1", team_id="east"), History(owner_id="rep-3")]
     histories += [History(owner_id=value, team_id=value) for value in HOLDABLE]
     projections_store(projections_client).apply_events(
-        [from_json(e) for e in envelopes_of(*histories)]
+        [read_listed(e) for e in envelopes_of(*histories)]
     )
     return {"bi_opportunity": len(histories), "bi_event": len(histories)}
 

@@ -1,9 +1,10 @@
-"""The envelope every event on `crm.opportunity.events` travels in (SPEC §3.1)."""
+"""The envelope every event on `crm.opportunity.events` travels in (SPEC §3.1), and its reader."""
 
+from datetime import UTC, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://oppstream/events")
 
@@ -25,3 +26,45 @@ class Envelope(BaseModel):
     recorded_at: AwareDatetime
     actor: str
     payload: dict[str, Any]
+
+
+class NotAnEnvelope(ValueError):
+    """What is wrong with a value that should be an envelope; `field` names the field at fault
+    (None when the value as a whole is: no value, no JSON, no object)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+_INSTANTS = ("occurred_at", "recorded_at")
+
+
+def read_envelope(value: bytes | str | None) -> Envelope:
+    """A record's value (UTF-8 JSON) as an envelope, judged strictly: each field of the JSON
+    type §3.1 gives it (a version is a number, not "2"), versions from 1, instants with an
+    offset that exist in UTC (year 1 at +01:00 does not), so that every consumer can compare
+    and store them. Raises NotAnEnvelope naming the first field at fault."""
+    if value is None:
+        raise NotAnEnvelope("the record has no value")
+    try:
+        envelope = Envelope.model_validate_json(value, strict=True)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False, include_context=False, include_input=False)[0]
+        if problem["type"] == "json_invalid":
+            reason = problem["msg"].removeprefix("Invalid JSON: ")
+            raise NotAnEnvelope(f"not UTF-8 JSON: {reason}") from None
+        field = ".".join(str(part) for part in problem["loc"]) or None
+        raise NotAnEnvelope(
+            f"not an envelope: {field or '(message)'}: {problem['msg']}", field
+        ) from None
+    for field in _INSTANTS:
+        instant: datetime = getattr(envelope, field)
+        if instant.year in (1, 9999):  # only there can an offset leave UTC's range
+            try:
+                instant.astimezone(UTC)
+            except OverflowError:
+                raise NotAnEnvelope(
+                    f"not an envelope: {field}: the instant is out of range in UTC", field
+                ) from None
+    return envelope

@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from contracts.rules import load_rulebook
-from projections.envelopes import from_json
+from projections.adapters.feed import read_listed
+from projections.adapters.schema import EVENT_TABLES
+from projections.adapters.store import Outcome, Store
 from projections.main import build_app
-from projections.schema import EVENT_TABLES
 from projections.settings import Settings
-from projections.store import Outcome, Store
 from services.projections.tests.history import History, day, envelopes_of
 from tests.support.postgres import fresh_database
 from tests.support.principals import PRINCIPALS, auth
@@ -67,7 +67,7 @@ class Service:
         return self.feed_envelopes(envelopes_of(*histories))
 
     def feed_envelopes(self, envelopes: list[dict[str, Any]]) -> Outcome:
-        return self.store.apply_events([from_json(e) for e in envelopes])
+        return self.store.apply_events([read_listed(e) for e in envelopes])
 
     def get(self, path: str, who: str = "viewer", **params: Any) -> Any:
         answer = self.client.get(path, params=params, headers=auth(who))
@@ -96,7 +96,7 @@ def snapshot(
     engine: sa.Engine, *, with_positions: bool = False
 ) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every event-derived table, in primary-key order."""
-    from projections.schema import LIVE
+    from projections.adapters.schema import LIVE
 
     skip = set() if with_positions else {"projection_position"}
     found: dict[str, list[tuple[Any, ...]]] = {}

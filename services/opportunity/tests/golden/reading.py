@@ -29,13 +29,14 @@ from opportunity.application.app import DEFAULT_ZONE, OpportunityApp
 from opportunity.application.views import state_of
 from opportunity.domain.opportunity import Opportunity
 from opportunity.settings import eventsourcing_env, sqlalchemy_url
-from projections import migrate
-from projections.database import create_engine
-from projections.envelopes import from_json
-from projections.pipelines import PipelineIndex
-from projections.projection import Projector
-from projections.schema import LIVE
-from projections.store import Outcome, Store, write_pipeline_stages
+from projections.adapters import migrate
+from projections.adapters.database import create_engine
+from projections.adapters.feed import read_listed
+from projections.adapters.rows import write_pipeline_stages
+from projections.adapters.schema import LIVE
+from projections.adapters.store import Outcome, Store
+from projections.domain.projection import Projector
+from projections.domain.stage_index import PipelineIndex
 
 GOLDEN = Path(__file__).parent
 SQLITE_STORE = "eventstore.sqlite"
@@ -225,7 +226,7 @@ def project(envelopes: list[dict[str, Any]], workdir: Path) -> Projected:
         with engine.begin() as conn:
             write_pipeline_stages(conn, rules)
         store = Store(engine, LIVE, Projector(PipelineIndex(rules), DEFAULT_ZONE))
-        outcome = store.apply_events([from_json(e) for e in envelopes])
+        outcome = store.apply_events([read_listed(e) for e in envelopes])
         with engine.connect() as conn:
             rows = conn.execute(sa.select(LIVE.opportunity).order_by(LIVE.opportunity.c.id))
             found = [plain(dict(row)) for row in rows.mappings()]

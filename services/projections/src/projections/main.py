@@ -11,19 +11,20 @@ from chassis.auth import Principals, auth_file_path, load_principals
 from chassis.http import new_service
 from chassis.serving import Service
 from contracts.rules import Rulebook, load_rulebook
-from projections import migrate
-from projections.dashboard import build_dashboard
-from projections.database import create_engine
-from projections.http import Api, build_router
-from projections.messaging import Messaging
-from projections.metrics import Metrics
-from projections.pipelines import PipelineIndex
-from projections.projection import Projector
-from projections.readmodel import ReadModel
-from projections.reports import Reports
-from projections.schema import LIVE
+from projections.adapters import migrate
+from projections.adapters.database import create_engine
+from projections.adapters.readmodel import ReadModel
+from projections.adapters.rows import write_pipeline_stages
+from projections.adapters.schema import LIVE
+from projections.adapters.store import Store
+from projections.application.reports import Reports
+from projections.domain.projection import Projector
+from projections.domain.stage_index import PipelineIndex
+from projections.entrypoints.dashboard import build_dashboard
+from projections.entrypoints.http import Api, build_router
+from projections.entrypoints.instruments import Instruments
+from projections.entrypoints.messaging import Messaging
 from projections.settings import Settings
-from projections.store import Store, write_pipeline_stages
 
 
 def utc_now() -> datetime:
@@ -47,7 +48,7 @@ def build_app(
     migrate.upgrade(writer)
     with writer.begin() as conn:
         write_pipeline_stages(conn, rules)
-    metrics = Metrics()
+    metrics = Instruments()
     store = Store(writer, LIVE, Projector(PipelineIndex(rules), settings.zone))
     metrics.held.set(store.held_count())
     messaging = (

@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from projections.migrate import VERSION_TABLE
-from projections.schema import LIVE, pipeline_stage
+from projections.adapters.migrate import VERSION_TABLE
+from projections.adapters.schema import LIVE, pipeline_stage
 from services.projections.tests.cohort import cohort
 from services.projections.tests.conftest import Service
 

@@ -22,9 +22,9 @@ from fastapi.testclient import TestClient
 
 from contracts.envelope import event_id_for
 from contracts.rules import load_rulebook
+from projections.adapters.store import Store
 from projections.main import build_app
 from projections.settings import Settings
-from projections.store import Store
 from services.projections.tests.history import History, day
 from tests.support import hostile
 from tests.support.hostile import Hostile

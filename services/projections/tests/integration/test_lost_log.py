@@ -11,8 +11,8 @@ import pytest
 from aiokafka import TopicPartition
 
 from chassis.kafka.logwatch import EPOCH_HEADER, LogWatch, Mark
-from projections.consumers import PositionSeeker, apply_batch
-from projections.metrics import Metrics
+from projections.entrypoints.consumers import PositionSeeker, apply_batch
+from projections.entrypoints.instruments import Instruments
 from services.projections.tests.cohort import cohort
 from services.projections.tests.conftest import Service
 from services.projections.tests.history import envelopes_of
@@ -54,7 +54,7 @@ def events() -> list[bytes]:
     return [orjson.dumps(e) for e in envelopes_of(*cohort().values())]
 
 
-def counted(metrics: Metrics, outcome: str) -> float:
+def counted(metrics: Instruments, outcome: str) -> float:
     value = metrics.registry.get_sample_value(
         "oppstream_projection_events_total", {"outcome": outcome}
     )
@@ -62,8 +62,8 @@ def counted(metrics: Metrics, outcome: str) -> float:
 
 
 @pytest.fixture
-def consumer_of(service: Service) -> tuple[PositionSeeker, Metrics, FakeConsumer]:
-    metrics = Metrics()
+def consumer_of(service: Service) -> tuple[PositionSeeker, Instruments, FakeConsumer]:
+    metrics = Instruments()
     fake = FakeConsumer()
     seeker = PositionSeeker(
         service.store, TOPIC, lambda: None, LogWatch("projections", metrics.log)
@@ -74,10 +74,10 @@ def consumer_of(service: Service) -> tuple[PositionSeeker, Metrics, FakeConsumer
 
 async def test_a_redelivered_record_is_passed_over_with_its_reason_in_the_log_and_the_counter(
     service: Service,
-    consumer_of: tuple[PositionSeeker, Metrics, FakeConsumer],
+    consumer_of: tuple[PositionSeeker, Instruments, FakeConsumer],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="projections.consumers")
+    caplog.set_level(logging.INFO, logger="projections.entrypoints.consumers")
     seeker, metrics, fake = consumer_of
     values = events()
     first = [Rec(i, v) for i, v in enumerate(values)]
@@ -93,7 +93,7 @@ async def test_a_redelivered_record_is_passed_over_with_its_reason_in_the_log_an
 
 
 async def test_offsets_that_go_back_read_the_partition_again_without_applying_anything_twice(
-    service: Service, consumer_of: tuple[PositionSeeker, Metrics, FakeConsumer]
+    service: Service, consumer_of: tuple[PositionSeeker, Instruments, FakeConsumer]
 ) -> None:
     seeker, metrics, fake = consumer_of
     values = events()

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from contracts.rules import load_rulebook
 from opportunity.main import build_app as build_opportunity_app
 from opportunity.settings import Settings as OpportunitySettings
-from projections import rebuild
+from projections.adapters.shadow import SHADOW_PREFIX
+from projections.application import rebuild
 from projections.settings import Settings
 from services.projections.tests.cohort import cohort
 from services.projections.tests.conftest import Service, snapshot
@@ -85,7 +86,7 @@ def test_rebuild_equals_the_live_tables_row_for_row(service: Service) -> None:
         names = set(sa.inspect(conn).get_table_names())
         indexes = {i["name"] for i in sa.inspect(conn).get_indexes("bi_opportunity")}
     assert views == 7
-    assert not any(name.startswith(rebuild.SHADOW_PREFIX) for name in names)
+    assert not any(name.startswith(SHADOW_PREFIX) for name in names)
     assert "ix_bi_opportunity_created_at" in indexes
 
 

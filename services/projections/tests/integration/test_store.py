@@ -8,7 +8,7 @@ from datetime import date
 import orjson
 import sqlalchemy as sa
 
-from projections.envelopes import from_json
+from projections.adapters.feed import read_listed
 from services.projections.tests.cohort import cohort
 from services.projections.tests.conftest import Service, snapshot
 from services.projections.tests.history import History, day, envelopes_of
@@ -201,7 +201,7 @@ def test_lose_and_void_while_paused_count_the_pause_up_to_then(service: Service)
     assert tuple(rows[lost.id]) == (3 * day_s, 0.0, 1 * day_s)
     assert tuple(rows[voided.id]) == (1 * day_s, 0.0, 2 * day_s)
     assert tuple(rows[deferred.id]) == (1 * day_s, 4 * day_s, 5 * day_s)
-    assert from_json(lost.envelopes[0]).opportunity_id == lost.id
+    assert read_listed(lost.envelopes[0]).opportunity_id == lost.id
 
 
 def test_positions_gone_from_under_the_consumer_rewind_it_to_the_beginning_once(

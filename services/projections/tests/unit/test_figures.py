@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from contracts.rules import load_rulebook, parse_rulebook
-from projections.dwell import StageDwell
-from projections.forecast import OpenAmount, Rate, forecast
-from projections.funnel import ReachCount, conversion_rates, reach, win_rates
-from projections.reports import _months_before, period_of
-from projections.standards import blended_industry_standard, falls_below, industry_standard
+from projections.domain.dwell import StageDwell
+from projections.domain.forecast import OpenAmount, Rate, forecast
+from projections.domain.funnel import ReachCount, conversion_rates, reach, win_rates
+from projections.domain.periods import months_before, period_of
+from projections.domain.standards import blended_industry_standard, falls_below, industry_standard
 
 
 def test_a_won_opportunity_reached_every_stage_even_when_won_early() -> None:
@@ -130,10 +130,10 @@ def test_forecast_groups_by_expected_close_month_with_unscheduled_last() -> None
 
 def test_months_before_clamps_the_day_to_the_month() -> None:
     zone = ZoneInfo("Asia/Shanghai")
-    assert _months_before(datetime(2026, 3, 31, 10, tzinfo=zone), 1) == datetime(
+    assert months_before(datetime(2026, 3, 31, 10, tzinfo=zone), 1) == datetime(
         2026, 2, 28, 10, tzinfo=zone
     )
-    assert _months_before(datetime(2026, 3, 15, tzinfo=zone), 12) == datetime(
+    assert months_before(datetime(2026, 3, 15, tzinfo=zone), 12) == datetime(
         2025, 3, 15, tzinfo=zone
     )
 

@@ -8,8 +8,8 @@ from fastapi.exceptions import RequestValidationError
 
 from chassis.auth import Forbidden, Principal
 from contracts.rules import Role
-from projections.http import parse_instant, scoped
-from projections.readmodel import Query
+from projections.adapters.readmodel import Query
+from projections.entrypoints.http import parse_instant, scoped
 
 ZONE = ZoneInfo("Asia/Shanghai")
 

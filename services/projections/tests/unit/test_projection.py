@@ -6,10 +6,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from contracts.rules import load_rulebook
-from projections.envelopes import from_json
-from projections.pipelines import PipelineIndex
-from projections.projection import OpportunityState, Projector
-from projections.store import HISTORY_COLUMNS
+from projections.adapters.feed import read_listed
+from projections.adapters.rows import HISTORY_COLUMNS
+from projections.domain.projection import Projector
+from projections.domain.stage_index import PipelineIndex
+from projections.domain.state import OpportunityState
 from services.projections.tests.history import History, day
 
 DAY = 86400.0
@@ -22,7 +23,7 @@ def replay(h: History) -> tuple[OpportunityState, list[dict[str, Any]], list[dic
     visits: dict[int, dict[str, Any]] = {}
     history = []
     for envelope in h.envelopes:
-        applied = PROJECTOR.apply(state, from_json(envelope))
+        applied = PROJECTOR.apply(state, read_listed(envelope))
         assert applied is not None
         state = applied.state
         for row in applied.visits:
@@ -192,7 +193,7 @@ def test_an_unknown_event_type_moves_the_version_and_changes_no_figure() -> None
     state: OpportunityState | None = None
     results = []
     for envelope in h.envelopes:
-        applied = PROJECTOR.apply(state, from_json(envelope))
+        applied = PROJECTOR.apply(state, read_listed(envelope))
         assert applied is not None
         state = applied.state
         results.append(applied)
@@ -207,4 +208,4 @@ def test_an_unknown_event_type_moves_the_version_and_changes_no_figure() -> None
 def test_an_event_other_than_a_creation_cannot_start_an_opportunity() -> None:
     h = History(day(0)).advance("requirements", day(1))
 
-    assert PROJECTOR.apply(None, from_json(h.envelopes[1])) is None
+    assert PROJECTOR.apply(None, read_listed(h.envelopes[1])) is None

@@ -1,11 +1,11 @@
-"""Prometheus metrics of the projections service, in a registry of its own."""
+"""Prometheus instruments of the projections service (`/metrics`), in a registry of its own."""
 
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from chassis.kafka.logwatch import LogMetrics
-from projections.store import Outcome
+from projections.adapters.store import Outcome
 
 # Outcome fields counted per record, by the label they get.
 _COUNTED = (
@@ -20,7 +20,7 @@ _COUNTED = (
 
 
 @dataclass
-class Metrics:
+class Instruments:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:

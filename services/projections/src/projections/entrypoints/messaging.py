@@ -9,10 +9,10 @@ from typing import Any
 from chassis.http import READINESS_SECONDS
 from chassis.kafka.broker import BrokerInBackground, keep_trying, start_broker
 from chassis.kafka.producing import ensure_topics
-from projections.consumers import build_consumer
-from projections.metrics import Metrics
+from projections.adapters.store import Store
+from projections.entrypoints.consumers import build_consumer
+from projections.entrypoints.instruments import Instruments
 from projections.settings import Settings
-from projections.store import Store
 
 
 class Messaging(BrokerInBackground):
@@ -21,7 +21,7 @@ class Messaging(BrokerInBackground):
         bootstrap: str,
         settings: Settings,
         store: Store,
-        metrics: Metrics,
+        metrics: Instruments,
         on_stored: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(bootstrap, settings)

@@ -26,7 +26,9 @@ def page(rules: Rulebook) -> str:
             for p in rules.pipelines
         ]
     }
-    template = files("projections").joinpath("dashboard.html").read_text(encoding="utf-8")
+    template = (
+        files("projections.entrypoints").joinpath("dashboard.html").read_text(encoding="utf-8")
+    )
     # "</" cannot end the script element from inside the JSON.
     config = json.dumps(labels, ensure_ascii=False).replace("</", "<\\/")
     return template.replace(PLACEHOLDER, config)

@@ -2,21 +2,21 @@
 
 It gives the new state, the stage visits it opened or closed, and its history row; no I/O.
 
-Order is the caller's business (store.py applies versions 1, 2, 3… and holds the rest);
+Order is the caller's business (ordering.py applies versions 1, 2, 3… and holds the rest);
 `apply` trusts that `event.version == state.version + 1`.
 """
 
 import logging
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from contracts.customer import Customer
+from contracts.envelope import Envelope
 from contracts.opportunity import (
     PAYLOADS,
     PROGRESS_EVENTS,
@@ -31,13 +31,21 @@ from contracts.opportunity import (
     StageAdvancedV1,
     StageRevertedV1,
 )
-from projections.envelopes import Event
-from projections.pipelines import PipelineIndex
-from projections.visits import (
+from projections.domain.stage_index import PipelineIndex
+from projections.domain.state import (
+    DEFERRED,
+    LOST,
+    OPEN,
+    PAUSED,
+    POOLED,
+    VOIDED,
+    WON,
+    OpportunityState,
+    history_values,
+)
+from projections.domain.visits import (
     EntryKind,
     ExitKind,
-    OpenVisit,
-    VisitOf,
     seconds_between,
     visit_row,
 )
@@ -71,117 +79,6 @@ _PAYLOAD_UNREAD = frozenset(
 )
 _UNREAD = Payload()
 
-OPEN, PAUSED, DEFERRED, POOLED = "open", "paused", "deferred", "pooled"
-WON, LOST, VOIDED = "won", "lost", "voided"
-ACTIVE = frozenset({OPEN, PAUSED, DEFERRED, POOLED})
-
-
-@dataclass(slots=True)
-class OpportunityState:
-    """One `bi_opportunity` row: field names are its column names."""
-
-    id: str
-    version: int
-    type: str
-    pipeline_id: str
-    stage: str
-    stage_index: int | None
-    status: str
-    uscc: str
-    customer_name: str
-    tier: str
-    ownership: str
-    industry: str | None
-    region: str | None
-    owner_id: str | None
-    team_id: str | None
-    title: str | None
-    amount: Decimal | None
-    currency: str
-    expected_close_on: date | None
-    source: str | None
-    lead_id: str | None
-    renewal_of: str | None
-    created_at: datetime
-    created_month: str
-    created_by: str
-    stage_entered_at: datetime
-    stage_entered_version: int
-    stage_entry_kind: str
-    visit_no: int
-    visit_paused_seconds: float
-    visit_deferred_seconds: float
-    paused_at: datetime | None
-    paused_until: date | None
-    deferred_at: datetime | None
-    revisit_on: date | None
-    furthest_stage: str
-    furthest_stage_index: int
-    last_progress_at: datetime
-    last_event_at: datetime
-    follow_up_count: int
-    closed_at: datetime | None = None
-    closed_stage: str | None = None
-    won_amount: Decimal | None = None
-    contract_ref: str | None = None
-    contract_start_on: date | None = None
-    contract_end_on: date | None = None
-    lost_reason: str | None = None
-    lost_competitor: str | None = None
-    void_reason: str | None = None
-    awaiting_version: int | None = None
-
-    def row(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in STATE_FIELDS}
-
-    @classmethod
-    def from_row(cls, row: Any) -> "OpportunityState":
-        return cls(**{name: row[name] for name in STATE_FIELDS})
-
-    @property
-    def visit_of(self) -> VisitOf:
-        return VisitOf(
-            self.id, self.pipeline_id, self.type, self.tier, self.ownership, self.created_at
-        )
-
-    @property
-    def open_visit(self) -> OpenVisit:
-        return OpenVisit(
-            visit_no=self.visit_no,
-            stage=self.stage,
-            stage_index=self.stage_index,
-            entered_at=self.stage_entered_at,
-            entered_version=self.stage_entered_version,
-            entry_kind=self.stage_entry_kind,
-            paused_seconds=self.visit_paused_seconds,
-            deferred_seconds=self.visit_deferred_seconds,
-        )
-
-
-STATE_FIELDS = tuple(f.name for f in fields(OpportunityState))
-state_values = attrgetter(*STATE_FIELDS)
-
-# The columns of `bi_opportunity_version`: the state after each event, for `as_of`. They are
-# all the reports read of a state that changes, now or as of then (readmodel.py).
-HISTORY_FIELDS = (
-    "status",
-    "stage",
-    "stage_index",
-    "furthest_stage_index",
-    "stage_entered_at",
-    "visit_paused_seconds",
-    "paused_at",
-    "owner_id",
-    "team_id",
-    "amount",
-    "currency",
-    "expected_close_on",
-    "last_progress_at",
-    "closed_at",
-    "won_amount",
-)
-_history_values = attrgetter(*HISTORY_FIELDS)
-
 
 @dataclass
 class Applied:
@@ -199,7 +96,7 @@ class Projector:
     def __init__(self, pipelines: PipelineIndex, zone: ZoneInfo) -> None:
         self.pipelines, self.zone = pipelines, zone
 
-    def apply(self, state: OpportunityState | None, event: Event) -> Applied | None:
+    def apply(self, state: OpportunityState | None, event: Envelope) -> Applied | None:
         """The state after `event`; None when it cannot start an opportunity (not a creation).
 
         An unknown event type, or a payload the contract refuses, only moves the version on
@@ -241,13 +138,13 @@ class Projector:
             event.version,
             event.occurred_at,
             kind,
-            *_history_values(state),
+            *history_values(state),
         )
         return applied
 
     # -- one method per event type that changes a figure ----------------------------------
 
-    def _created(self, e: Event, p: OpportunityCreatedV1) -> OpportunityState:
+    def _created(self, e: Envelope, p: OpportunityCreatedV1) -> OpportunityState:
         at = e.occurred_at
         index = self.pipelines.index(p.pipeline_id, p.stage)
         return OpportunityState(
@@ -293,7 +190,7 @@ class Projector:
             follow_up_count=0,
         )
 
-    def _change(self, applied: Applied, e: Event, p: Payload) -> None:  # noqa: C901 - a table
+    def _change(self, applied: Applied, e: Envelope, p: Payload) -> None:  # noqa: C901 - a table
         s, at = applied.state, e.occurred_at
         if isinstance(p, StageAdvancedV1):
             self._move(applied, e, p.to_stage, ExitKind.ADVANCED, EntryKind.ADVANCED)
@@ -341,7 +238,7 @@ class Projector:
             s.void_reason = p.reason
 
     def _move(
-        self, applied: Applied, e: Event, to_stage: str, exit_kind: ExitKind, entry: EntryKind
+        self, applied: Applied, e: Envelope, to_stage: str, exit_kind: ExitKind, entry: EntryKind
     ) -> None:
         """Leave the current visit and start a visit of `to_stage`."""
         s = applied.state
@@ -359,7 +256,7 @@ class Projector:
         applied.visits.append(visit_row(s.visit_of, s.open_visit))
 
     @staticmethod
-    def _close(applied: Applied, e: Event, exit_kind: ExitKind, status: str) -> None:
+    def _close(applied: Applied, e: Envelope, exit_kind: ExitKind, status: str) -> None:
         """Won, lost or voided: a pause or deferral ends with it, and so does the visit."""
         s, at = applied.state, e.occurred_at
         _end_pause(s, at)

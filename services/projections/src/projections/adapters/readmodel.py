@@ -17,10 +17,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from projections.forecast import OpenAmount
-from projections.funnel import ReachCount
-from projections.projection import ACTIVE, HISTORY_FIELDS
-from projections.schema import LIVE, Tables, epoch
+from projections.adapters.schema import LIVE, Tables, epoch
+from projections.domain.forecast import OpenAmount
+from projections.domain.funnel import ReachCount
+from projections.domain.state import ACTIVE, HISTORY_FIELDS
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,10 @@ class ReadModel:
     ) -> tuple[Cohort, Cohort]:
         """The stage figures of the query's cohort and of the company's trailing cohort (same
         segment and `as_of`, other creation window, everyone's), each table read once."""
+        if conn.dialect.name == "postgresql":
+            # The GROUP BYs hash in memory instead of sorting on disk (for the rest of the
+            # connection's transaction: the forecast's open amounts too).
+            conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
         base = replace(q.segment(), include_voided=True)
         s = self.source(base)
         mine = sa.and_(sa.true(), *_conditions(s.c, q, segment=False))

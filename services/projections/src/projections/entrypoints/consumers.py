@@ -1,7 +1,7 @@
 """The projections' Kafka consumer (group `projections`): a FastStream router.
 
 Positions are the truth: each batch is applied together with the positions it reaches, in one
-database transaction (store.py); on every partition assignment the consumer seeks to the
+database transaction (adapters/store.py); on every partition assignment the consumer seeks to the
 stored positions (`PositionSeeker`), so what the group committed in Kafka is only
 informative (it is still committed, for lag dashboards). A batch that fails is read again
 from its first records after a pause; a poison record is kept in the database, never retried.
@@ -22,8 +22,8 @@ from faststream.kafka.annotations import KafkaMessage
 
 from chassis.kafka.consuming import batch_subscriber, high_watermark_of
 from chassis.kafka.logwatch import LogWatch, Mark
-from projections.metrics import Metrics
-from projections.store import Outcome, Store
+from projections.adapters.store import Outcome, Store
+from projections.entrypoints.instruments import Instruments
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class PositionSeeker(ConsumerRebalanceListener):  # type: ignore[misc]
 
 def build_consumer(
     store: Store,
-    metrics: Metrics,
+    metrics: Instruments,
     topic: str,
     group: str,
     *,
@@ -130,7 +130,7 @@ def build_consumer(
 async def apply_batch(
     store: Store,
     seeker: PositionSeeker,
-    metrics: Metrics,
+    metrics: Instruments,
     consumer: Any,
     records: list[Any],
     on_stored: Callable[[], None] | None = None,
@@ -222,7 +222,7 @@ def _say_what_was_passed_over(outcome: Outcome) -> None:
         )
 
 
-def _observe_lag(metrics: Metrics, seeker: PositionSeeker, consumer: Any) -> None:
+def _observe_lag(metrics: Instruments, seeker: PositionSeeker, consumer: Any) -> None:
     lag = 0
     for tp in seeker.assigned:
         high = consumer.highwater(tp)

@@ -14,7 +14,7 @@ _LOCK_KEY = 0x6F70_7072_6F6A  # "opproj"
 
 def alembic_config(conn: sa.Connection) -> Config:
     config = Config()
-    config.set_main_option("script_location", "projections:migrations")
+    config.set_main_option("script_location", "projections.adapters:migrations")
     config.attributes["connection"] = conn
     return config
 

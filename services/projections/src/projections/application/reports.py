@@ -4,8 +4,7 @@ Read-model queries finished by the pure metric functions.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,13 +14,13 @@ import sqlalchemy as sa
 from contracts import schedule
 from contracts.opportunity import Status
 from contracts.rules import Pipeline, Rulebook
-from projections import dwell as dwell_
-from projections import forecast as forecast_
-from projections.funnel import Reach, conversion_rates, reach, win_rates
-from projections.readmodel import Cohort, Query, ReadModel
-from projections.standards import Metric, Segment, blended_industry_standard, falls_below
-
-PERIODS = ("day", "week", "month", "quarter", "year")
+from projections.adapters.readmodel import Cohort, Query, ReadModel
+from projections.application.figures import PipelineFigures, Wins, ranked
+from projections.domain import dwell as dwell_
+from projections.domain import forecast as forecast_
+from projections.domain.funnel import conversion_rates, win_rates
+from projections.domain.periods import months_before, period_of
+from projections.domain.standards import Metric, Segment, blended_industry_standard, falls_below
 
 
 class Reports:
@@ -36,16 +35,13 @@ class Reports:
         self, conn: sa.Connection, q: Query, at: datetime, *, visits: bool = True
     ) -> tuple[Cohort, Cohort]:
         """The query's cohort and the company's trailing one, read together."""
-        if conn.dialect.name == "postgresql":
-            # The GROUP BYs hash in memory instead of sorting on disk.
-            conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
         return self.rm.cohorts(conn, q, self._company_query(q, at), at, visits=visits)
 
     def _company_query(self, q: Query, at: datetime) -> Query:
         """The company's own trailing window: the same segment, everyone's opportunities
         created in the `standards.trailing_months` months before `at`."""
         local = at.astimezone(self.zone)
-        start = _months_before(local, self.rules.standards.trailing_months)
+        start = months_before(local, self.rules.standards.trailing_months)
         return q.company(start, at)
 
     def _pipelines(self, q: Query) -> list[Pipeline]:
@@ -64,8 +60,8 @@ class Reports:
             cohort, company = self._cohorts(conn, q, at)
         pipelines = []
         for p in self._pipelines(q):
-            figures = _PipelineFigures(p, cohort, self.currency)
-            theirs = _PipelineFigures(p, company, self.currency)
+            figures = PipelineFigures(p, cohort, self.currency)
+            theirs = PipelineFigures(p, company, self.currency)
             rates, company_rates = conversion_rates(figures.reach), conversion_rates(theirs.reach)
             stages = []
             for i, stage in enumerate(p.stages):
@@ -121,7 +117,7 @@ class Reports:
             cohort, company = self._cohorts(conn, q, at)
         pipelines = []
         for p in self._pipelines(q):
-            figures, theirs = _PipelineFigures(p, cohort), _PipelineFigures(p, company)
+            figures, theirs = PipelineFigures(p, cohort), PipelineFigures(p, company)
             stages = []
             for stage in p.stages:
                 d = figures.dwell(stage.id)
@@ -158,7 +154,7 @@ class Reports:
             cohort, company = self._cohorts(conn, q, at, visits=False)
         pipelines = []
         for p in self._pipelines(q):
-            figures, theirs = _PipelineFigures(p, cohort), _PipelineFigures(p, company)
+            figures, theirs = PipelineFigures(p, cohort), PipelineFigures(p, company)
             rates, company_rates = win_rates(figures.reach), win_rates(theirs.reach)
             stages = []
             for i, stage in enumerate(p.stages):
@@ -200,7 +196,7 @@ class Reports:
             rows = self.rm.open_amounts(conn, q)
         rates: dict[tuple[str, str], forecast_.Rate] = {}
         for p in self.rules.pipelines:
-            r = _PipelineFigures(p, cohort).reach
+            r = PipelineFigures(p, cohort).reach
             for i, stage in enumerate(p.stages):
                 closed = r.won + r.lost_reached[i]
                 if closed:
@@ -306,8 +302,8 @@ class Reports:
         won_to: datetime | None,
     ) -> dict[str, Any]:
         at = q.as_of or now
-        owners: dict[str, dict[tuple[str | None, str | None], _Wins]] = defaultdict(dict)
-        teams: dict[str, dict[str | None, _Wins]] = defaultdict(dict)
+        owners: dict[str, dict[tuple[str | None, str | None], Wins]] = defaultdict(dict)
+        teams: dict[str, dict[str | None, Wins]] = defaultdict(dict)
         with self.rm.engine.connect() as conn:
             for owner_id, team_id, currency, amount, won_at in self.rm.wins(conn, q):
                 if (won_from is not None and won_at < won_from) or (
@@ -315,8 +311,8 @@ class Reports:
                 ):
                     continue
                 key = period_of(won_at.astimezone(self.zone), period)
-                owner = owners[key].setdefault((owner_id, team_id), _Wins())
-                team = teams[key].setdefault(team_id, _Wins())
+                owner = owners[key].setdefault((owner_id, team_id), Wins())
+                team = teams[key].setdefault(team_id, Wins())
                 for wins in (owner, team):
                     wins.add(currency, amount or Decimal(0), self.currency)
         periods = []
@@ -324,11 +320,11 @@ class Reports:
             periods.append(
                 {
                     "period": key,
-                    "owners": _ranked(
+                    "owners": ranked(
                         [{"owner_id": o, "team_id": t} for (o, t) in owners[key]],
                         list(owners[key].values()),
                     ),
-                    "teams": _ranked(
+                    "teams": ranked(
                         [{"team_id": t} for t in teams[key]], list(teams[key].values())
                     ),
                 }
@@ -348,113 +344,6 @@ class Reports:
         return blended_industry_standard(
             self.rules, metric, pipeline.type.value, stage, weights, (q.tier, q.ownership)
         )
-
-
-class _PipelineFigures:
-    """One pipeline's share of a cohort: reach overall and per segment, dwell per stage."""
-
-    def __init__(self, pipeline: Pipeline, cohort: Cohort, currency: str = "CNY") -> None:
-        self.pipeline = pipeline
-        n = len(pipeline.stages)
-        mine = [r for r in cohort.reach if r.pipeline_id == pipeline.id]
-        self.reach = reach(mine, n, cohort.include_voided)
-        self.segments: dict[Segment, Reach] = {}
-        for r in mine:
-            self.segments.setdefault((r.tier, r.ownership), Reach(n, cohort.include_voided)).add(
-                r.furthest_index, r.status, r.count
-            )
-        self._dwell: dict[str, dwell_.StageDwell] = defaultdict(dwell_.StageDwell)
-        self._completed_by_segment: dict[str, dict[Segment, float]] = defaultdict(
-            lambda: defaultdict(float)
-        )
-        for v in cohort.visits:
-            if v.pipeline_id == pipeline.id:
-                self._dwell[v.stage].add_completed(
-                    v.exit_kind, v.count, v.dwell_seconds, v.paused_seconds
-                )
-                self._completed_by_segment[v.stage][(v.tier, v.ownership)] += v.count
-        self._open: dict[str, tuple[Decimal, dict[str, Decimal]]] = {}
-        for o in cohort.open:
-            if o.pipeline_id == pipeline.id:
-                self._dwell[o.stage].add_open(o.count, o.age_seconds)
-                amount, others = self._open.get(o.stage, (Decimal(0), {}))
-                if o.currency == currency:
-                    amount += o.amount
-                else:
-                    others[o.currency] = others.get(o.currency, Decimal(0)) + o.amount
-                self._open[o.stage] = (amount, others)
-
-    def dwell(self, stage: str) -> dwell_.StageDwell:
-        return self._dwell.get(stage) or dwell_.StageDwell()
-
-    def open_stage(self, stage: str) -> tuple[Decimal, dict[str, Decimal]]:
-        return self._open.get(stage, (Decimal(0), {}))
-
-    def segment_reached(self, i: int) -> dict[Segment, float]:
-        return {s: float(r.reached[i]) for s, r in self.segments.items()}
-
-    def segment_closed(self, i: int) -> dict[Segment, float]:
-        return {s: float(r.won + r.lost_reached[i]) for s, r in self.segments.items()}
-
-    def segment_completed(self, stage: str) -> dict[Segment, float]:
-        return dict(self._completed_by_segment.get(stage, {}))
-
-
-@dataclass
-class _Wins:
-    count: int = 0
-    amount: Decimal = Decimal(0)
-    other: dict[str, Decimal] | None = None
-
-    def add(self, currency: str, amount: Decimal, report_currency: str) -> None:
-        self.count += 1
-        if currency == report_currency:
-            self.amount += amount
-        else:
-            self.other = self.other or {}
-            self.other[currency] = self.other.get(currency, Decimal(0)) + amount
-
-
-def _ranked(keys: list[dict[str, Any]], wins: list[_Wins]) -> list[dict[str, Any]]:
-    rows = sorted(zip(keys, wins, strict=True), key=lambda kw: (-kw[1].amount, -kw[1].count))
-    ranked, rank, previous = [], 0, None
-    for position, (key, w) in enumerate(rows, start=1):
-        if (w.amount, w.count) != previous:
-            rank, previous = position, (w.amount, w.count)
-        ranked.append(
-            {
-                **key,
-                "rank": rank,
-                "won_count": w.count,
-                "won_amount": forecast_.money(w.amount),
-                "won_amount_other_currencies": {
-                    k: forecast_.money(v) for k, v in sorted((w.other or {}).items())
-                },
-            }
-        )
-    return ranked
-
-
-def period_of(local: datetime, period: str) -> str:
-    if period == "day":
-        return local.date().isoformat()
-    if period == "week":
-        year, week, _ = local.isocalendar()
-        return f"{year:04d}-W{week:02d}"
-    if period == "quarter":
-        return f"{local.year:04d}-Q{(local.month - 1) // 3 + 1}"
-    if period == "year":
-        return f"{local.year:04d}"
-    return f"{local.year:04d}-{local.month:02d}"
-
-
-def _months_before(local: datetime, months: int) -> datetime:
-    """The same wall-clock time `months` calendar months earlier (day clamped to the month)."""
-    index = local.year * 12 + local.month - 1 - months
-    year, month = divmod(index, 12)
-    month += 1
-    last_day = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
-    return local.replace(year=year, month=month, day=min(local.day, last_day))
 
 
 def _iso(value: datetime | None) -> str | None:

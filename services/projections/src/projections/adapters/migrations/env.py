@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from projections.migrate import VERSION_TABLE
+from projections.adapters.migrate import VERSION_TABLE
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, version_table=VERSION_TABLE, transactional_ddl=True)

@@ -21,11 +21,12 @@ from contracts.customer import Ownership, Tier
 from contracts.opportunity import OpportunityType
 from contracts.problems import refusals
 from contracts.rules import Role
-from projections.messaging import Messaging
-from projections.metrics import Metrics
-from projections.migrate import current_revision
-from projections.readmodel import Query
-from projections.reports import PERIODS, Reports
+from projections.adapters.migrate import current_revision
+from projections.adapters.readmodel import Query
+from projections.application.reports import Reports
+from projections.domain.periods import PERIODS
+from projections.entrypoints.instruments import Instruments
+from projections.entrypoints.messaging import Messaging
 
 
 def invalid(field: str, message: str) -> RequestValidationError:
@@ -92,7 +93,7 @@ class Api:
         principals: Principals,
         zone: ZoneInfo,
         clock: Callable[[], datetime],
-        metrics: Metrics,
+        metrics: Instruments,
         messaging: Messaging | None = None,
     ) -> None:
         self.reports, self.engine, self.principals = reports, engine, principals

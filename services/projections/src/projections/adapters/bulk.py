@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from projections.database import STAGES, insert_for
+from projections.adapters.database import STAGES, insert_for
 
 Row = tuple[Any, ...]
 

@@ -2,18 +2,17 @@
 
 After a crash either both are there or neither is.
 
-Exactly once in effect: a record before the stored position of its partition is skipped; an
-event whose version is already applied is a duplicate (the event id is derived from the
-version, so that covers redelivered ids too). A version that skips ahead is a gap: the
-opportunity keeps its last consistent state, `awaiting_version` names what it waits for, and
-the later events wait in `projection_held_event` until the missing one arrives.
+Exactly once in effect: a record before the stored position of its partition is skipped; the
+events are applied in version order per opportunity (domain/ordering.py), and those held for
+a missing version wait in `projection_held_event` until it arrives.
 
 On PostgreSQL these transactions commit without waiting for the WAL flush (synchronous_commit
 off): if the database crashes, the last batches may be lost, but their positions with them,
 so the consumer reads them again and the tables stay exact. Nothing outside the database
 depends on a batch being durable (the Kafka commit is informative only).
 
-A record that decodes but holds what the tables cannot (a NUL character or a value too long
+A record that is no envelope (`contracts.envelope.read_envelope`) is kept as poison. One that
+is but holds what the tables cannot (a NUL character or a value too long
 for PostgreSQL, an integer beyond 64 bits) fails its batch: the batch is applied again one
 record per transaction, and that record alone is kept as poison, so its partition goes on.
 """
@@ -22,25 +21,29 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from operator import itemgetter
 from typing import Any, Protocol
 
-import orjson
 import sqlalchemy as sa
 
 from chassis.kafka.logwatch import Mark, epoch_of
 from chassis.sql.errors import refused, why
-from contracts.rules import Rulebook
-from projections.bulk import insert_new, upsert
-from projections.envelopes import Event, Poison, decode
-from projections.projection import (
-    HISTORY_FIELDS,
-    STATE_FIELDS,
-    OpportunityState,
-    Projector,
-    state_values,
+from contracts.envelope import Envelope, NotAnEnvelope, read_envelope
+from projections.adapters.bulk import insert_new, upsert
+from projections.adapters.rows import (
+    EVENT_COLUMNS,
+    HELD_COLUMNS,
+    HISTORY_COLUMNS,
+    POISON_COLUMNS,
+    POSITION_COLUMNS,
+    VISIT_COLUMNS,
+    event_row,
+    values_of,
+    visit_values,
 )
-from projections.schema import Tables, pipeline_stage
+from projections.adapters.schema import Tables
+from projections.domain.ordering import COUNTED, in_order
+from projections.domain.projection import Projector
+from projections.domain.state import STATE_FIELDS, OpportunityState, state_values
 
 log = logging.getLogger(__name__)
 
@@ -178,35 +181,34 @@ class Store:
                     continue
                 fresh.append(record)
                 stored[key] = record.offset + 1
-            events: list[Event] = []
+            events: list[Envelope] = []
             poison: list[dict[str, Any]] = []
             for record in fresh:
-                decoded = decode(record.value)
-                if isinstance(decoded, Poison):
+                try:
+                    events.append(read_envelope(record.value))
+                except NotAnEnvelope as exc:
                     log.warning(
                         "record %s/%d/%d is not an event: %s",
                         record.topic,
                         record.partition,
                         record.offset,
-                        decoded.error,
+                        exc,
                     )
                     poison.append(
                         {
                             "topic": record.topic,
                             "partition": record.partition,
                             "offset": record.offset,
-                            "error": decoded.error,
+                            "error": str(exc),
                             "value": record.value,
                         }
                     )
-                else:
-                    events.append(decoded)
             outcome.poison = len(poison)
             insert_new(
                 conn,
                 self.tables.poison,
                 POISON_COLUMNS,
-                [_values(POISON_COLUMNS, p) for p in poison],
+                [values_of(POISON_COLUMNS, p) for p in poison],
             )
             self._apply(conn, events, outcome)
             epochs: dict[tuple[str, int], str | None] = {}
@@ -252,7 +254,7 @@ class Store:
             )
         return Outcome(poison=1, positions={key: record.offset + 1})
 
-    def apply_events(self, events: Sequence[Event]) -> Outcome:
+    def apply_events(self, events: Sequence[Envelope]) -> Outcome:
         """Apply events that come with no Kafka position (a rebuild from the feed)."""
         outcome = Outcome()
         with self.engine.begin() as conn:
@@ -294,121 +296,35 @@ class Store:
                 found[(topic, int(partition))] = int(offset)
         return found
 
-    def _apply(self, conn: sa.Connection, events: Sequence[Event], outcome: Outcome) -> None:
+    def _apply(self, conn: sa.Connection, events: Sequence[Envelope], outcome: Outcome) -> None:
         if not events:
             return
         t = self.tables
-        by_opportunity: dict[str, list[Event]] = defaultdict(list)
-        for event in events:
-            by_opportunity[event.opportunity_id].append(event)
-        ids = list(by_opportunity)
-        states = self._states(conn, ids)
-        held = self._held(conn, ids)
-
-        dirty: dict[str, OpportunityState] = {}
-        visits: dict[tuple[str, int], dict[str, Any]] = {}
-        event_rows: list[tuple[Any, ...]] = []
-        history_rows: list[tuple[Any, ...]] = []
-        hold_rows: list[dict[str, Any]] = []
-        released: list[str] = []
-        voided: list[dict[str, Any]] = []
-
-        for opportunity_id, arrived in by_opportunity.items():
-            state = states.get(opportunity_id)
-            waiting = held.get(opportunity_id, {})
-            candidates: dict[int, tuple[Event, bool]] = {v: (e, True) for v, e in waiting.items()}
-            for event in arrived:
-                if event.version in candidates:
-                    outcome.duplicates += 1
-                else:
-                    candidates[event.version] = (event, False)
-            expected = 1 if state is None else state.version + 1
-            changed = False
-            for version in sorted(candidates):
-                event, was_held = candidates[version]
-                if version < expected:
-                    if was_held:
-                        released.append(event.event_id)
-                    else:
-                        outcome.duplicates += 1
-                    continue
-                if version > expected:
-                    break
-                applied = self.projector.apply(state, event)
-                if applied is None:
-                    log.warning(
-                        "event %s v%d of %s cannot start an opportunity (%s); held",
-                        event.event_id,
-                        version,
-                        opportunity_id,
-                        event.event_type,
-                    )
-                    break
-                state = applied.state
-                changed = True
-                outcome.applied += 1
-                if was_held:
-                    released.append(event.event_id)
-                    outcome.released += 1
-                if not applied.projected:
-                    outcome.not_projected += 1
-                for row in applied.visits:
-                    visits[(row["opportunity_id"], row["visit_no"])] = row
-                history_rows.append(applied.history)
-                if event.event_type == "OpportunityVoided" and state.status == "voided":
-                    voided.append({"key": opportunity_id, "at": event.occurred_at})
-                event_rows.append(_event_row(event, applied.projected))
-                expected = version + 1
-            waiting_now = [
-                (event, was_held) for v, (event, was_held) in candidates.items() if v >= expected
-            ]
-            new_holds = [event for event, was_held in waiting_now if not was_held]
-            if new_holds:
-                outcome.held += len(new_holds)
-                hold_rows.extend(
-                    {
-                        "event_id": e.event_id,
-                        "opportunity_id": e.opportunity_id,
-                        "version": e.version,
-                        "envelope": e.to_json(),
-                    }
-                    for e in new_holds
-                )
-                if not waiting:
-                    outcome.gaps += 1
-                    log.warning(
-                        "version gap for opportunity %s: applied up to v%d, got v%s; "
-                        "holding its later events until v%d arrives",
-                        opportunity_id,
-                        expected - 1,
-                        ",".join(str(e.version) for e in new_holds),
-                        expected,
-                    )
-            if state is not None:
-                awaiting = expected if waiting_now else None
-                if awaiting != state.awaiting_version:
-                    state.awaiting_version = awaiting
-                    changed = True
-                if changed:
-                    dirty[opportunity_id] = state
-
+        ids = list(dict.fromkeys(event.opportunity_id for event in events))
+        ordered = in_order(self.projector, self._states(conn, ids), self._held(conn, ids), events)
+        for name in COUNTED:
+            setattr(outcome, name, getattr(outcome, name) + getattr(ordered, name))
         # Only versions above the stored state get here. Two consumers of one partition (for
         # a moment during a rebalance) queue on its position row on PostgreSQL; should they
         # still meet, the second fails on these primary keys and reads its batch again.
+        event_rows = [event_row(event, projected) for event, projected in ordered.events]
         insert_new(conn, t.event, EVENT_COLUMNS, event_rows, unique=True)
-        insert_new(conn, t.version, HISTORY_COLUMNS, history_rows, unique=True)
-        upsert(conn, t.visit, VISIT_COLUMNS, [_visit(row) for row in visits.values()])
-        if voided:  # every visit of a voided opportunity says when (rare: one statement)
+        insert_new(conn, t.version, HISTORY_COLUMNS, ordered.history, unique=True)
+        upsert(conn, t.visit, VISIT_COLUMNS, [visit_values(row) for row in ordered.visits.values()])
+        if ordered.voided:  # every visit of a voided opportunity says when (rare: one statement)
             conn.execute(
                 sa.update(t.visit)
                 .where(t.visit.c.opportunity_id == sa.bindparam("key"))
                 .values(voided_at=sa.bindparam("at")),
-                voided,
+                [{"key": key, "at": at} for key, at in ordered.voided],
             )
-        upsert(
-            conn, t.opportunity, STATE_FIELDS, [state_values(s) for s in dirty.values()], "version"
-        )
-        insert_new(conn, t.held, HELD_COLUMNS, [_values(HELD_COLUMNS, h) for h in hold_rows])
+        states = [state_values(s) for s in ordered.states.values()]
+        upsert(conn, t.opportunity, STATE_FIELDS, states, "version")
+        holds = [
+            (e.event_id, e.opportunity_id, e.version, e.model_dump_json()) for e in ordered.holds
+        ]
+        insert_new(conn, t.held, HELD_COLUMNS, holds)
+        released = ordered.released_ids
         for start in range(0, len(released), CHUNK):
             conn.execute(
                 sa.delete(t.held).where(t.held.c.event_id.in_(released[start : start + CHUNK]))
@@ -435,112 +351,28 @@ class Store:
         for start in range(0, len(ids), CHUNK):
             rows = conn.execute(sa.select(o).where(o.c.id.in_(ids[start : start + CHUNK])))
             for row in rows.mappings():
-                states[row["id"]] = OpportunityState.from_row(row)
+                states[row["id"]] = OpportunityState(**{name: row[name] for name in STATE_FIELDS})
         return states
 
-    def _held(self, conn: sa.Connection, ids: list[str]) -> dict[str, dict[int, Event]]:
+    def _held(self, conn: sa.Connection, ids: list[str]) -> dict[str, dict[int, Envelope]]:
         """Events waiting for a missing version, of these opportunities (usually none)."""
         h = self.tables.held
         if conn.execute(sa.select(h.c.event_id).limit(1)).first() is None:
             return {}
-        found: dict[str, dict[int, Event]] = defaultdict(dict)
+        found: dict[str, dict[int, Envelope]] = defaultdict(dict)
         for start in range(0, len(ids), CHUNK):
             rows = conn.execute(
                 sa.select(h.c.envelope).where(h.c.opportunity_id.in_(ids[start : start + CHUNK]))
             )
             for (text,) in rows:
-                decoded = decode(text)
-                if isinstance(decoded, Event):
-                    found[decoded.opportunity_id][decoded.version] = decoded
+                try:
+                    held = read_envelope(text)
+                except NotAnEnvelope:  # what an older version held and this one refuses
+                    continue
+                found[held.opportunity_id][held.version] = held
         return found
-
-
-EVENT_COLUMNS = (
-    "event_id",
-    "opportunity_id",
-    "version",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "recorded_at",
-    "actor",
-    "payload",
-    "projected",
-)
-HISTORY_COLUMNS = ("opportunity_id", "version", "occurred_at", "event_type", *HISTORY_FIELDS)
-VISIT_COLUMNS = (
-    "opportunity_id",
-    "visit_no",
-    "pipeline_id",
-    "stage",
-    "stage_index",
-    "entered_at",
-    "entered_version",
-    "entry_kind",
-    "exited_at",
-    "exited_version",
-    "exit_kind",
-    "exited_to",
-    "paused_seconds",
-    "deferred_seconds",
-    "dwell_seconds",
-    "type",
-    "tier",
-    "ownership",
-    "created_at",
-    "voided_at",
-)
-POSITION_COLUMNS = ("topic", "partition", "next_offset", "log_epoch")
-HELD_COLUMNS = ("event_id", "opportunity_id", "version", "envelope")
-POISON_COLUMNS = ("topic", "partition", "offset", "error", "value")
-
-_visit = itemgetter(*VISIT_COLUMNS)
 
 
 def _relaxed_commit(conn: sa.Connection) -> None:
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-
-
-def _values(columns: tuple[str, ...], row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(row[c] for c in columns)
-
-
-def _event_row(event: Event, projected: bool) -> tuple[Any, ...]:
-    return (
-        event.event_id,
-        event.opportunity_id,
-        event.version,
-        event.event_type,
-        event.schema_version,
-        event.occurred_at,
-        event.recorded_at,
-        event.actor,
-        orjson.dumps(event.payload).decode(),
-        projected,
-    )
-
-
-def write_pipeline_stages(conn: sa.Connection, rules: Rulebook) -> None:
-    """`bi_pipeline_stage` as the rules file has it now (the views join it)."""
-    rows = []
-    for p in rules.pipelines:
-        for i, stage in enumerate(p.stages):
-            last = i == len(p.stages) - 1
-            rows.append(
-                {
-                    "pipeline_id": p.id,
-                    "stage": stage.id,
-                    "stage_index": i,
-                    "next_stage": None if last else p.stages[i + 1].id,
-                    "is_last": int(last),
-                    "type": p.type.value,
-                    "tier": p.tier.value if p.tier else None,
-                    "label_zh": stage.label.zh,
-                    "label_en": stage.label.en,
-                    "probability": stage.probability,
-                    "forecast_category": stage.forecast_category.value,
-                }
-            )
-    conn.execute(sa.delete(pipeline_stage))
-    conn.execute(sa.insert(pipeline_stage), rows)

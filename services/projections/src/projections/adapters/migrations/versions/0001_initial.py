@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 from chassis.sql.engines import UtcDateTime
-from projections.schema import Money
-from projections.views import view_statements
+from projections.adapters.bi_views import view_statements
+from projections.adapters.schema import Money
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -186,7 +186,7 @@ def upgrade() -> None:
     )
     for name, table, columns, unique in INDEXES:
         op.create_index(name, table, columns, unique=unique)
-    # Revision 0001's views are views.py's first version; a revision that changes a view
+    # Revision 0001's views are bi_views.py's first version; a revision that changes a view
     # will carry its own SQL.
     for statement in view_statements(op.get_bind().dialect.name):
         op.execute(statement)

@@ -1,0 +1,1 @@
+"""The projections database (tables, views, queries, the store, migrations) and the feed client."""

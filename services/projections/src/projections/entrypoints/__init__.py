@@ -1,0 +1,1 @@
+"""What drives the service: HTTP routes, the dashboard page, the Kafka consumer, instruments."""

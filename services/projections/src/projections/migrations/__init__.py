@@ -1,1 +1,0 @@
-"""Alembic migrations of the projections database, run at service start by `projections.migrate`."""
