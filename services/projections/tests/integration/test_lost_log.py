@@ -46,6 +46,9 @@ class FakeConsumer:
     def highwater(self, _: TopicPartition) -> int:
         return self.high
 
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(TOPIC, 0)}
+
     async def commit(self, _: Any) -> None:
         return None
 
