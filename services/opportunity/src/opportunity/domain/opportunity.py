@@ -20,7 +20,6 @@ from opportunity.domain import pipeline_rules
 from opportunity.domain.errors import InvalidValue
 from opportunity.domain.ids import ID_NAMESPACE
 from opportunity.domain.lifecycle import (
-    ACTIVE,
     check_allowed,
     check_changes,
     check_follow_up_kind,
@@ -241,10 +240,6 @@ class Opportunity(Aggregate):
         self._require("void", at)
         required("reason", reason)
         self._voided(reason=reason, previous_status=str(self.status), at=at, actor=actor)
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE
 
     def _require(self, command: str, at: datetime) -> None:
         check_allowed(command, self.status, self.last_event_at, at)

@@ -1,6 +1,9 @@
 """The command routes (SPEC §4.1): each maps its request body to one use case of the
 application; `Api.command` answers. POST /opportunities/{id}/{command}, PATCH for `update`."""
 
+# Every use takes what any command needs; not every command needs all (`resume` has no body).
+# ruff: noqa: ARG005
+
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 from uuid import UUID
@@ -17,9 +20,6 @@ from opportunity.domain.opportunity import Opportunity
 from opportunity.entrypoints.http import bodies as body
 from opportunity.entrypoints.http.api import Api, opportunity_uuid
 from opportunity.entrypoints.http.fastlane import fast_lane_route
-
-# Not every command needs all that a use receives (e.g. `resume` has no body fields).
-# ruff: noqa: ARG005
 
 BodyT = TypeVar("BodyT", bound=body.Body)
 
