@@ -4,9 +4,6 @@ Public methods validate, then call a private event method; event bodies only ass
 they re-run on every replay. Time and actor are passed in, never read here.
 """
 
-# Event methods record their arguments in the event: unused in the body by design.
-# ruff: noqa: ARG002
-
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any

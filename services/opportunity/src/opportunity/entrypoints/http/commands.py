@@ -1,9 +1,6 @@
 """The command routes (SPEC §4.1): each maps its request body to one use case of the
 application; `Api.command` answers. POST /opportunities/{id}/{command}, PATCH for `update`."""
 
-# Every use takes what any command needs; not every command needs all (`resume` has no body).
-# ruff: noqa: ARG005
-
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 from uuid import UUID
