@@ -9,14 +9,13 @@ whose values the store cannot hold or the schedule cannot be computed with.
 import logging
 from collections.abc import Sequence
 
-import orjson
 from pydantic import ValidationError
 
 from chassis.kafka.consuming import ConsumedRecord
 from chassis.kafka.logwatch import epoch_of
 from chassis.sql.errors import refused, why
 from contracts import topics
-from contracts.envelope import Envelope
+from contracts.envelope import Envelope, NotAnEnvelope, read_envelope
 from reminders.application.ports import Planned, TimerStore
 from reminders.domain.clock import Clock
 from reminders.domain.facts import OpportunityFacts, evolve
@@ -154,13 +153,13 @@ def _take(
 
 def _envelope(record: ConsumedRecord) -> Envelope | None:
     try:
-        return Envelope.model_validate(orjson.loads(record.value or b""))
-    except (orjson.JSONDecodeError, ValidationError) as exc:
+        return read_envelope(record.value)
+    except NotAnEnvelope as exc:
         log.warning(
             "record %s/%d/%d is not an event envelope, passed over: %s",
             record.topic,
             record.partition,
             record.offset,
-            str(exc).splitlines()[0],
+            exc,
         )
         return None
