@@ -3,7 +3,7 @@
 import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import httpx
@@ -12,9 +12,13 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from soak_load import ACTIVE, Answered
 
+from chassis.kafka.logwatch import epoch_of
 from chassis.kafka.producing import partition_ends
+from contracts import topics
+from contracts.envelope import Envelope
 from contracts.opportunity import PROGRESS_EVENTS
 from projections.adapters.schema import EVENT_TABLES
+from reminders.domain.facts import OpportunityFacts, evolve
 
 # The read model the events decide (the projection_* bookkeeping left out).
 BI_TABLES = tuple(name for name in EVENT_TABLES if name.startswith("bi_"))
@@ -33,25 +37,68 @@ class Record:
     offset: int
     key: bytes | None
     value: dict[str, Any]
+    epoch: str | None = None  # the relay's log epoch header, on the events topic
+
+
+@dataclass
+class TopicLog:
+    """Records read from topics, and where each partition ended when they were read."""
+
+    records: dict[str, list[Record]] = field(default_factory=dict)
+    ends: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    def extend(self, more: "TopicLog") -> None:
+        for name, found in more.records.items():
+            self.records.setdefault(name, []).extend(found)
+            self.ends.setdefault(name, {}).update(more.ends.get(name, {}))
+
+    def count(self, name: str) -> int:
+        return len(self.records.get(name, ()))
+
+
+class History:
+    """Every recorded event, in recording order, from the service's /notifications feed;
+    `catch_up` reads on from where the last reading stopped."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url, self.token = url, token
+        self.envelopes: list[dict[str, Any]] = []
+        self.versions: dict[str, int] = {}  # opportunity id → its last recorded version
+        self.from_leads: set[str] = set()  # lead ids that created an opportunity
+        self._after = 0
+
+    def catch_up(self) -> list[dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        with httpx.Client(base_url=self.url, headers=headers, timeout=60) as client:
+            while True:
+                page = client.get("/notifications", params={"after": self._after, "limit": 10_000})
+                page.raise_for_status()
+                body = page.json()
+                if not body["items"]:
+                    return self.envelopes
+                for item in body["items"]:
+                    self._take(item["envelope"])
+                self._after = body["next_after"]
+
+    def _take(self, envelope: dict[str, Any]) -> None:
+        self.envelopes.append(envelope)
+        oid = envelope["opportunity_id"]
+        self.versions[oid] = max(self.versions.get(oid, 0), envelope["version"])
+        lead = envelope["payload"].get("lead_id")
+        if envelope["event_type"] == "OpportunityCreated" and lead:
+            self.from_leads.add(lead)
 
 
 def history(url: str, token: str) -> list[dict[str, Any]]:
     """Every recorded event, in recording order, from the service's /notifications feed."""
-    envelopes: list[dict[str, Any]] = []
-    after = 0
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
-        while True:
-            page = client.get("/notifications", params={"after": after, "limit": 10_000})
-            page.raise_for_status()
-            body = page.json()
-            envelopes += [item["envelope"] for item in body["items"]]
-            if not body["items"]:
-                return envelopes
-            after = body["next_after"]
+    return History(url, token).catch_up()
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[Record]:
-    """Every record of `topic` from the start up to its end now, partition by partition."""
+async def read_topic(
+    bootstrap: str, topic: str, after: dict[int, int] | None = None
+) -> tuple[list[Record], dict[int, int]]:
+    """Every record of `topic` from the start (or from the offsets `after`) up to its end
+    now, partition by partition; and where each partition ended."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=60000
     )
@@ -60,18 +107,34 @@ async def read_topic(bootstrap: str, topic: str) -> list[Record]:
         parts = await partitions(consumer, topic)
         ends = await partition_ends(consumer, parts)
         await consumer.seek_to_beginning(*parts)
+        for part in parts:
+            if after and part.partition in after:
+                consumer.seek(part, min(after[part.partition], ends[part]))
         records: list[Record] = []
         while [p for p in parts if await consumer.position(p) < ends[p]]:
             batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
             for part, found in batches.items():
                 records += [
-                    Record(part.partition, r.offset, r.key, _json(r.value))
+                    Record(part.partition, r.offset, r.key, _json(r.value), epoch_of(r))
                     for r in found
                     if r.offset < ends[part]
                 ]
-        return records
+        return records, {p.partition: end for p, end in ends.items()}
     finally:
         await consumer.stop()
+
+
+def read_log(bootstrap: str, names: Iterable[str], after: TopicLog | None = None) -> TopicLog:
+    """The records of the topics `names` up to their ends now (from `after`'s ends if given)."""
+
+    async def read_all() -> TopicLog:
+        log = TopicLog()
+        for name in names:
+            since = after.ends.get(name) if after is not None else None
+            log.records[name], log.ends[name] = await read_topic(bootstrap, name, since)
+        return log
+
+    return asyncio.run(read_all())
 
 
 async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
@@ -79,17 +142,37 @@ async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartit
     return [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
 
 
-async def end_offsets(bootstrap: str, topic: str) -> int:
-    """How many records `topic` holds, all partitions together."""
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Where each partition of `topic` ends now."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=60000
     )
     await consumer.start()
     try:
         ends = await partition_ends(consumer, await partitions(consumer, topic))
-        return sum(ends.values())
+        return {p.partition: end for p, end in ends.items()}
     finally:
         await consumer.stop()
+
+
+async def committed_past_end(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
+    """How many partitions of `topic` the consumer group `group` has committed past their
+    end (a group standing beyond a log that lost its records), of how many."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        request_timeout_ms=60000,
+    )
+    await consumer.start()
+    try:  # not subscribed: the group is asked for its offsets, never joined
+        parts = await partitions(consumer, topic)
+        committed = {part: await consumer.committed(part) for part in parts}
+    finally:
+        await consumer.stop()
+    ends = await end_offsets(bootstrap, topic)
+    past = sum(1 for part, at in committed.items() if at is not None and at > ends[part.partition])
+    return past, len(parts)
 
 
 def _json(value: bytes | None) -> dict[str, Any]:
@@ -111,17 +194,26 @@ def commands_durable(answered: list[Answered], envelopes: list[dict[str, Any]]) 
     )
 
 
-def events_published(envelopes: list[dict[str, Any]], published: list[Record]) -> Check:
-    """Store versions contiguous per opportunity; each on the topic, first seen in order."""
+def events_published(
+    envelopes: list[dict[str, Any]], published: list[Record], epoch: str | None
+) -> Check:
+    """Store versions contiguous per opportunity; each on the topic in the relay's log epoch
+    `epoch` (None: whatever epoch), first seen in order. Records of an earlier epoch are those
+    a relay sent into a log that had lost its earlier records, before it noticed: counted
+    apart (what the consumers made of them, the read models' checks say)."""
     stored: dict[str, list[int]] = defaultdict(list)
     for e in envelopes:
         stored[e["opportunity_id"]].append(e["version"])
     gaps = sum(1 for v in stored.values() if sorted(v) != list(range(1, len(v) + 1)))
     seen: dict[str, set[int]] = defaultdict(set)
     out_of_order = redelivered = 0
+    stale = 0
     for record in sorted(published, key=lambda r: (r.partition, r.offset)):
         oid, version = record.value.get("opportunity_id"), record.value.get("version")
         if not isinstance(oid, str) or not isinstance(version, int):
+            continue
+        if epoch is not None and record.epoch != epoch:
+            stale += 1
             continue
         if version in seen[oid]:
             redelivered += 1
@@ -131,12 +223,14 @@ def events_published(envelopes: list[dict[str, Any]], published: list[Record]) -
     unpublished = sum(
         1 for oid, versions in stored.items() for v in versions if v not in seen.get(oid, ())
     )
+    where = "on the topic" if epoch is None else "on the topic in the relay's log epoch"
     return Check(
         "every recorded event reached the events topic, in order",
         not (gaps or unpublished or out_of_order),
         f"{len(envelopes):,} events of {len(stored):,} opportunities; {gaps} with a version gap "
-        f"in the store; {unpublished} not on the topic; {out_of_order} first seen out of order; "
-        f"{redelivered:,} redelivered copies",
+        f"in the store; {unpublished} not {where}; {out_of_order} first seen out of order; "
+        f"{redelivered:,} redelivered copies"
+        + (f"; {stale:,} records of the lost log's epoch ahead of the history" if stale else ""),
     )
 
 
@@ -206,14 +300,16 @@ def reminders_once(reminders_url: str, published: list[Record], overdue_at_stop:
     on_topic = Counter(r.value.get("reminder_id") for r in published)
     twice = sum(1 for n in fired_ids.values() if n > 1) + sum(1 for n in per_due.values() if n > 1)
     pending = sum(1 for row in fired if row[6])
-    unsent = sum(1 for row in fired if row[5] and not row[6] and row[0] not in on_topic)
+    unsent = [row for row in fired if row[5] and not row[6] and row[0] not in on_topic]
     strangers = sum(1 for rid in on_topic if rid not in fired_ids)
     kinds = Counter(row[3] for row in fired)
     return Check(
         "each due reminder fired exactly once",
         not (twice or unsent or strangers or overdue_at_stop) and bool(fired),
         f"{len(fired):,} fired ({', '.join(f'{k} {n:,}' for k, n in sorted(kinds.items()))}); "
-        f"{twice} fired twice; {unsent} lost (not on crm.reminders nor in the outbox); "
+        f"{twice} fired twice; {len(unsent)} lost (not on crm.reminders nor in the outbox"
+        + (f", first: {unsent[0][0]} {unsent[0][3]} for {unsent[0][1]}" if unsent else "")
+        + "); "
         f"{pending} still in the outbox when it stopped; {strangers} on the topic but not "
         f"fired; {sum(on_topic.values()) - len(on_topic):,} redelivered copies; "
         f"{overdue_at_stop} overdue timers left when it stopped",
@@ -248,28 +344,183 @@ def no_reclaim_after_progress(envelopes: list[dict[str, Any]], commands: list[Re
     )
 
 
-def leads_once(
-    leads: Iterable[str], envelopes: list[dict[str, Any]], rejected: list[Record]
+def replay(envelopes: list[dict[str, Any]]) -> dict[str, list[OpportunityFacts]]:
+    """What the reminders service should know of each opportunity after each of its
+    versions (index: version - 1): its own `evolve` folded over the event store's history."""
+    facts: dict[str, list[OpportunityFacts]] = defaultdict(list)
+    for raw in sorted(envelopes, key=lambda e: (e["opportunity_id"], e["version"])):
+        envelope = Envelope.model_validate(raw)
+        known = facts.get(envelope.opportunity_id)
+        after = evolve(known[-1] if known else None, envelope, 0)
+        if after is not None:
+            facts[envelope.opportunity_id].append(after)
+    return dict(facts)
+
+
+# The facts a reminders row holds, compared with the replay (not where it lives in Kafka).
+FACT_COLUMNS = tuple(f.name for f in fields(OpportunityFacts) if f.name != "partition")
+
+
+def reminders_match(
+    reminders_url: str,
+    truth: dict[str, list[OpportunityFacts]],
+    events: list[Record],
+    epoch: str | None,
 ) -> Check:
+    """The reminders' facts equal the event store's history folded again, opportunity for
+    opportunity, at the version each row holds. A row behind the store (or a missing one) is
+    right only when the events it lacks were still unread, at or past the reminders' stored
+    position in the events topic (`events`, in the relay's log `epoch`), when it stopped."""
+    with psycopg.connect(reminders_url) as conn:
+        found = conn.execute(
+            f"SELECT {', '.join(FACT_COLUMNS)} FROM reminders_opportunity"  # noqa: S608 - our columns
+        ).fetchall()
+        marks = {
+            int(p): int(o)
+            for p, o, e in conn.execute(
+                "SELECT partition, next_offset, log_epoch FROM reminders_position WHERE topic = %s",
+                (topics.OPPORTUNITY_EVENTS,),
+            )
+            if epoch is None or e == epoch
+        }
+    read: dict[tuple[str, int], bool] = {}
+    for r in events:
+        oid, version = r.value.get("opportunity_id"), r.value.get("version")
+        if isinstance(oid, str) and isinstance(version, int) and epoch in (None, r.epoch):
+            read[oid, version] = read.get((oid, version), False) or r.offset < marks.get(
+                r.partition, 0
+            )
+    differing: list[str] = []
+    behind = skipped = 0
+    for row in found:
+        have = dict(zip(FACT_COLUMNS, row, strict=True))
+        oid, version = have["opportunity_id"], have["version"]
+        versions = truth.get(oid, [])
+        want = (
+            {c: _plain(getattr(versions[version - 1], c)) for c in FACT_COLUMNS}
+            if 0 < version <= len(versions)
+            else {}
+        )
+        wrong = [c for c in FACT_COLUMNS if have[c] != want.get(c)]
+        if wrong:
+            differing.append(
+                f"{oid} v{version}: "
+                + ", ".join(f"{c} {have[c]} (store: {want.get(c)})" for c in wrong[:3])
+            )
+        later = range(version + 1, len(versions) + 1)
+        if any(read.get((oid, v), True) for v in later):
+            skipped += 1
+        elif later:
+            behind += 1
+    held = {row[0] for row in found}
+    absent = [oid for oid in truth if oid not in held]
+    missing = sum(1 for oid in absent if read.get((oid, 1), True))
+    return Check(
+        "the reminders' facts equal the event store's history, opportunity for opportunity",
+        not (differing or skipped or missing),
+        f"{len(found):,} opportunities in reminders_opportunity, {len(truth):,} in the store; "
+        f"{len(differing)} differing at their version, {skipped} lacking an event they had "
+        f"read, {missing} missing; {behind + len(absent) - missing} behind by events still "
+        "unread when it stopped" + (f" (first differing: {differing[0]})" if differing else ""),
+    )
+
+
+def _plain(value: Any) -> Any:
+    return getattr(value, "value", value)  # an enum member as the string it is stored as
+
+
+def commands_taken(
+    reminders_url: str,
+    envelopes: list[dict[str, Any]],
+    truth: dict[str, list[OpportunityFacts]],
+    lost_log: list[Record],
+    log: list[Record],
+) -> Check:
+    """Each command the reminders sent (the fired log keeps its bytes) reached the
+    opportunity service: each won deal a renewal command named has its renewal; a reclaim
+    command was applied, or the deal progressed or left `open` since its basis (then it is
+    refused). One neither applied nor refusable was never taken: said apart, whether it was
+    only on a log the broker lost (`lost_log`) or is on the log it has now (`log`)."""
+    with psycopg.connect(reminders_url) as conn:
+        sent = [
+            orjson.loads(bytes(row[0]))
+            for row in conn.execute("SELECT command FROM reminders_fired WHERE command IS NOT NULL")
+        ]
+    reclaimed = {
+        e["payload"].get("command_id")
+        for e in envelopes
+        if e["event_type"] == "OpportunityReclaimed"
+    }
+    renewed = {
+        e["payload"].get("renewal_of") for e in envelopes if e["event_type"] == "OpportunityCreated"
+    }
+    reclaims = [c for c in sent if c["command"] == "reclaim"]
+    renewals = [c for c in sent if c["command"] == "create_renewal"]
+    applied = [c for c in reclaims if c["command_id"] in reclaimed]
+    untaken = [
+        c
+        for c in reclaims
+        if c["command_id"] not in reclaimed
+        and (facts := truth.get(c["opportunity_id"]))
+        and _plain(facts[-1].status) == "open"
+        and facts[-1].last_progress_version <= c["based_on_version"]
+    ]
+    unrenewed = [c for c in renewals if c["opportunity_id"] not in renewed]
+    kept = {r.value.get("command_id") for r in log}
+    lost = {r.value.get("command_id") for r in lost_log} - kept
+    missed = [*untaken, *unrenewed]
+    where = Counter(_found_on(c["command_id"], kept, lost) for c in missed)
+    return Check(
+        "each command the reminders sent was taken by the opportunity service",
+        not missed,
+        f"{len(reclaims):,} reclaim commands: {len(applied):,} applied, "
+        f"{len(reclaims) - len(applied) - len(untaken):,} refused (progressed or no longer "
+        f"open), {len(untaken)} never taken; {len(renewals):,} renewal commands, "
+        f"{len(unrenewed)} without their renewal"
+        + (
+            " (of those missed: "
+            + ", ".join(f"{n:,} {w}" for w, n in sorted(where.items()))
+            + f"; first: {missed[0]['command_id']})"
+            if missed
+            else ""
+        ),
+    )
+
+
+def _found_on(command_id: str, kept: set[Any], lost: set[Any]) -> str:
+    if command_id in kept:
+        return "on the log now"
+    return "only on the lost log" if command_id in lost else "on no log"
+
+
+def leads_once(
+    leads: list[str], envelopes: list[dict[str, Any]], rejected: list[Record], before_wipe: int
+) -> Check:
+    """Each lead made at most one opportunity, and each has an answer: an opportunity or a
+    rejection. `leads[:before_wipe]` were sent before the broker lost its log (all of them
+    when it did not)."""
     created = Counter(
         e["payload"].get("lead_id")
         for e in envelopes
         if e["event_type"] == "OpportunityCreated" and e["payload"].get("lead_id")
     )
     answered = {r.value.get("lead_id") for r in rejected}
-    published = set(leads)
     twice = sum(1 for n in created.values() if n > 1)
-    unanswered = sum(1 for lead in published if lead not in created and lead not in answered)
+    unanswered = [i for i, lead in enumerate(leads) if lead not in created and lead not in answered]
+    after = sum(1 for i in unanswered if i >= before_wipe)
     return Check(
         "each lead created at most one opportunity, none unanswered",
         not (twice or unanswered),
-        f"{len(published):,} leads published; {len(created):,} opportunities from leads; "
-        f"{len(answered):,} rejected; {twice} created twice; {unanswered} unanswered",
+        f"{len(leads):,} leads published; {len(created):,} opportunities from leads; "
+        f"{len(answered):,} rejected; {twice} created twice; {len(unanswered)} unanswered"
+        + (
+            f" ({after:,} of them sent after the broker lost its log; first: "
+            f"{leads[unanswered[0]]})"
+            if unanswered
+            else ""
+        ),
     )
 
 
 def read_topics(bootstrap: str, *names: str) -> dict[str, list[Record]]:
-    async def read_all() -> list[list[Record]]:
-        return [await read_topic(bootstrap, name) for name in names]
-
-    return dict(zip(names, asyncio.run(read_all()), strict=True))
+    return read_log(bootstrap, names).records

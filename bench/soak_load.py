@@ -5,7 +5,9 @@ Every command answered 2xx goes into the client log with the version it answered
 soak can check afterwards that each one is in the event store."""
 
 import asyncio
+import itertools
 import random
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -59,8 +61,11 @@ class Tally:
     statuses: Counter[str] = field(default_factory=Counter)
     unavailable: int = 0
     leads: list[str] = field(default_factory=list)
+    lead_messages: dict[str, bytes] = field(default_factory=dict)  # lead id → what was sent
     lead_redeliveries: int = 0
     lead_duplicates: int = 0
+    lead_send_failures: int = 0  # sends the broker never acknowledged
+    leads_republished: int = 0  # sent again after the broker lost its log
     elapsed: float = 0.0  # from the first command sent to the last one answered
 
 
@@ -89,13 +94,15 @@ class SalesTeam:
         self.active: list[str] = []
         self.tally = Tally()
         self.serial = 0
+        self.leads_flowing = threading.Event()  # clear: the lead feed waits
+        self.leads_flowing.set()
 
-    async def run(self, seconds: float, stopping: asyncio.Event) -> None:
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Until `stopping` is set."""
         queue: asyncio.Queue[bool] = asyncio.Queue()
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.connections)]
         started = time.perf_counter()
-        total = int(self.rate * seconds)
-        for i in range(total):
+        for i in itertools.count():
             if stopping.is_set():
                 break
             delay = started + i / self.rate - time.perf_counter()
@@ -303,14 +310,11 @@ def _days(n: int) -> str:
 
 
 async def publish_leads(
-    bootstrap: str,
-    rate: float,
-    seconds: float,
-    team: SalesTeam,
-    stopping: asyncio.Event,
+    bootstrap: str, rate: float, team: SalesTeam, stopping: asyncio.Event
 ) -> None:
-    """Qualified leads at `rate` a second; some redelivered, some naming a customer that
-    already has an active deal (the service answers those as rejected duplicates)."""
+    """Qualified leads at `rate` a second until `stopping` is set; some redelivered, some
+    naming a customer that already has an active deal (the service answers those as
+    rejected duplicates)."""
     if rate <= 0:
         return
     rng, tally = random.Random(7), team.tally
@@ -318,12 +322,14 @@ async def publish_leads(
     await producer.start()
     try:
         started, sent = time.perf_counter(), list[tuple[bytes, bytes]]()
-        for i in range(int(rate * seconds)):
+        for i in itertools.count():
             if stopping.is_set():
                 break
             delay = started + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if not team.leads_flowing.is_set():
+                await asyncio.to_thread(team.leads_flowing.wait)
             roll = rng.random()
             if roll < 0.05 and sent:
                 key, value = rng.choice(sent)
@@ -336,7 +342,32 @@ async def publish_leads(
                 key, value = _lead(f"soak-lead-{i}", uscc, rng)
                 sent.append((key, value))
                 tally.leads.append(key.decode())
-            await producer.send(topics.LEADS_QUALIFIED, key=key, value=value)
+                tally.lead_messages[key.decode()] = value
+            delivery = await producer.send(topics.LEADS_QUALIFIED, key=key, value=value)
+            delivery.add_done_callback(lambda done: _count_failure(done, tally))
+    finally:
+        await producer.stop()
+
+
+def _count_failure(delivery: "asyncio.Future[Any]", tally: Tally) -> None:
+    if delivery.cancelled() or delivery.exception() is not None:
+        tally.lead_send_failures += 1
+
+
+async def republish_leads(bootstrap: str, tally: Tally, lead_ids: list[str]) -> None:
+    """What a lead service does when the broker lost its log: send again the leads it has no
+    answer for (an opportunity or a rejection); a lead is taken once by its id."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=60000)
+    await producer.start()
+    try:
+        deliveries = [
+            await producer.send(
+                topics.LEADS_QUALIFIED, key=lead.encode(), value=tally.lead_messages[lead]
+            )
+            for lead in lead_ids
+        ]
+        await asyncio.gather(*deliveries)
+        tally.leads_republished += len(lead_ids)
     finally:
         await producer.stop()
 

@@ -1,5 +1,5 @@
 """The system a soak runs: three PostgreSQL databases, the broker, and every service as a
-child process that the soak may kill, restart and measure."""
+child process that the soak may kill, restart, freeze and measure."""
 
 import contextlib
 import os
@@ -85,6 +85,13 @@ class Service:
         self.process.kill()
         self.process.wait()
 
+    def signal(self, number: signal.Signals) -> None:
+        """Send `number` to the service and every process it started (its workers)."""
+        assert self.process is not None
+        for pid in _process_tree(self.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, number)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -103,14 +110,59 @@ class Service:
                     self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
 
 
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants, parents first."""
+    found, index = [pid], 0
+    while index < len(found):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{found[index]}/task").iterdir():
+                found += [int(child) for child in (task / "children").read_text().split()]
+        index += 1
+    return found
+
+
+@contextlib.contextmanager
+def frozen(*services: Service) -> Iterator[None]:
+    """The services stopped (SIGSTOP) for the block: they neither send nor acknowledge."""
+    for service in services:
+        service.signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for service in services:
+            service.signal(signal.SIGCONT)
+
+
 @dataclass
 class Broker:
+    """The soak's own broker (a Tansu process) or a named one, which it leaves alone."""
+
     bootstrap: str
     process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
 
     @property
-    def pausable(self) -> bool:
+    def ours(self) -> bool:
         return self.process is not None
+
+    def kill(self) -> None:
+        """SIGKILL the broker's process group: the embedded broker keeps its log in memory,
+        so the log is gone with it."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def start_empty(self) -> float:
+        """Start an empty broker on the same port; the seconds until it listens."""
+        started = time.monotonic()
+        port = int(self.bootstrap.rsplit(":", 1)[1])
+        self.process, _ = start_tansu(port=port, log=self.log)
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
 
     def pause(self) -> None:
         assert self.process is not None
@@ -144,6 +196,7 @@ def soak_system(workdir: Path, auth: Path, stale_seconds: float) -> Iterator[Sys
     everything stopped and dropped on exit."""
     named = os.environ.get("OPPSTREAM_KAFKA_BOOTSTRAP")
     process, bootstrap = (None, named) if named else start_tansu(log=workdir / "broker.log")
+    broker = Broker(str(bootstrap), process, workdir / "broker.log")
     stores = {kind: Store("postgres", workdir) for kind in STORE_VARIABLES}
     try:
         urls = {kind: store.__enter__() for kind, store in stores.items()}
@@ -165,7 +218,7 @@ def soak_system(workdir: Path, auth: Path, stale_seconds: float) -> Iterator[Sys
             for name in ("opportunity", "projections-1", "projections-2", "reminders")
         }
         system = System(
-            broker=Broker(str(bootstrap), process),
+            broker=broker,
             stores=urls,
             rules=rules,
             auth=auth,
@@ -187,5 +240,4 @@ def soak_system(workdir: Path, auth: Path, stale_seconds: float) -> Iterator[Sys
         for store in stores.values():
             with contextlib.suppress(Exception):
                 store.__exit__()
-        if process is not None:
-            stop(process)
+        broker.stop()
