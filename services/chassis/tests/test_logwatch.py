@@ -201,3 +201,15 @@ def test_the_end_of_a_partition_another_consumer_reads_is_unknown_not_an_error()
     high = high_watermark_of(Consumer())
     assert high("crm.leads.qualified", 0) == 7
     assert high("crm.opportunity.commands", 0) is None
+
+
+def test_a_partition_whose_log_ends_before_where_the_consumer_fetches_is_stranded(
+    watch: LogWatch,
+) -> None:
+    # Tansu answers a fetch past the end with nothing, not "out of range": without this the
+    # consumer would wait until the new log grew past it, then skip what lies below.
+    ends = {(TOPIC, 0): 40, (TOPIC, 1): 3}
+    [lost] = watch.stranded({(TOPIC, 0): 40, (TOPIC, 1): 1933}, lambda t, p: ends[(t, p)])
+    assert (lost.partition, lost.kind) == (1, "ended")
+    assert "ends at 3" in lost.reason
+    assert watch.stranded({(TOPIC, 2): 7}, UNKNOWN) == []

@@ -166,3 +166,24 @@ async def test_the_running_scheduler_fires_on_its_own_within_a_tick(harness: Har
         with contextlib.suppress(asyncio.CancelledError):
             await running
     assert kinds(harness.publisher.reminders()) == ["follow_up"]
+
+
+async def test_an_event_after_a_missing_version_waits_for_the_versions_between(
+    harness: Harness,
+) -> None:
+    # The head of a new log can hold events the relay sent before it found the old log lost;
+    # the history it publishes again brings every version in order.
+    o = Opportunity("KA")
+    create, first, second = o.create(T0), o.follow_up(T0 + DAY), o.follow_up(T0 + 2 * DAY)
+    harness.feed(create)
+    harness.feed(second)
+    facts, _ = harness.store.facts(o.id) or pytest.fail("no facts")
+    assert facts.version == 1
+    harness.feed(first, second)
+    facts, _ = harness.store.facts(o.id) or pytest.fail("no facts")
+    assert (facts.version, facts.last_progress_version) == (3, 3)
+    outcomes = harness.metrics.events.collect()[0].samples
+    assert {s.labels["outcome"]: s.value for s in outcomes if s.name.endswith("_total")} == {
+        "applied": 3.0,
+        "gap": 1.0,
+    }

@@ -2,7 +2,7 @@
 acknowledged by hand (never FastStream's ack-first default, which could lose a message:
 faststream #2618/#1980), and the offsets a batch reaches."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -10,6 +10,8 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
+
+from chassis.kafka.logwatch import LogWatch
 
 # aiokafka's default: what one fetch may bring of one partition.
 PARTITION_FETCH_BYTES = 1024 * 1024
@@ -87,3 +89,47 @@ def high_watermark_of(consumer: Any) -> Callable[[str, int], int | None]:
         return None if found is None else int(found)
 
     return high
+
+
+def fetch_positions(consumer: Any) -> dict[tuple[str, int], int]:
+    """Where the consumer fetches each assigned partition next, where it knows (not yet right
+    after an assignment). aiokafka offers this only as a coroutine that may wait for the
+    broker; its subscription state answers at once."""
+    state = getattr(consumer, "_subscription", None)  # None: a consumer that keeps no state
+    subscription = state.subscription if state is not None else None
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is None:
+        return {}
+    found: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        state = assignment.state_value(tp)
+        if state is not None and state.has_valid_position:
+            found[(tp.topic, tp.partition)] = int(state.position)
+    return found
+
+
+async def restart_lost_logs(
+    watch: LogWatch,
+    consumer: Any,
+    records: Sequence[Any],
+    forget: Callable[[str, int], Awaitable[None]] | None = None,
+) -> list[Any]:
+    """The records of partitions whose log is still the one their position belongs to. Each
+    other partition (one of the records shows it, or it is assigned and its log ends before
+    where the consumer fetches) is read again from its beginning: `forget` puts its stored
+    position back first, for a consumer that stores its own."""
+    high = high_watermark_of(consumer)
+    lost = watch.check(records, high)
+    shown = {(loss.topic, loss.partition) for loss in lost}
+    lost += [
+        s
+        for s in watch.stranded(fetch_positions(consumer), high)
+        if (s.topic, s.partition) not in shown
+    ]
+    for loss in lost:
+        if forget is not None:
+            await forget(loss.topic, loss.partition)
+        watch.restart(loss)
+        consumer.seek(TopicPartition(loss.topic, loss.partition), 0)
+    gone = {(loss.topic, loss.partition) for loss in lost}
+    return [r for r in records if (r.topic, r.partition) not in gone]

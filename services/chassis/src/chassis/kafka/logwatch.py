@@ -198,6 +198,18 @@ class LogWatch:
             )
         return None
 
+    def stranded(self, positions: dict[tuple[str, int], int], high: HighWatermark) -> list[Lost]:
+        """Partitions whose log ends before where the consumer fetches: a new, shorter log
+        (a broker that does not answer "out of range" sends nothing there, and the consumer
+        would wait until the log grows past it and skip what lies below)."""
+        found = []
+        for (topic, partition), position in sorted(positions.items()):
+            end = high(topic, partition)
+            if end is not None and end < position:
+                reason = f"the log ends at {end}, before where this consumer fetches ({position})"
+                found.append(Lost(topic, partition, "ended", reason, position, None))
+        return found
+
     def took(self, records: Iterable[Record]) -> None:
         """`records` are durable: the partitions stand after them."""
         for record in records:

@@ -27,6 +27,7 @@ from chassis.kafka.consuming import (
     batch_subscriber,
     commit_batch,
     high_watermark_of,
+    restart_lost_logs,
 )
 from chassis.kafka.logwatch import LogWatch
 from contracts import topics
@@ -76,12 +77,12 @@ async def _take(
     take: Callable[[Sequence[ConsumedRecord]], Awaitable[None]],
     watch: LogWatch,
 ) -> None:
-    records: Sequence[Any] = message.raw_message
+    consumer: Any = message.consumer
+    # A partition on a lost log (records before where this consumer stood, or a log that ends
+    # before where the group's commit left it) is read from the new log's beginning.
+    records: Sequence[Any] = await restart_lost_logs(watch, consumer, message.raw_message)
     if not records:
         return
-    consumer: Any = message.consumer
-    for loss in watch.check(records, high_watermark_of(consumer)):
-        watch.restart(loss)
     try:
         await take(records)
     except Exception as exc:  # not durable yet: take the same records again after a pause

@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
-from chassis.kafka.consuming import batch_subscriber, high_watermark_of
+from chassis.kafka.consuming import batch_subscriber, high_watermark_of, restart_lost_logs
 from chassis.kafka.logwatch import LogWatch, Mark
 from projections.adapters.store import Outcome, Store
 from projections.entrypoints.instruments import Instruments
@@ -123,6 +123,8 @@ def build_consumer(
         records: list[Any] = message.raw_message  # type: ignore[assignment]
         if records:
             await apply_batch(store, seeker, metrics, message.consumer, records, on_stored)
+        else:  # nothing came: maybe the log ends before where this consumer fetches
+            await _restart_lost_logs(store, seeker, message.consumer, [])
 
     return router, seeker
 
@@ -193,15 +195,13 @@ async def _restart_lost_logs(
     store: Store, seeker: PositionSeeker, consumer: Any, records: list[Any]
 ) -> list[Any]:
     """The records of partitions whose log is still the one their position belongs to; the
-    others are read again from their beginning."""
-    lost = seeker.watch.check(records, high_watermark_of(consumer))
-    for loss in lost:
-        await asyncio.to_thread(store.restart_partition, loss.topic, loss.partition)
-        seeker.watch.restart(loss)
-        seeker.known[(loss.topic, loss.partition)] = 0
-        consumer.seek(TopicPartition(loss.topic, loss.partition), 0)
-    gone = {(loss.topic, loss.partition) for loss in lost}
-    return [r for r in records if (r.topic, r.partition) not in gone]
+    others are read again from their beginning, their stored positions put back to 0."""
+
+    async def forget(topic: str, partition: int) -> None:
+        await asyncio.to_thread(store.restart_partition, topic, partition)
+        seeker.known[(topic, partition)] = 0
+
+    return await restart_lost_logs(seeker.watch, consumer, records, forget)
 
 
 # What the store passes over, and why, for the log (the metrics count them by outcome).

@@ -110,6 +110,7 @@ def _epochs(records: Sequence[ConsumedRecord]) -> dict[int, str | None]:
 # What the consumer passes over, and why, for the log (the metrics count them by outcome).
 _PASSED_OVER = {
     "duplicate": "a version already taken",
+    "gap": "a version after one not taken yet",
     "unknown_opportunity": "an event of an opportunity whose creation was never seen",
     "poison": "not an event, or a payload that cannot be taken",
 }
@@ -132,6 +133,19 @@ def _take(
     partition: int,
 ) -> str:
     before = known.get(envelope.opportunity_id)
+    if before is not None and envelope.version > before.version + 1:
+        # An earlier version has not come yet: the head of a new log can hold events the
+        # relay sent before it found the broker had lost the old one; the history it
+        # publishes again brings every version, in order.
+        log.warning(
+            "event %s of %s is v%d, the facts are at v%d: passed over until the versions "
+            "between have come",
+            envelope.event_id,
+            envelope.opportunity_id,
+            envelope.version,
+            before.version,
+        )
+        return "gap"
     try:
         after = evolve(before, envelope, partition)
     except ValidationError as exc:

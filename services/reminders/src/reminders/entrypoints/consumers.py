@@ -20,7 +20,12 @@ from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
-from chassis.kafka.consuming import batch_subscriber, commit_batch, high_watermark_of
+from chassis.kafka.consuming import (
+    batch_subscriber,
+    commit_batch,
+    high_watermark_of,
+    restart_lost_logs,
+)
 from chassis.kafka.logwatch import LogWatch, Mark
 from reminders.adapters.store import Store
 from reminders.application.intake import TOPIC, EventIntake
@@ -100,14 +105,12 @@ async def _restart_lost_logs(
     intake: EventIntake, watch: LogWatch, consumer: Any, records: Sequence[Any]
 ) -> list[Any]:
     """The records of partitions whose log is still the one their position belongs to; the
-    others are read again from their beginning."""
-    lost = watch.check(records, high_watermark_of(consumer))
-    for loss in lost:
-        await asyncio.to_thread(intake.restart_partition, loss.partition)
-        watch.restart(loss)
-        consumer.seek(TopicPartition(loss.topic, loss.partition), 0)
-    gone = {loss.partition for loss in lost}
-    return [r for r in records if r.partition not in gone]
+    others are read again from their beginning, their stored positions put back to 0."""
+
+    async def forget(_: str, partition: int) -> None:
+        await asyncio.to_thread(intake.restart_partition, partition)
+
+    return await restart_lost_logs(watch, consumer, records, forget)
 
 
 def build_consumer(
@@ -134,9 +137,10 @@ def build_consumer(
     @subscriber
     async def take_events(_: list[Any], message: KafkaMessage) -> None:
         records: Sequence[Any] = message.raw_message
-        if not records:
-            return
         consumer: Any = message.consumer
+        if not records:  # nothing came: maybe the log ends before where this consumer fetches
+            await _restart_lost_logs(intake, rebalance.watch, consumer, [])
+            return
         try:
             records = await _restart_lost_logs(intake, rebalance.watch, consumer, records)
             if not records:
