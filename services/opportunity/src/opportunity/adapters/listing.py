@@ -11,6 +11,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from contracts.opportunity import Status
 from opportunity.adapters.positions import metadata, read_position, upsert, write_position
 from opportunity.application.app import OpportunityApp
 from opportunity.application.views import state_of
@@ -78,7 +79,10 @@ class Listing:
             where.append(
                 sa.or_(
                     listing.c.owner_id == visibility.owner_id,
-                    sa.and_(listing.c.status == "pooled", listing.c.team_id == visibility.team_id),
+                    sa.and_(
+                        listing.c.status == Status.POOLED.value,
+                        listing.c.team_id == visibility.team_id,
+                    ),
                 )
             )
         elif visibility.team_id is not None:

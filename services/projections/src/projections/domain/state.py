@@ -6,11 +6,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from operator import attrgetter
 
+from contracts.opportunity import ACTIVE_STATUSES, Status
 from projections.domain.visits import OpenVisit, VisitOf
 
-OPEN, PAUSED, DEFERRED, POOLED = "open", "paused", "deferred", "pooled"
-WON, LOST, VOIDED = "won", "lost", "voided"
-ACTIVE = frozenset({OPEN, PAUSED, DEFERRED, POOLED})
+# The contract's statuses as plain text, the way the rows hold them.
+OPEN, PAUSED, DEFERRED, POOLED = (
+    s.value for s in (Status.OPEN, Status.PAUSED, Status.DEFERRED, Status.POOLED)
+)
+WON, LOST, VOIDED = (s.value for s in (Status.WON, Status.LOST, Status.VOIDED))
+ACTIVE = frozenset(s.value for s in ACTIVE_STATUSES)
 
 
 @dataclass(slots=True)
