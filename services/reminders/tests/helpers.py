@@ -215,21 +215,20 @@ class Harness:
         return self.scheduler
 
     def feed(self, *envelopes: Envelope, partition: int | None = None) -> bool:
-        records = []
-        for envelope in envelopes:
-            p = partition if partition is not None else _partition(envelope.opportunity_id)
-            offset = self.offsets.get(p, 0)
-            self.offsets[p] = offset + 1
-            records.append(
-                Record(
-                    topics.OPPORTUNITY_EVENTS,
-                    p,
-                    offset,
-                    envelope.opportunity_id.encode(),
-                    envelope.model_dump_json().encode(),
-                )
-            )
-        return self.intake.apply(records)
+        return self.intake.apply([self.record(e, partition) for e in envelopes])
+
+    def record(self, envelope: Envelope, partition: int | None = None) -> Record:
+        """`envelope` as the next record of its partition."""
+        p = partition if partition is not None else _partition(envelope.opportunity_id)
+        offset = self.offsets.get(p, 0)
+        self.offsets[p] = offset + 1
+        return Record(
+            topics.OPPORTUNITY_EVENTS,
+            p,
+            offset,
+            envelope.opportunity_id.encode(),
+            envelope.model_dump_json().encode(),
+        )
 
     def redeliver(self, records: Sequence[Record]) -> bool:
         return self.intake.apply(records)

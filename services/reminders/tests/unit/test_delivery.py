@@ -168,18 +168,19 @@ async def test_the_running_scheduler_fires_on_its_own_within_a_tick(harness: Har
     assert kinds(harness.publisher.reminders()) == ["follow_up"]
 
 
-async def test_an_event_after_a_missing_version_waits_for_the_versions_between(
+async def test_read_again_an_event_after_a_missing_version_waits_for_the_versions_between(
     harness: Harness,
 ) -> None:
     # The head of a new log can hold events the relay sent before it found the old log lost;
     # the history it publishes again brings every version in order.
     o = Opportunity("KA")
     create, first, second = o.create(T0), o.follow_up(T0 + DAY), o.follow_up(T0 + 2 * DAY)
-    harness.feed(create)
-    harness.feed(second)
+    harness.feed(create, partition=0)
+    reading_again = frozenset({0})
+    harness.intake.apply([harness.record(second, 0)], reading_again)
     facts, _ = harness.store.facts(o.id) or pytest.fail("no facts")
     assert facts.version == 1
-    harness.feed(first, second)
+    harness.intake.apply([harness.record(first, 0), harness.record(second, 0)], reading_again)
     facts, _ = harness.store.facts(o.id) or pytest.fail("no facts")
     assert (facts.version, facts.last_progress_version) == (3, 3)
     outcomes = harness.metrics.events.collect()[0].samples

@@ -36,12 +36,15 @@ class EventIntake:
     def restart_partition(self, partition: int) -> None:
         self._store.restart_partition(TOPIC, partition)
 
-    def apply(self, records: Sequence[ConsumedRecord]) -> bool:
+    def apply(
+        self, records: Sequence[ConsumedRecord], rereading: frozenset[int] = frozenset()
+    ) -> bool:
         """Make the batch durable; True when some timer is due at once. A record whose values
         fail the batch (`refused`) fails it every time: the records are then taken one per
-        transaction, and that one is passed over."""
+        transaction, and that one is passed over. On the partitions `rereading` after a lost
+        log, an event after a version not taken yet waits for the history to bring it."""
         try:
-            return self._apply(records)
+            return self._apply(records, rereading)
         except Exception as exc:
             if not refused(exc):
                 raise
@@ -49,7 +52,7 @@ class EventIntake:
         due_now = False
         for record in records:
             try:
-                due_now = self._apply([record]) or due_now
+                due_now = self._apply([record], rereading) or due_now
             except Exception as exc:
                 if not refused(exc):
                     raise
@@ -68,7 +71,7 @@ class EventIntake:
             tx.advance(TOPIC, {record.partition: record.offset + 1}, _epochs([record]))
         self._metrics.events.labels("poison").inc()
 
-    def _apply(self, records: Sequence[ConsumedRecord]) -> bool:
+    def _apply(self, records: Sequence[ConsumedRecord], rereading: frozenset[int]) -> bool:
         read: list[tuple[Envelope, int]] = []
         next_offsets: dict[int, int] = {}
         outcomes: dict[str, int] = {}
@@ -88,7 +91,7 @@ class EventIntake:
             known = tx.load(envelope.opportunity_id for envelope, _ in read)
             changed: dict[str, OpportunityFacts] = {}
             for envelope, partition in read:
-                outcome = _take(known, changed, envelope, partition)
+                outcome = _take(known, changed, envelope, partition, partition in rereading)
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
             planned = [Planned(f, self._planner.first_look(f, now)) for f in changed.values()]
             tx.save(planned)
@@ -131,12 +134,14 @@ def _take(
     changed: dict[str, OpportunityFacts],
     envelope: Envelope,
     partition: int,
+    rereading: bool = False,
 ) -> str:
     before = known.get(envelope.opportunity_id)
-    if before is not None and envelope.version > before.version + 1:
+    if rereading and before is not None and envelope.version > before.version + 1:
         # An earlier version has not come yet: the head of a new log can hold events the
         # relay sent before it found the broker had lost the old one; the history it
-        # publishes again brings every version, in order.
+        # publishes again brings every version, in order. (Elsewhere a version after one
+        # whose payload could not be read goes on, as it always did.)
         log.warning(
             "event %s of %s is v%d, the facts are at v%d: passed over until the versions "
             "between have come",

@@ -145,7 +145,8 @@ def build_consumer(
             records = await _restart_lost_logs(intake, rebalance.watch, consumer, records)
             if not records:
                 return
-            due_now = await asyncio.to_thread(intake.apply, records)
+            rereading = frozenset(p for _, p in rebalance.watch.rereading)
+            due_now = await asyncio.to_thread(intake.apply, records, rereading)
         except Exception as exc:  # not durable: take the same records again after a pause
             log.warning("reminders consumer: %s; taking %d records again", exc, len(records))
             await message.nack()
