@@ -104,7 +104,6 @@ async def relay_drain(settings: Settings, app: OpportunityApp, total: int) -> fl
     engine = sa.create_engine(sqlalchemy_url(settings.eventstore_url))
     metadata.create_all(engine)
     relay = build_relay(
-        settings.kafka_bootstrap or "",
         settings,
         app,
         engine,

@@ -28,10 +28,10 @@ import httpx
 import psycopg
 import sqlalchemy as sa
 
-from chassis.kafka.producing import ensure_topics, new_producer
+from chassis.kafka.producing import ensure_topics
 from contracts.rules import load_rulebook
 from oppstream.broker import free_port
-from reminders.adapters.kafka import KafkaPublisher
+from reminders.adapters.kafka import kafka_publisher
 from reminders.adapters.schema import fired, opportunities
 from reminders.adapters.store import Store
 from reminders.adapters.system_clock import system_clock
@@ -236,7 +236,7 @@ def main() -> int:
         planner = Planner(rules, settings.zone)
 
         async def measure() -> tuple[list[float], list[float], list[float]]:
-            publisher = KafkaPublisher(lambda: new_producer(settings))
+            publisher = kafka_publisher(settings)
             scheduler = Scheduler(
                 store, planner, publisher, system_clock, ownership, Metrics(), BATCH, 0.2
             )

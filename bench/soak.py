@@ -548,10 +548,9 @@ def drain(system: System, plan: Plan, journal: Journal) -> int:
 
 
 def verify(system: System, team: SalesTeam, journal: Journal, overdue: int) -> list[checks.Check]:
-    """Every invariant. After a wipe, the events check reads the new log alone (the relay
-    republished the whole history into it); the reminders, commands and rejections checks
-    read the old log (read just before the wipe) and the new one together, as a consumer
-    that had read the old one would have seen them."""
+    """Every invariant. After a wipe the checks read the old log (read just before the wipe)
+    and the new one together, as a consumer that had read the old one would have seen them;
+    the reminders' facts are checked against the new log alone (what they lack must be there)."""
     envelopes = checks.history(system.opportunity.url, TOKENS["service"])
     final = checks.read_log(system.broker.bootstrap, CHECKED_TOPICS).records
     read = {
@@ -569,7 +568,12 @@ def verify(system: System, team: SalesTeam, journal: Journal, overdue: int) -> l
     reminders = system.stores["reminders"]
     return [
         checks.commands_durable(team.tally.answered, envelopes),
-        checks.events_published(envelopes, final[topics.OPPORTUNITY_EVENTS], epoch),
+        checks.events_published(
+            envelopes,
+            journal.wipe.old_log.records[topics.OPPORTUNITY_EVENTS] if journal.wipe else [],
+            final[topics.OPPORTUNITY_EVENTS],
+            epoch,
+        ),
         *checks.projections_match(system.stores["projections"], rebuilt_url, envelopes),
         checks.one_active_per_customer(system.stores["projections"]),
         checks.reminders_once(reminders, read[topics.REMINDERS], overdue),

@@ -195,41 +195,46 @@ def commands_durable(answered: list[Answered], envelopes: list[dict[str, Any]]) 
 
 
 def events_published(
-    envelopes: list[dict[str, Any]], published: list[Record], epoch: str | None
+    envelopes: list[dict[str, Any]], lost: list[Record], published: list[Record], epoch: str | None
 ) -> Check:
-    """Store versions contiguous per opportunity; each on the topic in the relay's log epoch
-    `epoch` (None: whatever epoch), first seen in order. Records of an earlier epoch are those
-    a relay sent into a log that had lost its earlier records, before it noticed: counted
-    apart (what the consumers made of them, the read models' checks say)."""
+    """Store versions contiguous per opportunity; each on the topic, first seen in order, as a
+    consumer saw them that read the log the broker lost (`lost`, read just before) and then the
+    log the relay filled again in its epoch `epoch` (None: whatever epoch). The relay publishes
+    again only what follows the position every reader had read through, so the new log may
+    start at any version of an opportunity the lost log had reached. Records of an earlier epoch
+    in the new log are those a relay sent before it noticed the loss: counted apart (what the
+    consumers made of them, the read models' checks say)."""
     stored: dict[str, list[int]] = defaultdict(list)
     for e in envelopes:
         stored[e["opportunity_id"]].append(e["version"])
     gaps = sum(1 for v in stored.values() if sorted(v) != list(range(1, len(v) + 1)))
     seen: dict[str, set[int]] = defaultdict(set)
-    out_of_order = redelivered = 0
-    stale = 0
+    out_of_order = redelivered = stale = 0
+    in_epoch = []
     for record in sorted(published, key=lambda r: (r.partition, r.offset)):
+        if epoch is not None and record.epoch != epoch:
+            stale += 1
+        else:
+            in_epoch.append(record)
+    for record in [*sorted(lost, key=lambda r: (r.partition, r.offset)), *in_epoch]:
         oid, version = record.value.get("opportunity_id"), record.value.get("version")
         if not isinstance(oid, str) or not isinstance(version, int):
             continue
-        if epoch is not None and record.epoch != epoch:
-            stale += 1
-            continue
         if version in seen[oid]:
             redelivered += 1
-        elif len(seen[oid]) != version - 1:
+        elif version > max(seen[oid], default=0) + 1:
             out_of_order += 1
         seen[oid].add(version)
     unpublished = sum(
         1 for oid, versions in stored.items() for v in versions if v not in seen.get(oid, ())
     )
-    where = "on the topic" if epoch is None else "on the topic in the relay's log epoch"
     return Check(
         "every recorded event reached the events topic, in order",
         not (gaps or unpublished or out_of_order),
         f"{len(envelopes):,} events of {len(stored):,} opportunities; {gaps} with a version gap "
-        f"in the store; {unpublished} not {where}; {out_of_order} first seen out of order; "
-        f"{redelivered:,} redelivered copies"
+        f"in the store; {unpublished} on neither the lost log nor the new one; {out_of_order} "
+        f"first seen out of order; {redelivered:,} seen again (the relay publishing again what "
+        "followed the position every reader had read)"
         + (f"; {stale:,} records of the lost log's epoch ahead of the history" if stale else ""),
     )
 

@@ -213,3 +213,14 @@ def test_a_partition_whose_log_ends_before_where_the_consumer_fetches_is_strande
     assert (lost.partition, lost.kind) == (1, "ended")
     assert "ends at 3" in lost.reason
     assert watch.stranded({(TOPIC, 2): 7}, UNKNOWN) == []
+
+
+def test_a_partition_sought_back_to_verify_its_epoch_in_a_shorter_log_is_stranded(
+    watch: LogWatch,
+) -> None:
+    # The consumer stood at 3 and seeks to 2 to see that record's epoch again; the new log
+    # holds one record: nothing comes back at 2, and the record at 0 must not be skipped.
+    assert watch.start_at(TOPIC, 0, Mark(3, "old")) == 2
+    [lost] = watch.stranded({(TOPIC, 0): 2}, lambda t, p: 1)
+    assert (lost.partition, lost.kind) == (0, "ended")
+    assert watch.stranded({(TOPIC, 0): 2}, lambda t, p: 3) == []

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from chassis.kafka.producing import Outgoing
+from chassis.kafka.logbook import LogBook, Partition
+from chassis.kafka.producing import Landed, Outgoing, partition_for
 from contracts import topics
 from contracts.commands import CreateRenewalCommand, ReclaimCommand
 from contracts.envelope import Envelope, event_id_for
@@ -156,16 +157,31 @@ class Record:
 
 
 class KeepingPublisher:
-    """Keeps every message it is asked to publish; fails while `failing` is set."""
+    """Keeps every message it is asked to publish, in a log of six partitions a topic; fails
+    while `failing` is set; `wipe` loses the log, as a broker started again empty."""
 
     def __init__(self) -> None:
         self.sent: list[Outgoing] = []
         self.failing = False
+        self.ends: dict[Partition, int] = {}
 
-    async def publish(self, messages: Sequence[Outgoing]) -> None:
+    async def publish(self, messages: Sequence[Outgoing]) -> dict[Partition, Landed]:
         if self.failing:
             raise ConnectionError("the broker is down (test)")
         self.sent.extend(messages)
+        landed: dict[Partition, Landed] = {}
+        for m in messages:
+            key = (m.topic, partition_for(m.key, list(range(PARTITIONS))))
+            first = landed[key].first if key in landed else self.ends.get(key, 0)
+            self.ends[key] = self.ends.get(key, 0) + 1
+            landed[key] = Landed(first, self.ends[key])
+        return landed
+
+    async def lost(self, book: LogBook) -> list[str]:
+        return book.lost_at(dict(self.ends))
+
+    def wipe(self) -> None:
+        self.ends.clear()
 
     def reminders(self) -> list[Reminder]:
         return [

@@ -65,7 +65,6 @@ def build_app(
     messaging = None
     if bootstrap := settings.kafka_bootstrap:
         relay = build_relay(
-            bootstrap,
             settings,
             opportunities,
             engine,

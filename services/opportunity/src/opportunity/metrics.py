@@ -50,7 +50,15 @@ class Metrics:
         self.relay_log_losses = Counter(
             "oppstream_relay_log_losses_total",
             "Times the relay found that the broker lost records it had acknowledged, and "
-            "started publishing the event history again under a new log epoch",
+            "started publishing again, under a new log epoch, what its readers may lack",
+            registry=self.registry,
+        )
+        self.relay_read_by_all = Gauge(
+            "oppstream_relay_read_by_all",
+            "Notification position up to which every reader group (OPPSTREAM_RELAY_READER_"
+            "GROUPS) has read the events topic: after a lost log, what follows it is published "
+            "again",
+            multiprocess_mode="livemax",
             registry=self.registry,
         )
         self.leads = Counter(

@@ -25,6 +25,12 @@ class Settings(OppstreamSettings):
         le=600_000,
         description="how often an idle relay asks the broker whether it lost its log",
     )
+    relay_reader_groups: list[str] = Field(
+        default=["projections", "reminders"],
+        min_length=1,
+        description="the consumer groups reading crm.opportunity.events whose commits tell the "
+        "relay what it must publish again after the broker lost its log (JSON list)",
+    )
     group_commit_max: int = Field(default=256, ge=1, le=10_000)
     group_commit_writers: int | None = Field(
         default=None,

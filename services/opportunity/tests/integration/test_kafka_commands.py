@@ -126,13 +126,13 @@ def test_a_reclaim_based_on_the_current_version_pools_the_opportunity_once(
     state = followed_up(commands.client)
     oid = state["id"]
     command = reclaim(oid, based_on_version=state["version"])
-    refused_before = outcomes(commands.client, "not_reclaimable_while_pooled")
+    refused_before = outcomes(commands.client, "reclaimed_before")
     send(commands, command, command)  # the second is a redelivery
 
     wait_until(
         lambda: state_of(commands.client, oid)["status"] == "pooled", DEADLINE, "the reclaim ran"
     )
-    wait_for_outcome(commands, "not_reclaimable_while_pooled", refused_before)
+    wait_for_outcome(commands, "reclaimed_before", refused_before)
     after = state_of(commands.client, oid)
     assert (after["version"], after["owner_id"]) == (3, None)
     reclaimed = history(commands.client, oid)[-1]
@@ -153,6 +153,25 @@ def test_a_reclaim_based_on_the_current_version_pools_the_opportunity_once(
         distinct=event_id,
     )
     assert reclaimed in [r.json() for r in relayed]
+
+
+def test_a_reclaim_sent_again_after_the_opportunity_was_claimed_is_taken_once(
+    commands: Deployed,
+) -> None:
+    state = followed_up(commands.client)
+    oid = state["id"]
+    command = reclaim(oid, based_on_version=state["version"])
+    send(commands, command)
+    wait_until(
+        lambda: state_of(commands.client, oid)["status"] == "pooled", DEADLINE, "the reclaim ran"
+    )
+    claimed = commands.client.post(f"/opportunities/{oid}/claim", json={}, headers=auth("rep-2"))
+    assert claimed.status_code == 200, claimed.text
+    before = outcomes(commands.client, "reclaimed_before")
+    send(commands, command)  # as the reminders service does after the broker lost its log
+    wait_for_outcome(commands, "reclaimed_before", before)
+    after = state_of(commands.client, oid)
+    assert (after["status"], after["owner_id"], after["version"]) == ("open", "rep-2", 4)
 
 
 def test_a_reclaim_runs_when_only_non_progress_events_followed_its_version(

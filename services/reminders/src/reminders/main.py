@@ -21,10 +21,10 @@ from chassis.http import (
 )
 from chassis.kafka.broker import keep_trying, new_broker, start_broker
 from chassis.kafka.logwatch import LogWatch
-from chassis.kafka.producing import ensure_topics, new_producer
+from chassis.kafka.producing import ensure_topics
 from chassis.serving import Service
 from contracts.rules import Rulebook, load_rulebook
-from reminders.adapters.kafka import KafkaPublisher
+from reminders.adapters.kafka import KafkaPublisher, kafka_publisher
 from reminders.adapters.store import Store
 from reminders.adapters.system_clock import system_clock
 from reminders.application.intake import EventIntake
@@ -72,7 +72,7 @@ class Runtime:
         self.ownership = Ownership()
         self._publisher = publisher
         if publisher is None and settings.kafka_bootstrap:
-            publisher = KafkaPublisher(lambda: new_producer(settings))
+            publisher = kafka_publisher(settings)
             self._publisher = publisher
         self.scheduler = (
             Scheduler(

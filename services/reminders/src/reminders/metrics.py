@@ -30,6 +30,17 @@ class Metrics:
             "Fired timers whose messages the broker acknowledged",
             registry=self.registry,
         )
+        self.log_losses = Counter(
+            "oppstream_reminders_log_losses_total",
+            "Times the broker lost records of crm.reminders or crm.opportunity.commands it had "
+            "acknowledged",
+            registry=self.registry,
+        )
+        self.sent_again = Counter(
+            "oppstream_reminders_commands_sent_again_total",
+            "Reclaim and renewal commands queued again after the broker lost its log",
+            registry=self.registry,
+        )
         self.tick_seconds = Histogram(
             "oppstream_reminders_tick_seconds",
             "Time of one scheduler round (look for due timers, fire, publish)",

@@ -10,10 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chassis.kafka.producing import new_producer
 from contracts import topics
 from contracts.rules import load_rulebook
-from reminders.adapters.kafka import KafkaPublisher
+from reminders.adapters.kafka import kafka_publisher
 from reminders.adapters.store import Store
 from reminders.adapters.system_clock import system_clock
 from reminders.application.intake import EventIntake
@@ -77,7 +76,7 @@ def test_a_reclaim_racing_with_progress_is_not_applied(kafka: TestBroker, tmp_pa
         ownership = Ownership()
         ownership.set(range(6))
         settings = Settings(kafka_bootstrap=kafka.bootstrap)
-        publisher = KafkaPublisher(lambda: new_producer(settings))
+        publisher = kafka_publisher(settings)
         scheduler = Scheduler(
             store, planner, publisher, system_clock, ownership, Metrics(), 100, 0.1
         )

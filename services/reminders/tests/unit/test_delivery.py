@@ -4,10 +4,12 @@ partition ownership, two schedulers on one store (SQLite and PostgreSQL)."""
 import asyncio
 import contextlib
 import logging
+from datetime import date
 
 import pytest
 
 from contracts import topics
+from contracts.commands import CreateRenewalCommand, ReclaimCommand
 from reminders.adapters.store import Store
 from services.reminders.tests.helpers import DAY, T0, Harness, Opportunity, Record, kinds
 
@@ -123,14 +125,14 @@ async def test_only_the_timers_of_owned_partitions_fire(harness: Harness) -> Non
 async def test_two_schedulers_owning_the_same_partitions_never_fire_a_timer_twice(
     store: Store, harness: Harness
 ) -> None:
-    other = Harness(store, harness.planner, harness.clock, batch=7)
+    other = Harness(store, harness.planner, harness.clock, harness.publisher, batch=7)
     harness.batch = 5
     harness.new_scheduler()
     created = [Opportunity("SMB") for _ in range(60)]
     harness.feed(*(o.create(T0) for o in created))
     harness.clock.set(T0 + 3 * DAY)
     await asyncio.gather(harness.tick(), other.tick())
-    sent = harness.publisher.reminders() + other.publisher.reminders()
+    sent = harness.publisher.reminders()
     assert {r.opportunity_id for r in sent} == {o.id for o in created}
     by_opportunity: dict[str, set[str]] = {}
     for r in sent:
@@ -188,3 +190,40 @@ async def test_read_again_an_event_after_a_missing_version_waits_for_the_version
         "applied": 3.0,
         "gap": 1.0,
     }
+
+
+async def test_after_the_broker_lost_its_log_the_commands_still_wanted_are_sent_again(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    stale, reclaimed, progressed = Opportunity("KA"), Opportunity("KA"), Opportunity("KA")
+    won = Opportunity("KA", stage="signing")
+    end = date(2026, 4, 30)  # the renewal is due 90 days before: in the first tick
+    harness.feed(*(o.create(T0) for o in (stale, reclaimed, progressed)))
+    harness.feed(won.create(T0), won.win(T0 + DAY, end))
+    await harness.at(T0 + 30 * DAY)
+    before = harness.publisher.commands()
+    assert sorted(type(c).__name__ for c in before) == [
+        "CreateRenewalCommand",
+        *["ReclaimCommand"] * 3,
+    ]
+    harness.feed(reclaimed.reclaim(T0 + 30 * DAY, command_id="c-1"))
+    harness.feed(progressed.advance("needs_confirmed", T0 + 30 * DAY))
+    reminders = len(harness.publisher.reminders())
+
+    harness.publisher.wipe()
+    with caplog.at_level(logging.WARNING):
+        await harness.scheduler.check_log()
+        await harness.tick()
+
+    again = harness.publisher.commands()[len(before) :]
+    assert {(type(c), c.opportunity_id) for c in again} == {
+        (ReclaimCommand, stale.id),
+        (CreateRenewalCommand, won.id),
+    }
+    assert {c.command_id for c in again} <= {c.command_id for c in before}
+    assert len(harness.publisher.reminders()) == reminders  # people were told once
+    assert harness.metrics.sent_again._value.get() == 2
+    assert "2 reclaim and renewal commands that may not have been taken" in caplog.text
+    assert harness.store.count_pending() == 0
+    await harness.scheduler.check_log()
+    assert harness.publisher.commands()[len(before) + 2 :] == []  # the new log is whole

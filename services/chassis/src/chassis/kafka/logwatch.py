@@ -205,8 +205,12 @@ class LogWatch:
         found = []
         for (topic, partition), position in sorted(positions.items()):
             end = high(topic, partition)
-            if end is not None and end < position:
-                reason = f"the log ends at {end}, before where this consumer fetches ({position})"
+            # A consumer that keeps its own positions stood at its mark, even while it fetches
+            # the record before it again to verify that record's epoch.
+            mark = self.marks.get((topic, partition)) if self.own_positions else None
+            stood = max(position, mark.next_offset) if mark is not None else position
+            if end is not None and end < stood:
+                reason = f"the log ends at {end}, before where this consumer stood ({stood})"
                 found.append(Lost(topic, partition, "ended", reason, position, None))
         return found
 

@@ -7,8 +7,10 @@ same envelopes (same `event_id`); nothing is skipped. Each partition gets one pr
 per batch, sent after the previous one succeeded, so a failed request can never be overtaken
 by a later one. One relay runs per event store: whoever holds the leadership lock.
 
-Every record carries the epoch of the log it fills; when the broker turns out to have lost
-what it acknowledged (relay_log.py), the relay publishes everything again under a new epoch.
+Every record carries the epoch of the log it fills. When the broker turns out to have lost what
+it acknowledged (chassis.kafka.logbook), the relay starts a new epoch and publishes again what
+its readers may lack: the events after the position every reader group had read through
+(relay_readers.py), and every won message of the history (who reads those is not known).
 """
 
 import asyncio
@@ -20,29 +22,24 @@ from uuid import UUID
 
 import orjson
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from eventsourcing.persistence import Notification
 from prometheus_client import Counter, Gauge
 
+from chassis.kafka.logbook import LogBook, LogProbe, log_probe, new_epoch, summary
 from chassis.kafka.logwatch import EPOCH_HEADER
 from chassis.kafka.producing import (
     Landed,
     Outgoing,
-    ensure_topics,
     new_producer,
     produce_in_order,
 )
+from chassis.sql.logbooks import read_book, start_over, write_book
 from contracts import topics
 from opportunity.adapters.leadership import Leadership
 from opportunity.adapters.positions import read_position, set_position, write_position
-from opportunity.adapters.relay_log import (
-    LogBook,
-    LogProbe,
-    new_epoch,
-    read_book,
-    start_over,
-    write_book,
-)
+from opportunity.adapters.relay_log import relay_log
+from opportunity.adapters.relay_readers import Progress, ReaderCommits, reader_commits
 from opportunity.adapters.translation import envelope_of, won_message
 from opportunity.application.app import OpportunityApp
 from opportunity.application.stored_topics import OPPORTUNITY_TOPICS
@@ -52,6 +49,9 @@ from opportunity.settings import Settings
 log = logging.getLogger(__name__)
 
 READER = "relay"
+READ_BY_ALL = "relay.read_by_all"  # every reader group has read the events up to here
+WON_DONE, WON_UNTIL = "relay.won_again.done", "relay.won_again.until"  # see _publish_won_again
+WON_TOPICS = [t for t in OPPORTUNITY_TOPICS if t.endswith(".OpportunityWon")]
 
 
 @dataclass
@@ -60,6 +60,7 @@ class RelayMetrics:
     lag: Gauge
     leader: Gauge
     log_losses: Counter
+    read_by_all: Gauge
 
 
 class Relay:
@@ -73,10 +74,16 @@ class Relay:
         batch: int,
         idle_poll: float,
         probe: LogProbe,
+        commits: ReaderCommits,
+        readers: list[str],
     ) -> None:
         self._app, self._engine, self._make_producer = app, engine, make_producer
         self._leadership, self._metrics = leadership, metrics
         self._batch, self._idle_poll, self._probe = batch, idle_poll, probe
+        self._commits, self._readers = commits, readers
+        self._progress = Progress(0)
+        # Won messages to publish again after a loss: (done up to, until) positions.
+        self._won: tuple[int, int] | None = None
         self._producer: AIOKafkaProducer | None = None
         # Known while leader; None: read the stored ones (and ask the broker about its log).
         self._position: int | None = None
@@ -107,9 +114,11 @@ class Relay:
                         continue
                     sent = await self.relay_once()
                     self.last_error, backoff = None, 0.1
-                    if sent == 0:
-                        if self._probe.due():
+                    if self._probe.due():
+                        await self.note_readers()
+                        if sent == 0:
                             await self.check_log()
+                    if sent == 0:
                         await self._pause(self._idle_poll)
                 except asyncio.CancelledError:
                     raise
@@ -117,11 +126,11 @@ class Relay:
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     log.warning("relay: %s; retrying in %.1f s", self.last_error, backoff)
                     self._position = None
-                    await self._drop_producer()
+                    await self._drop_clients()
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
-            await self._drop_producer()
+            await self._drop_clients()
             await asyncio.to_thread(self._leadership.release)
             self._metrics.leader.set(0)
 
@@ -135,52 +144,117 @@ class Relay:
             if top > position:  # only index and idempotency records since: nothing to send
                 await asyncio.to_thread(self._store, top, {})
             self._set_lag(top, top)
+            # The readers have every event: the won messages the lost log held come next.
+            return await self._publish_won_again(*self._won) if self._won is not None else 0
+        landed = await self._send(notifications)
+        if landed is None:
             return 0
-        records = await asyncio.to_thread(self._records, notifications)
+        done = top if len(notifications) < self._batch else notifications[-1].id
+        await asyncio.to_thread(self._store, done, landed)
+        self._progress.published(done, self._events_ends())
+        self._metrics.relayed.inc(len(notifications))
+        self._set_lag(done, top)
+        return len(notifications)
+
+    async def note_readers(self) -> None:
+        """Learn how far every reader group has read, and store it."""
+        partitions = sorted(self._events_ends())
+        commits = await self._commits.fetch(topics.OPPORTUNITY_EVENTS, self._readers, partitions)
+        before = self._progress.read_by_all
+        read_by_all = self._progress.read(self._readers, partitions, commits)
+        self._metrics.read_by_all.set(read_by_all)
+        if read_by_all > before:
+            await asyncio.to_thread(self._store_positions, {READ_BY_ALL: read_by_all})
+
+    async def check_log(self) -> None:
+        """Ask the broker whether it still has what it acknowledged; if not, start over."""
+        lost = await self._probe.lost(self._book)
+        if lost:
+            await self._start_over(lost)
+
+    async def _send(
+        self, notifications: list[Notification], won_only: bool = False
+    ) -> dict[tuple[str, int], Landed] | None:
+        """Publish; None when the sends show the broker lost its log (the relay started over)."""
+        records = await asyncio.to_thread(self._records, notifications, won_only)
         producer = await self._ensure_producer()
         landed = await produce_in_order(producer, records)
         lost = self._book.lost_in(landed)
         if lost:
             await self._start_over(lost)
-            return 0
-        done = top if len(notifications) < self._batch else notifications[-1].id
-        await asyncio.to_thread(self._store, done, landed)
-        self._metrics.relayed.inc(len(notifications))
-        self._set_lag(done, top)
-        return len(notifications)
+            return None
+        return landed
 
-    async def check_log(self) -> None:
-        """Ask the broker whether it still has what it acknowledged; if not, start over."""
-        if not self._book.ends:
-            return
-        lost = self._book.lost_at(await self._probe.high_watermarks(sorted(self._book.ends)))
-        if lost:
-            await self._start_over(lost)
+    async def _publish_won_again(self, done: int, until: int) -> int:
+        """The next page of the won messages up to where the events are published again from."""
+        page = await asyncio.to_thread(self._won_page, done, until)
+        landed = await self._send(page, won_only=True) if page else {}
+        if landed is None:
+            return 0
+        done = page[-1].id if len(page) == self._batch else until
+        self._book.landed(landed)
+        await asyncio.to_thread(self._store_positions, {WON_DONE: done}, set(landed))
+        self._won = (done, until) if done < until else None
+        return len(page)
 
     async def _start_over(self, lost: list[str]) -> None:
-        log.warning(
-            "relay: the broker lost records it had acknowledged (%s); publishing the whole "
-            "event history again under a new log epoch",
-            "; ".join(lost[:4]) + (f"; and {len(lost) - 4} more" if len(lost) > 4 else ""),
-        )
         self._metrics.log_losses.inc()
         # The topics as configured, unless the broker already made them on first use; and a
         # producer that learns their partitions afresh (its old ones may be gone).
         await self._probe.create_topics()
-        await self._drop_producer()
-        await asyncio.to_thread(self._forget_log)
+        await self._drop_clients()
+        start = await asyncio.to_thread(self._forget_log)
+        log.warning(
+            "relay: the broker lost records it had acknowledged (%s); under a new log epoch, "
+            "publishing again the events after position %d (every reader group had read up to "
+            "there) and the won messages up to it",
+            summary(lost),
+            start,
+        )
 
-    def _forget_log(self) -> None:
+    def _forget_log(self) -> int:
         with self._engine.begin() as conn:
-            self._book = start_over(conn)
-            set_position(conn, READER, 0)
-        self._position = 0
+            self._book = start_over(conn, relay_log)
+            start = read_position(conn, READ_BY_ALL)
+            for reader, position in ((READER, start), (WON_DONE, 0), (WON_UNTIL, start)):
+                set_position(conn, reader, position)
+        self._position, self._progress = start, Progress(start)
+        self._progress.start_over()
+        self._won = (0, start) if start else None
+        self._metrics.read_by_all.set(start)
+        return start
 
     def _resume(self) -> None:
         with self._engine.connect() as conn:
             # Nothing stored yet: keep the epoch this relay may have published in already.
-            self._book = read_book(conn, self._book.epoch or new_epoch())
+            self._book = read_book(conn, relay_log, self._book.epoch or new_epoch())
             self._position = read_position(conn, READER)
+            won = (read_position(conn, WON_DONE), read_position(conn, WON_UNTIL))
+            self._progress = Progress(read_position(conn, READ_BY_ALL))
+        self._progress.published(self._position, self._events_ends())
+        self._won = won if won[0] < won[1] else None
+
+    def _events_ends(self) -> dict[int, int]:
+        return {p: end for (t, p), end in self._book.ends.items() if t == topics.OPPORTUNITY_EVENTS}
+
+    def _won_page(self, done: int, until: int) -> list[Notification]:
+        return list(
+            self._app.recorder.select_notifications(
+                start=done,
+                limit=self._batch,
+                stop=until,
+                topics=WON_TOPICS,
+                inclusive_of_start=False,
+            )
+        )
+
+    def _store_positions(
+        self, positions: dict[str, int], changed: set[tuple[str, int]] | None = None
+    ) -> None:
+        with self._engine.begin() as conn:
+            for reader, position in positions.items():
+                write_position(conn, reader, position)
+            write_book(conn, relay_log, self._book, changed or set())
 
     def _next_batch(self) -> tuple[int, int, list[Notification]]:
         position = self._position or 0
@@ -196,7 +270,7 @@ class Relay:
         )
         return position, top, found
 
-    def _records(self, notifications: list[Notification]) -> list[Outgoing]:
+    def _records(self, notifications: list[Notification], won_only: bool) -> list[Outgoing]:
         records = []
         epoch = (EPOCH_HEADER, self._book.epoch.encode())
         for notification in notifications:
@@ -204,9 +278,10 @@ class Relay:
             key = envelope["opportunity_id"].encode()
             headers = [("event_type", envelope["event_type"].encode()), epoch]
             stamp = _millis(envelope["recorded_at"])
-            records.append(
-                Outgoing(topics.OPPORTUNITY_EVENTS, key, orjson.dumps(envelope), stamp, headers)
-            )
+            if not won_only:
+                records.append(
+                    Outgoing(topics.OPPORTUNITY_EVENTS, key, orjson.dumps(envelope), stamp, headers)
+                )
             if envelope["event_type"] == "OpportunityWon":
                 won = self._app.opportunity(UUID(envelope["opportunity_id"]))
                 records.append(
@@ -228,7 +303,7 @@ class Relay:
                 # not waiting for its flush keeps the next batch from waiting behind it.
                 conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
             write_position(conn, READER, position)
-            write_book(conn, self._book, set(landed))
+            write_book(conn, relay_log, self._book, set(landed))
         self._position = position
 
     def _set_lag(self, done: int, top: int) -> None:
@@ -242,7 +317,8 @@ class Relay:
             self._producer = producer
         return self._producer
 
-    async def _drop_producer(self) -> None:
+    async def _drop_clients(self) -> None:
+        await self._commits.close()
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
@@ -259,7 +335,6 @@ class Relay:
 
 
 def build_relay(
-    bootstrap: str,
     settings: Settings,
     app: OpportunityApp,
     engine: sa.Engine,
@@ -272,19 +347,17 @@ def build_relay(
         lambda: new_producer(settings),
         leadership,
         RelayMetrics(
-            metrics.relayed, metrics.relay_lag, metrics.relay_leader, metrics.relay_log_losses
+            metrics.relayed,
+            metrics.relay_lag,
+            metrics.relay_leader,
+            metrics.relay_log_losses,
+            metrics.relay_read_by_all,
         ),
         settings.relay_batch,
         settings.relay_idle_poll_ms / 1000,
-        LogProbe(
-            lambda: AIOKafkaConsumer(
-                bootstrap_servers=bootstrap,
-                request_timeout_ms=settings.kafka_request_timeout_ms,
-                enable_auto_commit=False,
-            ),
-            lambda: ensure_topics(settings),
-            settings.relay_log_check_ms / 1000,
-        ),
+        log_probe(settings, settings.relay_log_check_ms / 1000),
+        reader_commits(settings),
+        settings.relay_reader_groups,
     )
 
 

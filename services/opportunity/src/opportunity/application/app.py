@@ -329,6 +329,9 @@ class OpportunityApp(BatchingApplication):
         opportunity = uow.find(UUID(command.opportunity_id), Opportunity)
         if opportunity is None:
             return "unknown_opportunity"
+        if command.command_id in opportunity.reclaimed_by:
+            # Sent again (after the broker lost its log): taken once, whatever happened since.
+            return "reclaimed_before"
         if opportunity.last_progress_version > command.based_on_version:
             return "progressed"
         if opportunity.status != Status.OPEN:

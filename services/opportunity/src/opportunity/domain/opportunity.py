@@ -27,6 +27,9 @@ from opportunity.domain.lifecycle import (
 class Opportunity(Aggregate):
     """One sales opportunity, from creation to won, lost or voided."""
 
+    # The reclaim commands (by id) taken; a class default for snapshots older than it.
+    reclaimed_by: tuple[str, ...] = ()
+
     @event("OpportunityCreated")
     def __init__(  # noqa: PLR0913 - the whole initial state travels in the first event
         self,
@@ -339,6 +342,8 @@ class Opportunity(Aggregate):
     ) -> None:
         self.status, self.owner_id = Status.POOLED, None
         self.deferred_reason = self.revisit_on = None
+        if command_id is not None:
+            self.reclaimed_by = (*self.reclaimed_by, command_id)
         self._touch(at)
 
     @event("OpportunityAssigned")

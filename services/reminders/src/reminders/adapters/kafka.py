@@ -6,30 +6,49 @@ from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
 
-from chassis.kafka.producing import Outgoing, produce_in_order
+from chassis.kafka.logbook import LogBook, LogProbe, Partition, log_probe
+from chassis.kafka.producing import Landed, Outgoing, new_producer, produce_in_order
+from chassis.settings import OppstreamSettings
 
 log = logging.getLogger(__name__)
+
+LOG_CHECK_SECONDS = 5.0  # how often an idle scheduler asks whether the broker lost its log
+
+
+def kafka_publisher(settings: OppstreamSettings) -> "KafkaPublisher":
+    return KafkaPublisher(lambda: new_producer(settings), log_probe(settings, LOG_CHECK_SECONDS))
 
 
 class KafkaPublisher:
     """Sends each partition's messages in as few produce requests as fit, one after the
     other, all partitions at once; a failure drops the producer (the next call makes a new
-    one) and the caller keeps the rows pending."""
+    one) and the caller keeps the rows pending. Asks the broker, at most every `probe`'s
+    interval, whether it still has what it acknowledged."""
 
-    def __init__(self, make_producer: Callable[[], AIOKafkaProducer]) -> None:
-        self._make_producer = make_producer
+    def __init__(self, make_producer: Callable[[], AIOKafkaProducer], probe: LogProbe) -> None:
+        self._make_producer, self._probe = make_producer, probe
         self._producer: AIOKafkaProducer | None = None
         self._partitions: dict[str, list[int]] = {}
 
-    async def publish(self, messages: Sequence[Outgoing]) -> None:
+    async def publish(self, messages: Sequence[Outgoing]) -> dict[Partition, Landed]:
         if not messages:
-            return
+            return {}
         producer = await self._ensure()
         try:
-            await produce_in_order(producer, messages, self._partitions)
+            return await produce_in_order(producer, messages, self._partitions)
         except BaseException:
             await self.close()
             raise
+
+    async def lost(self, book: LogBook) -> list[str]:
+        if not self._probe.due():
+            return []
+        lost = await self._probe.lost(book)
+        if lost:
+            # The topics as configured (they may be gone), and partitions learnt afresh.
+            await self._probe.create_topics()
+            await self.close()
+        return lost
 
     async def close(self) -> None:
         producer, self._producer = self._producer, None

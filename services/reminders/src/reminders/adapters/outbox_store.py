@@ -1,5 +1,6 @@
 """The fired log and the outbox: what each fired timer sends, and what the broker has not
-acknowledged yet; the reads of the store and the writes of its transactions."""
+acknowledged yet; the reads of the store and the writes of its transactions; and the outbox's
+log book (chassis.kafka.logbook), written with the rows marked sent."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -7,9 +8,21 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from reminders.adapters.schema import Database, Work, binary, fired, outbox
+from chassis.kafka.logbook import LogBook, Partition, new_epoch
+from chassis.sql.logbooks import read_book, start_over, write_book
+from contracts.opportunity import Status
+from contracts.schedule import TimerKind
+from reminders.adapters.schema import (
+    Database,
+    Work,
+    binary,
+    fired,
+    opportunities,
+    outbox,
+    publish_log,
+)
 from reminders.application.ports import Pending
-from reminders.domain.timers import Firing
+from reminders.domain.timers import Firing, SentCommand
 
 
 class OutboxWork(Work):
@@ -52,7 +65,7 @@ class OutboxWork(Work):
                     outbox.insert().returning(outbox.c.reminder_id, outbox.c.seq),
                     [{"opportunity_id": o, "reminder_id": r, "partition": p} for o, r, p in new],
                 )
-                added = dict(queued.tuples().all())
+                added = dict(queued.all())
         return sorted(
             (
                 Pending(
@@ -69,6 +82,55 @@ class OutboxWork(Work):
             key=lambda p: p.seq,
         )
 
+    def sent_commands(self) -> list[SentCommand]:
+        """The commands fired timers sent (none waiting in the outbox), with their
+        opportunities' facts, where those could still let a command take effect."""
+        waiting = sa.exists().where(
+            outbox.c.opportunity_id == fired.c.opportunity_id,
+            outbox.c.reminder_id == fired.c.reminder_id,
+        )
+        rows = self.conn.execute(
+            sa.select(
+                fired.c.opportunity_id,
+                fired.c.reminder_id,
+                fired.c.partition,
+                fired.c.kind,
+                fired.c.command,
+                opportunities.c.status,
+                opportunities.c.last_progress_version,
+            )
+            .join(opportunities, opportunities.c.opportunity_id == fired.c.opportunity_id)
+            .where(
+                fired.c.command.isnot(None),
+                opportunities.c.status.in_([Status.OPEN, Status.WON]),
+                ~waiting,
+            )
+        )
+        return [
+            SentCommand(o, r, p, TimerKind(kind), bytes(command), Status(status), int(version))
+            for o, r, p, kind, command, status, version in rows
+        ]
+
+    def send_again(self, commands: Sequence[SentCommand]) -> None:
+        """Queue these commands again, without their reminders."""
+        if commands:
+            self.conn.execute(
+                outbox.insert(),
+                [
+                    {
+                        "opportunity_id": c.opportunity_id,
+                        "reminder_id": c.reminder_id,
+                        "partition": c.partition,
+                        "command_only": True,
+                    }
+                    for c in commands
+                ],
+            )
+
+    def start_over_publishing(self) -> LogBook:
+        """Forget the log the broker lost: a new epoch, no ends."""
+        return start_over(self.conn, publish_log)
+
 
 class OutboxReads(Database):
     """The store's reads of the fired log and the outbox, and the marking of rows sent."""
@@ -83,7 +145,7 @@ class OutboxReads(Database):
                 outbox.c.reminder_id,
                 outbox.c.opportunity_id,
                 outbox.c.partition,
-                fired.c.reminder,
+                sa.case((outbox.c.command_only, sa.null()), else_=fired.c.reminder),
                 fired.c.command,
             )
             .join(
@@ -100,11 +162,13 @@ class OutboxReads(Database):
         with self._read() as conn:
             return [Pending(*row) for row in conn.execute(query)]
 
-    def sent(self, seqs: Sequence[int]) -> None:
-        """The broker acknowledged these outbox rows."""
+    def sent(self, seqs: Sequence[int], book: LogBook, changed: set[Partition]) -> None:
+        """The broker acknowledged these outbox rows, which ended the partitions `changed` as
+        `book` says."""
         if not seqs:
             return
         with self.engine.begin() as conn:
+            write_book(conn, publish_log, book, changed)
             if self.is_postgres:
                 # Losing this in a database crash only publishes the rows again, with the
                 # same reminder ids; not waiting for the flush keeps the next round going.
@@ -112,6 +176,11 @@ class OutboxReads(Database):
                 binary(conn, _SENT_PG, {"seqs": list(seqs)})
                 return
             conn.execute(outbox.delete().where(outbox.c.seq.in_(list(seqs))))
+
+    def publish_book(self) -> LogBook:
+        """The outbox's log book; with nothing stored, an empty one in a new epoch."""
+        with self._read() as conn:
+            return read_book(conn, publish_log, new_epoch())
 
     def fired(self, opportunity_id: str) -> list[dict[str, Any]]:
         """The timers this opportunity fired, oldest first, with their bytes and whether the

@@ -10,7 +10,10 @@ Alembic migrations next to this module create it), with what the stores built on
   (opportunity, reminder_id) makes a timer fire once whoever fires it, and lists an
   opportunity's reminders for the explanation.
 - `reminders_outbox`: the fired timers the broker has not acknowledged yet, oldest first;
-  written in the same transaction as the firing, deleted once acknowledged.
+  written in the same transaction as the firing, deleted once acknowledged; `command_only`
+  rows send a command again after the broker lost its log, without the reminder.
+- `reminders_publish_log`: the outbox's log book (chassis.kafka.logbook): the epoch it
+  publishes in and where each partition it filled ends.
 - `reminders_position`: per partition of `crm.opportunity.events`, the next offset to read,
   written in the same transaction as the facts the records changed.
 - `reminders_meta`: what the timers were computed under (the rules' fingerprint).
@@ -26,6 +29,7 @@ from alembic.config import Config
 from sqlalchemy.dialects import postgresql, sqlite
 
 from chassis.sql.engines import UtcDateTime, postgres_engine, sqlite_engine
+from chassis.sql.logbooks import logbook_table
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _READING = "reminders_reading"
@@ -83,7 +87,10 @@ outbox = sa.Table(
     sa.Column("opportunity_id", sa.String(64), nullable=False),
     sa.Column("reminder_id", sa.String(36), nullable=False),
     sa.Column("partition", sa.Integer, nullable=False),
+    sa.Column("command_only", sa.Boolean, nullable=False, server_default=sa.false()),
 )
+
+publish_log = logbook_table("reminders_publish_log", metadata)
 
 positions = sa.Table(
     "reminders_position",

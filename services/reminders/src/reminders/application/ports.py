@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from chassis.kafka.producing import Outgoing
+from chassis.kafka.logbook import LogBook, Partition
+from chassis.kafka.producing import Landed, Outgoing
 from contracts import topics
 from reminders.domain.facts import OpportunityFacts
-from reminders.domain.timers import Firing
+from reminders.domain.timers import Firing, SentCommand
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +49,13 @@ def outgoing(rows: Sequence[Pending]) -> list[Outgoing]:
 
 
 class Publisher(Protocol):
-    async def publish(self, messages: Sequence[Outgoing]) -> None:
-        """Return once the broker acknowledged every message; raise otherwise."""
+    async def publish(self, messages: Sequence[Outgoing]) -> dict[Partition, Landed]:
+        """Return once the broker acknowledged every message, with where each partition's
+        landed; raise otherwise."""
+
+    async def lost(self, book: LogBook) -> list[str]:
+        """Why the broker lost what `book` says it acknowledged, when it is time to ask it
+        (empty: it did not, or not asked now)."""
 
 
 class UnitOfWork(Protocol):
@@ -71,6 +77,12 @@ class UnitOfWork(Protocol):
 
     def reschedule(self, looks: Sequence[tuple[str, datetime | None]]) -> None: ...
 
+    def sent_commands(self) -> list[SentCommand]: ...
+
+    def send_again(self, commands: Sequence[SentCommand]) -> None: ...
+
+    def start_over_publishing(self) -> LogBook: ...
+
 
 class TimerStore(Protocol):
     """The store of facts, positions and fired timers (reminders.adapters.store.Store)."""
@@ -83,4 +95,6 @@ class TimerStore(Protocol):
 
     def pending(self, partitions: Sequence[int], limit: int) -> list[Pending]: ...
 
-    def sent(self, seqs: Sequence[int]) -> None: ...
+    def sent(self, seqs: Sequence[int], book: LogBook, changed: set[Partition]) -> None: ...
+
+    def publish_book(self) -> LogBook: ...

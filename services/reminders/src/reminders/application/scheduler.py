@@ -14,6 +14,12 @@ A round, for the partitions this copy owns:
 
 A crash after 1 publishes the rows at the next start; a crash after 2 publishes them again
 with the same reminder ids. No firing is lost and none is made twice.
+
+With 3 goes the outbox's log book (chassis.kafka.logbook). When a send lands before where the
+broker had acknowledged, or (asked every few seconds while idle) a partition ends before it,
+the broker lost its log: the reclaim and renewal commands it may have lost before the
+opportunity service took them, and that would still take effect (`still_wanted`), are queued
+again, without their reminders (people were told once).
 """
 
 import asyncio
@@ -22,10 +28,11 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
+from chassis.kafka.logbook import LogBook, summary
 from reminders.application.ownership import Ownership
 from reminders.application.ports import Pending, Publisher, TimerStore, outgoing
 from reminders.domain.clock import Clock
-from reminders.domain.timers import Firing, Planner
+from reminders.domain.timers import Firing, Planner, still_wanted
 from reminders.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -55,6 +62,7 @@ class Scheduler:
         self._recover = True  # read the outbox: rows may be pending from before
         self._seen_changes = -1
         self._in_flight: asyncio.Task[None] | None = None
+        self._book: LogBook | None = None
         ownership.settle = self.settle
         self.last_error: str | None = None
         self.rounds = 0
@@ -80,6 +88,7 @@ class Scheduler:
                     backoff = min(backoff * 2, 5.0)
                     continue
                 if not busy:
+                    await self.check_log()
                     await self._pause(self._tick)
         finally:
             task, self._in_flight = self._in_flight, None
@@ -179,12 +188,51 @@ class Scheduler:
                 self._metrics.fire_delay.observe((now - firing.due_at).total_seconds())
         return len(due), added
 
+    async def check_log(self) -> None:
+        """Ask (when it is time) whether the broker still has what it acknowledged."""
+        book = await self._log_book()
+        lost = await self._publisher.lost(book)
+        if lost:
+            async with self._ownership.lock:
+                await self._after_loss(lost)
+
     async def _publish(self, rows: list[Pending]) -> None:
         if not rows:
             return
-        await asyncio.wait_for(self._publisher.publish(outgoing(rows)), PUBLISH_TIMEOUT)
-        await asyncio.to_thread(self._store.sent, [row.seq for row in rows])
+        book = await self._log_book()
+        landed = await asyncio.wait_for(self._publisher.publish(outgoing(rows)), PUBLISH_TIMEOUT)
+        lost = book.lost_in(landed)
+        if lost:
+            book = await self._after_loss(lost)
+        book.landed(landed)
+        await asyncio.to_thread(self._store.sent, [row.seq for row in rows], book, set(landed))
         self._metrics.published.inc(len(rows))
+
+    async def _after_loss(self, lost: list[str]) -> LogBook:
+        """Queue again the commands the lost log may have held and that would still take
+        effect; a new log book."""
+        book, again = await asyncio.to_thread(self._send_again)
+        self._book, self._recover = book, True
+        self._metrics.log_losses.inc()
+        self._metrics.sent_again.inc(again)
+        log.warning(
+            "scheduler: the broker lost records it had acknowledged (%s); %d reclaim and "
+            "renewal commands that may not have been taken are sent again",
+            summary(lost),
+            again,
+        )
+        return book
+
+    def _send_again(self) -> tuple[LogBook, int]:
+        with self._store.begin() as tx:
+            commands = [c for c in tx.sent_commands() if still_wanted(c)]
+            tx.send_again(commands)
+            return tx.start_over_publishing(), len(commands)
+
+    async def _log_book(self) -> LogBook:
+        if self._book is None:
+            self._book = await asyncio.to_thread(self._store.publish_book)
+        return self._book
 
     async def _pause(self, seconds: float) -> None:
         try:

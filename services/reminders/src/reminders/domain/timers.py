@@ -18,6 +18,7 @@ import orjson
 
 from chassis.auth import Principal
 from contracts import schedule
+from contracts.opportunity import Status
 from contracts.rules import Role, Rulebook
 from contracts.schedule import Timer, TimerKind
 from reminders.domain.facts import OpportunityFacts
@@ -53,6 +54,33 @@ class Firing:
     fired_at: datetime
     reminder: bytes | None
     command: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class SentCommand:
+    """A command a fired timer sent, with what its opportunity's facts say now."""
+
+    opportunity_id: str
+    reminder_id: str
+    partition: int
+    kind: TimerKind
+    command: bytes
+    status: Status
+    last_progress_version: int
+
+
+def still_wanted(sent: SentCommand) -> bool:
+    """Whether a command sent before the broker lost its log must be sent again: it may never
+    have reached the opportunity service and would still take effect. A reclaim, while the
+    opportunity is open and has not progressed since the reminder was computed (a reclaim that
+    was taken left it in the pool); a renewal, always (the opportunity service creates a
+    renewal once, by an id it derives from the won opportunity's)."""
+    if sent.kind is TimerKind.RENEWAL_DUE:
+        return sent.status == Status.WON
+    if sent.kind is TimerKind.RECLAIM_DUE:
+        based_on = orjson.loads(sent.command)["based_on_version"]
+        return sent.status == Status.OPEN and sent.last_progress_version <= based_on
+    return False
 
 
 class Planner:

@@ -1,7 +1,7 @@
-"""The relay finds that the broker lost what it acknowledged (relay_log.LogBook)."""
+"""A producer finds that the broker lost what it acknowledged (chassis.kafka.logbook)."""
 
+from chassis.kafka.logbook import LogBook
 from chassis.kafka.producing import Landed
-from opportunity.adapters.relay_log import LogBook
 
 EVENTS = "crm.opportunity.events"
 
