@@ -17,7 +17,6 @@ RSS of our processes is sampled every 50 ms throughout.
 import argparse
 import asyncio
 import contextlib
-import http.server
 import os
 import statistics
 import subprocess
@@ -27,9 +26,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from uuid import uuid4
 
 import orjson
@@ -37,87 +34,16 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from contracts.envelope import event_id_for
 from oppstream.broker import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from launch import TOKENS, Store, auth_file, broker  # noqa: E402
+from notifications_feed import FEED_TOKEN  # noqa: E402
 from results import write_section  # noqa: E402
+from synthetic_history import EVENTS_PER_OPPORTUNITY, envelope  # noqa: E402
 
-EVENTS_PER_OPPORTUNITY = 8
-BLOCK = 5000  # opportunities whose events interleave
-T0 = datetime(2025, 6, 2, 1, 0, tzinfo=UTC)
 PARTITIONS = 6
-FEED_TOKEN = TOKENS["service"]
-
-
-# -- the events ---------------------------------------------------------------------------
-
-
-def envelope(position: int) -> dict[str, Any]:
-    """The envelope at 1-based `position` of a deterministic history."""
-    index = position - 1
-    block, within = divmod(index, BLOCK * EVENTS_PER_OPPORTUNITY)
-    step, member = divmod(within, BLOCK)
-    i = block * BLOCK + member
-    oid = f"00000000-0000-4000-8000-{i:012d}"
-    at = T0 + timedelta(hours=block * 24 + step * 3, seconds=member)
-    version = step + 1
-    kind, payload = _event(i, step)
-    return {
-        "event_id": event_id_for(oid, version),
-        "event_type": kind,
-        "schema_version": 1,
-        "opportunity_id": oid,
-        "version": version,
-        "occurred_at": at.isoformat(),
-        "recorded_at": at.isoformat(),
-        "actor": f"rep-{i % 40}",
-        "payload": payload,
-    }
-
-
-def _event(i: int, step: int) -> tuple[str, dict[str, Any]]:
-    stages = ("initial_contact", "requirements", "proposal", "negotiation", "signing")
-    if step == 0:
-        return "OpportunityCreated", {
-            "type": "new",
-            "pipeline_id": "new",
-            "stage": stages[0],
-            "customer": {
-                "uscc": f"91110000{i:010d}",
-                "name": f"客户 {i}",
-                "tier": "SMB" if i % 3 else "KA",
-                "ownership": ("SOE", "PRIVATE", "FOREIGN", "OTHER")[i % 4],
-                "industry": "manufacturing",
-                "region": "east",
-            },
-            "owner_id": f"rep-{i % 40}",
-            "team_id": f"team-{i % 5}",
-            "amount": f"{10_000 + i % 90_000}.00",
-            "currency": "CNY",
-            "expected_close_on": f"2025-{7 + i % 6:02d}-15",
-        }
-    if step in (1, 3, 5):
-        return "FollowUpLogged", {"kind": "call", "note": "called the buyer"}
-    if step in (2, 4, 6):
-        moved = step // 2
-        return "StageAdvanced", {
-            "from_stage": stages[moved - 1],
-            "to_stage": stages[moved],
-            "skipped": [],
-        }
-    if i % 3 == 0:
-        return "OpportunityWon", {
-            "stage": stages[3],
-            "amount": "50000.00",
-            "currency": "CNY",
-            "contract_ref": f"C-{i}",
-        }
-    if i % 3 == 1:
-        return "OpportunityLost", {"stage": stages[3], "reason": "price", "competitor": None}
-    return "InfoUpdated", {"changes": {"amount": "60000.00"}}
 
 
 # -- processes and sampling ---------------------------------------------------------------
@@ -307,51 +233,6 @@ def ours(
 # -- 4. rebuild ---------------------------------------------------------------------------
 
 
-def serve_feed(port: int, count: int) -> None:
-    """The opportunity service's GET /notifications over `count` generated events (pages
-    made before the first request, so the feed is not what is measured)."""
-    page = 10_000
-    pages: dict[int, bytes] = {}
-    for after in range(0, count, page):
-        items = [
-            {"position": p, "envelope": envelope(p)}
-            for p in range(after + 1, min(after + page, count) + 1)
-        ]
-        pages[after] = orjson.dumps(
-            {"after": after, "items": items, "next_after": items[-1]["position"]}
-        )
-
-    class Feed(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server name
-            if self.headers.get("Authorization") != f"Bearer {FEED_TOKEN}":
-                self._send(401, b'{"detail": "unauthenticated"}')
-            elif self.path.startswith("/readyz"):
-                self._send(200, orjson.dumps({"status": "ready", "last_position": count}))
-            else:
-                query = dict(part.split("=") for part in self.path.split("?", 1)[1].split("&"))
-                after = int(query["after"])
-                self._send(
-                    200,
-                    pages.get(
-                        after, orjson.dumps({"after": after, "items": [], "next_after": after})
-                    ),
-                )
-
-        def _send(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Feed)
-    print("ready", flush=True)
-    server.serve_forever()
-
-
 REBUILD = """
 import os, sys
 from projections.application.rebuild import run
@@ -363,10 +244,8 @@ def rebuild(db_url: str, count: int, workdir: Path) -> tuple[float, float, int]:
     port = free_port()
     feed_argv = [
         sys.executable,
-        __file__,
-        "--serve-feed",
+        str(Path(__file__).with_name("notifications_feed.py")),
         str(port),
-        "--rebuild-events",
         str(count),
     ]
     with process(feed_argv, dict(os.environ), workdir) as feed:
@@ -433,11 +312,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rebuild-events", type=int, default=1_000_000)
     parser.add_argument("--funnel-requests", type=int, default=100)
-    parser.add_argument("--serve-feed", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_feed is not None:
-        serve_feed(args.serve_feed, args.rebuild_events)
-        return 0
     raws, ourses, rss_consume = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
