@@ -235,7 +235,7 @@ def ours(
 
 REBUILD = """
 import os, sys
-from projections.application.rebuild import run
+from projections.entrypoints.rebuild import run
 sys.exit(run(sys.argv[1], os.environ["BENCH_FEED_TOKEN"], progress=False))
 """
 

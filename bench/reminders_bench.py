@@ -36,9 +36,9 @@ from reminders.adapters.schema import fired, opportunities
 from reminders.adapters.store import Store
 from reminders.adapters.system_clock import system_clock
 from reminders.application.ownership import Ownership
+from reminders.application.replan import RULES_KEY, rules_fingerprint
 from reminders.application.scheduler import Scheduler
 from reminders.domain.timers import Planner
-from reminders.main import RULES_KEY, rules_fingerprint
 from reminders.metrics import Metrics
 from reminders.settings import Settings
 

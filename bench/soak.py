@@ -45,7 +45,7 @@ from soak_load import SalesTeam, publish_leads  # noqa: E402
 from soak_system import System, soak_system  # noqa: E402
 
 from contracts import topics  # noqa: E402
-from projections.application import rebuild  # noqa: E402
+from projections.entrypoints import rebuild  # noqa: E402
 from projections.settings import Settings as ProjectionSettings  # noqa: E402
 
 # SPEC §7: every read model current within 60 s of the broker answering again.

@@ -137,7 +137,7 @@ def _token(args: argparse.Namespace) -> str:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    from projections.application.rebuild import run
+    from projections.entrypoints.rebuild import run
 
     return run(args.source, _token(args))
 

@@ -21,13 +21,13 @@ from opportunity.adapters.messaging import Messaging
 from opportunity.adapters.publishing import Publisher
 from opportunity.adapters.relay import build_relay
 from opportunity.application.app import OpportunityApp
-from opportunity.application.command_intake import CommandIntake
 from opportunity.application.group_commit import GroupCommitter
-from opportunity.application.lead_intake import LeadIntake
+from opportunity.entrypoints.command_intake import CommandIntake
 from opportunity.entrypoints.consumers import build_consumers
 from opportunity.entrypoints.http.api import Api
 from opportunity.entrypoints.http.errors import install_error_handlers
 from opportunity.entrypoints.http.router import build_router
+from opportunity.entrypoints.lead_intake import LeadIntake
 from opportunity.metrics import Metrics
 from opportunity.settings import Settings, eventsourcing_env, sqlalchemy_url
 

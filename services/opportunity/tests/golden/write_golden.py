@@ -41,11 +41,11 @@ from contracts.customer import Customer
 from contracts.leads import QualifiedLead
 from contracts.rules import Role, load_rulebook
 from opportunity.application.app import NewOpportunity, OpportunityApp
-from opportunity.application.command_intake import REMINDERS
-from opportunity.application.lead_intake import INTAKE
 from opportunity.application.unit_of_work import Context, UnitOfWork
 from opportunity.domain.opportunity import Opportunity
+from opportunity.entrypoints.command_intake import REMINDERS
 from opportunity.entrypoints.http.api import Api
+from opportunity.entrypoints.lead_intake import INTAKE
 from opportunity.main import build_app
 from opportunity.settings import Settings
 from services.opportunity.tests.golden import reading

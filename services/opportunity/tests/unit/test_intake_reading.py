@@ -8,7 +8,7 @@ from stdnum.cn import uscc as stdnum_uscc
 
 from contracts.leads import QualifiedLead
 from opportunity.adapters.poison import Poison
-from opportunity.application.lead_intake import Invalid, read_lead
+from opportunity.entrypoints.lead_intake import Invalid, read_lead
 
 _BODY = "91110000MA01ABCDX"  # 17 characters; the 18th is the GB 32100-2015 check character
 VALID_USCC = _BODY + stdnum_uscc.calc_check_digit(_BODY)

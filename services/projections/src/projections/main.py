@@ -13,7 +13,7 @@ from chassis.serving import Service
 from contracts.rules import Rulebook, load_rulebook
 from projections.adapters import migrate
 from projections.adapters.database import create_engine
-from projections.adapters.readmodel import ReadModel
+from projections.adapters.readmodel import SqlReadModel
 from projections.adapters.rows import write_pipeline_stages
 from projections.adapters.schema import LIVE
 from projections.adapters.store import Store
@@ -56,7 +56,7 @@ def build_app(
         if (bootstrap := settings.kafka_bootstrap)
         else None
     )
-    reports = Reports(ReadModel(reader), rules, settings.zone, settings.projections_currency)
+    reports = Reports(SqlReadModel(reader), rules, settings.zone, settings.projections_currency)
     api = Api(reports, reader, principals, settings.zone, clock, metrics, messaging)
 
     @asynccontextmanager

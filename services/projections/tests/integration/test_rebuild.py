@@ -13,7 +13,7 @@ from contracts.rules import load_rulebook
 from opportunity.main import build_app as build_opportunity_app
 from opportunity.settings import Settings as OpportunitySettings
 from projections.adapters.shadow import SHADOW_PREFIX
-from projections.application import rebuild
+from projections.entrypoints import rebuild
 from projections.settings import Settings
 from services.projections.tests.cohort import cohort
 from services.projections.tests.conftest import Service, snapshot

@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 
 from chassis.auth import Forbidden, Principal
 from contracts.rules import Role
-from projections.adapters.readmodel import Query
+from projections.application.read_model import Query
 from projections.entrypoints.http import parse_instant, scoped
 
 ZONE = ZoneInfo("Asia/Shanghai")

@@ -2,13 +2,11 @@
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
@@ -30,6 +28,7 @@ from reminders.adapters.system_clock import system_clock
 from reminders.application.intake import EventIntake
 from reminders.application.ownership import Ownership
 from reminders.application.ports import Publisher
+from reminders.application.replan import replan_after_rules_change
 from reminders.application.scheduler import Scheduler
 from reminders.domain.clock import Clock
 from reminders.domain.timers import Planner, managers_by_team
@@ -39,20 +38,6 @@ from reminders.metrics import Metrics
 from reminders.settings import Settings
 
 log = logging.getLogger(__name__)
-
-RULES_KEY = "rules_fingerprint"
-REPLAN_BATCH = 2000
-
-
-def rules_fingerprint(rules: Rulebook, zone: str) -> str:
-    """What the timers depend on besides the facts: the reminder and renewal rules, the zone."""
-    content = {
-        "reminders": rules.reminders.model_dump(mode="json"),
-        "renewal": rules.renewal.model_dump(mode="json"),
-        "version": rules.version,
-        "zone": zone,
-    }
-    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 class Runtime:
@@ -151,21 +136,15 @@ class Runtime:
         self.connected = True
 
     async def _replan(self) -> None:
-        """After a change of the rules (or the zone), every opportunity's next look is
-        computed again, so a tighter rule fires on time; a copy that stops halfway leaves
-        the old fingerprint, and the next start does it again."""
-        fingerprint = rules_fingerprint(self._planner.rules, self._settings.timezone)
+        """Plan every opportunity's next look again if the rules changed (replan.py)."""
         try:
-            if await asyncio.to_thread(self._store.get_meta, RULES_KEY) != fingerprint:
-                after: str | None = ""
-                while after is not None:
-                    after = await asyncio.to_thread(
-                        self._store.replan,
-                        lambda f: self._planner.first_look(f, self._clock()),
-                        after,
-                        REPLAN_BATCH,
-                    )
-                await asyncio.to_thread(self._store.set_meta, RULES_KEY, fingerprint)
+            if await asyncio.to_thread(
+                replan_after_rules_change,
+                self._store,
+                self._planner,
+                self._clock,
+                self._settings.timezone,
+            ):
                 self._wake()
             self.replanned = True
         except Exception as exc:  # the next start tries again

@@ -4,7 +4,7 @@ a batch brings its cached aggregates up to date before it runs."""
 from collections.abc import Sequence
 from uuid import UUID
 
-from eventsourcing.persistence import Recorder, StoredEvent
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -42,9 +42,3 @@ class NewerEvents:
                 )
             )
         return newer
-
-
-def newer_events_of(recorder: Recorder) -> NewerEvents | None:
-    """The reader for a PostgreSQL store; None for SQLite, which has one writing process and
-    cheap reads."""
-    return NewerEvents(recorder) if isinstance(recorder, PostgresAggregateRecorder) else None

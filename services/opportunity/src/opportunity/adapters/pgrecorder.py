@@ -17,6 +17,7 @@ import inspect
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar, cast
+from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import (
@@ -27,6 +28,8 @@ from eventsourcing.postgres import (
 )
 from eventsourcing.utils import Environment, EnvType
 from psycopg.sql import SQL, Identifier
+
+from opportunity.adapters.catch_up import NewerEvents
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -107,6 +110,13 @@ class OrderedEventRecorder(PostgresApplicationRecorder):
         self.record_statement = SQL(
             "SELECT id FROM {function}(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) AS id"
         ).format(function=function)
+        self._newer_events = NewerEvents(self)
+
+    def select_newer_events(
+        self, ids: Sequence[UUID], versions: Sequence[int]
+    ) -> dict[UUID, list[StoredEvent]]:
+        """For each aggregate, the events after its version (application.unit_of_work)."""
+        return self._newer_events(ids, versions)
 
     select_events = briefly(PostgresApplicationRecorder.select_events)
     select_notifications = briefly(PostgresApplicationRecorder.select_notifications)

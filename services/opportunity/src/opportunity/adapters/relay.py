@@ -187,7 +187,7 @@ class Relay:
 
     async def _publish_won_again(self, done: int, until: int) -> int:
         """The next page of the won messages up to where the events are published again from."""
-        page = await asyncio.to_thread(self._won_page, done, until)
+        page = await asyncio.to_thread(self._page, done, until, WON_TOPICS)
         landed = await self._send(page, won_only=True) if page else {}
         if landed is None:
             return 0
@@ -237,14 +237,11 @@ class Relay:
     def _events_ends(self) -> dict[int, int]:
         return {p: end for (t, p), end in self._book.ends.items() if t == topics.OPPORTUNITY_EVENTS}
 
-    def _won_page(self, done: int, until: int) -> list[Notification]:
+    def _page(self, after: int, until: int, names: list[str]) -> list[Notification]:
+        """Up to a batch of the notifications of `names` in (after, until]."""
         return list(
             self._app.recorder.select_notifications(
-                start=done,
-                limit=self._batch,
-                stop=until,
-                topics=WON_TOPICS,
-                inclusive_of_start=False,
+                start=after, limit=self._batch, stop=until, topics=names, inclusive_of_start=False
             )
         )
 
@@ -259,16 +256,7 @@ class Relay:
     def _next_batch(self) -> tuple[int, int, list[Notification]]:
         position = self._position or 0
         top = self._app.last_position()
-        found = list(
-            self._app.recorder.select_notifications(
-                start=position,
-                limit=self._batch,
-                stop=top,
-                topics=OPPORTUNITY_TOPICS,
-                inclusive_of_start=False,
-            )
-        )
-        return position, top, found
+        return position, top, self._page(position, top, OPPORTUNITY_TOPICS)
 
     def _records(self, notifications: list[Notification], won_only: bool) -> list[Outgoing]:
         records = []

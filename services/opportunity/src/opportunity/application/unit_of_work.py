@@ -6,21 +6,25 @@ transaction conflicts, each is retried on its own so every caller gets its own a
 """
 
 import contextlib
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import JSONTranscoder, RecordConflictError, Transcoding
+from eventsourcing.persistence import (
+    JSONTranscoder,
+    RecordConflictError,
+    StoredEvent,
+    Transcoding,
+)
 from eventsourcing.utils import EnvType
 
 from chassis.auth import Principal
 from chassis.sql.errors import unavailable
-from opportunity.adapters.catch_up import newer_events_of
 from opportunity.domain.errors import DomainError
 from opportunity.domain.opportunity import Opportunity
 
@@ -136,13 +140,25 @@ class Outcome(Generic[T]):
         return self.value  # type: ignore[return-value]
 
 
+@runtime_checkable
+class ReadsNewerEvents(Protocol):
+    def select_newer_events(
+        self, ids: Sequence[UUID], versions: Sequence[int]
+    ) -> dict[UUID, list[StoredEvent]]: ...
+
+
 class BatchingApplication(Application[UUID]):
     """An event-sourced application whose commands run in units of work, many per
     transaction."""
 
     def __init__(self, env: EnvType | None = None) -> None:
         super().__init__(env)
-        self._newer_events = newer_events_of(self.recorder)
+        # A PostgreSQL store reads what a batch's cached aggregates missed in one query
+        # (adapters.pgrecorder); SQLite has one writing process and cheap reads.
+        recorder = self.recorder
+        self._newer_events = (
+            recorder.select_newer_events if isinstance(recorder, ReadsNewerEvents) else None
+        )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -31,8 +31,8 @@ from chassis.kafka.consuming import (
 )
 from chassis.kafka.logwatch import LogWatch
 from contracts import topics
-from opportunity.application.command_intake import CommandIntake
-from opportunity.application.lead_intake import LeadIntake
+from opportunity.entrypoints.command_intake import CommandIntake
+from opportunity.entrypoints.lead_intake import LeadIntake
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ service refuses an `occurred_at` before the last event's).
 """
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -18,80 +19,29 @@ from typing import Any
 import sqlalchemy as sa
 
 from projections.adapters.schema import LIVE, Tables, epoch
+from projections.application.read_model import (
+    Cohort,
+    CompletedVisits,
+    OpenStage,
+    Query,
+    Reading,
+    Win,
+)
 from projections.domain.forecast import OpenAmount
 from projections.domain.funnel import ReachCount
 from projections.domain.state import ACTIVE, HISTORY_FIELDS
 
 
-@dataclass(frozen=True)
-class Query:
-    """Which opportunities a report covers (SPEC §4.2 filters) and whose they may be."""
+class SqlReadModel:
+    """The read model in the projections database (projections.application.read_model)."""
 
-    type: str | None = None
-    tier: str | None = None
-    ownership: str | None = None
-    owner_id: str | None = None
-    team_id: str | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
-    as_of: datetime | None = None
-    include_voided: bool = False
-    # The principal's reach (SPEC §4.4): a rep's own, a manager's team.
-    scope_owner_id: str | None = None
-    scope_team_id: str | None = None
-
-    def segment(self) -> "Query":
-        """The same customer segment at the same `as_of`, company-wide, created at any time."""
-        return replace(
-            self,
-            owner_id=None,
-            team_id=None,
-            scope_owner_id=None,
-            scope_team_id=None,
-            created_from=None,
-            created_to=None,
-        )
-
-    def company(self, created_from: datetime, created_to: datetime) -> "Query":
-        """The same customer segment, company-wide, created in [created_from, created_to)."""
-        return replace(self.segment(), created_from=created_from, created_to=created_to)
-
-
-@dataclass(frozen=True)
-class CompletedVisits:
-    pipeline_id: str
-    stage: str
-    tier: str
-    ownership: str
-    exit_kind: str
-    count: int
-    dwell_seconds: float
-    paused_seconds: float
-
-
-@dataclass(frozen=True)
-class OpenStage:
-    pipeline_id: str
-    stage: str
-    currency: str
-    count: int
-    age_seconds: float
-    amount: Decimal
-
-
-@dataclass(frozen=True)
-class Cohort:
-    """Everything the stage figures of one cohort need."""
-
-    reach: list[ReachCount]
-    visits: list[CompletedVisits]
-    open: list[OpenStage]
-    include_voided: bool = False
-
-
-class ReadModel:
     def __init__(self, engine: sa.Engine, tables: Tables = LIVE) -> None:
         self.engine, self.t = engine, tables
+
+    @contextmanager
+    def reading(self) -> Iterator[Reading]:
+        with self.engine.connect() as conn:
+            yield _Reading(self, conn)
 
     def source(self, q: Query) -> sa.Subquery:
         """The opportunities of the query, as they were at `q.as_of`."""
@@ -281,13 +231,36 @@ class ReadModel:
         )
         return int(total), [dict(row) for row in rows.mappings()]
 
-    def wins(self, conn: sa.Connection, q: Query) -> Iterator[Any]:
+    def wins(self, conn: sa.Connection, q: Query) -> list[Win]:
         s = self.source(q)
-        yield from conn.execute(
+        rows = conn.execute(
             sa.select(s.c.owner_id, s.c.team_id, s.c.currency, s.c.won_amount, s.c.closed_at).where(
                 s.c.status == "won"
             )
         )
+        return [Win(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """The queries on one connection: one consistent read for a report."""
+
+    model: SqlReadModel
+    conn: sa.Connection
+
+    def cohorts(
+        self, q: Query, company: Query, at: datetime, *, visits: bool = True
+    ) -> tuple[Cohort, Cohort]:
+        return self.model.cohorts(self.conn, q, company, at, visits=visits)
+
+    def open_amounts(self, q: Query) -> list[OpenAmount]:
+        return self.model.open_amounts(self.conn, q)
+
+    def stale(self, q: Query, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
+        return self.model.stale(self.conn, q, limit, offset)
+
+    def wins(self, q: Query) -> list[Win]:
+        return self.model.wins(self.conn, q)
 
 
 def _conditions(cols: Any, q: Query, *, segment: bool) -> list[sa.ColumnElement[bool]]:

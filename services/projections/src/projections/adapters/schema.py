@@ -1,7 +1,7 @@
 """The projections database: BI tables (SPEC §4.3) and our bookkeeping, as SQLAlchemy Core.
 
 Every event-derived table is built by `build_tables(prefix)`: the live set has no prefix, a
-rebuild fills a prefixed shadow set and renames it into place (application/rebuild.py, shadow.py).
+rebuild fills a prefixed shadow set and renames it into place (entrypoints/rebuild.py, shadow.py).
 """
 
 from dataclasses import dataclass

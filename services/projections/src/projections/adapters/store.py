@@ -41,7 +41,7 @@ from projections.adapters.rows import (
     visit_values,
 )
 from projections.adapters.schema import Tables
-from projections.domain.ordering import COUNTED, in_order
+from projections.domain.ordering import Counts, in_order
 from projections.domain.projection import Projector
 from projections.domain.state import STATE_FIELDS, OpportunityState, state_values
 
@@ -62,15 +62,9 @@ class Record(Protocol):
 
 
 @dataclass
-class Outcome:
+class Outcome(Counts):
     """What one batch did, for the metrics and the consumer."""
 
-    applied: int = 0
-    duplicates: int = 0
-    held: int = 0
-    released: int = 0
-    gaps: int = 0
-    not_projected: int = 0
     poison: int = 0
     already_applied: int = 0
     # Partitions whose stored position is behind the batch (the tables were rebuilt, or a
@@ -302,8 +296,7 @@ class Store:
         t = self.tables
         ids = list(dict.fromkeys(event.opportunity_id for event in events))
         ordered = in_order(self.projector, self._states(conn, ids), self._held(conn, ids), events)
-        for name in COUNTED:
-            setattr(outcome, name, getattr(outcome, name) + getattr(ordered, name))
+        outcome.add(ordered)
         # Only versions above the stored state get here. Two consumers of one partition (for
         # a moment during a rebalance) queue on its position row on PostgreSQL; should they
         # still meet, the second fails on these primary keys and reads its batch again.

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from contracts.rules import Pipeline
-from projections.adapters.readmodel import Cohort
+from projections.application.read_model import Cohort
 from projections.domain import dwell as dwell_
 from projections.domain import forecast as forecast_
 from projections.domain.funnel import Reach, reach

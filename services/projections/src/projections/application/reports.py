@@ -9,13 +9,11 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-
 from contracts import schedule
 from contracts.opportunity import Status
 from contracts.rules import Pipeline, Rulebook
-from projections.adapters.readmodel import Cohort, Query, ReadModel
 from projections.application.figures import PipelineFigures, Wins, ranked
+from projections.application.read_model import Cohort, Query, Reading, ReadModel
 from projections.domain import dwell as dwell_
 from projections.domain import forecast as forecast_
 from projections.domain.funnel import conversion_rates, win_rates
@@ -32,10 +30,10 @@ class Reports:
     # -- reading ---------------------------------------------------------------------------
 
     def _cohorts(
-        self, conn: sa.Connection, q: Query, at: datetime, *, visits: bool = True
+        self, r: Reading, q: Query, at: datetime, *, visits: bool = True
     ) -> tuple[Cohort, Cohort]:
         """The query's cohort and the company's trailing one, read together."""
-        return self.rm.cohorts(conn, q, self._company_query(q, at), at, visits=visits)
+        return r.cohorts(q, self._company_query(q, at), at, visits=visits)
 
     def _company_query(self, q: Query, at: datetime) -> Query:
         """The company's own trailing window: the same segment, everyone's opportunities
@@ -56,8 +54,8 @@ class Reports:
 
     def funnel(self, q: Query, now: datetime) -> dict[str, Any]:
         at = q.as_of or now
-        with self.rm.engine.connect() as conn:
-            cohort, company = self._cohorts(conn, q, at)
+        with self.rm.reading() as r:
+            cohort, company = self._cohorts(r, q, at)
         pipelines = []
         for p in self._pipelines(q):
             figures = PipelineFigures(p, cohort, self.currency)
@@ -113,8 +111,8 @@ class Reports:
 
     def dwell(self, q: Query, now: datetime) -> dict[str, Any]:
         at = q.as_of or now
-        with self.rm.engine.connect() as conn:
-            cohort, company = self._cohorts(conn, q, at)
+        with self.rm.reading() as r:
+            cohort, company = self._cohorts(r, q, at)
         pipelines = []
         for p in self._pipelines(q):
             figures, theirs = PipelineFigures(p, cohort), PipelineFigures(p, company)
@@ -150,8 +148,8 @@ class Reports:
 
     def win_rates(self, q: Query, now: datetime) -> dict[str, Any]:
         at = q.as_of or now
-        with self.rm.engine.connect() as conn:
-            cohort, company = self._cohorts(conn, q, at, visits=False)
+        with self.rm.reading() as r:
+            cohort, company = self._cohorts(r, q, at, visits=False)
         pipelines = []
         for p in self._pipelines(q):
             figures, theirs = PipelineFigures(p, cohort), PipelineFigures(p, company)
@@ -191,9 +189,9 @@ class Reports:
 
     def forecast(self, q: Query, now: datetime) -> dict[str, Any]:
         at = q.as_of or now
-        with self.rm.engine.connect() as conn:
-            cohort, _ = self._cohorts(conn, q, at, visits=False)
-            rows = self.rm.open_amounts(conn, q)
+        with self.rm.reading() as r:
+            cohort, _ = self._cohorts(r, q, at, visits=False)
+            rows = r.open_amounts(q)
         rates: dict[tuple[str, str], forecast_.Rate] = {}
         for p in self.rules.pipelines:
             r = PipelineFigures(p, cohort).reach
@@ -251,8 +249,8 @@ class Reports:
 
     def stale(self, q: Query, now: datetime, limit: int, offset: int) -> dict[str, Any]:
         at = q.as_of or now
-        with self.rm.engine.connect() as conn:
-            total, rows = self.rm.stale(conn, q, limit, offset)
+        with self.rm.reading() as r:
+            total, rows = r.stale(q, limit, offset)
         items = []
         for row in rows:
             facts = schedule.Facts(
@@ -304,8 +302,8 @@ class Reports:
         at = q.as_of or now
         owners: dict[str, dict[tuple[str | None, str | None], Wins]] = defaultdict(dict)
         teams: dict[str, dict[str | None, Wins]] = defaultdict(dict)
-        with self.rm.engine.connect() as conn:
-            for owner_id, team_id, currency, amount, won_at in self.rm.wins(conn, q):
+        with self.rm.reading() as r:
+            for owner_id, team_id, currency, amount, won_at in r.wins(q):
                 if (won_from is not None and won_at < won_from) or (
                     won_to is not None and won_at >= won_to
                 ):

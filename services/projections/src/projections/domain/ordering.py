@@ -9,7 +9,7 @@ waits for, and the later events are held until the missing one arrives.
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -19,13 +19,11 @@ from projections.domain.state import OpportunityState
 
 log = logging.getLogger(__name__)
 
-# What `in_order` counts, by the names the store's Outcome has for them too.
-COUNTED = ("applied", "duplicates", "held", "released", "gaps", "not_projected")
-
 
 @dataclass
-class Ordered:
-    """What applying a batch in version order changed, for the store to write."""
+class Counts:
+    """What became of a batch's events: applied, passed over as duplicates, held until an
+    earlier version comes, released once it came, gaps found, events no figure reads."""
 
     applied: int = 0
     duplicates: int = 0
@@ -33,6 +31,16 @@ class Ordered:
     released: int = 0
     gaps: int = 0
     not_projected: int = 0
+
+    def add(self, other: "Counts") -> None:
+        for name in (f.name for f in fields(Counts)):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class Ordered(Counts):
+    """What applying a batch in version order changed, for the store to write."""
+
     # The opportunities whose state changed, by id.
     states: dict[str, OpportunityState] = field(default_factory=dict)
     # The stage visits opened or closed, by (opportunity id, visit number).

@@ -22,7 +22,7 @@ from contracts.opportunity import OpportunityType
 from contracts.problems import refusals
 from contracts.rules import Role
 from projections.adapters.migrate import current_revision
-from projections.adapters.readmodel import Query
+from projections.application.read_model import Query
 from projections.application.reports import Reports
 from projections.domain.periods import PERIODS
 from projections.entrypoints.instruments import Instruments

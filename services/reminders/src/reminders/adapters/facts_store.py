@@ -183,24 +183,7 @@ def facts_of(row: Any) -> OpportunityFacts:
 
 
 def row_of(facts: OpportunityFacts, next_due_at: datetime | None) -> dict[str, Any]:
-    return {
-        "opportunity_id": facts.opportunity_id,
-        "partition": facts.partition,
-        "version": facts.version,
-        "type": facts.type,
-        "tier": facts.tier,
-        "ownership": facts.ownership,
-        "stage": facts.stage,
-        "status": facts.status.value,
-        "owner_id": facts.owner_id,
-        "team_id": facts.team_id,
-        "last_progress_at": facts.last_progress_at,
-        "last_progress_version": facts.last_progress_version,
-        "paused_until": facts.paused_until,
-        "revisit_on": facts.revisit_on,
-        "contract_end_on": facts.contract_end_on,
-        "next_due_at": next_due_at,
-    }
+    return {**facts.as_dict(), "next_due_at": next_due_at}
 
 
 _RESCHEDULE_PG = """

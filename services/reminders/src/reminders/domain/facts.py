@@ -6,8 +6,9 @@ won contract. Progress (SPEC §6) = create, advance, revert, follow-up, resume, 
 assign; it restarts the staleness clock.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
+from typing import Any
 
 from contracts import schedule
 from contracts.envelope import Envelope
@@ -42,6 +43,12 @@ class OpportunityFacts:
     paused_until: date | None = None
     revisit_on: date | None = None
     contract_end_on: date | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field by name, the status as its string."""
+        found = {f.name: getattr(self, f.name) for f in fields(self)}
+        found["status"] = self.status.value
+        return found
 
     @property
     def schedule(self) -> schedule.Facts:

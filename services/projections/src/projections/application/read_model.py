@@ -1,0 +1,106 @@
+"""What the reports read (a port: projections.adapters.readmodel answers it from SQL): which
+opportunities a report covers, and the small grouped answers the pure metric functions finish."""
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from projections.domain.forecast import OpenAmount
+from projections.domain.funnel import ReachCount
+
+
+@dataclass(frozen=True)
+class Query:
+    """Which opportunities a report covers (SPEC §4.2 filters) and whose they may be."""
+
+    type: str | None = None
+    tier: str | None = None
+    ownership: str | None = None
+    owner_id: str | None = None
+    team_id: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    as_of: datetime | None = None
+    include_voided: bool = False
+    # The principal's reach (SPEC §4.4): a rep's own, a manager's team.
+    scope_owner_id: str | None = None
+    scope_team_id: str | None = None
+
+    def segment(self) -> "Query":
+        """The same customer segment at the same `as_of`, company-wide, created at any time."""
+        return replace(
+            self,
+            owner_id=None,
+            team_id=None,
+            scope_owner_id=None,
+            scope_team_id=None,
+            created_from=None,
+            created_to=None,
+        )
+
+    def company(self, created_from: datetime, created_to: datetime) -> "Query":
+        """The same customer segment, company-wide, created in [created_from, created_to)."""
+        return replace(self.segment(), created_from=created_from, created_to=created_to)
+
+
+@dataclass(frozen=True)
+class CompletedVisits:
+    pipeline_id: str
+    stage: str
+    tier: str
+    ownership: str
+    exit_kind: str
+    count: int
+    dwell_seconds: float
+    paused_seconds: float
+
+
+@dataclass(frozen=True)
+class OpenStage:
+    pipeline_id: str
+    stage: str
+    currency: str
+    count: int
+    age_seconds: float
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Everything the stage figures of one cohort need."""
+
+    reach: list[ReachCount]
+    visits: list[CompletedVisits]
+    open: list[OpenStage]
+    include_voided: bool = False
+
+
+@dataclass(frozen=True)
+class Win:
+    owner_id: str | None
+    team_id: str | None
+    currency: str
+    amount: Decimal | None
+    won_at: datetime | None
+
+
+class Reading(Protocol):
+    """One consistent read of the read model, for one report."""
+
+    def cohorts(
+        self, q: Query, company: Query, at: datetime, *, visits: bool = True
+    ) -> tuple[Cohort, Cohort]:
+        """The stage figures of the query's cohort and of the company's trailing cohort."""
+
+    def open_amounts(self, q: Query) -> list[OpenAmount]: ...
+
+    def stale(self, q: Query, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
+        """Open opportunities, the longest idle first: how many, and the page."""
+
+    def wins(self, q: Query) -> list[Win]: ...
+
+
+class ReadModel(Protocol):
+    def reading(self) -> AbstractContextManager[Reading]: ...
