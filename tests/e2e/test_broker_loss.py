@@ -213,6 +213,18 @@ def wait_reclaimed(team: Team, oid: str) -> dict[str, Any]:
     return dict(explained.json())
 
 
+def wait_read_by_all(team: Team) -> int:
+    """Until the relay knows that every reader group read every event; how many there are."""
+    recorded, last = team.notifications()
+    wait_until(
+        lambda: team.metric(team.http, "oppstream_relay_read_by_all") >= last,
+        RECOVERY,
+        "the relay knows that every reader group read every event",
+        interval=0.5,
+    )
+    return recorded
+
+
 def wait_applied(team: Team, before: int = 0) -> None:
     """Until projections applied, once each, every event recorded in this run (the reclaim,
     recorded a moment ago, too): what they read again they passed over as duplicates."""
@@ -243,7 +255,9 @@ def test_a_broker_that_loses_its_log_under_running_services_loses_no_event(
     with kept_stores(tmp_path, "sqlite") as stores, system(tmp_path, stores) as started:
         team = Team(started)
         try:
-            before = team.create(12)
+            # A longer log before the loss than after it: every consumer stands past the end
+            # of the new one, where the broker hands it nothing.
+            before = team.create(40)
             for oid in before[:6]:
                 team.advance(oid, "requirements")
             won = won_opportunity(team.http)["id"]
@@ -285,13 +299,7 @@ def test_the_system_started_again_on_kept_stores_with_an_empty_broker_loses_no_e
                 for oid in before[:5]:
                     team.advance(oid, "requirements")
                 wait_projected(stores, team, before)
-                recorded_before, last = team.notifications()
-                wait_until(
-                    lambda: team.metric(team.http, "oppstream_relay_read_by_all") >= last,
-                    RECOVERY,
-                    "the relay knows that every reader group read every event",
-                    interval=0.5,
-                )
+                recorded_before = wait_read_by_all(team)
             finally:
                 team.close()
         # Ctrl-C, then `up` again: the embedded broker starts empty, the stores are kept.
@@ -372,5 +380,32 @@ def test_leads_sent_after_the_broker_lost_its_log_under_a_frozen_service_are_tak
             after = send_leads(started, 12)
             wait_taken(team, after)
             assert team.metric(team.http, "oppstream_log_losses_total") >= 1
+        finally:
+            team.close()
+
+
+def test_consumers_away_while_the_broker_lost_its_log_find_the_shorter_new_one(
+    tmp_path: Path,
+) -> None:
+    # Frozen meanwhile, projections and reminders come back standing past the end of a new
+    # log that already holds records: the broker hands them nothing there.
+    with kept_stores(tmp_path, "sqlite") as stores, system(tmp_path, stores) as started:
+        team = Team(started)
+        try:
+            before = team.create(60)
+            wait_projected(stores, team, before)
+            wait_read_by_all(team)  # the relay will publish nothing of it again
+            away = [started.services[name].pid for name in ("projections", "reminders")]
+            for pid in away:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                lose_the_log(started)
+                after = team.create(6)
+                stale = import_opportunity(team.http, "KA", idle_days=40)["id"]
+            finally:
+                for pid in away:
+                    os.kill(pid, signal.SIGCONT)
+            wait_projected(stores, team, [*before, *after, stale])
+            wait_reclaimed(team, stale)
         finally:
             team.close()

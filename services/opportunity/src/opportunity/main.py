@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI
-from faststream.kafka import KafkaRouter
 
 from chassis.auth import Principals, auth_file_path, load_principals
 from chassis.http import new_service
@@ -17,7 +16,7 @@ from chassis.sql.engines import postgres_engine
 from contracts.rules import Rulebook, load_rulebook
 from opportunity.adapters.leadership import leadership_for
 from opportunity.adapters.listing import Listing
-from opportunity.adapters.messaging import Messaging
+from opportunity.adapters.messaging import Consumed, Messaging
 from opportunity.adapters.publishing import Publisher
 from opportunity.adapters.relay import build_relay
 from opportunity.application.app import OpportunityApp
@@ -73,7 +72,7 @@ def build_app(
         )
         committer.on_saved = relay.wake
 
-        def consumers(publisher: Publisher, watch: LogWatch) -> KafkaRouter:
+        def consumers(publisher: Publisher, watch: LogWatch) -> Consumed:
             return build_consumers(
                 LeadIntake(opportunities, committer, publisher, clock, metrics.leads),
                 CommandIntake(opportunities, committer, publisher, clock, metrics.remote_commands),

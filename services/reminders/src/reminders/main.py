@@ -79,16 +79,15 @@ class Runtime:
         )
         if settings.kafka_bootstrap:
             self.broker = new_broker(settings.kafka_bootstrap, settings)
-            self.broker.include_router(
-                build_consumer(
-                    EventIntake(store, planner, clock, metrics),
-                    self.rebalance,
-                    self._wake,
-                    settings.reminders_group,
-                    settings.kafka_fetch_max_wait_ms,
-                    settings.kafka_session_timeout_ms,
-                )
+            router, self._watch_stranded = build_consumer(
+                EventIntake(store, planner, clock, metrics),
+                self.rebalance,
+                self._wake,
+                settings.reminders_group,
+                settings.kafka_fetch_max_wait_ms,
+                settings.kafka_session_timeout_ms,
             )
+            self.broker.include_router(router)
         self._store_answers = BoundedCheck(store.ping)
         self.migrated = False
         self.connected = False
@@ -133,6 +132,7 @@ class Runtime:
             return
         await ensure_topics(self._settings)
         await start_broker(self.broker)
+        self._tasks.append(asyncio.create_task(self._watch_stranded()))
         self.connected = True
 
     async def _replan(self) -> None:

@@ -35,7 +35,7 @@ async def test_a_published_event_is_taken_into_the_facts(
     intake = EventIntake(store, harness.planner, ManualClock(T0 + 40 * DAY), metrics)
     broker = KafkaBroker()
     broker.include_router(
-        build_consumer(intake, rebalance, lambda: woken.append(True), "reminders", 10, 10_000)
+        build_consumer(intake, rebalance, lambda: woken.append(True), "reminders", 10, 10_000)[0]
     )
     o = Opportunity("KA")
     async with TestKafkaBroker(broker) as test_broker:

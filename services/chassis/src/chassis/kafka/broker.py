@@ -5,7 +5,8 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 
@@ -56,16 +57,21 @@ class BrokerInBackground(ABC):
 
     def __init__(self, bootstrap: str, settings: OppstreamSettings) -> None:
         self.broker = new_broker(bootstrap, settings)
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+        self.run_aside(self._run())
+
+    def run_aside(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` until `stop()`."""
+        self._tasks.append(asyncio.create_task(work))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         with contextlib.suppress(Exception):
             await self.broker.stop()
 

@@ -2,7 +2,10 @@
 acknowledged by hand (never FastStream's ack-first default, which could lose a message:
 faststream #2618/#1980), and the offsets a batch reaches."""
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -12,6 +15,8 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from chassis.kafka.logwatch import LogWatch
+
+log = logging.getLogger(__name__)
 
 # aiokafka's default: what one fetch may bring of one partition.
 PARTITION_FETCH_BYTES = 1024 * 1024
@@ -133,3 +138,29 @@ async def restart_lost_logs(
         consumer.seek(TopicPartition(loss.topic, loss.partition), 0)
     gone = {(loss.topic, loss.partition) for loss in lost}
     return [r for r in records if (r.topic, r.partition) not in gone]
+
+
+@dataclass
+class StrandedCheck:
+    """FastStream hands a batch handler no empty batch. A consumer whose partitions all lie
+    past the end of a new, shorter log gets nothing (Tansu answers such a fetch with no
+    records, not "out of range"): its handler would not run until the new log grew past its
+    positions, then it would skip what lay below. So every `interval` seconds this runs the
+    service's check (its `restart_lost_logs` with no records) on the subscriber's consumer,
+    in turn with the handler: the handler holds `lock` too."""
+
+    check: Callable[[Any], Awaitable[object]]
+    interval: float = 1.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def run(self, subscriber: Any) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            consumer = getattr(subscriber, "consumer", None)
+            if consumer is None or not consumer.assignment():
+                continue
+            try:
+                async with self.lock:
+                    await self.check(consumer)
+            except Exception as exc:  # the store or the broker away: the next round again
+                log.warning("stranded partitions check: %s", exc)

@@ -6,7 +6,7 @@ down; the relay catches up once it is back.
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from faststream.kafka import KafkaRouter
@@ -20,7 +20,9 @@ from opportunity.adapters.relay import Relay
 from opportunity.settings import Settings
 
 # The consumers, given what they publish through and what watches their partitions' logs.
-Consumers = Callable[[Publisher, LogWatch], KafkaRouter]
+# The consumers' router, and the checks of their stranded partitions to run beside them.
+Consumed = tuple[KafkaRouter, list[Callable[[], Coroutine[Any, Any, None]]]]
+Consumers = Callable[[Publisher, LogWatch], Consumed]
 
 
 class Messaging(BrokerInBackground):
@@ -35,7 +37,8 @@ class Messaging(BrokerInBackground):
         super().__init__(bootstrap, settings)
         self._settings = settings
         self.watch = LogWatch("opportunity", log_metrics, own_positions=False)
-        self.broker.include_router(consumers(BrokerPublisher(self.broker), self.watch))
+        router, self._watch_stranded = consumers(BrokerPublisher(self.broker), self.watch)
+        self.broker.include_router(router)
         self.relay = relay
         self.connected = False
         self.consuming = False
@@ -73,4 +76,6 @@ class Messaging(BrokerInBackground):
 
     async def _start_consumers(self) -> None:
         await start_broker(self.broker)
+        for watch_stranded in self._watch_stranded:
+            self.run_aside(watch_stranded())
         self.consuming = True

@@ -14,7 +14,7 @@ commits) is said and counted (chassis.kafka.logwatch); it is read from the new l
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -24,6 +24,7 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from chassis.kafka.consuming import (
     ConsumedRecord,
+    StrandedCheck,
     batch_subscriber,
     commit_batch,
     high_watermark_of,
@@ -47,8 +48,10 @@ def build_consumers(
     session_timeout_ms: int,
     groups: tuple[str, str] = ("opportunity.intake", "opportunity.commands"),
     max_records: int = 500,
-) -> KafkaRouter:
-    """Consumers of qualified leads and of commands, in the (intake, commands) groups."""
+) -> tuple[KafkaRouter, list[Callable[[], Coroutine[Any, Any, None]]]]:
+    """Consumers of qualified leads and of commands, in the (intake, commands) groups, and
+    the checks of their partitions stranded past the end of a new log (to run beside the
+    broker)."""
     router = KafkaRouter()
 
     def subscriber(topic: str, group: str) -> BatchSubscriber:
@@ -61,15 +64,29 @@ def build_consumers(
             max_records=max_records,
         )
 
-    @subscriber(topics.LEADS_QUALIFIED, groups[0])
-    async def take_leads(_: list[Any], message: KafkaMessage) -> None:
-        await _take(message, leads.take, watch)
+    stranded: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    for topic, group, take in (
+        (topics.LEADS_QUALIFIED, groups[0], leads.take),
+        (topics.OPPORTUNITY_COMMANDS, groups[1], commands.take),
+    ):
+        stranded.append(_consume(subscriber(topic, group), take, watch))
+    return router, stranded
 
-    @subscriber(topics.OPPORTUNITY_COMMANDS, groups[1])
-    async def take_commands(_: list[Any], message: KafkaMessage) -> None:
-        await _take(message, commands.take, watch)
 
-    return router
+def _consume(
+    subscriber: BatchSubscriber,
+    take: Callable[[Sequence[ConsumedRecord]], Awaitable[None]],
+    watch: LogWatch,
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """`take` each batch of the subscriber; the check of its stranded partitions."""
+    stranded = StrandedCheck(lambda consumer: restart_lost_logs(watch, consumer, []))
+
+    @subscriber
+    async def handle(_: list[Any], message: KafkaMessage) -> None:
+        async with stranded.lock:
+            await _take(message, take, watch)
+
+    return lambda: stranded.run(subscriber)
 
 
 async def _take(

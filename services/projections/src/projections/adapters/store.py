@@ -20,7 +20,7 @@ record per transaction, and that record alone is kept as poison, so its partitio
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -74,15 +74,12 @@ class Outcome(Counts):
     # The positions this batch stored.
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
 
-    def add(self, other: "Outcome") -> None:
-        """Count `other` (the next records of the same batch) in."""
-        for name in COUNTS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.rewind.update(other.rewind)
-        self.positions.update(other.positions)
-
-
-COUNTS = tuple(f.name for f in fields(Outcome) if f.type is int)
+    def add(self, other: Counts) -> None:
+        """Count `other` (the next records of the same batch, or its ordering) in."""
+        super().add(other)
+        if isinstance(other, Outcome):
+            self.rewind.update(other.rewind)
+            self.positions.update(other.positions)
 
 
 class Store:

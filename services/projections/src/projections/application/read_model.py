@@ -5,7 +5,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from projections.domain.forecast import OpenAmount
 from projections.domain.funnel import ReachCount
@@ -77,13 +77,12 @@ class Cohort:
     include_voided: bool = False
 
 
-@dataclass(frozen=True)
-class Win:
+class Win(NamedTuple):
     owner_id: str | None
     team_id: str | None
     currency: str
     amount: Decimal | None
-    won_at: datetime | None
+    won_at: datetime  # a won opportunity is closed
 
 
 class Reading(Protocol):

@@ -54,8 +54,8 @@ class Reports:
 
     def funnel(self, q: Query, now: datetime) -> dict[str, Any]:
         at = q.as_of or now
-        with self.rm.reading() as r:
-            cohort, company = self._cohorts(r, q, at)
+        with self.rm.reading() as reading:
+            cohort, company = self._cohorts(reading, q, at)
         pipelines = []
         for p in self._pipelines(q):
             figures = PipelineFigures(p, cohort, self.currency)
@@ -111,8 +111,8 @@ class Reports:
 
     def dwell(self, q: Query, now: datetime) -> dict[str, Any]:
         at = q.as_of or now
-        with self.rm.reading() as r:
-            cohort, company = self._cohorts(r, q, at)
+        with self.rm.reading() as reading:
+            cohort, company = self._cohorts(reading, q, at)
         pipelines = []
         for p in self._pipelines(q):
             figures, theirs = PipelineFigures(p, cohort), PipelineFigures(p, company)
@@ -148,8 +148,8 @@ class Reports:
 
     def win_rates(self, q: Query, now: datetime) -> dict[str, Any]:
         at = q.as_of or now
-        with self.rm.reading() as r:
-            cohort, company = self._cohorts(r, q, at, visits=False)
+        with self.rm.reading() as reading:
+            cohort, company = self._cohorts(reading, q, at, visits=False)
         pipelines = []
         for p in self._pipelines(q):
             figures, theirs = PipelineFigures(p, cohort), PipelineFigures(p, company)
@@ -189,9 +189,9 @@ class Reports:
 
     def forecast(self, q: Query, now: datetime) -> dict[str, Any]:
         at = q.as_of or now
-        with self.rm.reading() as r:
-            cohort, _ = self._cohorts(r, q, at, visits=False)
-            rows = r.open_amounts(q)
+        with self.rm.reading() as reading:
+            cohort, _ = self._cohorts(reading, q, at, visits=False)
+            rows = reading.open_amounts(q)
         rates: dict[tuple[str, str], forecast_.Rate] = {}
         for p in self.rules.pipelines:
             r = PipelineFigures(p, cohort).reach
@@ -249,8 +249,8 @@ class Reports:
 
     def stale(self, q: Query, now: datetime, limit: int, offset: int) -> dict[str, Any]:
         at = q.as_of or now
-        with self.rm.reading() as r:
-            total, rows = r.stale(q, limit, offset)
+        with self.rm.reading() as reading:
+            total, rows = reading.stale(q, limit, offset)
         items = []
         for row in rows:
             facts = schedule.Facts(
@@ -302,8 +302,8 @@ class Reports:
         at = q.as_of or now
         owners: dict[str, dict[tuple[str | None, str | None], Wins]] = defaultdict(dict)
         teams: dict[str, dict[str | None, Wins]] = defaultdict(dict)
-        with self.rm.reading() as r:
-            for owner_id, team_id, currency, amount, won_at in r.wins(q):
+        with self.rm.reading() as reading:
+            for owner_id, team_id, currency, amount, won_at in reading.wins(q):
                 if (won_from is not None and won_at < won_from) or (
                     won_to is not None and won_at >= won_to
                 ):

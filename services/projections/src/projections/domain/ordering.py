@@ -33,8 +33,11 @@ class Counts:
     not_projected: int = 0
 
     def add(self, other: "Counts") -> None:
-        for name in (f.name for f in fields(Counts)):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        """Count `other`'s figures in (those both have)."""
+        mine = {f.name for f in fields(self)}
+        for f in fields(other):
+            if f.name in mine and isinstance(value := getattr(other, f.name), int):
+                setattr(self, f.name, getattr(self, f.name) + value)
 
 
 @dataclass

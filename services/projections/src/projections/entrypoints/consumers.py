@@ -12,7 +12,7 @@ again from its beginning.
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -20,7 +20,12 @@ from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
-from chassis.kafka.consuming import batch_subscriber, high_watermark_of, restart_lost_logs
+from chassis.kafka.consuming import (
+    StrandedCheck,
+    batch_subscriber,
+    high_watermark_of,
+    restart_lost_logs,
+)
 from chassis.kafka.logwatch import LogWatch, Mark
 from projections.adapters.store import Outcome, Store
 from projections.entrypoints.instruments import Instruments
@@ -101,7 +106,9 @@ def build_consumer(
     session_timeout_ms: int,
     max_records: int,
     on_stored: Callable[[], None] | None = None,
-) -> tuple[KafkaRouter, PositionSeeker]:
+) -> tuple[KafkaRouter, PositionSeeker, Callable[[], Coroutine[Any, Any, None]]]:
+    """The consumer of the events topic, the seeker of its stored positions, and the check of
+    partitions stranded past the end of a new log (to run beside the broker)."""
     router = KafkaRouter()
     holder: dict[str, Any] = {}
     watch = LogWatch("projections", metrics.log)
@@ -117,16 +124,15 @@ def build_consumer(
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     holder["subscriber"] = subscriber
+    stranded = StrandedCheck(lambda consumer: _restart_lost_logs(store, seeker, consumer, []))
 
     @subscriber
     async def take(_: list[Any], message: KafkaMessage) -> None:
         records: list[Any] = message.raw_message  # type: ignore[assignment]
-        if records:
+        async with stranded.lock:
             await apply_batch(store, seeker, metrics, message.consumer, records, on_stored)
-        else:  # nothing came: maybe the log ends before where this consumer fetches
-            await _restart_lost_logs(store, seeker, message.consumer, [])
 
-    return router, seeker
+    return router, seeker, lambda: stranded.run(subscriber)
 
 
 async def apply_batch(

@@ -26,7 +26,7 @@ class Messaging(BrokerInBackground):
     ) -> None:
         super().__init__(bootstrap, settings)
         self._settings = settings
-        router, self.seeker = build_consumer(
+        router, self.seeker, self._watch_stranded = build_consumer(
             store,
             metrics,
             settings.projections_topic,
@@ -46,6 +46,7 @@ class Messaging(BrokerInBackground):
         # The opportunity service usually has created the events topic already.
         await ensure_topics(self._settings, [self._settings.projections_topic])
         await start_broker(self.broker)
+        self.run_aside(self._watch_stranded())
         self.connected = True
 
     async def status(self) -> dict[str, Any]:

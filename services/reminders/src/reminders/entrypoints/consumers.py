@@ -12,7 +12,7 @@ position belongs to (chassis.kafka.logwatch) is read again from its beginning.
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -21,6 +21,7 @@ from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
 from chassis.kafka.consuming import (
+    StrandedCheck,
     batch_subscriber,
     commit_batch,
     high_watermark_of,
@@ -121,7 +122,9 @@ def build_consumer(
     fetch_max_wait_ms: int,
     session_timeout_ms: int,
     max_records: int = 500,
-) -> KafkaRouter:
+) -> tuple[KafkaRouter, Callable[[], Coroutine[Any, Any, None]]]:
+    """The consumer of the events topic, and the check of partitions stranded past the end
+    of a new log (to run beside the broker)."""
     router = KafkaRouter()
     subscriber = batch_subscriber(
         router,
@@ -133,14 +136,18 @@ def build_consumer(
         listener=rebalance,
     )
     rebalance.consumer = lambda: subscriber.consumer
+    stranded = StrandedCheck(
+        lambda consumer: _restart_lost_logs(intake, rebalance.watch, consumer, [])
+    )
 
     @subscriber
     async def take_events(_: list[Any], message: KafkaMessage) -> None:
+        async with stranded.lock:
+            await _take(message)
+
+    async def _take(message: KafkaMessage) -> None:
         records: Sequence[Any] = message.raw_message
         consumer: Any = message.consumer
-        if not records:  # nothing came: maybe the log ends before where this consumer fetches
-            await _restart_lost_logs(intake, rebalance.watch, consumer, [])
-            return
         try:
             records = await _restart_lost_logs(intake, rebalance.watch, consumer, records)
             if not records:
@@ -161,4 +168,4 @@ def build_consumer(
         except KafkaError as exc:  # only for lag monitoring: the positions in the store count
             log.debug("reminders consumer: commit refused (%s)", exc)
 
-    return router
+    return router, lambda: stranded.run(subscriber)
