@@ -10,8 +10,8 @@ ways:
   the consumer started again at the beginning of a new, shorter log (only for a consumer that
   keeps its own positions: where the group's commits put a consumer may lie behind it);
 - a record carries another log epoch than the last one taken from its partition: the relay
-  found that the broker lost what it had acknowledged and publishes the event history again
-  under a new epoch (`EPOCH_HEADER`), possibly past the consumer's old position already.
+  found that the broker lost what it had acknowledged and publishes again what its readers
+  may lack under a new epoch (`EPOCH_HEADER`), possibly past the consumer's old position.
 
 Either way the consumer reads that partition again from its beginning. What it does with a
 record is idempotent by the event's own identity (opportunity id and version, lead id, command

@@ -1,7 +1,7 @@
 """The relay's log book (chassis.kafka.logbook) in the event store's database: the epoch it
 publishes in and where each partition it filled ends, stored with its position. When the
-broker lost its log the relay publishes the whole event history again from the event store,
-the truth; the consumers see the new epoch, read the partition again, and take each event once
+broker lost its log the relay publishes again from the event store, the truth, what its readers
+may lack (relay_readers.py); the consumers see the new log, read it, and take each event once
 by its identity."""
 
 from chassis.sql.logbooks import logbook_table
