@@ -183,6 +183,17 @@ class Team:
             client.close()
 
 
+@contextlib.contextmanager
+def running_on_sqlite(tmp_path: Path) -> Iterator[tuple[Stores, System, Team]]:
+    """The system up on SQLite stores of its own, and the sales team talking to it."""
+    with kept_stores(tmp_path, "sqlite") as stores, system(tmp_path, stores) as started:
+        team = Team(started)
+        try:
+            yield stores, started, team
+        finally:
+            team.close()
+
+
 def wait_projected(stores: Stores, team: Team, ids: list[str]) -> None:
     """Until bi_opportunity holds every opportunity at the version the store has."""
 
@@ -252,39 +263,35 @@ def lose_the_log(started: System) -> None:
 def test_a_broker_that_loses_its_log_under_running_services_loses_no_event(
     tmp_path: Path,
 ) -> None:
-    with kept_stores(tmp_path, "sqlite") as stores, system(tmp_path, stores) as started:
-        team = Team(started)
-        try:
-            # A longer log before the loss than after it: every consumer stands past the end
-            # of the new one, where the broker hands it nothing.
-            before = team.create(40)
-            for oid in before[:6]:
-                team.advance(oid, "requirements")
-            won = won_opportunity(team.http)["id"]
-            before.append(won)
-            wait_projected(stores, team, before)
+    with running_on_sqlite(tmp_path) as (stores, started, team):
+        # A longer log before the loss than after it: every consumer stands past the end
+        # of the new one, where the broker hands it nothing.
+        before = team.create(40)
+        for oid in before[:6]:
+            team.advance(oid, "requirements")
+        won = won_opportunity(team.http)["id"]
+        before.append(won)
+        wait_projected(stores, team, before)
 
-            lose_the_log(started)
-            after = team.create(8)
-            for oid in before[6:9]:
-                team.advance(oid, "requirements")
-            stale = import_opportunity(team.http, "KA", idle_days=40)["id"]
+        lose_the_log(started)
+        after = team.create(8)
+        for oid in before[6:9]:
+            team.advance(oid, "requirements")
+        stale = import_opportunity(team.http, "KA", idle_days=40)["id"]
 
-            wait_projected(stores, team, [*before, *after, stale])
-            explained = wait_reclaimed(team, stale)
-            assert explained, "the reminders service explains the reclaim"
-            assert team.metric(team.http, "oppstream_relay_log_losses_total") >= 1
-            wait_applied(team)
-            # Who reads the won topic is not known: its messages are all published again (at
-            # least once: a retry may send one twice, with its event id).
-            again = collect(started.bootstrap, topics.OPPORTUNITY_WON, keyed(won), 1, RECOVERY)
-            assert {(r.json()["opportunity_id"], r.json()["event_id"]) for r in again} == {
-                (won, again[0].json()["event_id"])
-            }
-            assert team.metric(team.projections, "oppstream_log_losses_total") >= 1
-            assert team.metric(team.reminders, "oppstream_log_losses_total") >= 1
-        finally:
-            team.close()
+        wait_projected(stores, team, [*before, *after, stale])
+        explained = wait_reclaimed(team, stale)
+        assert explained, "the reminders service explains the reclaim"
+        assert team.metric(team.http, "oppstream_relay_log_losses_total") >= 1
+        wait_applied(team)
+        # Who reads the won topic is not known: its messages are all published again (at
+        # least once: a retry may send one twice, with its event id).
+        again = collect(started.bootstrap, topics.OPPORTUNITY_WON, keyed(won), 1, RECOVERY)
+        assert {(r.json()["opportunity_id"], r.json()["event_id"]) for r in again} == {
+            (won, again[0].json()["event_id"])
+        }
+        assert team.metric(team.projections, "oppstream_log_losses_total") >= 1
+        assert team.metric(team.reminders, "oppstream_log_losses_total") >= 1
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -365,23 +372,19 @@ def wait_taken(team: Team, leads: list[str]) -> None:
 def test_leads_sent_after_the_broker_lost_its_log_under_a_frozen_service_are_taken(
     tmp_path: Path,
 ) -> None:
-    with kept_stores(tmp_path, "sqlite") as stores, system(tmp_path, stores) as started:
-        team = Team(started)
+    with running_on_sqlite(tmp_path) as (stores, started, team):
+        before = send_leads(started, 60)
+        wait_taken(team, before)
+        service = started.services["opportunity"]
+        os.kill(service.pid, signal.SIGSTOP)  # neither fetching nor committing meanwhile
         try:
-            before = send_leads(started, 60)
-            wait_taken(team, before)
-            service = started.services["opportunity"]
-            os.kill(service.pid, signal.SIGSTOP)  # neither fetching nor committing meanwhile
-            try:
-                lose_the_log(started)
-                asyncio.run(ensure_topics(OppstreamSettings(kafka_bootstrap=started.bootstrap)))
-            finally:
-                os.kill(service.pid, signal.SIGCONT)
-            after = send_leads(started, 12)
-            wait_taken(team, after)
-            assert team.metric(team.http, "oppstream_log_losses_total") >= 1
+            lose_the_log(started)
+            asyncio.run(ensure_topics(OppstreamSettings(kafka_bootstrap=started.bootstrap)))
         finally:
-            team.close()
+            os.kill(service.pid, signal.SIGCONT)
+        after = send_leads(started, 12)
+        wait_taken(team, after)
+        assert team.metric(team.http, "oppstream_log_losses_total") >= 1
 
 
 def test_consumers_away_while_the_broker_lost_its_log_find_the_shorter_new_one(
@@ -389,23 +392,19 @@ def test_consumers_away_while_the_broker_lost_its_log_find_the_shorter_new_one(
 ) -> None:
     # Frozen meanwhile, projections and reminders come back standing past the end of a new
     # log that already holds records: the broker hands them nothing there.
-    with kept_stores(tmp_path, "sqlite") as stores, system(tmp_path, stores) as started:
-        team = Team(started)
+    with running_on_sqlite(tmp_path) as (stores, started, team):
+        before = team.create(60)
+        wait_projected(stores, team, before)
+        wait_read_by_all(team)  # the relay will publish nothing of it again
+        away = [started.services[name].pid for name in ("projections", "reminders")]
+        for pid in away:
+            os.kill(pid, signal.SIGSTOP)
         try:
-            before = team.create(60)
-            wait_projected(stores, team, before)
-            wait_read_by_all(team)  # the relay will publish nothing of it again
-            away = [started.services[name].pid for name in ("projections", "reminders")]
-            for pid in away:
-                os.kill(pid, signal.SIGSTOP)
-            try:
-                lose_the_log(started)
-                after = team.create(6)
-                stale = import_opportunity(team.http, "KA", idle_days=40)["id"]
-            finally:
-                for pid in away:
-                    os.kill(pid, signal.SIGCONT)
-            wait_projected(stores, team, [*before, *after, stale])
-            wait_reclaimed(team, stale)
+            lose_the_log(started)
+            after = team.create(6)
+            stale = import_opportunity(team.http, "KA", idle_days=40)["id"]
         finally:
-            team.close()
+            for pid in away:
+                os.kill(pid, signal.SIGCONT)
+        wait_projected(stores, team, [*before, *after, stale])
+        wait_reclaimed(team, stale)
