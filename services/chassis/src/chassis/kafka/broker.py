@@ -10,6 +10,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
+from chassis.retrying import Backoff
 from chassis.settings import OppstreamSettings
 
 log = logging.getLogger(__name__)
@@ -40,15 +41,13 @@ async def keep_trying(what: str, step: Callable[[], Awaitable[None]]) -> None:
     """Run `step` until it succeeds, pausing twice as long after each failure (up to
     LONGEST_PAUSE): a service started while its broker or store is down keeps answering
     HTTP and keeps trying."""
-    pause = FIRST_PAUSE
+    backoff = Backoff(FIRST_PAUSE, LONGEST_PAUSE)
     while True:
         try:
             await step()
             return
         except Exception as exc:
-            log.warning("%s: %s; again in %.1f s", what, exc, pause)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, LONGEST_PAUSE)
+            await backoff.wait(what, str(exc))
 
 
 class BrokerInBackground(ABC):

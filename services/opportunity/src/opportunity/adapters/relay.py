@@ -15,6 +15,7 @@ its readers may lack: the events after the position every reader group had read 
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +35,7 @@ from chassis.kafka.producing import (
     new_producer,
     produce_in_order,
 )
+from chassis.retrying import Backoff
 from chassis.sql.logbooks import read_book, start_over, write_book
 from contracts import topics
 from opportunity.adapters.leadership import Leadership
@@ -81,7 +83,9 @@ class Relay:
         self._leadership, self._metrics = leadership, metrics
         self._batch, self._idle_poll, self._probe = batch, idle_poll, probe
         self._commits, self._readers = commits, readers
-        self._progress = Progress(0)
+        self._readers_noted = (
+            0.0  # when the readers' commits were last read        self._progress = Progress(0)
+        )
         # Won messages to publish again after a loss: (done up to, until) positions.
         self._won: tuple[int, int] | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -102,7 +106,7 @@ class Relay:
 
     async def run(self) -> None:
         """Relay until cancelled: wait for leadership, then drain, retrying with backoff."""
-        backoff = 0.1
+        backoff = Backoff()
         try:
             while True:
                 try:
@@ -113,22 +117,21 @@ class Relay:
                         await self._pause(1.0)
                         continue
                     sent = await self.relay_once()
-                    self.last_error, backoff = None, 0.1
-                    if self._probe.due():
+                    self.last_error = None
+                    backoff.reset()
+                    if time.monotonic() - self._readers_noted >= self._probe.interval:
                         await self.note_readers()
-                        if sent == 0:
-                            await self.check_log()
                     if sent == 0:
+                        if self._probe.due():
+                            await self.check_log()
                         await self._pause(self._idle_poll)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # broker or store down: retry from the stored position
                     self.last_error = f"{type(exc).__name__}: {exc}"
-                    log.warning("relay: %s; retrying in %.1f s", self.last_error, backoff)
                     self._position = None
                     await self._drop_clients()
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    await backoff.wait("relay", self.last_error)
         finally:
             await self._drop_clients()
             await asyncio.to_thread(self._leadership.release)
@@ -158,6 +161,7 @@ class Relay:
 
     async def note_readers(self) -> None:
         """Learn how far every reader group has read, and store it."""
+        self._readers_noted = time.monotonic()
         partitions = sorted(self._events_ends())
         commits = await self._commits.fetch(topics.OPPORTUNITY_EVENTS, self._readers, partitions)
         before = self._progress.read_by_all

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from chassis.kafka.logbook import LogBook, summary
+from chassis.retrying import Backoff
 from reminders.application.ownership import Ownership
 from reminders.application.ports import Pending, Publisher, TimerStore, outgoing
 from reminders.domain.clock import Clock
@@ -73,19 +74,18 @@ class Scheduler:
 
     async def run(self) -> None:
         """Rounds until cancelled; a failed round is retried with backoff."""
-        backoff = 0.1
+        backoff = Backoff()
         try:
             while True:
                 try:
                     busy = await self.round()
-                    self.last_error, backoff = None, 0.1
+                    self.last_error = None
+                    backoff.reset()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # store or broker down: the rows stay pending
                     self.last_error = f"{type(exc).__name__}: {exc}"
-                    log.warning("scheduler: %s; again in %.1f s", self.last_error, backoff)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    await backoff.wait("scheduler", self.last_error)
                     continue
                 if not busy:
                     await self.check_log()
