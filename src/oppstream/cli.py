@@ -62,6 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     _source_arguments(simulate)
     simulate.set_defaults(run=_simulate)
 
+    rules = commands.add_parser("rules", help="the rules file")
+    rules_commands = rules.add_subparsers(required=True, metavar="ACTION")
+    show = rules_commands.add_parser(
+        "show", help="print the effective rules file (OPPSTREAM_RULES_FILE, else the default)"
+    )
+    show.set_defaults(run=_rules_show)
+    check = rules_commands.add_parser("check", help="validate a rules file; exit 1 if bad")
+    check.add_argument("file", type=Path)
+    check.set_defaults(run=_rules_check)
+
     contracts = commands.add_parser("contracts", help="message contracts")
     contracts_commands = contracts.add_subparsers(required=True, metavar="ACTION")
     export = contracts_commands.add_parser("export", help="write JSON Schemas and AsyncAPI")
@@ -169,6 +179,37 @@ def _demo(args: argparse.Namespace) -> int:
     from oppstream.demo import run_demo
 
     return run_demo(args.deals, args.minutes, args.seed, stay=not args.exit)
+
+
+def _rules_show(_: argparse.Namespace) -> int:
+    """The effective rules file as it is written (its comments too), to start a custom one
+    from; one that would not load is refused as a service start refuses it."""
+    from contracts.rules import DEFAULT_RULES_FILE, RulebookError, load_rulebook
+
+    named = os.environ.get("OPPSTREAM_RULES_FILE")
+    path = Path(named) if named else DEFAULT_RULES_FILE
+    try:
+        load_rulebook(path)
+    except RulebookError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    sys.stdout.write(path.read_text(encoding="utf-8"))
+    return 0
+
+
+def _rules_check(args: argparse.Namespace) -> int:
+    from contracts.rules import RulebookError, load_rulebook
+
+    try:
+        rules = load_rulebook(args.file)
+    except RulebookError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(
+        f"{args.file}: valid (rules version {rules.version}, {len(rules.pipelines)} pipelines, "
+        f"{len(rules.reminders.rules)} reminder rules)"
+    )
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:

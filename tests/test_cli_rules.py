@@ -1,0 +1,55 @@
+"""`oppstream rules show` and `oppstream rules check FILE` (SPEC §6)."""
+
+from pathlib import Path
+
+import pytest
+
+from contracts.rules import DEFAULT_RULES_FILE
+from oppstream.cli import main
+
+
+def test_show_prints_the_shipped_default_when_no_file_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPPSTREAM_RULES_FILE", raising=False)
+    assert main(["rules", "show"]) == 0
+    assert capsys.readouterr().out == DEFAULT_RULES_FILE.read_text(encoding="utf-8")
+
+
+def test_show_prints_the_file_oppstream_rules_file_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    custom = tmp_path / "rules.yaml"
+    custom.write_text(
+        DEFAULT_RULES_FILE.read_text(encoding="utf-8").replace("version:", "# ours\nversion:", 1),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("OPPSTREAM_RULES_FILE", str(custom))
+    assert main(["rules", "show"]) == 0
+    assert "# ours" in capsys.readouterr().out
+
+
+def test_check_says_a_good_file_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "check", str(DEFAULT_RULES_FILE)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_check_names_the_key_and_the_line_of_a_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = DEFAULT_RULES_FILE.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("version:"))
+    lines.insert(at + 1, "no_such_key: 1")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["rules", "check", str(bad)]) == 1
+    said = capsys.readouterr().err
+    assert "no_such_key" in said
+    assert f"line {at + 2}" in said
+
+
+def test_check_refuses_a_file_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["rules", "check", str(tmp_path / "missing.yaml")]) == 1
+    assert "cannot be read" in capsys.readouterr().err
