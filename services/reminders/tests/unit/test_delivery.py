@@ -227,3 +227,28 @@ async def test_after_the_broker_lost_its_log_the_commands_still_wanted_are_sent_
     assert harness.store.count_pending() == 0
     await harness.scheduler.check_log()
     assert harness.publisher.commands()[len(before) + 2 :] == []  # the new log is whole
+
+
+async def test_a_broker_that_cannot_say_where_its_log_ends_does_not_stop_the_scheduler(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = []
+
+    async def unreachable(_: object) -> list[str]:
+        asked.append(True)
+        raise ConnectionError("the broker is down (test)")
+
+    monkeypatch.setattr(harness.publisher, "lost", unreachable)
+    running = asyncio.create_task(harness.scheduler.run())
+    try:
+        for _ in range(200):
+            if len(asked) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(asked) >= 2, "the scheduler went on asking after the failure"
+        assert not running.done()
+        assert harness.scheduler.last_error == "ConnectionError: the broker is down (test)"
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running

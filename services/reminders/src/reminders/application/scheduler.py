@@ -79,6 +79,8 @@ class Scheduler:
             while True:
                 try:
                     busy = await self.round()
+                    if not busy:
+                        await self.check_log()
                     self.last_error = None
                     backoff.reset()
                 except asyncio.CancelledError:
@@ -88,7 +90,6 @@ class Scheduler:
                     await backoff.wait("scheduler", self.last_error)
                     continue
                 if not busy:
-                    await self.check_log()
                     await self._pause(self._tick)
         finally:
             task, self._in_flight = self._in_flight, None
