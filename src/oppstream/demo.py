@@ -4,7 +4,6 @@ the dashboard stays up until Ctrl-C."""
 
 import asyncio
 import random
-import signal
 import sys
 import time
 from collections import Counter
@@ -23,7 +22,7 @@ from contracts.rules import Rulebook, load_rulebook
 from opportunity.domain.opportunity import Opportunity
 from oppstream.report import print_report
 from oppstream.simulation import TEAMS, Deal, customer, plan
-from oppstream.up import System, _configured_auth, announce, system_up
+from oppstream.up import System, _configured_auth, announce, stop_on_signals, system_up
 
 CONCURRENCY = 24
 
@@ -44,7 +43,7 @@ def tokens() -> dict[str, str]:
 
 def run_demo(deals: int, minutes: float, seed: int, stay: bool) -> int:
     console = Console()
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_signals()
     started = time.monotonic()
     try:
         with system_up(hold=("reminders",)) as system:
@@ -247,7 +246,3 @@ def _count(tally: Tally, command: str, answer: httpx.Response) -> None:
         tally.commands[command] += 1
     else:
         tally.refused[f"{command} {answer.status_code}"] += 1
-
-
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt

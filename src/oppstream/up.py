@@ -85,7 +85,7 @@ def system_up(log_dir: Path = VAR / "log", hold: tuple[str, ...] = ()) -> Iterat
 
 def run_up() -> int:
     """`oppstream up`: print where everything is, then wait for Ctrl-C or SIGTERM."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_signals()
     try:
         with system_up() as system:
             announce(system)
@@ -179,6 +179,13 @@ def _stop_service(process: subprocess.Popen[bytes]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C, `kill -INT` and SIGTERM all stop everything (as KeyboardInterrupt), even in a
+    background job, which a shell starts with SIGINT ignored (`make up &`)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _interrupt(*_: object) -> None:

@@ -359,7 +359,7 @@ def test_hostile_commands_are_parked_and_the_commands_between_them_run(running: 
     records = hostile.shuffled_between(rng, [*valid, *redelivered], bad)
 
     metric = "oppstream_remote_commands_total"
-    outcomes = ("reclaimed", "not_reclaimable_while_pooled", "dlq")
+    outcomes = ("reclaimed", "reclaimed_before", "dlq")
     before = {o: running.metric(metric, o) for o in outcomes}
     dlq_start = end_offsets(running.bootstrap, topics.OPPORTUNITY_COMMANDS_DLQ)
     sent = send(running.bootstrap, topics.OPPORTUNITY_COMMANDS, records)
@@ -377,8 +377,8 @@ def test_hostile_commands_are_parked_and_the_commands_between_them_run(running: 
 
     running.wait_until(
         lambda: (
-            running.metric(metric, "not_reclaimable_while_pooled")
-            >= before["not_reclaimable_while_pooled"] + len(redelivered)
+            running.metric(metric, "reclaimed_before")
+            >= before["reclaimed_before"] + len(redelivered)
         ),
         "the redeliveries were taken",
     )
