@@ -325,6 +325,14 @@ def by_opportunity(records: list[Consumed]) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
+def recorded_by_opportunity(envelopes: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each opportunity's envelopes as the store recorded them."""
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for envelope in envelopes:
+        found[envelope["opportunity_id"]].append(envelope)
+    return found
+
+
 @pytest.mark.slow
 async def test_the_relay_publishes_every_stored_event_to_kafka(
     golden: Golden, kafka: TestBroker
@@ -381,10 +389,7 @@ async def test_the_relay_publishes_every_stored_event_to_kafka(
         api.app.close()
 
     arrived = by_opportunity(events)
-    wanted: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for envelope in envelopes:
-        wanted[envelope["opportunity_id"]].append(envelope)
-    assert arrived == wanted
+    assert arrived == recorded_by_opportunity(envelopes)
     for record in events:
         assert record.header("event_type") == record.json()["event_type"].encode()
         assert record.key == record.json()["opportunity_id"].encode()
@@ -435,10 +440,7 @@ async def test_the_relay_publishes_events_of_old_and_new_topics_in_order(
         api.app.close()
 
     arrived = by_opportunity(events)
-    wanted: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for envelope in envelopes:
-        wanted[envelope["opportunity_id"]].append(envelope)
-    assert arrived == wanted
+    assert arrived == recorded_by_opportunity(envelopes)
     for oid, answer in answered.items():
         assert [e["version"] for e in arrived[oid]] == list(range(1, answer["version"] + 1))
 
