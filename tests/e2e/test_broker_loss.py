@@ -13,7 +13,7 @@ import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -269,7 +269,9 @@ def test_a_broker_that_loses_its_log_under_running_services_loses_no_event(
         before = team.create(40)
         for oid in before[:6]:
             team.advance(oid, "requirements")
-        won = won_opportunity(team.http)["id"]
+        # A contract that runs long enough that no renewal is due in this test.
+        runs_on = datetime.now(UTC).date() + timedelta(days=400)
+        won = won_opportunity(team.http, ends_on=runs_on)["id"]
         before.append(won)
         wait_projected(stores, team, before)
 
