@@ -4,8 +4,7 @@ import json
 from pathlib import Path
 
 from contracts import topics
-from contracts.export import export
-from contracts.opportunity import PAYLOADS
+from contracts.export import EVENT_PAYLOADS, export
 
 COMMITTED = Path(__file__).resolve().parents[1] / "schemas"
 REGENERATE = "contracts/schemas/ has drifted from the models: run `make schemas` and commit it"
@@ -39,7 +38,7 @@ def test_export_returns_the_written_paths_sorted(tmp_path: Path) -> None:
 def test_export_writes_one_schema_per_event_type(tmp_path: Path) -> None:
     export(tmp_path)
     names = sorted(p.name for p in (tmp_path / "events").iterdir())
-    assert names == sorted(f"{event_type}.v1.schema.json" for event_type in PAYLOADS)
+    assert names == sorted(f"{event_type}.v1.schema.json" for event_type in EVENT_PAYLOADS)
 
 
 def test_asyncapi_has_a_channel_for_every_topic(tmp_path: Path) -> None:
@@ -62,7 +61,7 @@ def test_asyncapi_events_channel_carries_each_event_type_with_its_payload_schema
         if channel["address"] == topics.OPPORTUNITY_EVENTS
     )
     carried = {messages[name]["name"]: messages[name] for name in events["messages"]}
-    assert sorted(carried) == sorted(PAYLOADS)
+    assert sorted(carried) == sorted(EVENT_PAYLOADS)
     envelope, specifics = carried["StageAdvanced"]["payload"]["allOf"]
     assert envelope == {"$ref": "#/components/schemas/Envelope"}
     assert specifics["properties"]["event_type"] == {"const": "StageAdvanced"}

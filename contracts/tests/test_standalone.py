@@ -20,7 +20,7 @@ MODULES = sorted(
     if path.stem != "__init__"
 )
 PLUMBING = ("fastapi", "sqlalchemy", "faststream", "psycopg", "aiokafka", "pydantic_settings")
-MODEL_LIBRARIES = {"pydantic", "python-stdnum", "pyyaml"}
+MODEL_LIBRARIES = {"holidays", "pydantic", "python-stdnum", "pyyaml"}
 
 # Run in the fresh environment: every module imported, the shipped rules file read, the
 # schemas exported; then which of the plumbing libraries could be imported there.

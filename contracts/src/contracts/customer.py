@@ -1,5 +1,6 @@
 """The customer an opportunity is for, with the GB 32100-2015 USCC check."""
 
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
@@ -62,6 +63,15 @@ class Customer(BaseModel):
     ownership: Ownership
     industry: Annotated[str, Field(max_length=100)] | None = None
     region: Annotated[str, Field(max_length=100)] | None = None
+    # The facts classification rules read (SPEC §8.2), when known.
+    registered_capital: Annotated[Decimal, Field(ge=0, max_digits=20, decimal_places=2)] | None = (
+        None
+    )
+    employees: Annotated[int, Field(ge=0)] | None = None
+    annual_revenue: Annotated[Decimal, Field(ge=0, max_digits=20, decimal_places=2)] | None = None
+    # The classification rule that gave `tier`, or `manual` when it was given (SPEC §8.2);
+    # None on opportunities recorded before classification existed.
+    classified_by: Annotated[str, Field(max_length=100)] | None = None
 
 
 class CustomerRef(BaseModel):

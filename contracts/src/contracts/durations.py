@@ -1,10 +1,13 @@
-"""Durations as the rules file writes them: ISO 8601 (`P7D`, `PT36H`) or compact (`7d`, `36h`)."""
+"""Durations as the rules file writes them: ISO 8601 (`P7D`, `PT36H`) or compact (`7d`, `36h`);
+where a rule may count working days (SPEC §8.4), also `3wd` (`Span`)."""
 
 import re
 from datetime import timedelta
 from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+from contracts.workdays import Span, WorkingDays
 
 _ISO = re.compile(
     r"^P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
@@ -60,4 +63,38 @@ Duration = Annotated[
     BeforeValidator(_coerce),
     PlainSerializer(format_duration, return_type=str),
     WithJsonSchema({"type": "string", "examples": ["P7D", "PT36H", "7d", "36h", "30m", "10s"]}),
+]
+
+
+_WORKING_DAYS = re.compile(r"^(?P<days>\d+)\s*wd$")
+
+
+def parse_span(text: str) -> Span:
+    """`3wd` → WorkingDays(3); anything else as `parse_duration`."""
+    match = _WORKING_DAYS.match(text.strip().lower()) if isinstance(text, str) else None
+    if match is not None:
+        return WorkingDays(int(match["days"]))
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; or working days of mainland China ('3wd')") from None
+
+
+def format_span(value: Span) -> str:
+    return str(value) if isinstance(value, WorkingDays) else format_duration(value)
+
+
+def _coerce_span(value: object) -> Span:
+    if isinstance(value, timedelta | WorkingDays):
+        return value
+    return parse_span(value)  # type: ignore[arg-type]
+
+
+RuleSpan = Annotated[
+    Span,
+    BeforeValidator(_coerce_span),
+    PlainSerializer(format_span, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "examples": ["P7D", "7d", "36h", "3wd"]},
+    ),
 ]

@@ -10,9 +10,10 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from contracts import topics
 from contracts.commands import CreateRenewalCommand, ReclaimCommand
+from contracts.customer_record import CUSTOMER_PAYLOADS
 from contracts.envelope import Envelope
 from contracts.leads import QualifiedLead, RejectedLead
-from contracts.opportunity import PAYLOADS, OpportunityWon, Payload
+from contracts.opportunity import PAYLOADS, OpportunityWon
 from contracts.reminders import Reminder
 from contracts.rules import Rulebook
 
@@ -46,10 +47,14 @@ MESSAGES: tuple[tuple[str, type[BaseModel]], ...] = (
 )
 
 
+# Every event type on the events topic: the opportunities' and the customer records'.
+EVENT_PAYLOADS: dict[str, type[BaseModel]] = {**PAYLOADS, **CUSTOMER_PAYLOADS}
+
+
 def export(directory: Path) -> list[Path]:
     """Write the schemas and `asyncapi.json` under `directory`; return the paths, sorted."""
     documents: dict[str, Any] = {f"{name}.schema.json": _schema(model) for name, model in MESSAGES}
-    for event_type, payload in PAYLOADS.items():
+    for event_type, payload in EVENT_PAYLOADS.items():
         name = f"events/{event_type}.v{payload_version(payload)}.schema.json"
         documents[name] = _schema(payload)
     documents["Rulebook.schema.json"] = _schema(Rulebook)
@@ -68,7 +73,7 @@ def render(document: Any) -> bytes:
     return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
-def payload_version(payload: type[Payload]) -> int:
+def payload_version(payload: type[BaseModel]) -> int:
     """The schema version a payload class carries in its name (`StageAdvancedV1` → 1)."""
     match = re.search(r"V(\d+)$", payload.__name__)
     if match is None:
@@ -83,7 +88,7 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
 def asyncapi() -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of every topic, seen from the opportunity service."""
     models: list[type[BaseModel]] = [model for _, model in MESSAGES]
-    models += PAYLOADS.values()
+    models += EVENT_PAYLOADS.values()
     _, definitions = models_json_schema(
         [(model, MODE) for model in models], ref_template="#/components/schemas/{model}"
     )
@@ -123,10 +128,17 @@ def asyncapi() -> dict[str, Any]:
         "at least once. `version` rises by exactly one per opportunity; a redelivery carries "
         "the same `event_id`. The payload's schema is chosen by `event_type` and "
         "`schema_version`, one message below per event type. Consumers must skip event "
-        "types they do not know.",
+        "types they do not know. The customer records' events (`Customer…`, SPEC §8.1) travel "
+        "here too, keyed and enveloped by the customer record's id.",
         {
-            f"{event_type}Event": _event_message(event_type, payload, by_opportunity)
-            for event_type, payload in PAYLOADS.items()
+            **{
+                f"{event_type}Event": _event_message(event_type, payload, by_opportunity)
+                for event_type, payload in PAYLOADS.items()
+            },
+            **{
+                f"{event_type}Event": _event_message(event_type, payload, "customer record id")
+                for event_type, payload in CUSTOMER_PAYLOADS.items()
+            },
         },
         "send",
         "The relay publishes each recorded event after it is durable in the event store.",
@@ -237,7 +249,7 @@ def _message(name: str, model: type[BaseModel], key: str) -> dict[str, Any]:
     }
 
 
-def _event_message(event_type: str, payload: type[Payload], key: str) -> dict[str, Any]:
+def _event_message(event_type: str, payload: type[BaseModel], key: str) -> dict[str, Any]:
     version = payload_version(payload)
     return {
         "name": event_type,

@@ -1,4 +1,5 @@
-"""The rules file: pipelines, intake and renewal rules, lost reasons, reminder rules, standards.
+"""The rules file: pipelines, intake and renewal rules, lost reasons, reminder rules, standards,
+and the customer and pool sections (customer_rules.py).
 
 Loaded and validated once at service start; a bad file is refused with the key and the line.
 """
@@ -13,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from contracts.customer import Ownership, Tier
+from contracts.customer_rules import Classification, Pool, TypeRules
 from contracts.durations import Duration
 from contracts.opportunity import OpportunityType
 
@@ -196,6 +198,9 @@ class Rulebook(Rule):
     renewal: Renewal = Field(default_factory=Renewal)
     reminders: Reminders
     standards: Standards = Field(default_factory=Standards)
+    classification: Classification = Field(default_factory=Classification)
+    type_rules: TypeRules = Field(default_factory=TypeRules)
+    pool: Pool = Field(default_factory=Pool)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Rulebook":
