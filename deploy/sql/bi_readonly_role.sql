@@ -10,8 +10,9 @@
 --   bi_password  optional: also create the example login role `oppstream_bi` with it
 --
 -- What BI tools get: SELECT on the `bi_*` tables and views only (bi_opportunity,
--- bi_stage_visit, bi_event, bi_opportunity_version, bi_pipeline_stage, bi_funnel, bi_dwell,
--- bi_win_rate and any bi_* added later), in read-only transactions; nothing on the service's
+-- bi_stage_visit, bi_event, bi_opportunity_version, bi_customer, bi_key_person,
+-- bi_pipeline_stage, bi_funnel, bi_dwell, bi_win_rate and any bi_* added later), in read-only
+-- transactions; nothing on the service's
 -- bookkeeping (projection_*, the Alembic version table). The grants survive
 -- `oppstream projections rebuild`, which drops and recreates the tables: default privileges
 -- give every relation the owner creates to the role, and an event trigger takes them back

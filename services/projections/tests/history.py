@@ -2,7 +2,7 @@
 each checked against the contract before a test uses it."""
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import uuid4
 
 from contracts.envelope import Envelope, event_id_for
@@ -201,8 +201,14 @@ class History:
         return self
 
 
-def envelopes_of(*histories: History) -> list[dict[str, Any]]:
-    """Every envelope, in the order each opportunity emitted them, opportunities interleaved
-    by time (as the relay would publish them)."""
+class Emitted(Protocol):
+    """What emitted envelopes: an opportunity's history, a customer record's (customers.py)."""
+
+    envelopes: list[dict[str, Any]]
+
+
+def envelopes_of(*histories: Emitted) -> list[dict[str, Any]]:
+    """Every envelope, in the order each aggregate emitted them, aggregates interleaved by
+    time (as the relay would publish them)."""
     every = [e for h in histories for e in h.envelopes]
     return sorted(every, key=lambda e: (e["recorded_at"], e["opportunity_id"], e["version"]))

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from contracts.rules import load_rulebook
@@ -16,6 +17,9 @@ from projections.main import build_app
 from projections.settings import Settings
 from services.projections.tests.cohort import cohort
 from services.projections.tests.history import envelopes_of
+from services.projections.tests.integration.test_customer_tables import (
+    a_customer_and_its_opportunity,
+)
 from tests.support.kafka import TestBroker
 from tests.support.polling import poll
 from tests.support.principals import PRINCIPALS, auth
@@ -98,3 +102,27 @@ def test_events_on_the_topic_reach_the_tables_with_their_positions_exactly_once(
         assert metric(client, 'oppstream_projection_events_total{outcome="duplicates"}') == 0
         assert metric(client, 'oppstream_projection_events_total{outcome="already_applied"}') == 0
         assert metric(client, 'oppstream_projection_events_total{outcome="applied"}') == len(more)
+
+
+def test_customer_record_events_on_the_topic_fill_their_tables_and_are_counted_as_applied(
+    kafka: TestBroker, tmp_path: Path
+) -> None:
+    topic, group = f"test.projections.{uuid.uuid4().hex[:8]}", f"projections-{uuid.uuid4().hex[:6]}"
+    settings = settings_for(kafka, f"sqlite:///{tmp_path}/projections.db", topic, group)
+    opportunity, customer = a_customer_and_its_opportunity()
+    envelopes = envelopes_of(opportunity, customer)
+
+    with running(settings) as client:
+        published(kafka, topic, envelopes)
+        applied = 'oppstream_projection_events_total{outcome="applied"}'
+        poll(lambda: metric(client, applied), lambda n: n == len(envelopes))
+        store = client.app.state.store  # type: ignore[attr-defined]
+        with store.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(store.tables.customer.c.key_persons, store.tables.customer.c.version)
+            ).one()
+        assert tuple(found) == (1, 5)
+        for outcome in ("held", "duplicates", "poison", "not_projected"):
+            assert metric(client, f'oppstream_projection_events_total{{outcome="{outcome}"}}') == 0
+        assert metric(client, "oppstream_projection_version_gaps_total") == 0
+        assert metric(client, "oppstream_projection_held_events") == 0

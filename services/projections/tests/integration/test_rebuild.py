@@ -17,7 +17,11 @@ from projections.entrypoints import rebuild
 from projections.settings import Settings
 from services.projections.tests.cohort import cohort
 from services.projections.tests.conftest import Service, snapshot
+from services.projections.tests.customers import CustomerHistory
 from services.projections.tests.history import History, day, envelopes_of
+from services.projections.tests.integration.test_customer_tables import (
+    a_customer_and_its_opportunity,
+)
 from services.projections.tests.integration.test_store import records
 from tests.support.principals import PRINCIPALS, TOKENS, auth, customer
 
@@ -88,6 +92,31 @@ def test_rebuild_equals_the_live_tables_row_for_row(service: Service) -> None:
     assert views == 7
     assert not any(name.startswith(SHADOW_PREFIX) for name in names)
     assert "ix_bi_opportunity_created_at" in indexes
+
+
+def test_rebuild_builds_the_customer_tables_the_consumer_built(service: Service) -> None:
+    opportunity, customer = a_customer_and_its_opportunity()
+    late = CustomerHistory(day(2)).profiled(day(6), tier="SMB").add("p-1", day(7))
+    envelopes = envelopes_of(*cohort().values(), opportunity, customer, late)
+    live_by_consumer(service, envelopes)
+    before = snapshot(service.store.engine, with_positions=True)
+
+    code = rebuild.run(
+        "http://opportunity",
+        TOKEN,
+        settings_of(service),
+        transport=feed(envelopes),
+        page=3,
+        progress=False,
+    )
+
+    assert code == 0
+    after = snapshot(service.store.engine, with_positions=True)
+    assert after == before
+    assert (len(after["bi_customer"]), len(after["bi_key_person"])) == (2, 3)
+    with service.store.engine.connect() as conn:
+        indexes = {i["name"]: i["unique"] for i in sa.inspect(conn).get_indexes("bi_customer")}
+    assert indexes == {"ix_bi_customer_record_id": True}
 
 
 def test_rebuild_twice_and_the_consumer_goes_on_after_it(service: Service) -> None:

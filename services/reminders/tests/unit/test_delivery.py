@@ -5,13 +5,16 @@ import asyncio
 import contextlib
 import logging
 from datetime import date
+from uuid import uuid4
 
 import pytest
 
 from contracts import topics
 from contracts.commands import CreateRenewalCommand, ReclaimCommand
+from contracts.customer_record import CUSTOMER_PAYLOADS
 from reminders.adapters.store import Store
 from services.reminders.tests.helpers import DAY, T0, Harness, Opportunity, Record, kinds
+from tests.support.principals import new_uscc
 
 
 async def test_a_redelivered_event_changes_nothing(
@@ -46,6 +49,36 @@ async def test_events_of_an_unknown_opportunity_and_garbage_are_passed_over(
     harness.redeliver([Record(topics.OPPORTUNITY_EVENTS, 1, 7, b"k", b"not json")])
     assert harness.store.facts(o.id) is None
     assert harness.store.positions(topics.OPPORTUNITY_EVENTS, [1]) == {1: 8}
+
+
+async def test_a_customer_records_events_are_counted_apart_and_passed_over_quietly(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="reminders.application.intake")
+    o, record_id, uscc = Opportunity("KA"), str(uuid4()), new_uscc()
+    customer = Opportunity(opportunity_id=record_id)  # the envelopes of another aggregate
+    profile = {"uscc": uscc, "name": "ACME 有限公司", "tier": "KA", "ownership": "PRIVATE"}
+    recorded = customer.event("CustomerRecorded", T0, uscc=uscc, customer=profile)
+    person = {"name": "王总", "role": "decision_maker"}
+    added = customer.event(
+        "CustomerKeyPersonAdded", T0, uscc=uscc, person_id="p-1", person=person, opportunity_id=o.id
+    )
+    for envelope in (recorded, added):
+        CUSTOMER_PAYLOADS[envelope.event_type].model_validate(envelope.payload)
+
+    harness.feed(o.create(T0), recorded, added, partition=4)
+
+    assert harness.store.facts(record_id) is None
+    facts, _ = harness.store.facts(o.id) or pytest.fail("no facts")
+    assert facts.version == 1
+    assert harness.store.positions(topics.OPPORTUNITY_EVENTS, [4]) == {4: 3}
+    outcomes = harness.metrics.events.collect()[0].samples
+    assert {s.labels["outcome"]: s.value for s in outcomes if s.name.endswith("_total")} == {
+        "applied": 1.0,
+        "customer_record": 2.0,
+    }
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "2 customer_record: an event of a customer record, which has no timers" in caplog.text
 
 
 async def test_positions_are_stored_with_the_facts(harness: Harness) -> None:

@@ -4,6 +4,7 @@ Every event-derived table is built by `build_tables(prefix)`: the live set has n
 rebuild fills a prefixed shadow set and renames it into place (entrypoints/rebuild.py, shadow.py).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -39,15 +40,20 @@ def _epoch_sqlite(element: epoch, compiler: SQLCompiler, **kw: Any) -> str:
 
 
 class Money(sa.TypeDecorator[Decimal]):
-    """An amount with 2 decimals: NUMERIC(18, 2); SQLite gets it as text and stores a number."""
+    """An amount with 2 decimals: NUMERIC(18, 2) unless `precision` says otherwise; SQLite
+    gets it as text and stores a number."""
 
-    impl = sa.Numeric(18, 2)
+    impl = sa.Numeric
     cache_ok = True
+
+    def __init__(self, precision: int = 18) -> None:
+        super().__init__(precision, 2)
+        self.precision = precision
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
         if dialect.name == "sqlite":
-            return dialect.type_descriptor(sa.Numeric(18, 2, asdecimal=False))
-        return dialect.type_descriptor(sa.Numeric(18, 2))
+            return dialect.type_descriptor(sa.Numeric(self.precision, 2, asdecimal=False))
+        return dialect.type_descriptor(sa.Numeric(self.precision, 2))
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
         if value is None or dialect.name != "sqlite":
@@ -62,6 +68,8 @@ class Money(sa.TypeDecorator[Decimal]):
 
 CENT = Decimal("0.01")
 Amount = Money
+# A company's registered capital or annual revenue: up to 20 digits (contracts.customer).
+COMPANY_FIGURE = 20
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,14 @@ INDEXES = (
     Index("ix_bi_opportunity_created_at", "bi_opportunity", ("created_at",)),
     Index("ix_bi_opportunity_owner_id", "bi_opportunity", ("owner_id",)),
     Index("ix_bi_opportunity_team_id", "bi_opportunity", ("team_id",)),
+    Index("ix_bi_opportunity_uscc", "bi_opportunity", ("uscc",)),
     Index("ix_projection_held_event_opportunity", "projection_held_event", ("opportunity_id",)),
+    Index("ix_bi_customer_record_id", "bi_customer", ("record_id",), unique=True),
+    Index(
+        "ix_projection_held_customer_event_opportunity",
+        "projection_held_customer_event",
+        ("opportunity_id",),
+    ),
 )
 
 # The tables a rebuild replaces (everything the events decide).
@@ -92,6 +107,9 @@ EVENT_TABLES = (
     "projection_position",
     "projection_held_event",
     "projection_poison",
+    "bi_customer",
+    "bi_key_person",
+    "projection_held_customer_event",
 )
 
 
@@ -106,6 +124,9 @@ class Tables:
     position: sa.Table
     held: sa.Table
     poison: sa.Table
+    customer: sa.Table
+    key_person: sa.Table
+    held_customer: sa.Table
 
     def by_canonical_name(self) -> dict[str, sa.Table]:
         return {t.name.removeprefix(self.prefix): t for t in self.metadata.sorted_tables}
@@ -263,11 +284,74 @@ def build_tables(prefix: str = "", *, with_indexes: bool = True, unlogged: bool 
         sa.Column("error", sa.Text, nullable=False),
         sa.Column("value", sa.LargeBinary),
     )
-    tables = Tables(metadata, prefix, opportunity, visit, event, version, position, held, poison)
+    customer, key_person, held_customer = _customer_tables(t)
+    tables = Tables(
+        metadata,
+        prefix,
+        opportunity,
+        visit,
+        event,
+        version,
+        position,
+        held,
+        poison,
+        customer,
+        key_person,
+        held_customer,
+    )
     if with_indexes:
         for index in INDEXES:
             add_index(tables, index)
     return tables
+
+
+def _customer_tables(t: Callable[..., sa.Table]) -> tuple[sa.Table, sa.Table, sa.Table]:
+    """`bi_customer`, `bi_key_person` (SPEC §8.1) and the customer events held for a missing
+    version (apart from the opportunities', see domain/customers.py)."""
+    customer = t(
+        "bi_customer",
+        sa.Column("uscc", sa.String(18), primary_key=True),
+        sa.Column("record_id", sa.String(64), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("tier", sa.String(10), nullable=False),
+        sa.Column("ownership", sa.String(10), nullable=False),
+        sa.Column("industry", sa.String(100)),
+        sa.Column("region", sa.String(100)),
+        sa.Column("registered_capital", Money(COMPANY_FIGURE)),
+        sa.Column("employees", sa.BigInteger),
+        sa.Column("annual_revenue", Money(COMPANY_FIGURE)),
+        sa.Column("classified_by", sa.String(100)),
+        sa.Column("key_persons", sa.Integer, nullable=False),
+        sa.Column("recorded_at", UtcDateTime, nullable=False),
+        sa.Column("updated_at", UtcDateTime, nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+    )
+    key_person = t(
+        "bi_key_person",
+        sa.Column("uscc", sa.String(18), primary_key=True),
+        sa.Column("person_id", sa.String(64), primary_key=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("title", sa.String(200)),
+        sa.Column("role", sa.String(20), nullable=False),
+        sa.Column("stance", sa.String(20), nullable=False),
+        sa.Column("reports_to", sa.String(36)),
+        sa.Column("phone", sa.String(50)),
+        sa.Column("email", sa.String(200)),
+        sa.Column("note", sa.Text),
+        sa.Column("added_through", sa.String(64)),
+        sa.Column("added_at", UtcDateTime, nullable=False),
+        sa.Column("changed_at", UtcDateTime),
+        sa.Column("removed_at", UtcDateTime),
+    )
+    held = t(
+        "projection_held_customer_event",
+        sa.Column("event_id", sa.String(64), primary_key=True),
+        # The envelope's field: the customer record's id.
+        sa.Column("opportunity_id", sa.String(64), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("envelope", sa.Text, nullable=False),
+    )
+    return customer, key_person, held
 
 
 def add_index(tables: Tables, index: Index, name: str | None = None) -> sa.Index:

@@ -4,7 +4,9 @@ After a crash either both are there or neither is.
 
 Exactly once in effect: a record before the stored position of its partition is skipped; the
 events are applied in version order per opportunity (domain/ordering.py), and those held for
-a missing version wait in `projection_held_event` until it arrives.
+a missing version wait in `projection_held_event` until it arrives. A customer record's events
+go to its own projection (adapters/customers.py), in order per record the same way; one whose
+payload the contract refuses is kept as poison, like a record that is no envelope.
 
 On PostgreSQL these transactions commit without waiting for the WAL flush (synchronous_commit
 off): if the database crashes, the last batches may be lost, but their positions with them,
@@ -19,7 +21,7 @@ record per transaction, and that record alone is kept as poison, so its partitio
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,9 +31,10 @@ from chassis.kafka.logwatch import Mark, epoch_of
 from chassis.sql.errors import refused, why
 from contracts.envelope import Envelope, NotAnEnvelope, read_envelope
 from projections.adapters.bulk import insert_new, upsert
+from projections.adapters.customers import apply_customer_events
+from projections.adapters.held import CHUNK, held_count, held_events, hold, let_go
 from projections.adapters.rows import (
     EVENT_COLUMNS,
-    HELD_COLUMNS,
     HISTORY_COLUMNS,
     POISON_COLUMNS,
     POSITION_COLUMNS,
@@ -41,14 +44,12 @@ from projections.adapters.rows import (
     visit_values,
 )
 from projections.adapters.schema import Tables
+from projections.domain.customers import is_customer_event
 from projections.domain.ordering import Counts, in_order
 from projections.domain.projection import Projector
 from projections.domain.state import STATE_FIELDS, OpportunityState, state_values
 
 log = logging.getLogger(__name__)
-
-# Ids per SELECT … IN (…): far below SQLite's and PostgreSQL's parameter limits.
-CHUNK = 500
 
 
 class Record(Protocol):
@@ -173,10 +174,12 @@ class Store:
                 fresh.append(record)
                 stored[key] = record.offset + 1
             events: list[Envelope] = []
+            # The records of the customer events, to keep one as poison if the contract refuses it.
+            origins: dict[str, Record] = {}
             poison: list[dict[str, Any]] = []
             for record in fresh:
                 try:
-                    events.append(read_envelope(record.value))
+                    event = read_envelope(record.value)
                 except NotAnEnvelope as exc:
                     log.warning(
                         "record %s/%d/%d is not an event: %s",
@@ -194,6 +197,10 @@ class Store:
                             "value": record.value,
                         }
                     )
+                    continue
+                events.append(event)
+                if is_customer_event(event.event_type):
+                    origins.setdefault(event.event_id, record)
             outcome.poison = len(poison)
             insert_new(
                 conn,
@@ -201,7 +208,7 @@ class Store:
                 POISON_COLUMNS,
                 [values_of(POISON_COLUMNS, p) for p in poison],
             )
-            self._apply(conn, events, outcome)
+            self._apply(conn, events, outcome, origins)
             epochs: dict[tuple[str, int], str | None] = {}
             for record in fresh:
                 key = (record.topic, record.partition)
@@ -262,10 +269,9 @@ class Store:
         )
 
     def held_count(self) -> int:
+        """Events waiting for a missing version, of opportunities and of customer records."""
         with self.engine.connect() as conn:
-            return int(
-                conn.execute(sa.select(sa.func.count()).select_from(self.tables.held)).scalar_one()
-            )
+            return held_count(conn, self.tables.held) + held_count(conn, self.tables.held_customer)
 
     # -- inside the transaction ------------------------------------------------------------
 
@@ -287,12 +293,23 @@ class Store:
                 found[(topic, int(partition))] = int(offset)
         return found
 
-    def _apply(self, conn: sa.Connection, events: Sequence[Envelope], outcome: Outcome) -> None:
+    def _apply(
+        self,
+        conn: sa.Connection,
+        events: Sequence[Envelope],
+        outcome: Outcome,
+        origins: Mapping[str, Record] | None = None,
+    ) -> None:
+        customers = [event for event in events if is_customer_event(event.event_type)]
+        if customers:
+            self._apply_customers(conn, customers, outcome, origins or {})
+            events = [event for event in events if not is_customer_event(event.event_type)]
         if not events:
             return
         t = self.tables
         ids = list(dict.fromkeys(event.opportunity_id for event in events))
-        ordered = in_order(self.projector, self._states(conn, ids), self._held(conn, ids), events)
+        held = held_events(conn, t.held, ids)
+        ordered = in_order(self.projector, self._states(conn, ids), held, events)
         outcome.add(ordered)
         # Only versions above the stored state get here. Two consumers of one partition (for
         # a moment during a rebalance) queue on its position row on PostgreSQL; should they
@@ -310,15 +327,27 @@ class Store:
             )
         states = [state_values(s) for s in ordered.states.values()]
         upsert(conn, t.opportunity, STATE_FIELDS, states, "version")
-        holds = [
-            (e.event_id, e.opportunity_id, e.version, e.model_dump_json()) for e in ordered.holds
+        hold(conn, t.held, ordered.holds)
+        let_go(conn, t.held, ordered.released_ids)
+
+    def _apply_customers(
+        self,
+        conn: sa.Connection,
+        events: Sequence[Envelope],
+        outcome: Outcome,
+        origins: Mapping[str, Record],
+    ) -> None:
+        """Customer record events to their tables; the records of those the contract refuses
+        kept as poison. Without a record (a rebuild from the feed; an event held for a missing
+        version, its record taken in an earlier batch) one is logged and counted only."""
+        changes = apply_customer_events(conn, self.tables, events)
+        outcome.add(changes)
+        poison = [
+            (record.topic, record.partition, record.offset, why, record.value)
+            for event, why in changes.refused
+            if (record := origins.get(event.event_id)) is not None
         ]
-        insert_new(conn, t.held, HELD_COLUMNS, holds)
-        released = ordered.released_ids
-        for start in range(0, len(released), CHUNK):
-            conn.execute(
-                sa.delete(t.held).where(t.held.c.event_id.in_(released[start : start + CHUNK]))
-            )
+        insert_new(conn, self.tables.poison, POISON_COLUMNS, poison)
 
     def _states(self, conn: sa.Connection, ids: list[str]) -> dict[str, OpportunityState]:
         o = self.tables.opportunity
@@ -343,24 +372,6 @@ class Store:
             for row in rows.mappings():
                 states[row["id"]] = OpportunityState(**{name: row[name] for name in STATE_FIELDS})
         return states
-
-    def _held(self, conn: sa.Connection, ids: list[str]) -> dict[str, dict[int, Envelope]]:
-        """Events waiting for a missing version, of these opportunities (usually none)."""
-        h = self.tables.held
-        if conn.execute(sa.select(h.c.event_id).limit(1)).first() is None:
-            return {}
-        found: dict[str, dict[int, Envelope]] = defaultdict(dict)
-        for start in range(0, len(ids), CHUNK):
-            rows = conn.execute(
-                sa.select(h.c.envelope).where(h.c.opportunity_id.in_(ids[start : start + CHUNK]))
-            )
-            for (text,) in rows:
-                try:
-                    held = read_envelope(text)
-                except NotAnEnvelope:  # what an older version held and this one refuses
-                    continue
-                found[held.opportunity_id][held.version] = held
-        return found
 
 
 def _relaxed_commit(conn: sa.Connection) -> None:

@@ -53,14 +53,14 @@ from projections.domain.visits import (
 log = logging.getLogger(__name__)
 
 
-class _RecordedCustomer(Customer):
+class RecordedCustomer(Customer):
     """The customer as recorded: the opportunity service checked the USCC at intake."""
 
     uscc: str
 
 
 class _RecordedCreation(OpportunityCreatedV1):
-    customer: _RecordedCustomer
+    customer: RecordedCustomer
 
 
 # The payload models the projection reads: the contract's, except the creation's customer.

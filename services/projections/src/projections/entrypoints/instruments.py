@@ -27,22 +27,25 @@ class Instruments:
         self.log = LogMetrics.register(self.registry)
         self.events = Counter(
             "oppstream_projection_events_total",
-            "Events and records taken by the projections, by outcome: applied, duplicates "
-            "(a version already applied), held (waiting for a missing version), released (held, "
-            "then applied), not_projected (unknown event type or refused payload: version "
-            "moves on, no figure changes), poison (not an envelope), already_applied (a "
+            "Events and records taken by the projections, by outcome (a customer record's "
+            "events as an opportunity's): applied, duplicates (a version already applied), held "
+            "(waiting for a missing version), released (held, then applied), not_projected "
+            "(unknown event type, or an opportunity event's refused payload: version moves on, "
+            "no figure changes), poison (not an envelope, or a customer record's event whose "
+            "payload the contract refuses: kept aside, version moves on), already_applied (a "
             "record before the stored position)",
             ["outcome"],
             registry=self.registry,
         )
         self.gaps = Counter(
             "oppstream_projection_version_gaps_total",
-            "Times an opportunity's next event skipped a version (its later events are held)",
+            "Times an opportunity's or a customer record's next event skipped a version (its "
+            "later events are held)",
             registry=self.registry,
         )
         self.held = Gauge(
             "oppstream_projection_held_events",
-            "Events waiting for a missing version of their opportunity",
+            "Events waiting for a missing version of their opportunity or customer record",
             multiprocess_mode="livemostrecent",
             registry=self.registry,
         )
