@@ -87,6 +87,12 @@ class CustomerKeyPersonRemovedV1(CustomerPayload):
     person_id: str
 
 
+def is_customer_event(event_type: str) -> bool:
+    """Whether an event on the events topic is a customer record's: every type of theirs starts
+    with `Customer`, also those a reader's version does not know yet; no opportunity's does."""
+    return event_type.startswith("Customer")
+
+
 CUSTOMER_PAYLOADS: dict[str, type[CustomerPayload]] = {
     "CustomerRecorded": CustomerRecordedV1,
     "CustomerProfiled": CustomerProfiledV1,

@@ -4,6 +4,7 @@ removed, each record's versions in order, duplicates, gaps, poison."""
 from collections.abc import Mapping
 from decimal import Decimal
 
+from contracts.customer_record import is_customer_event
 from contracts.envelope import Envelope
 from projections.adapters.feed import read_listed
 from projections.domain.customers import (
@@ -11,7 +12,6 @@ from projections.domain.customers import (
     CustomerRow,
     KeyPersonRow,
     customers_in_order,
-    is_customer_event,
 )
 from services.projections.tests.customers import CustomerHistory
 from services.projections.tests.history import day

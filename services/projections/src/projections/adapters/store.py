@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from chassis.kafka.logwatch import Mark, epoch_of
 from chassis.sql.errors import refused, why
+from contracts.customer_record import is_customer_event
 from contracts.envelope import Envelope, NotAnEnvelope, read_envelope
 from projections.adapters.bulk import insert_new, upsert
 from projections.adapters.customers import apply_customer_events
@@ -44,7 +45,6 @@ from projections.adapters.rows import (
     visit_values,
 )
 from projections.adapters.schema import Tables
-from projections.domain.customers import is_customer_event
 from projections.domain.ordering import Counts, in_order
 from projections.domain.projection import Projector
 from projections.domain.state import STATE_FIELDS, OpportunityState, state_values

@@ -40,12 +40,6 @@ from projections.domain.projection import RecordedCustomer
 log = logging.getLogger(__name__)
 
 
-def is_customer_event(event_type: str) -> bool:
-    """Whether an event is a customer record's: every type of theirs starts with `Customer`
-    (contracts.customer_record), also those this version does not know yet."""
-    return event_type.startswith("Customer")
-
-
 class _Recorded(CustomerRecordedV1):
     customer: RecordedCustomer
 

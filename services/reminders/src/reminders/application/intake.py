@@ -17,6 +17,7 @@ from chassis.kafka.consuming import ConsumedRecord
 from chassis.kafka.logwatch import epoch_of
 from chassis.sql.errors import refused, why
 from contracts import topics
+from contracts.customer_record import is_customer_event
 from contracts.envelope import Envelope, NotAnEnvelope, read_envelope
 from reminders.application.ports import Planned, TimerStore
 from reminders.domain.clock import Clock
@@ -86,7 +87,7 @@ class EventIntake:
             envelope = _envelope(record)
             if envelope is None:
                 outcomes["poison"] = outcomes.get("poison", 0) + 1
-            elif _of_a_customer_record(envelope):
+            elif is_customer_event(envelope.event_type):
                 outcomes["customer_record"] = outcomes.get("customer_record", 0) + 1
             else:
                 read.append((envelope, record.partition))
@@ -173,12 +174,6 @@ def _take(
         return "duplicate"
     known[envelope.opportunity_id] = changed[envelope.opportunity_id] = after
     return "applied"
-
-
-def _of_a_customer_record(envelope: Envelope) -> bool:
-    """Every event type of a customer record starts with `Customer` (contracts.customer_record),
-    those this version does not know yet too; no opportunity event's does."""
-    return envelope.event_type.startswith("Customer")
 
 
 def _envelope(record: ConsumedRecord) -> Envelope | None:
