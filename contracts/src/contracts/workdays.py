@@ -9,6 +9,7 @@ the working time of an interval in days (a fraction for a part of a day).
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from importlib.metadata import version
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -26,6 +27,9 @@ class WorkingDays:
 
 
 Span = timedelta | WorkingDays
+
+# Which calendar the working days come from: a new release may carry a year's 调休 days.
+CALENDAR = f"holidays {version('holidays')} CN"
 
 
 @lru_cache(maxsize=64)
