@@ -53,3 +53,28 @@ def test_check_refuses_a_file_it_cannot_read(
 ) -> None:
     assert main(["rules", "check", str(tmp_path / "missing.yaml")]) == 1
     assert "cannot be read" in capsys.readouterr().err
+
+
+def test_check_takes_a_working_day_ladder_and_refuses_one_mixed_with_calendar_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = DEFAULT_RULES_FILE.read_text(encoding="utf-8")
+    working = tmp_path / "working.yaml"
+    working.write_text(
+        text.replace("follow_up_after: P3D", "follow_up_after: 3wd")
+        .replace(
+            "warn_after: P7D\n      escalate_after: P10D",
+            "warn_after: 5wd\n      escalate_after: 8wd",
+        )
+        .replace("reclaim_after: P14D", "reclaim_after: 10wd"),
+        encoding="utf-8",
+    )
+    assert main(["rules", "check", str(working)]) == 0
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text(text.replace("reclaim_after: P14D", "reclaim_after: 10wd"), encoding="utf-8")
+    line = next(n for n, s in enumerate(text.splitlines(), 1) if "reclaim_after: P14D" in s)
+    capsys.readouterr()
+    assert main(["rules", "check", str(mixed)]) == 1
+    said = capsys.readouterr().err
+    assert f"reclaim_after (line {line})" in said
+    assert "mixes working days and calendar time" in said

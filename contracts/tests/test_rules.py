@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from contracts.rules import RulebookError, load_rulebook, parse_rulebook
+from contracts.workdays import WorkingDays
 
 STAGE = """\
       - id: {id}
@@ -163,6 +164,39 @@ def test_a_pipeline_per_type_without_tier_is_required() -> None:
 def test_reminder_ladder_must_rise() -> None:
     text = RULES.replace("      reclaim_after: P30D\n", "      reclaim_after: P5D\n")
     assert "reclaim_after must be longer than follow_up_after" in _refusal(text)
+
+
+def test_a_ladder_may_count_working_days() -> None:
+    text = RULES.replace("follow_up_after: P7D", "follow_up_after: 3wd").replace(
+        "reclaim_after: P30D", "reclaim_after: 10WD"
+    )
+    rule = parse_rulebook(text).reminders.rules[0]
+    assert (rule.follow_up_after, rule.reclaim_after) == (WorkingDays(3), WorkingDays(10))
+
+
+def test_a_ladder_mixing_working_days_and_calendar_time_is_refused_naming_rule_and_key() -> None:
+    text = RULES.replace("follow_up_after: P7D", "follow_up_after: 3wd")
+    message = _refusal(text)
+    assert f"reminders.rules.0.reclaim_after (line {_line(text, 'reclaim_after')})" in message
+    assert "rule 'ka' mixes working days and calendar time" in message
+    assert "reclaim_after is P30D but follow_up_after is 3wd" in message
+
+
+def test_a_working_day_ladder_must_rise_too() -> None:
+    text = RULES.replace("follow_up_after: P7D", "follow_up_after: 10wd").replace(
+        "reclaim_after: P30D", "reclaim_after: 9wd"
+    )
+    assert "reclaim_after must be longer than follow_up_after in rule 'ka'" in _refusal(text)
+
+
+@pytest.mark.parametrize("span", ["3x", "1.5wd", "-2wd"])
+def test_a_bad_span_is_refused_naming_key_and_line(span: str) -> None:
+    text = RULES.replace("follow_up_after: 36h", f"follow_up_after: {span}")
+    message = _refusal(text)
+    line = _line(text, f"follow_up_after: {span}")
+    assert f"reminders.rules.4.follow_up_after (line {line})" in message
+    assert f"{span!r} is not a duration" in message
+    assert "'3wd'" in message
 
 
 def test_load_rulebook_refuses_a_missing_file(tmp_path: Path) -> None:

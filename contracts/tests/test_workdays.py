@@ -96,3 +96,15 @@ def test_a_span_is_a_duration_too() -> None:
 def test_a_bad_span_is_refused_naming_both_forms(text: str) -> None:
     with pytest.raises(ValueError, match="3wd"):
         parse_span(text)
+
+
+def test_working_time_across_a_new_year_and_the_spring_festival() -> None:
+    # 30 Dec 2026 from noon (half), 31 Dec; 1 Jan off; January 2027 has 20 working days
+    # left (4–29 Jan); 1–4 Feb; then 11 and 12 Feb, and 15 Feb to noon (half).
+    start, end = at(2026, 12, 30, 12), at(2027, 2, 15, 12)
+    assert working_days_between(start, end, SHANGHAI) == pytest.approx(0.5 + 1 + 20 + 4 + 2 + 0.5)
+
+
+def test_working_time_within_one_day_is_its_share_of_the_day() -> None:
+    assert working_days_between(at(2026, 10, 9, 6), at(2026, 10, 9, 18), SHANGHAI) == 0.5
+    assert working_days_between(at(2026, 10, 2, 6), at(2026, 10, 2, 18), SHANGHAI) == 0.0

@@ -11,12 +11,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from contracts.customer import Ownership, Tier
 from contracts.customer_rules import Classification, Pool, TypeRules
-from contracts.durations import Duration
+from contracts.durations import Duration, RuleSpan, format_span
 from contracts.opportunity import OpportunityType
+from contracts.workdays import Span, WorkingDays
 
 DEFAULT_RULES_FILE = Path(__file__).with_name("default_rules.yaml")
 
@@ -122,25 +131,49 @@ class Match(Rule):
         )
 
 
+# The staleness ladder's steps, shortest first.
+LADDER_KEYS = ("follow_up_after", "warn_after", "escalate_after", "reclaim_after")
+
+
 class ReminderRule(Rule):
+    """The staleness ladder of the opportunities it matches: each span counts from the last
+    progress, in calendar time (`7d`) or in working days of mainland China (`3wd`)."""
+
     id: str = Field(min_length=1, max_length=100)
     match: Match = Field(default_factory=Match)
-    follow_up_after: Duration | None = None
-    warn_after: Duration | None = None
-    escalate_after: Duration | None = None
-    reclaim_after: Duration | None = None
+    follow_up_after: RuleSpan | None = None
+    warn_after: RuleSpan | None = None
+    escalate_after: RuleSpan | None = None
+    reclaim_after: RuleSpan | None = None
 
-    @model_validator(mode="after")
-    def _ladder_rises(self) -> "ReminderRule":
-        steps = [
-            (name, value)
-            for name in ("follow_up_after", "warn_after", "escalate_after", "reclaim_after")
-            if (value := getattr(self, name)) is not None
+    @field_validator("warn_after", "escalate_after", "reclaim_after")
+    @classmethod
+    def _ladder_rises(cls, value: Span | None, info: ValidationInfo) -> Span | None:
+        """Each step of the ladder is longer than the steps before it, counted alike: working
+        days and calendar time do not compare (5wd is a week, or twelve days over 春节)."""
+        if value is None or info.field_name is None:
+            return value
+        below = [
+            (name, info.data[name])
+            for name in LADDER_KEYS[: LADDER_KEYS.index(info.field_name)]
+            if info.data.get(name) is not None
         ]
-        for (low_name, low), (high_name, high) in zip(steps, steps[1:], strict=False):
-            if high <= low:
-                raise ValueError(f"{high_name} must be longer than {low_name} in rule {self.id!r}")
-        return self
+        if not below:
+            return value
+        rule, (name, low) = info.data.get("id"), below[-1]
+        if isinstance(value, WorkingDays) and isinstance(low, WorkingDays):
+            rises = value > low
+        elif isinstance(value, timedelta) and isinstance(low, timedelta):
+            rises = value > low
+        else:
+            raise ValueError(
+                f"rule {rule!r} mixes working days and calendar time: {info.field_name} is "
+                f"{format_span(value)} but {name} is {format_span(low)}; write every step of "
+                "a rule's ladder in working days ('3wd') or none of them"
+            )
+        if not rises:
+            raise ValueError(f"{info.field_name} must be longer than {name} in rule {rule!r}")
+        return value
 
 
 class Reminders(Rule):

@@ -2,17 +2,20 @@
 
 Pure: the opportunity service uses it for `next_reminder_at` / `reclaim_at`, the reminders
 service for its timers, the backtest for what would have fired. One engine, three users.
+A ladder step counts calendar time or working days of mainland China (SPEC §8.4) from the
+last progress, through `workdays.later` in the business time zone.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from contracts.durations import format_duration
+from contracts.durations import format_span
 from contracts.opportunity import Status
 from contracts.rules import ReminderRule, Rulebook
+from contracts.workdays import Span, later
 
 
 class TimerKind(StrEnum):
@@ -68,7 +71,7 @@ def timers(rules: Rulebook, facts: Facts, zone: ZoneInfo) -> list[Timer]:
     if facts.status == Status.OPEN:
         rule = rules.reminders.rule_for(facts.tier, facts.ownership, facts.type, facts.stage)
         if rule is not None:
-            found.extend(_ladder(rule, facts, rules.version))
+            found.extend(_ladder(rule, facts, rules.version, zone))
     elif facts.status == Status.PAUSED and facts.paused_until is not None:
         found.append(
             Timer(
@@ -119,19 +122,19 @@ def reclaim_at(found: list[Timer]) -> datetime | None:
 _LADDER_KINDS = frozenset(kind for kind, _ in LADDER)
 
 
-def _ladder(rule: ReminderRule, facts: Facts, version: str) -> list[Timer]:
+def _ladder(rule: ReminderRule, facts: Facts, version: str, zone: ZoneInfo) -> list[Timer]:
     # The explanation's common part is built once per ladder; the reminders service computes
     # ladders for thousands of opportunities per scheduler round.
     common = _explain(facts, version)
     rungs = []
     for kind, field in LADDER:
-        after: timedelta | None = getattr(rule, field)
+        after: Span | None = getattr(rule, field)
         if after is not None:
             rungs.append(
                 Timer(
                     kind,
                     rule.id,
-                    facts.last_progress_at + after,
+                    later(facts.last_progress_at, after, zone),
                     {**common, field: _formatted(after)},
                 )
             )
@@ -139,9 +142,9 @@ def _ladder(rule: ReminderRule, facts: Facts, version: str) -> list[Timer]:
 
 
 @lru_cache(maxsize=1024)
-def _formatted(duration: timedelta) -> str:
-    """A rule's duration as ISO 8601 text; rules have few distinct durations."""
-    return format_duration(duration)
+def _formatted(span: Span) -> str:
+    """A rule's span as the rules file can write it (`P7D`, `3wd`); rules have few."""
+    return format_span(span)
 
 
 def _explain(facts: Facts, version: str, **extra: str) -> dict[str, str]:

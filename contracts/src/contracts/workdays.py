@@ -9,14 +9,16 @@ the working time of an interval in days (a fraction for a part of a day).
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from importlib.metadata import version
 from zoneinfo import ZoneInfo
 
 import holidays
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class WorkingDays:
-    """A span counted in working days, written `3wd` in the rules file."""
+    """A span counted in working days, written `3wd` in the rules file; ordered among its own
+    kind only (a working day is no fixed length of time)."""
 
     days: int
 
@@ -26,15 +28,42 @@ class WorkingDays:
 
 Span = timedelta | WorkingDays
 
+# Which calendar the working days come from: a new release may carry a year's 调休 days.
+CALENDAR = f"holidays {version('holidays')} CN"
+
 
 @lru_cache(maxsize=64)
-def _calendar(year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays("CN", years=year)
+def _year(year: int) -> tuple[int, ...]:
+    """How many working days `year` has before each of its days (and, last, in all of it):
+    the projections count the working days of every stage visit, so a count is two look-ups
+    per year crossed rather than a walk over the days."""
+    calendar = holidays.country_holidays("CN", years=year)
+    first = date(year, 1, 1)
+    counts = [0]
+    for offset in range((date(year + 1, 1, 1) - first).days):
+        counts.append(counts[-1] + bool(calendar.is_working_day(first + timedelta(days=offset))))
+    return tuple(counts)
+
+
+def _index(day: date, year: int) -> int:
+    return day.toordinal() - date(year, 1, 1).toordinal()
 
 
 def is_working_day(day: date) -> bool:
     """A weekday that is no public holiday, or a weekend day made a working day (调休)."""
-    return bool(_calendar(day.year).is_working_day(day))
+    counts, i = _year(day.year), _index(day, day.year)
+    return counts[i + 1] > counts[i]
+
+
+def _count(start: date, end: date) -> int:
+    """The working days from `start` up to, not including, `end`."""
+    total = 0
+    while start < end:
+        stop = min(end, date(start.year + 1, 1, 1))
+        counts = _year(start.year)
+        total += counts[_index(stop, start.year)] - counts[_index(start, start.year)]
+        start = stop
+    return total
 
 
 def add_working_days(day: date, count: int) -> date:
@@ -62,13 +91,14 @@ def working_days_between(start: datetime, end: datetime, zone: ZoneInfo) -> floa
     if end <= start:
         return 0.0
     first, last = start.astimezone(zone), end.astimezone(zone)
-    total = 0.0
-    day = first.date()
-    while day <= last.date():
-        if is_working_day(day):
-            opens = datetime.combine(day, time(0), zone)
-            closes = datetime.combine(day + timedelta(days=1), time(0), zone)
-            covered = min(closes, last) - max(opens, first)
-            total += max(covered, timedelta(0)) / (closes - opens)
-        day += timedelta(days=1)
-    return total
+    if first.date() == last.date():
+        return _share(last) - _share(first) if is_working_day(first.date()) else 0.0
+    head = 1.0 - _share(first) if is_working_day(first.date()) else 0.0
+    tail = _share(last) if is_working_day(last.date()) else 0.0
+    return head + _count(first.date() + timedelta(days=1), last.date()) + tail
+
+
+def _share(moment: datetime) -> float:
+    """The share of its day gone by at `moment`, by the wall clock."""
+    elapsed = moment - datetime.combine(moment.date(), time(0), moment.tzinfo)
+    return elapsed / timedelta(days=1)

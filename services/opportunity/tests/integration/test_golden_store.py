@@ -198,7 +198,13 @@ def test_the_envelopes_project_to_the_recorded_read_model(golden: Golden, tmp_pa
     outcome = projected.outcome
     assert (outcome.applied, outcome.not_projected) == (len(envelopes), 0)
     assert (outcome.duplicates, outcome.held, outcome.gaps, outcome.poison) == (0, 0, 0, 0)
-    assert projected.bi_opportunity == golden.expected(reading.BI_OPPORTUNITY)
+    recorded = golden.expected(reading.BI_OPPORTUNITY)
+    # A column added since the release (visit_paused_working_days) is an addition: the rows
+    # match on the columns the release had.
+    had = set(recorded[0])
+    assert [{k: v for k, v in row.items() if k in had} for row in projected.bi_opportunity] == (
+        recorded
+    )
 
 
 def test_the_api_shows_every_golden_opportunity_and_records_after_it(golden: Golden) -> None:

@@ -226,6 +226,7 @@ def test_funnel_has_the_shape_the_spec_fixes(service: Service) -> None:
         "reached",
         "conversion_rate",
         "conversion_days",
+        "conversion_working_days",
         "open_visits",
         "open_amount",
         "standard",
@@ -234,3 +235,4 @@ def test_funnel_has_the_shape_the_spec_fixes(service: Service) -> None:
     assert set(stage["standard"]) == {"industry", "company"}
     assert isinstance(stage["conversion_rate"], float)
     assert isinstance(stage["conversion_days"], float)
+    assert isinstance(stage["conversion_working_days"], float)

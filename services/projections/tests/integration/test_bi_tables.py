@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from projections.adapters.bi_views import VIEW_NAMES, create_views, drop_views
 from projections.adapters.migrate import VERSION_TABLE
 from projections.adapters.schema import LIVE, pipeline_stage
 from services.projections.tests.cohort import cohort
@@ -27,6 +28,21 @@ def test_the_migrations_build_the_schema_the_code_writes(service: Service) -> No
         differences = compare_metadata(context, metadata)
 
     assert differences == []
+
+
+def test_the_migrated_views_are_the_views_a_rebuild_creates(service: Service) -> None:
+    def columns(conn: sa.Connection) -> dict[str, list[str]]:
+        inspector = sa.inspect(conn)
+        return {v: [c["name"] for c in inspector.get_columns(v)] for v in VIEW_NAMES}
+
+    with service.store.engine.begin() as conn:
+        migrated = columns(conn)
+        drop_views(conn)
+        create_views(conn)
+        created = columns(conn)
+
+    assert migrated == created
+    assert "conversion_working_days" in migrated["bi_dwell"]
 
 
 def test_bi_funnel_view_gives_the_reach_and_conversion_of_each_stage(service: Service) -> None:
@@ -64,6 +80,10 @@ def test_bi_dwell_view_gives_conversion_days_and_open_visits(service: Service) -
     assert found["proposal"]["open_visits"] == 1
     # Ages count to the database's now, long after March 2026.
     assert float(found["proposal"]["open_mean_age_days"]) > 23
+    # In working days (test_metrics.py works them out): A 2⅝ and E 1 in requirements.
+    assert float(found["requirements"]["conversion_working_days"]) == pytest.approx(1.8125)
+    assert found["requirements"]["visits_in_working_days"] == 2
+    assert float(found["requirements"]["total_working_days"]) == pytest.approx(3.625)
 
 
 def test_bi_win_rate_view_gives_the_win_rate_at_each_stage(service: Service) -> None:
@@ -118,7 +138,8 @@ def test_bi_stage_visit_has_a_visit_per_stage_entry_and_bi_event_every_event(
 
     visits = rows(
         service,
-        "SELECT stage, exit_kind, paused_seconds, dwell_seconds FROM bi_stage_visit ORDER BY visit_no",
+        "SELECT stage, exit_kind, paused_seconds, dwell_seconds, paused_working_days, working_days "
+        "FROM bi_stage_visit ORDER BY visit_no",
     )
     events = rows(service, "SELECT version, event_type, payload FROM bi_event ORDER BY version")
 
@@ -131,6 +152,8 @@ def test_bi_stage_visit_has_a_visit_per_stage_entry_and_bi_event_every_event(
     ]
     assert visits[1]["paused_seconds"] == 2 * 86400
     assert visits[1]["dwell_seconds"] == 4 * 86400
+    # Fri d4 09:00 → Thu d10 09:00 is 4 working days; paused Sun d6 → Tue d8 09:00, 1⅜ of them.
+    assert (visits[1]["paused_working_days"], visits[1]["working_days"]) == (1.375, 2.625)
     assert len(events) == len(b.envelopes)
     assert events[1]["event_type"] == "StageAdvanced"
     assert '"skipped":["requirements"]' in str(events[1]["payload"])

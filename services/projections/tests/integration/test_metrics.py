@@ -1,15 +1,22 @@
 """SPEC §5 figures of hand-computed cohorts, through the HTTP API, on SQLite and PostgreSQL."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
+from projections.adapters.schema import LIVE
 from services.projections.tests.cohort import cohort
-from services.projections.tests.conftest import Service
+from services.projections.tests.conftest import Clock, Service
 from services.projections.tests.history import History, day
 
 STAGES = ["initial_contact", "requirements", "proposal", "negotiation", "signing"]
+
+
+def shanghai(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=ZoneInfo("Asia/Shanghai"))  # type: ignore[misc]
 
 
 def stages_of(report: dict[str, Any], pipeline: str = "new") -> dict[str, dict[str, Any]]:
@@ -85,6 +92,73 @@ def test_conversion_days_leave_paused_time_out_and_a_revert_starts_a_new_visit(
     assert stages["negotiation"]["completed_by_exit"] == {"lost": 1, "reverted": 1, "advanced": 1}
     funnel = stages_of(service.get("/funnel"))
     assert funnel["initial_contact"]["conversion_days"] == pytest.approx(2.5)
+
+
+def test_conversion_working_days_count_only_working_time_and_leave_paused_time_out(
+    service: Service,
+) -> None:
+    service.feed(*cohort().values())
+
+    stages = stages_of(service.get("/dwell"))
+
+    # d0 is Monday 2 March 2026 at 09:00 in Shanghai (no holiday that month): d5-d6, d12-d13
+    # and d19-d20 are weekends. A day's share starts at midnight, so 09:00 → 09:00 from one
+    # working day to the next is 1 working day.
+    # initial_contact: A d0→d2 2, B d0→d4 4, C d1→d5 3⅝ less its pause d3→d5 1⅝ = 2, E 2.
+    # requirements: A Wed d2 → Sat d5 2⅝, E Fri d4 → Mon d7 1 → 1.8125.
+    # proposal: A Sat d5 → Thu d10 3⅜; B d4→d10 4 less the pause Sun d6 → Tue d8 1⅜ = 2⅝;
+    # B again Fri d11 → Mon d14 1 → 7 / 3. signing: A Sat d12 → Tue d15 1⅜.
+    expected = {
+        "initial_contact": 2.5,
+        "requirements": 1.8125,
+        "proposal": 7 / 3,
+        "signing": 1.375,
+    }
+    for stage, working_days in expected.items():
+        assert stages[stage]["conversion_working_days"] == pytest.approx(working_days), stage
+    assert stages["requirements"]["conversion_days"] == pytest.approx(3.0)
+    funnel = stages_of(service.get("/funnel"))
+    assert funnel["requirements"]["conversion_working_days"] == pytest.approx(1.8125)
+    assert funnel["negotiation"]["conversion_working_days"] == pytest.approx(7.25 / 3)
+
+
+def test_conversion_working_days_leave_out_the_holiday_a_pause_spans(
+    service: Service, clock: Clock
+) -> None:
+    clock.now = shanghai(2026, 11, 1)
+    # Mon 28 Sep 2026 09:00 → Mon 12 Oct 09:00 over 国庆: 6 working days (the 调休 Saturday 10
+    # Oct included), of which the pause from noon 30 Sep to noon 9 Oct holds 2.
+    service.feed(
+        History(shanghai(2026, 9, 28, 9))
+        .pause(shanghai(2026, 9, 30, 12))
+        .resume(shanghai(2026, 10, 9, 12))
+        .advance("requirements", shanghai(2026, 10, 12, 9))
+    )
+
+    for report in (service.get("/dwell"), service.get("/funnel")):
+        stage = stages_of(report)["initial_contact"]
+        assert (stage["conversion_days"], stage["conversion_working_days"]) == (5.0, 4.0)
+        assert stages_of(report)["requirements"]["conversion_working_days"] is None
+
+
+def test_visits_whose_working_days_are_not_known_are_left_out_of_their_mean(
+    service: Service,
+) -> None:
+    # As visits completed before the read model counted working days, not rebuilt since.
+    known, unknown = History(day(0)), History(day(0))
+    known.advance("requirements", day(2))
+    unknown.advance("requirements", day(4))
+    service.feed(known, unknown)
+    visit = LIVE.visit
+    with service.store.engine.begin() as conn:
+        conn.execute(
+            sa.update(visit).where(visit.c.opportunity_id == unknown.id).values(working_days=None)
+        )
+
+    stage = stages_of(service.get("/dwell"))["initial_contact"]
+
+    assert (stage["completed_visits"], stage["conversion_days"]) == (2, 3.0)
+    assert stage["conversion_working_days"] == 2.0
 
 
 def test_open_visits_are_reported_apart_with_their_mean_age(service: Service) -> None:

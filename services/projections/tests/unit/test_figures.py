@@ -64,6 +64,15 @@ def test_conversion_days_and_open_age_are_means_in_days() -> None:
     assert StageDwell().conversion_days is None
 
 
+def test_conversion_working_days_are_the_mean_over_the_visits_counted_in_working_days() -> None:
+    d = StageDwell()
+    d.add_completed("advanced", 3, 9 * 86400, 0)
+    d.add_working_days(2, 5.0)  # the third visit's working days are not known
+
+    assert (d.conversion_days, d.conversion_working_days) == (3.0, 2.5)
+    assert StageDwell().conversion_working_days is None
+
+
 RULES = parse_rulebook(
     (load_rulebook().model_dump_json()).replace(
         '"industry":[',

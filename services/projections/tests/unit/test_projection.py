@@ -1,6 +1,7 @@
 """The pure projection step: one event → new state, visits opened and closed, history row."""
 
-from datetime import date
+from dataclasses import replace
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +15,8 @@ from projections.domain.state import OpportunityState
 from services.projections.tests.history import History, day
 
 DAY = 86400.0
-PROJECTOR = Projector(PipelineIndex(load_rulebook()), ZoneInfo("Asia/Shanghai"))
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+PROJECTOR = Projector(PipelineIndex(load_rulebook()), SHANGHAI)
 
 
 def replay(h: History) -> tuple[OpportunityState, list[dict[str, Any]], list[dict[str, Any]]]:
@@ -60,6 +62,8 @@ def test_creation_opens_a_visit_of_the_first_stage() -> None:
             "paused_seconds": 0.0,
             "deferred_seconds": 0.0,
             "dwell_seconds": None,
+            "paused_working_days": 0.0,
+            "working_days": None,
             "type": "new",
             "tier": "SMB",
             "ownership": "PRIVATE",
@@ -116,6 +120,52 @@ def test_paused_time_is_not_counted_in_dwell() -> None:
 
     assert visits[0]["paused_seconds"] == 2.5 * DAY
     assert visits[0]["dwell_seconds"] == 3.5 * DAY
+
+
+def shanghai(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=SHANGHAI)  # type: ignore[misc]
+
+
+def test_a_visit_counts_its_working_days_without_the_holiday_and_the_paused_ones() -> None:
+    # Mon 28 Sep 2026 09:00 → Mon 12 Oct 09:00, over 国庆 (1–7 Oct off, Saturday 10 Oct at
+    # work): 15/24 + 29 + 30 Sep + 8, 9, 10 Oct + 9/24 = 6 working days. Paused from noon on
+    # 30 Sep to noon on 9 Oct, across the holiday: ½ + 1 (8 Oct) + ½ = 2 of them.
+    _, visits, _ = replay(
+        History(shanghai(2026, 9, 28, 9))
+        .pause(shanghai(2026, 9, 30, 12))
+        .resume(shanghai(2026, 10, 9, 12))
+        .advance("requirements", shanghai(2026, 10, 12, 9))
+    )
+
+    first, second = visits
+    assert (first["paused_working_days"], first["working_days"]) == (2.0, 4.0)
+    assert (first["paused_seconds"], first["dwell_seconds"]) == (9 * DAY, 5 * DAY)
+    assert (second["paused_working_days"], second["working_days"]) == (0.0, None)
+
+
+def test_a_pause_ended_by_the_close_counts_its_working_days() -> None:
+    # Paused Fri 5 Feb 2027 (除夕, off) to Mon 15 Feb 12:00, lost then: of the working days
+    # 1–4 Feb and 11, 12 and half of 15 Feb, the pause holds 2½.
+    _, visits, _ = replay(
+        History(shanghai(2027, 2, 1)).pause(shanghai(2027, 2, 5)).lose(shanghai(2027, 2, 15, 12))
+    )
+
+    assert (visits[0]["paused_working_days"], visits[0]["working_days"]) == (2.5, 4.0)
+
+
+def test_a_visit_whose_paused_working_days_are_not_known_has_no_working_days() -> None:
+    # As a visit paused before the read model counted working days: null until a rebuild.
+    h = History(shanghai(2026, 9, 28, 9)).advance("requirements", shanghai(2026, 9, 29, 9))
+    created = PROJECTOR.apply(None, read_listed(h.envelopes[0]))
+    assert created is not None
+    unknown = replace(created.state, visit_paused_working_days=None)
+
+    applied = PROJECTOR.apply(unknown, read_listed(h.envelopes[1]))
+
+    assert applied is not None
+    closed, opened = applied.visits
+    assert (closed["working_days"], closed["dwell_seconds"]) == (None, DAY)
+    assert opened["paused_working_days"] == 0.0
 
 
 def test_lose_while_paused_ends_the_pause_at_the_loss() -> None:

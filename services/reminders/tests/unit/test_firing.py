@@ -163,6 +163,37 @@ async def test_of_two_equally_specific_rules_the_one_written_first_wins(
     assert reminder.rule_id == "first"
 
 
+async def test_a_working_day_rule_waits_out_national_day_and_reclaims_after_its_span(
+    store: Store, rules: Rulebook
+) -> None:
+    working = ReminderRule.model_validate(
+        {
+            "id": "smb-proposal-working-days",
+            "match": {"tier": "SMB", "stage": "proposal"},
+            "follow_up_after": "3wd",
+            "reclaim_after": "10wd",
+        }
+    )
+    progress = datetime(2026, 9, 30, 10, 30, tzinfo=SHANGHAI)  # the eve of 国庆
+    harness = Harness(store, Planner(_with_rules(rules, working), SHANGHAI), ManualClock(progress))
+    o = Opportunity("SMB", stage="proposal")
+    harness.feed(o.create(progress))
+    # 8 and 9 Oct, then the working Saturday 10 Oct (调休); the calendar rule says 3 Oct.
+    follow_up_at = datetime(2026, 10, 10, 10, 30, tzinfo=SHANGHAI)
+    assert await harness.at(follow_up_at - SECOND) == []
+    [follow_up] = await harness.at(follow_up_at)
+    assert (follow_up.kind.value, follow_up.rule_id) == ("follow_up", "smb-proposal-working-days")
+    assert follow_up.due_at == follow_up_at
+    assert follow_up.detail["follow_up_after"] == "3wd"
+    # 12–16 and 19–20 Oct: the tenth working day.
+    reclaim_at = datetime(2026, 10, 20, 10, 30, tzinfo=SHANGHAI)
+    assert await harness.at(reclaim_at - SECOND) == []
+    assert kinds(await harness.at(reclaim_at)) == ["reclaim_due"]
+    [command] = harness.publisher.commands()
+    assert isinstance(command, ReclaimCommand)
+    assert "rule smb-proposal-working-days reclaims after 10wd" in command.reason
+
+
 async def test_a_pause_stops_the_clocks_and_its_end_fires_pause_ended(harness: Harness) -> None:
     o = Opportunity("KA")
     until = date(2026, 11, 25)

@@ -3,7 +3,7 @@ what would have fired and been reclaimed, per rule and per team; nothing publish
 
 import io
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from contracts.envelope import Envelope
-from contracts.rules import DEFAULT_RULES_FILE, Rulebook
+from contracts.rules import DEFAULT_RULES_FILE, Reminders, Rulebook
 from contracts.schedule import TimerKind, start_of_day
 from reminders.adapters import history as feed
 from reminders.application import backtest
@@ -121,6 +121,37 @@ def test_a_candidate_rule_changes_what_would_have_happened(rules: Rulebook) -> N
     assert run(rules, history, end=T0 + 40 * DAY).reclaims == []
     [reclaim] = run(strict, history, end=T0 + 40 * DAY).reclaims
     assert reclaim.fired_at == T0 + 20 * DAY
+
+
+def test_a_candidate_working_day_rule_counts_over_the_spring_festival(rules: Rulebook) -> None:
+    working = rules.model_copy(
+        update={
+            "reminders": Reminders.model_validate(
+                {
+                    "rules": [
+                        {
+                            "id": "ka-working-days",
+                            "match": {"tier": "KA"},
+                            "follow_up_after": "5wd",
+                            "reclaim_after": "15wd",
+                        }
+                    ]
+                }
+            )
+        }
+    )
+    o = Opportunity("KA", team_id="east")
+    progress = datetime(2027, 2, 1, 9, 0, tzinfo=SHANGHAI)  # Monday before 除夕
+    result = backtest.simulate(
+        working, SHANGHAI, [o.create(progress)], progress, progress + 60 * DAY, progress + 60 * DAY
+    )
+    # 2, 3, 4 Feb; 5–10 Feb off; 11, 12 Feb (5); 15–19 and 22–26 Feb (15).
+    assert [(f.kind, f.fired_at) for f in result.fired] == [
+        (TimerKind.FOLLOW_UP, datetime(2027, 2, 12, 9, 0, tzinfo=SHANGHAI)),
+        (TimerKind.RECLAIM_DUE, datetime(2027, 2, 26, 9, 0, tzinfo=SHANGHAI)),
+    ]
+    [reclaim] = result.reclaims
+    assert reclaim.rule_id == "ka-working-days"
 
 
 def _feed(history: list[Envelope], seen: list[str]) -> httpx.MockTransport:

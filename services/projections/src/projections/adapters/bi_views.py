@@ -5,6 +5,9 @@ Rows per pipeline, stage, type, tier, ownership and creation month, over the liv
 Counts are in every view, so a BI tool can add months or segments up and divide itself; the
 rates are for one row. Voided opportunities (mistakes, duplicates) are left out, as in the API.
 Only "now" differs between the dialects (for the age of open visits).
+
+A change of a view is a migration: it freezes the SQL the revisions create in
+migrations/views.py, which must end equal to this (tests/integration/test_bi_tables.py).
 """
 
 # ruff: noqa: S608 - the views are constant SQL; no input ever reaches them
@@ -54,9 +57,13 @@ def _bi_dwell(dialect: str) -> str:
         f"{now} - {epoch.format('v.entered_at')} - v.paused_seconds - "
         f"CASE WHEN o.paused_at IS NULL THEN 0 ELSE {now} - {epoch.format('o.paused_at')} END"
     )
+    # Working days (SPEC §8.4) are the mean over the completed visits whose working days are
+    # known: all of them, unless visits completed before the read model counted working days
+    # were never rebuilt.
     return f"""
 CREATE VIEW bi_dwell AS
-SELECT x.*, x.total_days / NULLIF(x.completed_visits, 0) AS conversion_days
+SELECT x.*, x.total_days / NULLIF(x.completed_visits, 0) AS conversion_days,
+    x.total_working_days / NULLIF(x.visits_in_working_days, 0) AS conversion_working_days
 FROM (
     SELECT v.pipeline_id, v.stage, v.stage_index, {_SEGMENT},
         SUM(CASE WHEN v.exited_at IS NOT NULL THEN 1 ELSE 0 END) AS completed_visits,
@@ -64,6 +71,9 @@ FROM (
             AS total_days,
         SUM(CASE WHEN v.exited_at IS NOT NULL THEN v.paused_seconds ELSE 0 END) / 86400.0
             AS paused_days,
+        SUM(CASE WHEN v.working_days IS NOT NULL THEN 1 ELSE 0 END) AS visits_in_working_days,
+        SUM(CASE WHEN v.working_days IS NOT NULL THEN v.working_days ELSE 0 END)
+            AS total_working_days,
         SUM(CASE WHEN v.exited_at IS NULL THEN 1 ELSE 0 END) AS open_visits,
         AVG(CASE WHEN v.exited_at IS NULL THEN {age} END) / 86400.0 AS open_mean_age_days
     FROM bi_stage_visit v JOIN bi_opportunity o ON o.id = v.opportunity_id

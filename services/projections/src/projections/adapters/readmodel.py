@@ -164,11 +164,15 @@ class SqlReadModel:
         mine = sa.and_(sa.true(), *_conditions(cols, q, segment=False))
         theirs = sa.and_(sa.true(), *_conditions(cols, company, segment=False))
 
+        counted = v.c.working_days.is_not(None)
+
         def sums(part: sa.ColumnElement[bool]) -> list[sa.ColumnElement[Any]]:
             return [
                 sa.func.sum(sa.case((part, 1), else_=0)),
                 sa.func.sum(sa.case((part, v.c.dwell_seconds), else_=0.0)),
                 sa.func.sum(sa.case((part, v.c.paused_seconds), else_=0.0)),
+                sa.func.sum(sa.case((sa.and_(part, counted), 1), else_=0)),
+                sa.func.sum(sa.case((sa.and_(part, counted), v.c.working_days), else_=0.0)),
             ]
 
         group = (v.c.pipeline_id, v.c.stage, cols.tier, cols.ownership, v.c.exit_kind)
@@ -181,7 +185,7 @@ class SqlReadModel:
         found: tuple[list[CompletedVisits], list[CompletedVisits]] = ([], [])
         for pipeline, stage, tier, ownership, kind, *figures in rows:
             for part in (0, 1):
-                count, dwell, paused = figures[3 * part : 3 * part + 3]
+                count, dwell, paused, counted_n, working = figures[5 * part : 5 * part + 5]
                 if count:
                     found[part].append(
                         CompletedVisits(
@@ -193,6 +197,8 @@ class SqlReadModel:
                             count,
                             float(dwell),
                             float(paused),
+                            int(counted_n),
+                            float(working),
                         )
                     )
         return found

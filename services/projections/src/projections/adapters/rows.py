@@ -41,6 +41,8 @@ VISIT_COLUMNS = (
     "paused_seconds",
     "deferred_seconds",
     "dwell_seconds",
+    "paused_working_days",
+    "working_days",
     "type",
     "tier",
     "ownership",

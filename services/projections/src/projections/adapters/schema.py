@@ -179,6 +179,8 @@ def build_tables(prefix: str = "", *, with_indexes: bool = True, unlogged: bool 
         sa.Column("visit_no", sa.Integer, nullable=False),
         sa.Column("visit_paused_seconds", sa.Float, nullable=False),
         sa.Column("visit_deferred_seconds", sa.Float, nullable=False),
+        # Null: not known (paused before working days were counted; a rebuild counts them).
+        sa.Column("visit_paused_working_days", sa.Float),
         sa.Column("paused_at", UtcDateTime),
         sa.Column("paused_until", sa.Date),
         sa.Column("deferred_at", UtcDateTime),
@@ -217,6 +219,9 @@ def build_tables(prefix: str = "", *, with_indexes: bool = True, unlogged: bool 
         sa.Column("paused_seconds", sa.Float, nullable=False),
         sa.Column("deferred_seconds", sa.Float, nullable=False),
         sa.Column("dwell_seconds", sa.Float),
+        # Working days of mainland China (SPEC §8.4); null when not known (see above).
+        sa.Column("paused_working_days", sa.Float),
+        sa.Column("working_days", sa.Float),
         # The opportunity's facts that never change, and when it was voided (if it was).
         sa.Column("type", sa.String(20), nullable=False),
         sa.Column("tier", sa.String(10), nullable=False),

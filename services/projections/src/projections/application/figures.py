@@ -36,6 +36,7 @@ class PipelineFigures:
                 self._dwell[v.stage].add_completed(
                     v.exit_kind, v.count, v.dwell_seconds, v.paused_seconds
                 )
+                self._dwell[v.stage].add_working_days(v.counted_in_working_days, v.working_days)
                 self._completed_by_segment[v.stage][(v.tier, v.ownership)] += v.count
         self._open: dict[str, tuple[Decimal, dict[str, Decimal]]] = {}
         for o in cohort.open:

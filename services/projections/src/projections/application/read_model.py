@@ -55,6 +55,9 @@ class CompletedVisits:
     count: int
     dwell_seconds: float
     paused_seconds: float
+    # Of these, the visits whose working days are known (see domain/visits.py), and theirs.
+    counted_in_working_days: int = 0
+    working_days: float = 0.0
 
 
 @dataclass(frozen=True)

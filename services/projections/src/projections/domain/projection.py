@@ -31,6 +31,7 @@ from contracts.opportunity import (
     StageAdvancedV1,
     StageRevertedV1,
 )
+from contracts.workdays import working_days_between
 from projections.domain.stage_index import PipelineIndex
 from projections.domain.state import (
     DEFERRED,
@@ -124,7 +125,7 @@ class Projector:
                 return None
             state = self._created(event, payload)
             applied = Applied(state)
-            applied.visits.append(visit_row(state.visit_of, state.open_visit))
+            applied.visits.append(visit_row(state.visit_of, state.open_visit, self.zone))
         else:
             applied = Applied(state, projected=payload is not None)
             if payload is not None:
@@ -179,6 +180,7 @@ class Projector:
             visit_no=1,
             visit_paused_seconds=0.0,
             visit_deferred_seconds=0.0,
+            visit_paused_working_days=0.0,
             paused_at=None,
             paused_until=None,
             deferred_at=None,
@@ -203,21 +205,21 @@ class Projector:
         elif isinstance(p, OpportunityPausedV1):
             s.status, s.paused_at, s.paused_until = PAUSED, at, p.until
         elif e.event_type == "OpportunityResumed":
-            _end_pause(s, at)
+            self._end_pause(s, at)
             s.status = OPEN
-            applied.visits.append(visit_row(s.visit_of, s.open_visit))
+            applied.visits.append(visit_row(s.visit_of, s.open_visit, self.zone))
         elif isinstance(p, OpportunityDeferredV1):
-            _end_pause(s, at)
+            self._end_pause(s, at)
             s.status, s.deferred_at, s.revisit_on = DEFERRED, at, p.revisit_on
-            applied.visits.append(visit_row(s.visit_of, s.open_visit))
+            applied.visits.append(visit_row(s.visit_of, s.open_visit, self.zone))
         elif e.event_type == "OpportunityReactivated":
             _end_deferral(s, at)
             s.status = OPEN
-            applied.visits.append(visit_row(s.visit_of, s.open_visit))
+            applied.visits.append(visit_row(s.visit_of, s.open_visit, self.zone))
         elif e.event_type == "OpportunityReclaimed":
             _end_deferral(s, at)
             s.status, s.owner_id = POOLED, None
-            applied.visits.append(visit_row(s.visit_of, s.open_visit))
+            applied.visits.append(visit_row(s.visit_of, s.open_visit, self.zone))
         elif isinstance(p, OpportunityAssignedV1):
             s.owner_id = p.owner_id
             if p.team_id is not None:
@@ -243,32 +245,36 @@ class Projector:
         """Leave the current visit and start a visit of `to_stage`."""
         s = applied.state
         applied.visits.append(
-            visit_row(s.visit_of, s.open_visit, e.occurred_at, e.version, exit_kind, to_stage)
+            visit_row(
+                s.visit_of, s.open_visit, self.zone, e.occurred_at, e.version, exit_kind, to_stage
+            )
         )
         index = self.pipelines.index(s.pipeline_id, to_stage)
         s.stage, s.stage_index = to_stage, index
         s.stage_entered_at, s.stage_entered_version = e.occurred_at, e.version
         s.stage_entry_kind = entry.value
         s.visit_no += 1
-        s.visit_paused_seconds = s.visit_deferred_seconds = 0.0
+        s.visit_paused_seconds = s.visit_deferred_seconds = s.visit_paused_working_days = 0.0
         if index is not None and index > s.furthest_stage_index:
             s.furthest_stage, s.furthest_stage_index = to_stage, index
-        applied.visits.append(visit_row(s.visit_of, s.open_visit))
+        applied.visits.append(visit_row(s.visit_of, s.open_visit, self.zone))
 
-    @staticmethod
-    def _close(applied: Applied, e: Envelope, exit_kind: ExitKind, status: str) -> None:
+    def _close(self, applied: Applied, e: Envelope, exit_kind: ExitKind, status: str) -> None:
         """Won, lost or voided: a pause or deferral ends with it, and so does the visit."""
         s, at = applied.state, e.occurred_at
-        _end_pause(s, at)
+        self._end_pause(s, at)
         _end_deferral(s, at)
-        applied.visits.append(visit_row(s.visit_of, s.open_visit, at, e.version, exit_kind))
+        applied.visits.append(
+            visit_row(s.visit_of, s.open_visit, self.zone, at, e.version, exit_kind)
+        )
         s.status, s.closed_at, s.closed_stage = status, at, s.stage
         s.revisit_on = s.paused_until = None
 
-
-def _end_pause(s: OpportunityState, at: datetime) -> None:
-    s.visit_paused_seconds += seconds_between(s.paused_at, at)
-    s.paused_at = s.paused_until = None
+    def _end_pause(self, s: OpportunityState, at: datetime) -> None:
+        if s.paused_at is not None and s.visit_paused_working_days is not None:
+            s.visit_paused_working_days += working_days_between(s.paused_at, at, self.zone)
+        s.visit_paused_seconds += seconds_between(s.paused_at, at)
+        s.paused_at = s.paused_until = None
 
 
 def _end_deferral(s: OpportunityState, at: datetime) -> None:

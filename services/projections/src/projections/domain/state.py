@@ -52,6 +52,7 @@ class OpportunityState:
     visit_no: int
     visit_paused_seconds: float
     visit_deferred_seconds: float
+    visit_paused_working_days: float | None  # None: not known (see visits.py)
     paused_at: datetime | None
     paused_until: date | None
     deferred_at: datetime | None
@@ -89,6 +90,7 @@ class OpportunityState:
             entry_kind=self.stage_entry_kind,
             paused_seconds=self.visit_paused_seconds,
             deferred_seconds=self.visit_deferred_seconds,
+            paused_working_days=self.visit_paused_working_days,
         )
 
 

@@ -5,12 +5,19 @@ and ends when it leaves it (advanced, reverted, won, lost, voided).
 
 Paused time is kept apart so conversion days leave it out; deferred time is kept apart too,
 for BI, but counts as time in the stage (the SPEC excludes only paused time).
+
+Each is also counted in working days of mainland China (SPEC §8.4), in the business time zone,
+when it ends: a visit's working days, less those it spent paused. Paused working days are None
+when not known (pauses ended before the read model counted them; a rebuild counts them).
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from contracts.workdays import working_days_between
 
 
 class EntryKind(StrEnum):
@@ -39,6 +46,7 @@ class OpenVisit:
     entry_kind: str  # an EntryKind value
     paused_seconds: float = 0.0
     deferred_seconds: float = 0.0
+    paused_working_days: float | None = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +65,19 @@ class VisitOf:
 def visit_row(
     of: VisitOf,
     visit: OpenVisit,
+    zone: ZoneInfo,
     exit_at: datetime | None = None,
     exit_version: int | None = None,
     exit_kind: ExitKind | None = None,
     exited_to: str | None = None,
 ) -> dict[str, Any]:
     """The `bi_stage_visit` row of a visit, open (no exit) or completed."""
-    dwell = None
+    dwell = working = None
     if exit_at is not None:
         dwell = (exit_at - visit.entered_at).total_seconds() - visit.paused_seconds
+        if visit.paused_working_days is not None:
+            whole = working_days_between(visit.entered_at, exit_at, zone)
+            working = whole - visit.paused_working_days
     return {
         "opportunity_id": of.opportunity_id,
         "visit_no": visit.visit_no,
@@ -82,6 +94,8 @@ def visit_row(
         "paused_seconds": visit.paused_seconds,
         "deferred_seconds": visit.deferred_seconds,
         "dwell_seconds": dwell,
+        "paused_working_days": visit.paused_working_days,
+        "working_days": working,
         "type": of.type,
         "tier": of.tier,
         "ownership": of.ownership,

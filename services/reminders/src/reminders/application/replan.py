@@ -1,7 +1,7 @@
-"""After a change of the rules (or the zone), every opportunity's next look is computed again,
-so a tighter rule fires on time. The store remembers what the timers were computed under (the
-rules' fingerprint); a copy that stops halfway leaves the old one, and the next start does it
-again."""
+"""After a change of the rules (or the zone, or the working-day calendar a rule counts by),
+every opportunity's next look is computed again, so a tighter rule fires on time. The store
+remembers what the timers were computed under (the rules' fingerprint); a copy that stops
+halfway leaves the old one, and the next start does it again."""
 
 import hashlib
 from collections.abc import Callable
@@ -10,7 +10,8 @@ from typing import Protocol
 
 import orjson
 
-from contracts.rules import Rulebook
+from contracts.rules import LADDER_KEYS, Rulebook
+from contracts.workdays import CALENDAR, WorkingDays
 from reminders.domain.clock import Clock
 from reminders.domain.facts import OpportunityFacts
 from reminders.domain.timers import Planner
@@ -32,13 +33,21 @@ class PlanStore(Protocol):
 
 
 def rules_fingerprint(rules: Rulebook, zone: str) -> str:
-    """What the timers depend on besides the facts: the reminder and renewal rules, the zone."""
+    """What the timers depend on besides the facts: the reminder and renewal rules, the zone,
+    and the calendar when a rule counts working days (a release that publishes a year's 调休
+    moves their due times)."""
     content = {
         "reminders": rules.reminders.model_dump(mode="json"),
         "renewal": rules.renewal.model_dump(mode="json"),
         "version": rules.version,
         "zone": zone,
     }
+    if any(
+        isinstance(getattr(rule, key), WorkingDays)
+        for rule in rules.reminders.rules
+        for key in LADDER_KEYS
+    ):
+        content["calendar"] = CALENDAR
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from chassis.sql.engines import UtcDateTime
-from projections.adapters.bi_views import view_statements
+from projections.adapters.migrations.views import views_0001
 from projections.adapters.schema import Money
 
 revision: str = "0001"
@@ -186,9 +186,8 @@ def upgrade() -> None:
     )
     for name, table, columns, unique in INDEXES:
         op.create_index(name, table, columns, unique=unique)
-    # Revision 0001's views are bi_views.py's first version; a revision that changes a view
-    # will carry its own SQL.
-    for statement in view_statements(op.get_bind().dialect.name):
+    # The views as they were then (migrations/views.py), not as bi_views.py has them now.
+    for statement in views_0001(op.get_bind().dialect.name):
         op.execute(statement)
 
 

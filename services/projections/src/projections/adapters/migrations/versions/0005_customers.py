@@ -2,7 +2,7 @@
 for a missing version, and an index to join opportunities to their customer.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-14
 """
 
@@ -15,7 +15,7 @@ from chassis.sql.engines import UtcDateTime
 from projections.adapters.schema import Money
 
 revision: str = "0005"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
