@@ -14,12 +14,14 @@ from chassis.kafka.logwatch import LogWatch
 from chassis.serving import Service
 from chassis.sql.engines import postgres_engine
 from contracts.rules import Rulebook, load_rulebook
+from opportunity.adapters.customer_listing import CustomerListing
 from opportunity.adapters.leadership import leadership_for
 from opportunity.adapters.listing import Listing
 from opportunity.adapters.messaging import Consumed, Messaging
 from opportunity.adapters.publishing import Publisher
 from opportunity.adapters.relay import build_relay
 from opportunity.application.app import OpportunityApp
+from opportunity.application.customers import CustomerQueries
 from opportunity.application.group_commit import GroupCommitter
 from opportunity.entrypoints.command_intake import CommandIntake
 from opportunity.entrypoints.consumers import build_consumers
@@ -83,10 +85,13 @@ def build_app(
             )
 
         messaging = Messaging(bootstrap, settings, relay, consumers, metrics.log)
+    listing = Listing(opportunities, engine)
     api = Api(
         opportunities,
         committer,
-        Listing(opportunities, engine),
+        listing,
+        CustomerListing(opportunities, engine, listing),
+        CustomerQueries(opportunities, listing),
         principals,
         settings.zone,
         clock,

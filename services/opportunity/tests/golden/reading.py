@@ -159,10 +159,10 @@ def replayed_from_events(app: OpportunityApp, aggregate_id: UUID) -> dict[str, A
 
 
 def feed(app: OpportunityApp) -> list[dict[str, Any]]:
-    """The Opportunity events the relay reads, each with its position and its envelope."""
+    """The events the relay reads (opportunities' and customer records'), each with its
+    position and its envelope."""
     return [
-        {"position": n.id, "envelope": envelope_of(n)}
-        for n in app.opportunity_notifications(0, EVERYTHING)
+        {"position": n.id, "envelope": envelope_of(n)} for n in app.notifications(0, EVERYTHING)
     ]
 
 

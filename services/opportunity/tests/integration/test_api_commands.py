@@ -189,7 +189,8 @@ def test_create_answers_201_with_the_first_stage_and_version_1(client: TestClien
         "open",
     )
     assert (state["owner_id"], state["team_id"]) == ("rep-1", "east")
-    assert state["customer"] == {**sent}
+    assert {k: state["customer"][k] for k in sent} == sent
+    assert state["customer"]["key_persons"] == []
     assert (state["amount"], state["currency"], state["expected_close_on"]) == (
         "300000",
         "CNY",

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
+from opportunity.domain.customer_record import CustomerRecord
 from services.opportunity.tests.api_calls import act, create, to_signing
 from tests.support.principals import auth, customer
 
@@ -219,6 +220,11 @@ def last_position(client: TestClient) -> int:
     return int(client.get("/readyz").json()["last_position"])
 
 
+def record_id(state: dict[str, Any]) -> str:
+    """The id the opportunity's customer record travels under."""
+    return str(CustomerRecord.create_id(state["customer"]["uscc"]))
+
+
 def test_notifications_are_refused_to_reps_managers_and_viewers(client: TestClient) -> None:
     for principal in ("rep-1", "manager-east", "viewer"):
         answer = client.get("/notifications", headers=auth(principal))
@@ -229,30 +235,33 @@ def test_notifications_are_refused_to_reps_managers_and_viewers(client: TestClie
 @pytest.mark.parametrize("principal", ["service", "admin"])
 def test_notifications_list_events_in_recording_order(client: TestClient, principal: str) -> None:
     start = last_position(client)
-    first = create(client)["id"]
-    second = create(client)["id"]
-    act(client, first, "advance", {"to_stage": "requirements"})
+    first = create(client)
+    second = create(client)
+    act(client, first["id"], "advance", {"to_stage": "requirements"})
 
     answer = client.get("/notifications", params={"after": start}, headers=auth(principal))
 
     assert answer.status_code == 200
     items = answer.json()["items"]
     assert [(i["envelope"]["opportunity_id"], i["envelope"]["event_type"]) for i in items] == [
-        (first, "OpportunityCreated"),
-        (second, "OpportunityCreated"),
-        (first, "StageAdvanced"),
+        (first["id"], "OpportunityCreated"),
+        (record_id(first), "CustomerRecorded"),
+        (second["id"], "OpportunityCreated"),
+        (record_id(second), "CustomerRecorded"),
+        (first["id"], "StageAdvanced"),
     ]
     positions = [i["position"] for i in items]
     assert positions == sorted(positions)
-    assert len(set(positions)) == 3
+    assert len(set(positions)) == 5
     assert all(p > start for p in positions)
     assert answer.json()["next_after"] == positions[-1]
-    assert items[2]["envelope"]["version"] == 2
+    assert items[4]["envelope"]["version"] == 2
 
 
 def test_notifications_page_with_after_and_limit(client: TestClient) -> None:
     start = last_position(client)
-    oid = create(client)["id"]
+    created = create(client)
+    oid = created["id"]
     for kind in ("call", "visit", "email"):
         act(client, oid, "follow-ups", {"kind": kind, "note": kind})
 
@@ -263,8 +272,11 @@ def test_notifications_page_with_after_and_limit(client: TestClient) -> None:
         "/notifications", params={"after": first.json()["next_after"]}, headers=auth("service")
     )
 
-    assert [i["envelope"]["version"] for i in first.json()["items"]] == [1, 2]
-    assert [i["envelope"]["version"] for i in rest.json()["items"]] == [3, 4]
+    def versions(page: Any) -> list[tuple[str, int]]:
+        return [(i["envelope"]["opportunity_id"], i["envelope"]["version"]) for i in page["items"]]
+
+    assert versions(first.json()) == [(oid, 1), (record_id(created), 1)]
+    assert versions(rest.json()) == [(oid, 2), (oid, 3), (oid, 4)]
     end = rest.json()["next_after"]
     after_end = client.get("/notifications", params={"after": end}, headers=auth("service")).json()
     assert (after_end["items"], after_end["next_after"]) == ([], end)

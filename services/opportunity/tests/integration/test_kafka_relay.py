@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from chassis.auth import Principal
 from contracts import topics
 from contracts.customer import Customer
+from contracts.customer_record import CUSTOMER_PAYLOADS
 from contracts.envelope import Envelope
 from contracts.opportunity import OpportunityWon
 from contracts.rules import Role, load_rulebook
@@ -30,6 +31,7 @@ from opportunity.adapters.positions import read_position
 from opportunity.adapters.translation import envelope_of
 from opportunity.application.app import NewOpportunity, OpportunityApp
 from opportunity.application.unit_of_work import Context, Work
+from opportunity.domain.customer_record import CustomerRecord
 from opportunity.domain.opportunity import Opportunity
 from opportunity.settings import eventsourcing_env, sqlalchemy_url
 from services.opportunity.tests.deployed import (
@@ -242,6 +244,48 @@ def test_every_event_of_200_opportunities_arrives_in_version_order_and_wins_once
         assert record.json() == messages[record.json()["event_id"]]
 
 
+# -- the customer records' events ----------------------------------------------------------------
+
+
+def test_a_customer_records_events_travel_keyed_by_its_id_in_version_order(
+    relaying: Deployed, kafka: TestBroker
+) -> None:
+    client = relaying.client
+    start = end_offsets(kafka.bootstrap, topics.OPPORTUNITY_EVENTS)
+    buyer = customer()
+    uscc = buyer["uscc"]
+    command(client, "rep-1", "/opportunities", {"type": "new", "customer": buyer})
+    people = f"/customers/{uscc}/key-persons"
+    command(client, "rep-1", people, {"name": "王总", "role": "decision_maker"})
+    command(client, "rep-1", people, {"name": "Li", "role": "user", "reports_to": "1"})
+    command(client, "rep-1", f"{people}/1", method="DELETE")
+    record_id = str(CustomerRecord.create_id(uscc))
+
+    records = collect(
+        kafka.bootstrap,
+        topics.OPPORTUNITY_EVENTS,
+        keyed(record_id),
+        5,
+        ARRIVAL_DEADLINE,
+        start=start,
+        distinct=event_id,
+    )
+
+    arrived = by_opportunity(records)[record_id]
+    assert [(e["version"], e["event_type"]) for e in arrived] == [
+        (1, "CustomerRecorded"),
+        (2, "CustomerKeyPersonAdded"),
+        (3, "CustomerKeyPersonAdded"),
+        (4, "CustomerKeyPersonChanged"),
+        (5, "CustomerKeyPersonRemoved"),
+    ]
+    assert len({r.partition for r in records}) == 1
+    for record in records:
+        envelope = Envelope.model_validate(record.json())
+        assert record.header("event_type") == envelope.event_type.encode()
+        assert CUSTOMER_PAYLOADS[envelope.event_type].model_validate(envelope.payload).uscc == uscc
+
+
 # -- the broker down: commands are answered, events follow once it is back ------------------------
 
 
@@ -297,7 +341,7 @@ def test_commands_answered_during_a_broker_outage_are_relayed_in_order_after_it(
 # -- the relay killed mid-stream -------------------------------------------------------------------
 
 BACKLOG_OPPORTUNITIES = 300
-FOLLOW_UPS = 9  # 300 × (1 + 9) = 3000 events
+FOLLOW_UPS = 9  # 300 × (1 + 9) = 3000 events, and each create's CustomerRecorded
 RELAY_BATCH = 5  # small batches: many publish-then-confirm steps to be killed between
 SERVICE = Principal("service", Role.SERVICE)
 
@@ -309,8 +353,9 @@ def fresh_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
 
 
 def record_backlog(store_url: str) -> dict[str, int]:
-    """3000 events recorded straight into the store (no relay runs); each event id and the
-    position of its notification."""
+    """3300 events recorded straight into the store (no relay runs): 300 opportunities with 10
+    events each and their customers recorded; each event id and the position of its
+    notification."""
     app = OpportunityApp(load_rulebook(), env=eventsourcing_env(store_url))
     ctx = Context(SERVICE, datetime.now(UTC))
 
@@ -335,7 +380,7 @@ def record_backlog(store_url: str) -> dict[str, int]:
         for works in rounds:
             for outcome in app.run_batch(list(works)):
                 outcome.unwrap()
-        notifications = app.opportunity_notifications(0, 100_000)
+        notifications = app.notifications(0, 100_000)
         return {envelope_of(n)["event_id"]: n.id for n in notifications}
     finally:
         app.close()
@@ -355,7 +400,7 @@ def test_a_relay_killed_mid_stream_republishes_only_what_it_had_not_confirmed(
 ) -> None:
     positions = record_backlog(fresh_store)
     total = len(positions)
-    assert total == BACKLOG_OPPORTUNITIES * (1 + FOLLOW_UPS)
+    assert total == BACKLOG_OPPORTUNITIES * (2 + FOLLOW_UPS)
     start = end_offsets(kafka.bootstrap, topics.OPPORTUNITY_EVENTS)
     env = kafka_env(tmp_path / "run", kafka, fresh_store, relay_batch=str(RELAY_BATCH))
 
@@ -409,9 +454,11 @@ def test_a_relay_killed_mid_stream_republishes_only_what_it_had_not_confirmed(
     counts = Counter(len(found) for found in copies.values())
     assert set(counts) <= {1, 2}, counts
     ordered = by_opportunity(records)
-    for envelopes in ordered.values():
-        assert [e["version"] for e in envelopes] == list(range(1, 1 + FOLLOW_UPS + 1))
-    assert len(ordered) == BACKLOG_OPPORTUNITIES
+    versions = Counter(tuple(e["version"] for e in envelopes) for envelopes in ordered.values())
+    assert versions == {
+        tuple(range(1, 1 + FOLLOW_UPS + 1)): BACKLOG_OPPORTUNITIES,  # the opportunities
+        (1,): BACKLOG_OPPORTUNITIES,  # their customer records
+    }
 
 
 # -- two copies on one PostgreSQL store: one relay, taken over after kill -9 ------------------------

@@ -1,5 +1,6 @@
-"""Recorded Opportunity events become contract envelopes (SPEC §3.1, §3.2): every event type,
-produced through the aggregate in an in-memory application, validates against the contract."""
+"""Recorded events become contract envelopes (SPEC §3.1, §3.2, §8.1): every event type of an
+opportunity and of a customer record, produced in an in-memory application, validates against
+the contract."""
 
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
@@ -13,12 +14,20 @@ import pytest
 
 from chassis.auth import Principal
 from contracts.customer import Customer
+from contracts.customer_record import (
+    CUSTOMER_PAYLOADS,
+    CustomerKeyPersonAddedV1,
+    KeyPerson,
+    KeyPersonRole,
+)
 from contracts.envelope import Envelope, event_id_for
 from contracts.opportunity import PAYLOADS, OpportunityWon
 from contracts.rules import Role, load_rulebook
 from opportunity.adapters.translation import envelope_of, won_message
 from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.stored_topics import OPPORTUNITY_TOPICS
 from opportunity.application.unit_of_work import Context, UnitOfWork
+from opportunity.domain.customer_record import CustomerRecord
 from opportunity.domain.opportunity import Opportunity
 from tests.support.principals import customer
 
@@ -208,11 +217,7 @@ def test_the_notification_log_gives_the_same_envelopes_as_the_history(
     app: OpportunityApp,
 ) -> None:
     _, ids = record_every_event_type(app)
-    from_log = [
-        envelope_of(n)
-        for n in app.opportunity_notifications(0, 1000)
-        if n.originator_id in set(ids)
-    ]
+    from_log = [envelope_of(n) for n in app.notifications(0, 1000) if n.originator_id in set(ids)]
     from_history = [e for oid in ids for e in envelopes(app, oid)]
     assert sorted(from_log, key=lambda e: e["event_id"]) == sorted(
         from_history, key=lambda e: e["event_id"]
@@ -259,3 +264,85 @@ def test_won_message_validates_and_carries_the_won_event_id(app: OpportunityApp)
     assert parsed.contract_ref == "HT-2026-001"
     assert parsed.contract_end_on == date(2027, 12, 31)
     assert parsed.won_at == datetime.fromisoformat(envelope["occurred_at"])
+
+
+# -- the customer record's events (SPEC §8.1) --------------------------------------------------------
+
+
+def record_every_customer_event_type(app: OpportunityApp) -> UUID:
+    """A customer recorded by its first opportunity, profiled again by a second, given key
+    persons (one through an opportunity), one changed and one removed. The record's id."""
+    r = Recorder(app)
+    profile = customer(industry="manufacturing")
+    first = NewOpportunity(
+        type="new", customer=Customer.model_validate(profile), owner_id="rep-1", team_id="east"
+    )
+    second = NewOpportunity(
+        type="resale",
+        customer=Customer.model_validate({**profile, "name": "ACME Group", "region": "east"}),
+        owner_id="rep-1",
+        team_id="east",
+    )
+    uscc = profile["uscc"]
+    for new in (first, second):
+        ctx = r.tick()
+        app.run(lambda uow, new=new, ctx=ctx: app.create(uow, new, ctx))
+    ctx = r.tick()
+    app.run(lambda uow: app.add_key_person(uow, first.id, {"name": "王总", "role": "CEO"}, ctx))
+    ctx = r.tick()
+    cio = KeyPerson(name="Li", role=KeyPersonRole.INFLUENCER, reports_to="1")
+    app.run(lambda uow: app.add_customer_key_person(uow, uscc, cio, ctx))
+    ctx = r.tick()
+    app.run(lambda uow: app.change_customer_key_person(uow, uscc, "2", {"stance": "neutral"}, ctx))
+    ctx = r.tick()
+    app.run(lambda uow: app.remove_customer_key_person(uow, uscc, "1", ctx))
+    return CustomerRecord.create_id(uscc)
+
+
+def test_every_customer_event_makes_an_envelope_its_contract_model_validates(
+    app: OpportunityApp,
+) -> None:
+    record_id = record_every_customer_event_type(app)
+
+    recorded = envelopes(app, record_id)
+
+    assert [e["event_type"] for e in recorded] == [
+        "CustomerRecorded",
+        "CustomerProfiled",
+        "CustomerKeyPersonAdded",
+        "CustomerKeyPersonAdded",
+        "CustomerKeyPersonChanged",
+        "CustomerKeyPersonChanged",
+        "CustomerKeyPersonRemoved",
+    ]
+    assert {e["event_type"] for e in recorded} == set(CUSTOMER_PAYLOADS)
+    assert [e["version"] for e in recorded] == list(range(1, len(recorded) + 1))
+    for envelope in recorded:
+        wire = orjson.loads(orjson.dumps(envelope))
+        parsed = Envelope.model_validate(wire)
+        # The envelope's opportunity_id holds the record's id (contracts.customer_record).
+        assert parsed.opportunity_id == str(record_id)
+        assert parsed.event_id == event_id_for(str(record_id), parsed.version)
+        model = CUSTOMER_PAYLOADS[parsed.event_type]
+        payload = model.model_validate(wire["payload"])
+        assert set(wire["payload"]) <= set(model.model_fields), parsed.event_type
+        assert payload.uscc == recorded[0]["payload"]["uscc"]
+    through_opportunity = CustomerKeyPersonAddedV1.model_validate(recorded[2]["payload"])
+    assert through_opportunity.person.role is KeyPersonRole.OTHER
+    assert through_opportunity.person.note == "role: CEO"
+    assert through_opportunity.opportunity_id is not None
+    assert recorded[1]["payload"]["customer"]["name"] == "ACME Group"
+    assert recorded[1]["payload"]["customer"]["industry"] == "manufacturing"
+
+
+def test_the_notification_log_carries_customer_events_the_opportunity_topics_do_not(
+    app: OpportunityApp,
+) -> None:
+    record_id = record_every_customer_event_type(app)
+
+    everything = {n.originator_id for n in app.notifications(0, 1000)}
+    opportunities_only = {n.originator_id for n in app.notifications(0, 1000, OPPORTUNITY_TOPICS)}
+
+    assert record_id in everything
+    assert record_id not in opportunities_only
+    assert opportunities_only < everything

@@ -9,6 +9,7 @@ import orjson
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from contracts.opportunity import PAYLOADS
 from contracts.rules import load_rulebook
 from opportunity.main import build_app as build_opportunity_app
 from opportunity.settings import Settings as OpportunitySettings
@@ -203,5 +204,8 @@ def test_rebuild_from_the_real_opportunity_service_feed_equals_the_consumers_tab
         )
 
     assert code == 0
-    assert len(before["bi_event"]) == len(feed_items) == 7
+    # The feed carries each create's CustomerRecorded too (SPEC §8.1); bi_event the opportunities'.
+    opportunity_items = [i for i in feed_items if i["envelope"]["event_type"] in PAYLOADS]
+    assert len(feed_items) - len(opportunity_items) == 3
+    assert len(before["bi_event"]) == len(opportunity_items) == 7
     assert snapshot(service.store.engine) == before

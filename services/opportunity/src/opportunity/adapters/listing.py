@@ -2,18 +2,19 @@
 from the notification log before every search, so a search sees every answered command."""
 
 import json
-import threading
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
-from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from chassis.auth import Principal
 from contracts.opportunity import Status
-from opportunity.adapters.positions import metadata, read_position, upsert, write_position
+from contracts.rules import Role
+from opportunity.adapters.positions import LogTable, metadata
 from opportunity.application.app import OpportunityApp
+from opportunity.application.stored_topics import OPPORTUNITY_TOPICS
 from opportunity.application.views import state_of
 
 listing = sa.Table(
@@ -41,6 +42,15 @@ class Visibility:
     team_id: str | None = None
     owner_id: str | None = None
 
+    @classmethod
+    def of(cls, principal: Principal) -> "Visibility":
+        """Reps see their own and their team's pool, managers their team, the others all."""
+        if principal.role is Role.REP:
+            return cls(team_id=principal.team_id, owner_id=principal.id)
+        if principal.role is Role.MANAGER:
+            return cls(team_id=principal.team_id)
+        return cls()
+
 
 @dataclass(frozen=True)
 class Page:
@@ -48,56 +58,78 @@ class Page:
     total: int
 
 
+def visible(visibility: Visibility) -> list[sa.ColumnElement[bool]]:
+    """The conditions on `opportunity_listing` rows the principal may see."""
+    if visibility.owner_id is not None:
+        return [
+            sa.or_(
+                listing.c.owner_id == visibility.owner_id,
+                sa.and_(
+                    listing.c.status == Status.POOLED.value,
+                    listing.c.team_id == visibility.team_id,
+                ),
+            )
+        ]
+    if visibility.team_id is not None:
+        return [listing.c.team_id == visibility.team_id]
+    return []
+
+
+def page(  # noqa: PLR0913 - a query and its page
+    engine: Engine,
+    table: sa.Table,
+    where: list[sa.ColumnElement[bool]],
+    order: list[sa.ColumnElement[Any]],
+    limit: int,
+    offset: int,
+) -> Page:
+    """A page of the `state`s of the `table`'s rows that match `where`, in `order`, and how
+    many match in all."""
+    with engine.connect() as conn:
+        total = conn.execute(
+            sa.select(sa.func.count()).select_from(table).where(*where)
+        ).scalar_one()
+        query = sa.select(table.c.state).where(*where).order_by(*order)
+        states = conn.execute(query.limit(limit).offset(offset)).scalars()
+        return Page(items=[json.loads(s) for s in states], total=total)
+
+
 class Listing:
     def __init__(self, app: OpportunityApp, engine: Engine, batch: int = 500) -> None:
-        self._app, self._engine, self._batch = app, engine, batch
-        self._lock = threading.Lock()
+        self._app, self._engine = app, engine
         metadata.create_all(engine)
+        self._table = LogTable(
+            engine,
+            "listing",
+            listing,
+            "id",
+            lambda after, limit: app.notifications(after, limit, OPPORTUNITY_TOPICS),
+            lambda opportunity_id: self._row(app.opportunity(opportunity_id)),
+            batch,
+        )
 
     def catch_up(self) -> int:
         """Apply what was recorded since the last catch-up; the new position."""
-        with self._lock:
-            with self._engine.connect() as conn:
-                done = read_position(conn, "listing")
-            while True:
-                recorded = self._app.opportunity_notifications(done, self._batch)
-                if not recorded:
-                    return done
-                ids = {notification.originator_id for notification in recorded}
-                rows = [self._row(self._app.opportunity(UUID(str(i)))) for i in ids]
-                done = recorded[-1].id
-                with self._engine.begin() as conn:
-                    upsert(conn, listing, "id", "version", rows)
-                    write_position(conn, "listing", done)
+        return self._table.catch_up()
 
     def search(
         self, filters: dict[str, str | None], visibility: Visibility, limit: int, offset: int
     ) -> Page:
         self.catch_up()
         where = [listing.c[name] == value for name, value in filters.items() if value is not None]
-        if visibility.owner_id is not None:
-            where.append(
-                sa.or_(
-                    listing.c.owner_id == visibility.owner_id,
-                    sa.and_(
-                        listing.c.status == Status.POOLED.value,
-                        listing.c.team_id == visibility.team_id,
-                    ),
-                )
-            )
-        elif visibility.team_id is not None:
-            where.append(listing.c.team_id == visibility.team_id)
-        query = sa.select(listing.c.state).where(*where)
+        where += visible(visibility)
+        order = [listing.c.created_at.desc(), listing.c.id]
+        return page(self._engine, listing, where, order, limit, offset)
+
+    def of_customer(self, uscc: str) -> list[dict[str, Any]]:
+        """The states of the customer's opportunities, newest first."""
+        self.catch_up()
+        query = sa.select(listing.c.state).where(listing.c.uscc == uscc)
         with self._engine.connect() as conn:
-            total = conn.execute(
-                sa.select(sa.func.count()).select_from(listing).where(*where)
-            ).scalar_one()
             states = conn.execute(
                 query.order_by(listing.c.created_at.desc(), listing.c.id)
-                .limit(limit)
-                .offset(offset)
             ).scalars()
-            return Page(items=[json.loads(s) for s in states], total=total)
+            return [json.loads(s) for s in states]
 
     @staticmethod
     def _row(opportunity: Any) -> dict[str, Any]:

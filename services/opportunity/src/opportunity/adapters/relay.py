@@ -1,7 +1,8 @@
 """The relay: recorded events → Kafka, in per-opportunity order, at least once.
 
 It reads the notification log after its stored position, publishes each event's envelope to
-`crm.opportunity.events` (and a won one also to `crm.opportunity.won`), and only after the
+`crm.opportunity.events` (the opportunities' and the customer records', each keyed by its
+aggregate's id; a won one also to `crm.opportunity.won`), and only after the
 broker acknowledged everything stores the new position. A crash in between republishes the
 same envelopes (same `event_id`); nothing is skipped. Each partition gets one produce request
 per batch, sent after the previous one succeeded, so a failed request can never be overtaken
@@ -44,7 +45,7 @@ from opportunity.adapters.relay_log import relay_log
 from opportunity.adapters.relay_readers import Progress, ReaderCommits, reader_commits
 from opportunity.adapters.translation import envelope_of, won_message
 from opportunity.application.app import OpportunityApp
-from opportunity.application.stored_topics import OPPORTUNITY_TOPICS
+from opportunity.application.stored_topics import EVENT_TOPICS, OPPORTUNITY_TOPICS
 from opportunity.metrics import Metrics
 from opportunity.settings import Settings
 
@@ -260,7 +261,7 @@ class Relay:
     def _next_batch(self) -> tuple[int, int, list[Notification]]:
         position = self._position or 0
         top = self._app.last_position()
-        return position, top, self._page(position, top, OPPORTUNITY_TOPICS)
+        return position, top, self._page(position, top, EVENT_TOPICS)
 
     def _records(self, notifications: list[Notification], won_only: bool) -> list[Outgoing]:
         records = []

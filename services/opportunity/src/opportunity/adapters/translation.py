@@ -1,4 +1,6 @@
-"""Stored Opportunity events ⇄ contract envelopes (SPEC §3.1): the one module that knows both.
+"""Stored events ⇄ contract envelopes (SPEC §3.1): the one module that knows both. The events
+of opportunities and of customer records (SPEC §8.1) travel the same way; a customer record's
+envelope names the record's id as `opportunity_id` (contracts.customer_record).
 
 It reads the stored JSON directly, without rebuilding domain objects, because the relay
 translates every event the service ever records; the contract tests check that every
@@ -12,10 +14,12 @@ import orjson
 from eventsourcing.persistence import StoredEvent
 
 from contracts.envelope import event_id_for
+from opportunity.domain.customer_record import CustomerRecord
 from opportunity.domain.opportunity import Opportunity
 
 SCHEMA_VERSION = 1
-_EVENT_OF = f"{Opportunity.__qualname__}."
+# The aggregates whose events travel on the events topic, as their topics name them.
+_EVENTS_OF = (f"{Opportunity.__qualname__}.", f"{CustomerRecord.__qualname__}.")
 
 _NOT_PAYLOAD = frozenset({"timestamp", "originator_topic", "at", "actor", "id"})
 # Events whose one domain argument is a dict that the contract spreads into the payload.
@@ -29,18 +33,20 @@ _TRANSCODED = {"datetime_iso", "decimal_str", "date_iso"}
 
 
 def event_type_of(topic: str) -> str:
-    """The event's name in its stored topic, `<module>:Opportunity.<name>`, whichever module
-    recorded it (stored_topics.py): read from the class's qualified name, never the module's
-    dotted path."""
+    """The event's name in its stored topic, `<module>:Opportunity.<name>` (or
+    `<module>:CustomerRecord.<name>`), whichever module recorded it (stored_topics.py): read
+    from the class's qualified name, never the module's dotted path."""
     _, colon, qualname = topic.partition(":")
-    name = qualname.removeprefix(_EVENT_OF)
-    if not colon or name == qualname or not name or "." in name:
-        raise ValueError(f"{topic!r} is not the topic of an Opportunity event")
+    prefix = next((p for p in _EVENTS_OF if qualname.startswith(p)), None)
+    name = qualname.removeprefix(prefix) if prefix else ""
+    if not colon or not name or "." in name:
+        raise ValueError(f"{topic!r} is not the topic of an Opportunity or CustomerRecord event")
     return name
 
 
 def envelope_of(stored: StoredEvent) -> dict[str, Any]:
-    """The envelope of a recorded Opportunity event, as JSON-ready values."""
+    """The envelope of a recorded Opportunity or CustomerRecord event, as JSON-ready
+    values."""
     state = _plain(orjson.loads(stored.state))
     name = event_type_of(stored.topic)
     payload = {k: v for k, v in state.items() if k not in _NOT_PAYLOAD}

@@ -16,15 +16,12 @@ from contracts.customer import Customer
 from contracts.leads import QualifiedLead
 from contracts.opportunity import OpportunityType, Status
 from contracts.rules import Pipeline, Rulebook
-from opportunity.application.stored_topics import OPPORTUNITY_TOPICS
-from opportunity.application.unit_of_work import (
-    BatchingApplication,
-    Context,
-    UnitOfWork,
-    VersionMismatch,
-)
+from opportunity.application.customers import CustomerRecords, customer_key_person
+from opportunity.application.stored_topics import EVENT_TOPICS
+from opportunity.application.unit_of_work import Context, UnitOfWork, VersionMismatch
 from opportunity.domain import access
 from opportunity.domain.customer_account import CustomerAccount
+from opportunity.domain.customer_record import CustomerRecord
 from opportunity.domain.errors import DuplicateOpportunity
 from opportunity.domain.opportunity import Opportunity
 from opportunity.domain.uniqueness import ActiveOpportunityIndex
@@ -56,20 +53,16 @@ class NewOpportunity:
     id: UUID = field(default_factory=uuid4)
 
 
-def _no_team(_: str) -> str | None:
-    return None
-
-
-class OpportunityApp(BatchingApplication):
+class OpportunityApp(CustomerRecords):
     name = "Opportunities"
-    snapshotting_intervals = {Opportunity: 25}  # noqa: RUF012 - eventsourcing reads a class attr
+    snapshotting_intervals = {Opportunity: 25, CustomerRecord: 25}  # noqa: RUF012 - a class attr
 
     def __init__(
         self,
         rules: Rulebook,
         env: dict[str, str] | None = None,
         zone: ZoneInfo = DEFAULT_ZONE,
-        team_of: Callable[[str], str | None] = _no_team,
+        team_of: Callable[[str], str | None] = lambda _: None,
     ) -> None:
         """`team_of`: the team a principal works in, if known (an assignment follows it)."""
         super().__init__(env)
@@ -84,6 +77,7 @@ class OpportunityApp(BatchingApplication):
         index = uow.find(index_id, ActiveOpportunityIndex, rarely_exists=True)
         if index is not None and index.opportunity_id is not None:
             raise DuplicateOpportunity(new.customer.uscc, new.type, index.opportunity_id)
+        at = ctx.at()
         opportunity = Opportunity(
             id=new.id,
             type=new.type,
@@ -99,7 +93,7 @@ class OpportunityApp(BatchingApplication):
             source=new.source,
             lead_id=new.lead_id,
             renewal_of=new.renewal_of,
-            at=ctx.at(),
+            at=at,
             actor=ctx.principal.id,
         )
         if index is None:
@@ -110,6 +104,7 @@ class OpportunityApp(BatchingApplication):
             index.take(str(new.id))
         uow.add(opportunity)
         uow.add(index)
+        self.record_customer(uow, opportunity.customer, at, ctx.principal.id)
         return opportunity
 
     def advance(
@@ -147,8 +142,11 @@ class OpportunityApp(BatchingApplication):
     def add_key_person(
         self, uow: UnitOfWork, opportunity_id: UUID, person: Mapping[str, Any], ctx: Context
     ) -> Opportunity:
+        """Recorded on the opportunity as given, and added to its customer's key persons."""
         o = self._load(uow, opportunity_id, "add_key_person", ctx)
+        joining = customer_key_person(person)
         o.add_key_person(_numbered("person_id", o.key_persons, person), ctx.at(o), ctx.principal.id)
+        self.add_key_person_through(uow, o, joining, ctx)
         return o
 
     def record_competitor(
@@ -380,10 +378,13 @@ class OpportunityApp(BatchingApplication):
         self.opportunity(opportunity_id)
         return list(self.recorder.select_events(opportunity_id))
 
-    def opportunity_notifications(self, after: int, limit: int) -> Sequence[Notification]:
-        """Recorded Opportunity events after position `after`, in recording order."""
+    def notifications(
+        self, after: int, limit: int, topics: Sequence[str] = EVENT_TOPICS
+    ) -> Sequence[Notification]:
+        """Recorded events of `topics` (by default every event `crm.opportunity.events`
+        carries) after position `after`, in recording order."""
         return self.recorder.select_notifications(
-            start=after, limit=limit, topics=OPPORTUNITY_TOPICS, inclusive_of_start=False
+            start=after, limit=limit, topics=topics, inclusive_of_start=False
         )
 
     def last_position(self) -> int:

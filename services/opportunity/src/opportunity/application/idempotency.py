@@ -3,7 +3,7 @@ what every repeat gets back."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -11,7 +11,8 @@ from eventsourcing.domain import Aggregate, event
 from opportunity.application.unit_of_work import UnitOfWork, Work
 from opportunity.domain.errors import InvalidValue
 from opportunity.domain.ids import ID_NAMESPACE
-from opportunity.domain.opportunity import Opportunity
+
+T = TypeVar("T")
 
 
 class IdempotentAnswer(Aggregate):
@@ -53,8 +54,8 @@ class Answered:
 def once(
     key: IdempotencyKey,
     status_code: int,
-    use: Work[Opportunity],
-    render: Callable[[Opportunity], dict[str, Any]],
+    use: Work[T],
+    render: Callable[[T], dict[str, Any]],
 ) -> Work[Answered]:
     """`use` as a unit of work run once per key: the first time, its answer is rendered in
     the unit of work and saved with its events (a repeat gets it byte for byte, and a repeat

@@ -10,9 +10,11 @@ test_golden_store.STORED_TOPICS pins them.
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
+from contracts.customer_record import CUSTOMER_PAYLOADS
 from contracts.opportunity import PAYLOADS
 from opportunity.application.idempotency import IdempotentAnswer
 from opportunity.domain.customer_account import CustomerAccount
+from opportunity.domain.customer_record import CustomerRecord
 from opportunity.domain.opportunity import Opportunity
 from opportunity.domain.uniqueness import ActiveOpportunityIndex
 
@@ -47,10 +49,17 @@ def _register_former_topics() -> None:
 
 _register_former_topics()
 
-# Every topic an Opportunity event is stored under: what the relay, the listing and the
-# notification feed read from the log.
+# Every topic an Opportunity event is stored under: what the listing reads from the log.
 OPPORTUNITY_TOPICS = [
     f"{module}:{Opportunity.__qualname__}.{name}"
     for module in (Opportunity.__module__, *FORMER_MODULES[Opportunity])
     for name in PAYLOADS
 ]
+# The topics of the customer record's events: what the customer listing reads.
+CUSTOMER_TOPICS = [
+    f"{CustomerRecord.__module__}:{CustomerRecord.__qualname__}.{name}"
+    for name in CUSTOMER_PAYLOADS
+]
+# Every event that travels on `crm.opportunity.events`: what the relay and the notification
+# feed read.
+EVENT_TOPICS = [*OPPORTUNITY_TOPICS, *CUSTOMER_TOPICS]

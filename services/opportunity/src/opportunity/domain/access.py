@@ -1,6 +1,9 @@
 """Who may do what (SPEC §4.4): reps act on their own and their team's pooled opportunities,
-managers on their team's, admin and service on all, viewers on none. Refusals are
+managers on their team's, admin and service on all, viewers on none. A customer (SPEC §8.1) is
+read and changed by whoever may read one of its opportunities. Refusals are
 `chassis.auth.Forbidden`."""
+
+from collections.abc import Iterable
 
 from chassis.auth import Forbidden, Principal
 from contracts.opportunity import Status
@@ -25,6 +28,29 @@ def can_read(principal: Principal, owner_id: str | None, team_id: str | None, st
     if principal.role is Role.MANAGER:
         return principal.team_id is not None and team_id == principal.team_id
     return owner_id == principal.id or (status == Status.POOLED and team_id == principal.team_id)
+
+
+# An opportunity of a customer as reading it is judged: (owner_id, team_id, status).
+Holder = tuple[str | None, str | None, str]
+
+
+def can_read_customer(principal: Principal, opportunities: Iterable[Holder]) -> bool:
+    """Reps read the customers of their own opportunities and of their team's pool, managers
+    their team's; viewers, admins and services every customer."""
+    return sees_everything(principal) or any(can_read(principal, *o) for o in opportunities)
+
+
+def check_read_customer(principal: Principal, opportunities: Iterable[Holder]) -> None:
+    if not can_read_customer(principal, opportunities):
+        raise Forbidden("this customer is not yours to see", rule="role.read")
+
+
+def check_change_customer(principal: Principal, opportunities: Iterable[Holder]) -> None:
+    """Admins and services change every customer; reps and managers the ones they read."""
+    if principal.role is Role.VIEWER:
+        raise Forbidden("a viewer only reads", rule="role.viewer")
+    if not can_read_customer(principal, opportunities):
+        raise Forbidden("this customer is not yours to change", rule="role.customer")
 
 
 def _acts_on_every_team(principal: Principal, team_id: str | None, refusal: str) -> bool:

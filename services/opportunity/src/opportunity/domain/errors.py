@@ -69,6 +69,17 @@ class DuplicateOpportunity(DomainError):
         self.existing_id = existing_id
 
 
+class KeyPersonNotFound(DomainError):
+    """No current key person of the customer has this id (never added, or removed)."""
+
+    code = "not_found"
+
+    def __init__(self, uscc: str, person_id: str) -> None:
+        super().__init__(
+            f"customer {uscc} has no key person {person_id!r}", uscc=uscc, person_id=person_id
+        )
+
+
 class OccurredAtRefused(DomainError):
     """An imported `occurred_at` in the future or before the last event."""
 

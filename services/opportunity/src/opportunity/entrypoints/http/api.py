@@ -1,5 +1,5 @@
 """What the routes share, wired once by the composition root: the application, the group
-committer, the listing, who holds which token, the clock; and how a command is answered."""
+committer, the listings, who holds which token, the clock; and how a command is answered."""
 
 import hashlib
 import json
@@ -11,17 +11,20 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from chassis.auth import Forbidden, Principal, Principals
 from chassis.http import Answer
 from contracts.rules import Rulebook
+from opportunity.adapters.customer_listing import CustomerListing
 from opportunity.adapters.listing import Listing
 from opportunity.adapters.messaging import Messaging
 from opportunity.application.app import OpportunityApp
+from opportunity.application.customers import CustomerQueries
 from opportunity.application.group_commit import GroupCommitter
 from opportunity.application.idempotency import Answered, IdempotencyKey, once
-from opportunity.application.unit_of_work import Context, NotFound, Work
-from opportunity.application.views import state_of, with_schedule
+from opportunity.application.unit_of_work import Context, NotFound, UnitOfWork, Work
+from opportunity.application.views import with_schedule
 from opportunity.domain.access import imports_history
 from opportunity.domain.errors import DomainError, OccurredAtRefused
 from opportunity.domain.opportunity import Opportunity
@@ -42,6 +45,8 @@ class Api:
         app: OpportunityApp,
         committer: GroupCommitter,
         listing: Listing,
+        customer_listing: CustomerListing,
+        customers: CustomerQueries,
         principals: Principals,
         zone: ZoneInfo,
         clock: Callable[[], datetime],
@@ -49,6 +54,7 @@ class Api:
         messaging: Messaging | None = None,
     ) -> None:
         self.app, self.committer, self.listing = app, committer, listing
+        self.customer_listing, self.customers = customer_listing, customers
         self.principals, self.zone, self.clock, self.metrics = principals, zone, clock, metrics
         self.messaging = messaging
 
@@ -59,9 +65,6 @@ class Api:
     def principal(self, token: str) -> Principal | None:
         """Who holds the bearer token, if anyone."""
         return self.principals.find(token)
-
-    def render(self, opportunity: Opportunity) -> dict[str, Any]:
-        return self.scheduled(state_of(opportunity))
 
     def scheduled(self, state: dict[str, Any]) -> dict[str, Any]:
         """The state with its reminder times as of now."""
@@ -93,12 +96,51 @@ class Api:
         touches: UUID | None = None,
     ) -> Answer:
         """Run a use case in the next group commit, once per Idempotency-Key, and answer with
-        the new state; count it by name and status."""
+        the opportunity's new state (its customer's key persons in it); count it by name and
+        status."""
+
+        def shown(uow: UnitOfWork) -> dict[str, Any]:
+            return self.app.shown(uow, use(uow))
+
+        answering = self._answer(
+            request,
+            principal,
+            idempotency_key,
+            payload,
+            shown,
+            self.scheduled,
+            status_code,
+            touches,
+        )
+        return await self._counted(name, answering)
+
+    async def customer_command(  # noqa: PLR0913 - what one command on a customer needs
+        self,
+        name: str,
+        request: Request,
+        principal: Principal,
+        idempotency_key: str | None,
+        payload: Body,
+        uscc: str,
+        use: Work[dict[str, Any]],
+        status_code: int = 200,
+    ) -> Answer:
+        """Like `command`, on a customer the principal may change (checked first); answered
+        with what `use` returns."""
+
+        async def answering() -> Answer:
+            await run_in_threadpool(self.customers.check_change, uscc, principal)
+            return await self._answer(
+                request, principal, idempotency_key, payload, use, _as_is, status_code, None
+            )
+
+        return await self._counted(name, answering())
+
+    async def _counted(self, name: str, answering: Awaitable[Answer]) -> Answer:
+        """The answer, a refusal answered as such; counted by name and status."""
         started = time.perf_counter()
         try:
-            response = await self._answer(
-                request, principal, idempotency_key, payload, use, status_code, touches
-            )
+            response = await answering
         except DomainError as exc:
             response = Answer(error_body(exc), status_code=status_of(exc))
         except Forbidden as exc:
@@ -113,23 +155,27 @@ class Api:
         principal: Principal,
         key: str | None,
         payload: Body,
-        use: Work[Opportunity],
+        use: Work[dict[str, Any]],
+        finish: Callable[[dict[str, Any]], dict[str, Any]],
         status_code: int,
         touches: UUID | None,
     ) -> Answer:
+        """What `use` returns in the next group commit (once per key), `finish`ed."""
         if key is None:
             # The state as this command left it, taken in its unit of work (a later command
             # of the same batch may change the aggregate again); its reminder times after.
-            state: dict[str, Any] = await self.committer.submit(
-                lambda uow: state_of(use(uow)), touches
-            )
-            return Answer(self.scheduled(state), status_code=status_code)
+            state: dict[str, Any] = await self.committer.submit(use, touches)
+            return Answer(finish(state), status_code=status_code)
         idempotency = IdempotencyKey(principal.id, key, _fingerprint(request, payload))
         answered: Answered = await self.committer.submit(
-            once(idempotency, status_code, use, self.render), touches
+            once(idempotency, status_code, use, finish), touches
         )
         headers = {"Idempotent-Replayed": "true"} if answered.replayed else None
         return Answer(answered.body, status_code=answered.status_code, headers=headers)
+
+
+def _as_is(answer: dict[str, Any]) -> dict[str, Any]:
+    return answer
 
 
 def _fingerprint(request: Request, payload: Body) -> str:

@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from contracts.customer import Customer
+from contracts.customer_record import KeyPerson, KeyPersonRole, Note, Stance
 from contracts.opportunity import Amount, Currency, FollowUpKind, OpportunityType, Reason
 from contracts.text import refuse_nul
 
@@ -127,3 +128,25 @@ class DocumentBody(Body):
         str, Field(max_length=100, description="e.g. proposal, quote, tender, contract, other")
     ] = "other"
     url: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class CustomerKeyPersonBody(Body, KeyPerson):
+    """A key person of a customer (SPEC §8.1), as `KeyPerson` takes one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def key_person(self) -> KeyPerson:
+        return KeyPerson.model_validate(self.model_dump(exclude={"occurred_at"}))
+
+
+class CustomerKeyPersonChanges(Body):
+    """The fields of a customer's key person to change; `null` clears an optional one."""
+
+    name: Text | None = None
+    title: Text | None = None
+    role: KeyPersonRole | None = None
+    stance: Stance | None = None
+    reports_to: Annotated[str, Field(max_length=36)] | None = None
+    phone: Annotated[str, Field(max_length=50)] | None = None
+    email: Annotated[str, Field(max_length=200)] | None = None
+    note: Note | None = None

@@ -16,6 +16,7 @@ from opportunity.domain.errors import (
     DomainError,
     DuplicateOpportunity,
     InvalidValue,
+    KeyPersonNotFound,
     OccurredAtRefused,
     RoleNotAllowed,
     StageRuleBroken,
@@ -23,6 +24,7 @@ from opportunity.domain.errors import (
 
 STATUS_OF: list[tuple[type[DomainError], int]] = [
     (NotFound, 404),
+    (KeyPersonNotFound, 404),
     (VersionMismatch, 412),
     (InvalidValue, 422),
     (OccurredAtRefused, 422),

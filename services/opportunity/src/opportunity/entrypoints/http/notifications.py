@@ -1,5 +1,6 @@
-"""The notification feed (SPEC §4.1): the event history in recording order, as envelopes, for
-rebuilds and catch-up; service and admin principals only."""
+"""The notification feed (SPEC §4.1): the event history in recording order, as envelopes (the
+opportunities' and the customer records', as on the events topic), for rebuilds and catch-up;
+service and admin principals only."""
 
 from typing import Annotated, Any
 
@@ -31,7 +32,7 @@ def add_notification_routes(router: APIRouter, api: Api, authenticate: Authentic
         def read() -> list[dict[str, Any]]:
             return [
                 {"position": notification.id, "envelope": envelope_of(notification)}
-                for notification in api.app.opportunity_notifications(after, limit)
+                for notification in api.app.notifications(after, limit)
             ]
 
         items = await run_in_threadpool(read)

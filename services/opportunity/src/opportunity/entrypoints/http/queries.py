@@ -10,7 +10,6 @@ from chassis.auth import Forbidden, Principal
 from chassis.http import Answer
 from contracts.opportunity import OpportunityType, Status
 from contracts.problems import refusals
-from contracts.rules import Role
 from opportunity.adapters.listing import Visibility
 from opportunity.adapters.translation import envelope_of
 from opportunity.application.views import with_schedule
@@ -33,7 +32,8 @@ def add_query_routes(router: APIRouter, api: Api, authenticate: Authenticate) ->
     )
     async def get_one(opportunity_id: str, who: Who) -> Answer:
         found = await run_in_threadpool(api.app.opportunity, opportunity_uuid(opportunity_id))
-        return Answer(api.render(readable(who, found)), headers={"ETag": f'"{found.version}"'})
+        state = await run_in_threadpool(api.app.shown_now, readable(who, found))
+        return Answer(api.scheduled(state), headers={"ETag": f'"{found.version}"'})
 
     @router.get(
         "/opportunities/{opportunity_id}/history",
@@ -58,12 +58,6 @@ def add_query_routes(router: APIRouter, api: Api, authenticate: Authenticate) ->
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
-        if who.role is Role.REP:
-            visibility = Visibility(team_id=who.team_id, owner_id=who.id)
-        elif who.role is Role.MANAGER:
-            visibility = Visibility(team_id=who.team_id)
-        else:
-            visibility = Visibility()
         filters = {
             "owner_id": owner_id,
             "team_id": team_id,
@@ -76,7 +70,9 @@ def add_query_routes(router: APIRouter, api: Api, authenticate: Authenticate) ->
             if value is not None and "\x00" in value:
                 # PostgreSQL text cannot hold NUL: no opportunity has it, and the query would fail.
                 raise InvalidParameter(name, f"{name} must not contain the NUL character", "query")
-        page = await run_in_threadpool(api.listing.search, filters, visibility, limit, offset)
+        page = await run_in_threadpool(
+            api.listing.search, filters, Visibility.of(who), limit, offset
+        )
         now = api.clock()
         items = [with_schedule(item, api.rules, api.zone, now) for item in page.items]
         return {"items": items, "total": page.total, "limit": limit, "offset": offset}

@@ -8,6 +8,7 @@ from chassis.auth import Principal, bearer_principal
 from chassis.http import probes
 from opportunity.entrypoints.http.api import Api
 from opportunity.entrypoints.http.commands import add_command_routes
+from opportunity.entrypoints.http.customers import add_customer_routes
 from opportunity.entrypoints.http.fastlane import IDEMPOTENCY_KEY_MAX
 from opportunity.entrypoints.http.notifications import add_notification_routes
 from opportunity.entrypoints.http.queries import add_query_routes
@@ -24,6 +25,7 @@ def build_router(api: Api) -> APIRouter:
     IfMatch = Annotated[str | None, Header(alias="If-Match")]
     add_command_routes(router, api, Who, IdempotencyKey, IfMatch)
     add_query_routes(router, api, authenticate)
+    add_customer_routes(router, api, Who, IdempotencyKey, IfMatch)
     add_notification_routes(router, api, authenticate)
     router.include_router(probes(readiness(api.app, api.messaging), api.metrics.registry))
     return router
