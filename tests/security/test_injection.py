@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from pydantic import BaseModel
 
-from contracts.customer import Customer
+from contracts.customer import GivenCustomer
 from opportunity.adapters.listing import listing
 from opportunity.entrypoints.http.bodies import CreateBody
 from opportunity.entrypoints.http.commands import COMMANDS as ROUTED_COMMANDS
@@ -57,11 +57,21 @@ COMMAND_FIELDS = [
     (command, field) for command, model, _, _ in ROUTED_COMMANDS for field in text_fields(model)
 ]
 CREATE_FIELDS = [(field,) for field in text_fields(CreateBody)] + [
-    ("customer", field) for field in text_fields(Customer)
+    ("customer", field) for field in text_fields(GivenCustomer)
 ]
 LISTING_FILTERS = ("owner_id", "team_id", "status", "stage", "type", "uscc")
 REPORTS = ("/funnel", "/dwell", "/win-rates", "/forecast", "/stale", "/leaderboard")
-FILTERS = ("type", "tier", "ownership", "owner_id", "team_id", "from", "to", "as_of")
+FILTERS = (
+    "type",
+    "tier",
+    "ownership",
+    "classified_by",
+    "owner_id",
+    "team_id",
+    "from",
+    "to",
+    "as_of",
+)
 REPORT_FILTERS = [(report, name) for report in REPORTS for name in FILTERS] + [
     ("/leaderboard", name) for name in ("period", "won_from", "won_to")
 ]

@@ -54,12 +54,15 @@ Uscc = Annotated[
 ]
 
 
-class Customer(BaseModel):
+class GivenCustomer(BaseModel):
+    """The customer as a create or a lead gives it: without `tier`, the classification rules
+    of the rules file give one (SPEC §8.2)."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     uscc: Uscc
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    tier: Tier
+    tier: Tier | None = None
     ownership: Ownership
     industry: Annotated[str, Field(max_length=100)] | None = None
     region: Annotated[str, Field(max_length=100)] | None = None
@@ -69,6 +72,12 @@ class Customer(BaseModel):
     )
     employees: Annotated[int, Field(ge=0)] | None = None
     annual_revenue: Annotated[Decimal, Field(ge=0, max_digits=20, decimal_places=2)] | None = None
+
+
+class Customer(GivenCustomer):
+    """The customer as an opportunity records it: its tier is always known."""
+
+    tier: Tier
     # The classification rule that gave `tier`, or `manual` when it was given (SPEC §8.2);
     # None on opportunities recorded before classification existed.
     classified_by: Annotated[str, Field(max_length=100)] | None = None

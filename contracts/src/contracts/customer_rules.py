@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.customer import Customer, Ownership, Tier
+from contracts.customer import GivenCustomer, Ownership, Tier
 from contracts.durations import RuleSpan
 from contracts.opportunity import OpportunityType
 
@@ -48,7 +48,7 @@ class When(_Rule):
     employees: Between | None = None
     annual_revenue: Between | None = None
 
-    def holds(self, customer: Customer) -> bool:
+    def holds(self, customer: GivenCustomer) -> bool:
         listed = (
             (self.industry, customer.industry),
             (self.ownership, customer.ownership),
@@ -84,7 +84,7 @@ class Classification(_Rule):
             raise ValueError("'manual' names a tier given by hand, not a rule")
         return self
 
-    def first_holding(self, customer: Customer) -> ClassificationRule | None:
+    def first_holding(self, customer: GivenCustomer) -> ClassificationRule | None:
         return next((rule for rule in self.rules if rule.when.holds(customer)), None)
 
 

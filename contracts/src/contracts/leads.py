@@ -4,7 +4,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from contracts.customer import Customer
+from contracts.customer import GivenCustomer
 from contracts.opportunity import Amount, Currency
 from contracts.text import refuse_nul
 
@@ -14,7 +14,8 @@ class QualifiedLead(BaseModel):
 
     lead_id: str = Field(min_length=1, max_length=100)
     qualified_at: AwareDatetime
-    customer: Customer
+    # Without `tier` the opportunity service classifies the customer (SPEC §8.2).
+    customer: GivenCustomer
     # The bounds an opportunity created over HTTP has (the read models' columns hold them).
     owner_id: str | None = Field(default=None, min_length=1, max_length=100)
     team_id: str | None = Field(default=None, min_length=1, max_length=100)

@@ -37,8 +37,21 @@ class History:
         first_stage: str = "initial_contact",
         opportunity_id: str | None = None,
         industry: str | None = None,
+        classified_by: str | None = None,
     ) -> None:
+        """Without `classified_by` the customer is as recorded before classification (SPEC
+        §8.2) was: no such key."""
         self.id = opportunity_id or str(uuid4())
+        customer: dict[str, Any] = {
+            "uscc": new_uscc(),
+            "name": f"客户 {self.id[:8]}",
+            "tier": tier,
+            "ownership": ownership,
+            "industry": industry,
+            "region": None,
+        }
+        if classified_by is not None:
+            customer["classified_by"] = classified_by
         self.envelopes: list[dict[str, Any]] = []
         self.stage = first_stage
         self._emit(
@@ -48,14 +61,7 @@ class History:
                 "type": type,
                 "pipeline_id": pipeline_id or type,
                 "stage": first_stage,
-                "customer": {
-                    "uscc": new_uscc(),
-                    "name": f"客户 {self.id[:8]}",
-                    "tier": tier,
-                    "ownership": ownership,
-                    "industry": industry,
-                    "region": None,
-                },
+                "customer": customer,
                 "owner_id": owner_id,
                 "team_id": team_id,
                 "title": None,

@@ -40,7 +40,8 @@ from contracts.commands import CreateRenewalCommand, ReclaimCommand
 from contracts.customer import Customer
 from contracts.leads import QualifiedLead
 from contracts.rules import Role, load_rulebook
-from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.app import OpportunityApp
+from opportunity.application.creating import NewOpportunity
 from opportunity.application.unit_of_work import Context, UnitOfWork
 from opportunity.domain.opportunity import Opportunity
 from opportunity.entrypoints.command_intake import REMINDERS

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.opportunity.tests.api_calls import act, create, to_signing
+from services.opportunity.tests.api_calls import act, create, to_signing, won_contract
 from tests.support.opportunity_reads import history
 from tests.support.principals import auth, customer
 
@@ -189,7 +189,13 @@ def test_create_answers_201_with_the_first_stage_and_version_1(client: TestClien
         "open",
     )
     assert (state["owner_id"], state["team_id"]) == ("rep-1", "east")
-    assert {k: state["customer"][k] for k in sent} == sent
+    assert {k: v for k, v in state["customer"].items() if k != "key_persons"} == {
+        **sent,
+        "registered_capital": None,
+        "employees": None,
+        "annual_revenue": None,
+        "classified_by": "manual",
+    }
     assert state["customer"]["key_persons"] == []
     assert (state["amount"], state["currency"], state["expected_close_on"]) == (
         "300000",
@@ -200,7 +206,10 @@ def test_create_answers_201_with_the_first_stage_and_version_1(client: TestClien
 
 
 def test_a_renewal_starts_in_the_renewal_pipeline(client: TestClient) -> None:
-    state = create(client, type="renewal")
+    sent = customer()
+    won_contract(client, sent, running=True)
+
+    state = create(client, type="renewal", customer=sent)
 
     assert (state["pipeline_id"], state["stage"]) == ("renewal", "initial_contact")
     assert act(client, state["id"], "advance", {"to_stage": "proposal"})["stage"] == "proposal"

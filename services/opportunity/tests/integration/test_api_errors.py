@@ -10,7 +10,13 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.opportunity.tests.api_calls import act, create, to_signing, total_for
+from services.opportunity.tests.api_calls import (
+    act,
+    create,
+    to_signing,
+    total_for,
+    won_contract,
+)
 from tests.support.principals import auth, customer
 
 TODAY = datetime.now(UTC).date()
@@ -262,13 +268,20 @@ def test_a_paused_deferred_or_pooled_opportunity_still_blocks_a_duplicate(
 def test_a_new_create_succeeds_once_the_active_one_is_won_lost_or_voided(
     client: TestClient, subtests: pytest.Subtests
 ) -> None:
+    # A contract still running would make a second `new` contradict the type rules.
+    ended = {
+        "contract_start_on": str(TODAY - timedelta(days=400)),
+        "contract_end_on": str(TODAY - timedelta(days=1)),
+    }
     for closing in ("win", "lose", "void"):
         with subtests.test(closing=closing):
             sent = customer()
             first = create(client, customer=sent)["id"]
+            body = VALID_BODIES[closing]
             if closing == "win":
                 to_signing(client, first)
-            act(client, first, closing, VALID_BODIES[closing])
+                body = {**body, **ended}
+            act(client, first, closing, body)
 
             second = create(client, "rep-2", customer=sent)
             third = client.post(
@@ -283,11 +296,12 @@ def test_a_new_create_succeeds_once_the_active_one_is_won_lost_or_voided(
 
 def test_another_type_for_the_same_customer_is_no_duplicate(client: TestClient) -> None:
     sent = customer()
+    won_contract(client, sent, running=False)
 
     ids = {create(client, customer=sent, type=kind)["id"] for kind in ("new", "renewal", "resale")}
 
     assert len(ids) == 3
-    assert total_for(client, sent["uscc"]) == 3
+    assert total_for(client, sent["uscc"]) == 4
 
 
 # -- 412 -----------------------------------------------------------------------------------------
@@ -386,13 +400,17 @@ def test_a_command_that_needs_a_body_refuses_none(client: TestClient) -> None:
 def test_a_create_missing_a_field_is_refused_naming_it(
     client: TestClient, subtests: pytest.Subtests
 ) -> None:
-    for field in ("type", "customer"):
+    """`type` and the customer's `tier` may be left out: the rules give them (SPEC §8.2)."""
+    answer = client.post("/opportunities", json={"type": "new"}, headers=auth("rep-1"))
+    assert answer.status_code == 422
+    assert ["body", "customer"] in locs(answer)
+    for field in ("uscc", "name", "ownership"):
         with subtests.test(field=field):
-            body = {"type": "new", "customer": customer()}
-            del body[field]
-            answer = client.post("/opportunities", json=body, headers=auth("rep-1"))
+            sent = customer()
+            del sent[field]
+            answer = client.post("/opportunities", json={"customer": sent}, headers=auth("rep-1"))
             assert answer.status_code == 422
-            assert ["body", field] in locs(answer)
+            assert ["body", "customer", field] in locs(answer)
 
 
 def test_an_invalid_uscc_is_refused_naming_uscc_and_nothing_is_stored(
@@ -451,7 +469,9 @@ def test_an_unknown_to_stage_is_refused_naming_to_stage(
     client: TestClient, subtests: pytest.Subtests
 ) -> None:
     oid = create(client)["id"]
-    renewal = create(client, type="renewal")["id"]
+    sent = customer()
+    won_contract(client, sent, running=True)
+    renewal = create(client, type="renewal", customer=sent)["id"]
     cases = [
         ("advance", oid, {"to_stage": "closing"}),
         ("revert", oid, {"to_stage": "closing", "reason": "r"}),

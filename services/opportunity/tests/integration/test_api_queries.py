@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from opportunity.domain.customer_record import CustomerRecord
-from services.opportunity.tests.api_calls import act, create, to_signing
+from services.opportunity.tests.api_calls import act, create, to_signing, won_contract
 from tests.support.principals import auth, customer
 
 TODAY = datetime.now(UTC).date()
@@ -84,6 +84,8 @@ def test_a_rep_may_not_read_another_reps_opportunity_or_its_history(client: Test
 
 def test_the_list_filters_by_each_field(client: TestClient) -> None:
     shared = customer()
+    # An ended contract: `new`, `renewal` and `resale` all fit the customer's history.
+    won = won_contract(client, shared, running=False)
     new = create(client, "rep-1", customer=shared)
     act(client, new["id"], "advance", {"to_stage": "requirements"})
     renewal = create(client, "rep-2", type="renewal", customer=shared)
@@ -91,16 +93,16 @@ def test_the_list_filters_by_each_field(client: TestClient) -> None:
     resale = create(client, "manager-east", type="resale", customer=shared)
     uscc = shared["uscc"]
 
-    assert ids_of(listed(client, uscc=uscc)) == {new["id"], renewal["id"], resale["id"]}
+    assert ids_of(listed(client, uscc=uscc)) == {won, new["id"], renewal["id"], resale["id"]}
     assert ids_of(listed(client, uscc=uscc, type="renewal")) == {renewal["id"]}
-    assert ids_of(listed(client, uscc=uscc, owner_id="rep-1")) == {new["id"]}
+    assert ids_of(listed(client, uscc=uscc, owner_id="rep-1")) == {won, new["id"]}
     assert ids_of(listed(client, uscc=uscc, status="paused")) == {renewal["id"]}
     assert ids_of(listed(client, uscc=uscc, status="pooled")) == {resale["id"]}
     assert ids_of(listed(client, uscc=uscc, stage="requirements")) == {new["id"]}
     assert ids_of(listed(client, uscc=uscc, stage="initial_contact", type="resale")) == {
         resale["id"]
     }
-    assert listed(client, uscc=uscc, team_id="east")["total"] == 3
+    assert listed(client, uscc=uscc, team_id="east")["total"] == 4
     assert listed(client, uscc=uscc, team_id="west")["total"] == 0
     assert listed(client, uscc=customer()["uscc"])["total"] == 0
 
@@ -118,8 +120,8 @@ def test_the_list_shows_each_opportunitys_current_state(client: TestClient) -> N
 
 def test_the_list_pages_with_limit_and_offset(client: TestClient) -> None:
     shared = customer()
-    ids = {
-        create(client, customer=shared, type=kind)["id"] for kind in ("new", "renewal", "resale")
+    ids = {won_contract(client, shared, running=False)} | {
+        create(client, customer=shared, type=kind)["id"] for kind in ("new", "renewal")
     }
     uscc = shared["uscc"]
 

@@ -14,7 +14,8 @@ from chassis.auth import Principal
 from contracts.customer import Customer
 from contracts.rules import Role, load_rulebook
 from opportunity.adapters.catch_up import newer_events_query
-from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.app import OpportunityApp
+from opportunity.application.creating import NewOpportunity
 from opportunity.application.unit_of_work import Context
 from opportunity.domain.opportunity import Opportunity
 from opportunity.settings import eventsourcing_env

@@ -154,6 +154,31 @@ def test_a_lead_with_an_invalid_uscc_is_rejected_naming_uscc(intake: Deployed) -
     assert opportunity_of(intake.client, message["lead_id"]).status_code == 404
 
 
+def test_a_lead_without_a_tier_is_classified(intake: Deployed) -> None:
+    buyer: dict[str, Any] = {**customer(), "annual_revenue": "2000000000.00"}
+    del buyer["tier"]
+    message = lead(buyer)
+    publish_json(intake.bootstrap, topics.LEADS_QUALIFIED, message["lead_id"], message)
+    state = created(intake, message["lead_id"])
+    assert (state["customer"]["tier"], state["customer"]["classified_by"]) == ("KA", "ka-revenue")
+
+
+def test_a_lead_no_classification_rule_holds_for_is_rejected_naming_customer_tier(
+    intake: Deployed,
+) -> None:
+    buyer: dict[str, Any] = customer(industry="banking")
+    del buyer["tier"]
+    message = lead(buyer)
+    start = end_offsets(intake.bootstrap, topics.LEADS_REJECTED)
+    publish_json(intake.bootstrap, topics.LEADS_QUALIFIED, message["lead_id"], message)
+    answer = rejection(intake, message["lead_id"], start)
+    assert answer.reason == "invalid"
+    assert answer.detail.startswith("customer.tier: no tier was given")
+    assert "industry=banking" in answer.detail
+    assert opportunity_of(intake.client, message["lead_id"]).status_code == 404
+    assert by_uscc(intake.client, buyer["uscc"])["total"] == 0
+
+
 def test_poison_goes_to_the_dlq_unchanged_and_the_next_lead_is_taken(intake: Deployed) -> None:
     message = lead()
     key = message["lead_id"].encode()  # one key: one partition, so the lead comes after

@@ -29,7 +29,8 @@ from contracts.opportunity import OpportunityWon
 from contracts.rules import Role, load_rulebook
 from opportunity.adapters.positions import read_position
 from opportunity.adapters.translation import envelope_of
-from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.app import OpportunityApp
+from opportunity.application.creating import NewOpportunity
 from opportunity.application.unit_of_work import Context, Work
 from opportunity.domain.customer_record import CustomerRecord
 from opportunity.domain.opportunity import Opportunity

@@ -22,7 +22,8 @@ from contracts.customer import Customer
 from contracts.customer_record import CUSTOMER_PAYLOADS
 from contracts.opportunity import PAYLOADS
 from contracts.rules import DEFAULT_RULES_FILE, Role, load_rulebook
-from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.app import OpportunityApp
+from opportunity.application.creating import NewOpportunity
 from opportunity.application.unit_of_work import Conflict, Context
 from opportunity.domain.errors import DuplicateOpportunity
 from opportunity.domain.opportunity import Opportunity

@@ -11,7 +11,8 @@ from eventsourcing.application import project_aggregate
 from chassis.auth import Principal
 from contracts.customer import Customer
 from contracts.rules import Role, load_rulebook
-from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.app import OpportunityApp
+from opportunity.application.creating import NewOpportunity
 from opportunity.application.unit_of_work import Context, Work
 from opportunity.domain.opportunity import Opportunity
 from opportunity.settings import eventsourcing_env

@@ -15,7 +15,8 @@ from chassis.auth import Principal
 from contracts.customer import Customer
 from contracts.rules import Role, load_rulebook
 from opportunity.adapters.pgrecorder import retry_briefly
-from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.app import OpportunityApp
+from opportunity.application.creating import NewOpportunity
 from opportunity.application.group_commit import GroupCommitter
 from opportunity.application.unit_of_work import Context, NotFound, UnitOfWork, Work
 from opportunity.metrics import Metrics

@@ -24,7 +24,8 @@ from contracts.envelope import Envelope, event_id_for
 from contracts.opportunity import PAYLOADS, OpportunityWon
 from contracts.rules import Role, load_rulebook
 from opportunity.adapters.translation import envelope_of, won_message
-from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.app import OpportunityApp
+from opportunity.application.creating import NewOpportunity
 from opportunity.application.stored_topics import OPPORTUNITY_TOPICS
 from opportunity.application.unit_of_work import Context, UnitOfWork
 from opportunity.domain.customer_record import CustomerRecord

@@ -35,6 +35,13 @@ def replay(h: History) -> tuple[OpportunityState, list[dict[str, Any]], list[dic
     return state, [visits[k] for k in sorted(visits)], history
 
 
+def test_creation_keeps_the_rule_that_classified_the_customer() -> None:
+    classified, _, _ = replay(History(day(0), classified_by="ka-revenue"))
+    before, _, _ = replay(History(day(0)))  # recorded before classification: no such key
+
+    assert (classified.classified_by, before.classified_by) == ("ka-revenue", None)
+
+
 def test_creation_opens_a_visit_of_the_first_stage() -> None:
     state, visits, _ = replay(History(day(0), tier="SMB", ownership="PRIVATE"))
 

@@ -2,11 +2,11 @@
 queries. Each command runs in a unit of work (unit_of_work.py), many per transaction."""
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from eventsourcing.persistence import Notification, StoredEvent
@@ -16,10 +16,17 @@ from contracts.customer import Customer
 from contracts.leads import QualifiedLead
 from contracts.opportunity import OpportunityType, Status
 from contracts.rules import Pipeline, Rulebook
+from opportunity.application.creating import (
+    GivenOpportunity,
+    NewOpportunity,
+    customer_history,
+    decided,
+)
 from opportunity.application.customers import CustomerRecords, customer_key_person
 from opportunity.application.stored_topics import EVENT_TOPICS
 from opportunity.application.unit_of_work import Context, UnitOfWork, VersionMismatch
 from opportunity.domain import access
+from opportunity.domain.classification import classify
 from opportunity.domain.customer_account import CustomerAccount
 from opportunity.domain.customer_record import CustomerRecord
 from opportunity.domain.errors import DuplicateOpportunity
@@ -35,22 +42,6 @@ class Taken:
 
     outcome: str
     opportunity_id: str
-
-
-@dataclass(frozen=True)
-class NewOpportunity:
-    type: str
-    customer: Customer
-    owner_id: str | None
-    team_id: str | None
-    title: str | None = None
-    amount: Decimal | None = None
-    currency: str = "CNY"
-    expected_close_on: date | None = None
-    source: str | None = None
-    lead_id: str | None = None
-    renewal_of: str | None = None
-    id: UUID = field(default_factory=uuid4)
 
 
 class OpportunityApp(CustomerRecords):
@@ -106,6 +97,13 @@ class OpportunityApp(CustomerRecords):
         uow.add(index)
         self.record_customer(uow, opportunity.customer, at, ctx.principal.id)
         return opportunity
+
+    def create_given(self, uow: UnitOfWork, given: GivenOpportunity, ctx: Context) -> Opportunity:
+        """A create of the HTTP API: tier and type decided by the rules (SPEC §8.2)."""
+        # The role first: a principal refused learns nothing of the customer's contracts.
+        access.check_create(ctx.principal, given.owner_id, given.team_id)
+        history = customer_history(uow, given.customer.uscc, ctx.at(), self.zone)
+        return self.create(uow, decided(self.rules, history, given), ctx)
 
     def advance(
         self, uow: UnitOfWork, opportunity_id: UUID, to_stage: str, ctx: Context
@@ -297,16 +295,12 @@ class OpportunityApp(CustomerRecords):
         opportunity_id = Opportunity.new_id("lead", lead.lead_id)
         if uow.find(opportunity_id, Opportunity, rarely_exists=True) is not None:
             return Taken("taken_before", str(opportunity_id))
-        at = ctx.at()
-        account = uow.find(CustomerAccount.create_id(lead.customer.uscc), CustomerAccount)
-        running = account is not None and account.has_running_contract(
-            at.astimezone(self.zone).date()
-        )
-        resale = running and self.rules.intake.resale_when_contract_running
+        history = customer_history(uow, lead.customer.uscc, ctx.at(), self.zone)
+        resale = history.running and self.rules.intake.resale_when_contract_running
         new = NewOpportunity(
             id=opportunity_id,
             type=OpportunityType.RESALE if resale else OpportunityType.NEW,
-            customer=lead.customer,
+            customer=classify(lead.customer, self.rules.classification),
             owner_id=lead.owner_id,
             team_id=lead.team_id,
             amount=lead.expected_amount,

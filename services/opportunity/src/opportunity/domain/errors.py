@@ -24,6 +24,16 @@ class InvalidValue(DomainError):
         self.field = field
 
 
+class TypeRuleBroken(InvalidValue):
+    """A create's type contradicts the customer's history (SPEC §8.2), naming the rule."""
+
+    code = "type_rule"
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__("type", message)
+        self.facts["rule"] = rule
+
+
 class CommandNotAllowed(DomainError):
     """The command is not allowed from the opportunity's status; names the ones that are."""
 

@@ -1,6 +1,7 @@
 """The BI views (SPEC §4.3): §5's funnel, dwell and win-rate figures, in portable SQL.
 
-Rows per pipeline, stage, type, tier, ownership and creation month, over the live tables.
+Rows per pipeline, stage and segment (type, tier, ownership, creation month, the classification
+rule that gave the tier), over the live tables.
 
 Counts are in every view, so a BI tool can add months or segments up and divide itself; the
 rates are for one row. Voided opportunities (mistakes, duplicates) are left out, as in the API.
@@ -16,7 +17,11 @@ import sqlalchemy as sa
 
 VIEW_NAMES = ("bi_funnel", "bi_dwell", "bi_win_rate")
 
-_SEGMENT = "o.type, o.tier, o.ownership, o.created_month"
+# The columns of `bi_opportunity` the views group by, as each revision that creates the views
+# has them: 0001 the first, 0006 with `classified_by`. Today's is the last.
+SEGMENT_V1 = ("type", "tier", "ownership", "created_month")
+SEGMENT_V6 = (*SEGMENT_V1, "classified_by")
+SEGMENT = SEGMENT_V6
 
 _REACHED = "CASE WHEN o.status = 'won' OR o.furthest_stage_index >= s.stage_index THEN 1 ELSE 0 END"
 _REACHED_NEXT = (
@@ -25,11 +30,13 @@ _REACHED_NEXT = (
 )
 _ACTIVE = "o.status IN ('open', 'paused', 'deferred', 'pooled')"
 
-BI_FUNNEL = f"""
+
+def bi_funnel(segment: str) -> str:
+    return f"""
 CREATE VIEW bi_funnel AS
 SELECT x.*, 1.0 * x.reached_next / NULLIF(x.reached, 0) AS conversion_rate
 FROM (
-    SELECT s.pipeline_id, s.stage, s.stage_index, s.next_stage, {_SEGMENT},
+    SELECT s.pipeline_id, s.stage, s.stage_index, s.next_stage, {segment},
         COUNT(*) AS opportunities,
         SUM({_REACHED}) AS reached,
         SUM({_REACHED_NEXT}) AS reached_next,
@@ -37,9 +44,10 @@ FROM (
         SUM(CASE WHEN {_ACTIVE} AND o.stage = s.stage THEN 1 ELSE 0 END) AS open_opportunities
     FROM bi_pipeline_stage s JOIN bi_opportunity o ON o.pipeline_id = s.pipeline_id
     WHERE o.status <> 'voided'
-    GROUP BY s.pipeline_id, s.stage, s.stage_index, s.next_stage, {_SEGMENT}
+    GROUP BY s.pipeline_id, s.stage, s.stage_index, s.next_stage, {segment}
 ) x
 """
+
 
 _NOW = {
     "postgresql": "EXTRACT(EPOCH FROM CURRENT_TIMESTAMP)",
@@ -51,7 +59,7 @@ _EPOCH = {
 }
 
 
-def _bi_dwell(dialect: str) -> str:
+def _bi_dwell(dialect: str, segment: str) -> str:
     now, epoch = _NOW[dialect], _EPOCH[dialect]
     age = (
         f"{now} - {epoch.format('v.entered_at')} - v.paused_seconds - "
@@ -65,7 +73,7 @@ CREATE VIEW bi_dwell AS
 SELECT x.*, x.total_days / NULLIF(x.completed_visits, 0) AS conversion_days,
     x.total_working_days / NULLIF(x.visits_in_working_days, 0) AS conversion_working_days
 FROM (
-    SELECT v.pipeline_id, v.stage, v.stage_index, {_SEGMENT},
+    SELECT v.pipeline_id, v.stage, v.stage_index, {segment},
         SUM(CASE WHEN v.exited_at IS NOT NULL THEN 1 ELSE 0 END) AS completed_visits,
         SUM(CASE WHEN v.exited_at IS NOT NULL THEN v.dwell_seconds ELSE 0 END) / 86400.0
             AS total_days,
@@ -78,29 +86,32 @@ FROM (
         AVG(CASE WHEN v.exited_at IS NULL THEN {age} END) / 86400.0 AS open_mean_age_days
     FROM bi_stage_visit v JOIN bi_opportunity o ON o.id = v.opportunity_id
     WHERE o.status <> 'voided'
-    GROUP BY v.pipeline_id, v.stage, v.stage_index, {_SEGMENT}
+    GROUP BY v.pipeline_id, v.stage, v.stage_index, {segment}
 ) x
 """
 
 
-BI_WIN_RATE = f"""
+def bi_win_rate(segment: str) -> str:
+    return f"""
 CREATE VIEW bi_win_rate AS
 SELECT x.*, x.won + x.lost AS closed, 1.0 * x.won / NULLIF(x.won + x.lost, 0) AS win_rate
 FROM (
-    SELECT s.pipeline_id, s.stage, s.stage_index, {_SEGMENT},
+    SELECT s.pipeline_id, s.stage, s.stage_index, {segment},
         SUM(CASE WHEN o.status = 'won' THEN 1 ELSE 0 END) AS won,
         SUM(CASE WHEN o.status = 'lost' AND o.furthest_stage_index >= s.stage_index
             THEN 1 ELSE 0 END) AS lost
     FROM bi_pipeline_stage s JOIN bi_opportunity o ON o.pipeline_id = s.pipeline_id
     WHERE o.status IN ('won', 'lost')
-    GROUP BY s.pipeline_id, s.stage, s.stage_index, {_SEGMENT}
+    GROUP BY s.pipeline_id, s.stage, s.stage_index, {segment}
 ) x
 """
 
 
-def view_statements(dialect: str) -> list[str]:
-    """CREATE VIEW statements for `dialect` ('postgresql' or 'sqlite')."""
-    return [BI_FUNNEL, _bi_dwell(dialect), BI_WIN_RATE]
+def view_statements(dialect: str, segment: tuple[str, ...] = SEGMENT) -> list[str]:
+    """CREATE VIEW statements for `dialect` ('postgresql' or 'sqlite'), grouped by the
+    `segment` columns of `bi_opportunity` (a migration names the version it creates)."""
+    columns = ", ".join(f"o.{name}" for name in segment)
+    return [bi_funnel(columns), _bi_dwell(dialect, columns), bi_win_rate(columns)]
 
 
 def create_views(conn: sa.Connection) -> None:

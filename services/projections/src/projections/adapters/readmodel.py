@@ -141,13 +141,19 @@ class SqlReadModel:
         """Completed visits of both cohorts by stage, segment and how they ended."""
         v = self.t.visit
         conditions: list[sa.ColumnElement[bool]] = [v.c.exited_at.is_not(None)]
-        owned = any(
+        joined = any(
             value is not None
-            for value in (q.owner_id, q.team_id, q.scope_owner_id, q.scope_team_id)
+            for value in (
+                q.owner_id,
+                q.team_id,
+                q.scope_owner_id,
+                q.scope_team_id,
+                q.classified_by,
+            )
         )
-        if not owned:
-            # Visits carry the facts that never change and when the opportunity was voided:
-            # no join with the opportunities.
+        if not joined:
+            # Visits carry the facts that never change (but `classified_by`) and when the
+            # opportunity was voided: no join with the opportunities.
             cols: Any = v.c
             source: sa.FromClause = v
             conditions += _conditions(v.c, base, segment=True)
@@ -274,7 +280,9 @@ def _conditions(cols: Any, q: Query, *, segment: bool) -> list[sa.ColumnElement[
     not when the rows are already of the segment)."""
     found: list[sa.ColumnElement[bool]] = []
     names = (
-        ("type", "tier", "ownership", "owner_id", "team_id") if segment else ("owner_id", "team_id")
+        ("type", "tier", "ownership", "classified_by", "owner_id", "team_id")
+        if segment
+        else ("owner_id", "team_id")
     )
     for name in names:
         value = getattr(q, name)
@@ -299,6 +307,7 @@ _FIXED = (
     "type",
     "tier",
     "ownership",
+    "classified_by",
     "uscc",
     "customer_name",
     "created_at",

@@ -200,6 +200,7 @@ def build_tables(prefix: str = "", *, with_indexes: bool = True, unlogged: bool 
         sa.Column("lost_competitor", sa.String(200)),
         sa.Column("void_reason", sa.Text),
         sa.Column("awaiting_version", sa.Integer),
+        sa.Column("classified_by", sa.String(100)),
         fillfactor=FILLFACTOR,
     )
     visit = t(

@@ -18,6 +18,8 @@ class Query:
     type: str | None = None
     tier: str | None = None
     ownership: str | None = None
+    # The classification rule that gave the tier, or `manual` (SPEC §8.2).
+    classified_by: str | None = None
     owner_id: str | None = None
     team_id: str | None = None
     created_from: datetime | None = None

@@ -276,6 +276,7 @@ class Reports:
                     "type": row["type"],
                     "tier": row["tier"],
                     "ownership": row["ownership"],
+                    "classified_by": row["classified_by"],
                     "pipeline_id": row["pipeline_id"],
                     "stage": row["stage"],
                     "owner_id": row["owner_id"],

@@ -190,6 +190,7 @@ class Projector:
             last_progress_at=at,
             last_event_at=at,
             follow_up_count=0,
+            classified_by=p.customer.classified_by,
         )
 
     def _change(self, applied: Applied, e: Envelope, p: Payload) -> None:  # noqa: C901 - a table

@@ -72,6 +72,8 @@ class OpportunityState:
     lost_competitor: str | None = None
     void_reason: str | None = None
     awaiting_version: int | None = None
+    # The classification rule that gave the tier, or `manual`; None before classification.
+    classified_by: str | None = None
 
     @property
     def visit_of(self) -> VisitOf:

@@ -120,6 +120,13 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
         type: OpportunityType | None = None,  # noqa: A002 - the SPEC's parameter name
         tier: Tier | None = None,
         ownership: Ownership | None = None,
+        classified_by: Annotated[
+            str | None,
+            Param(
+                max_length=100,
+                description="the classification rule that gave the tier, or `manual`",
+            ),
+        ] = None,
         owner_id: Annotated[str | None, Param(max_length=100)] = None,
         team_id: Annotated[str | None, Param(max_length=100)] = None,
         created_from: Annotated[str | None, Param(alias="from")] = None,
@@ -127,7 +134,11 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
         as_of: str | None = None,
         include_voided: bool = False,
     ) -> Query:
-        for name, value in (("owner_id", owner_id), ("team_id", team_id)):
+        for name, value in (
+            ("classified_by", classified_by),
+            ("owner_id", owner_id),
+            ("team_id", team_id),
+        ):
             if value is not None and "\x00" in value:
                 # PostgreSQL text cannot hold NUL: no opportunity has it, and the query would fail.
                 raise invalid(name, f"{name} must not contain the NUL character")
@@ -139,6 +150,7 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
             type=type.value if type else None,
             tier=tier.value if tier else None,
             ownership=ownership.value if ownership else None,
+            classified_by=classified_by,
             owner_id=owner_id,
             team_id=team_id,
             created_from=start,

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from contracts.customer import Customer
+from contracts.customer import GivenCustomer
 from contracts.customer_record import KeyPerson, KeyPersonRole, Note, Stance
 from contracts.opportunity import Amount, Currency, FollowUpKind, OpportunityType, Reason
 from contracts.text import refuse_nul
@@ -28,8 +28,11 @@ class Body(BaseModel):
 
 
 class CreateBody(Body):
-    type: OpportunityType
-    customer: Customer
+    type: OpportunityType | None = Field(
+        default=None,
+        description="left out: `resale` while the customer has a running contract, else `new`",
+    )
+    customer: GivenCustomer
     owner_id: Id | None = None
     team_id: Id | None = None
     title: Text | None = None

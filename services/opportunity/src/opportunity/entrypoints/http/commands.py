@@ -11,7 +11,8 @@ from chassis.auth import Principal
 from chassis.http import Answer
 from contracts.problems import refusals
 from contracts.rules import Role
-from opportunity.application.app import NewOpportunity, OpportunityApp
+from opportunity.application.app import OpportunityApp
+from opportunity.application.creating import GivenOpportunity
 from opportunity.application.unit_of_work import Context, UnitOfWork
 from opportunity.domain.opportunity import Opportunity
 from opportunity.entrypoints.http import bodies as body
@@ -167,7 +168,7 @@ def _add_create_route(router: APIRouter, api: Api, who_dependency: Any, key_head
             payload.owner_id if payload.owner_id is not None or who.role is not Role.REP else who.id
         )
         team = payload.team_id if payload.team_id is not None else who.team_id
-        new = NewOpportunity(
+        given = GivenOpportunity(
             type=payload.type,
             customer=payload.customer,
             owner_id=owner,
@@ -179,7 +180,13 @@ def _add_create_route(router: APIRouter, api: Api, who_dependency: Any, key_head
             source=payload.source,
         )
         return await api.command(
-            "create", request, who, key, payload, lambda uow: api.app.create(uow, new, ctx), 201
+            "create",
+            request,
+            who,
+            key,
+            payload,
+            lambda uow: api.app.create_given(uow, given, ctx),
+            201,
         )
 
     async def create(

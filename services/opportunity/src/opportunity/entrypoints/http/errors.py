@@ -51,8 +51,11 @@ def status_of(error: DomainError) -> int:
 def error_body(error: DomainError) -> dict[str, Any]:
     field = error.facts.get("field")
     if field is not None:
-        location = _location(error)
-        return {"detail": [{"loc": [location, field], "msg": error.message, "type": error.code}]}
+        # A dotted field is a path into the body, named as FastAPI names one (`customer.tier`:
+        # ["body", "customer", "tier"]); any other fact (a rule) goes with it.
+        loc = [_location(error), *str(field).split(".")]
+        others = {k: v for k, v in error.facts.items() if k != "field"}
+        return {"detail": [{"loc": loc, "msg": error.message, "type": error.code, **others}]}
     if isinstance(error, CommandNotAllowed):
         error = _in_api_names(error)
     return {"detail": {"error": error.code, "message": error.message, **error.facts}}

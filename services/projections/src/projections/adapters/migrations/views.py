@@ -7,9 +7,15 @@ tests/integration/test_bi_tables.py checks the two agree.
 
 # ruff: noqa: S608 - the views are constant SQL; no input ever reaches them
 
-from projections.adapters.bi_views import BI_FUNNEL, BI_WIN_RATE
+from projections.adapters.bi_views import (
+    SEGMENT_V1,
+    SEGMENT_V6,
+    bi_funnel,
+    bi_win_rate,
+    view_statements,
+)
 
-_SEGMENT = "o.type, o.tier, o.ownership, o.created_month"
+_SEGMENT = ", ".join(f"o.{name}" for name in SEGMENT_V1)
 _NOW = {
     "postgresql": "EXTRACT(EPOCH FROM CURRENT_TIMESTAMP)",
     "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
@@ -31,7 +37,7 @@ _WORKING_SUMS = """
 def views_0001(dialect: str) -> list[str]:
     """The views 0001 created: bi_funnel and bi_win_rate are still bi_views.py's first
     version; bi_dwell is 0001's own (0004 changed it)."""
-    return [BI_FUNNEL, _bi_dwell(dialect, "", ""), BI_WIN_RATE]
+    return [bi_funnel(_SEGMENT), _bi_dwell(dialect, "", ""), bi_win_rate(_SEGMENT)]
 
 
 def bi_dwell_0004(dialect: str) -> str:
@@ -61,3 +67,14 @@ FROM (
     GROUP BY v.pipeline_id, v.stage, v.stage_index, {_SEGMENT}
 ) x
 """
+
+
+def views_0005(dialect: str) -> list[str]:
+    """The views 0004 left and 0005 kept: 0001's funnel and win rate, 0004's bi_dwell."""
+    first = views_0001(dialect)
+    return [first[0], bi_dwell_0004(dialect), first[2]]
+
+
+def views_0006(dialect: str) -> list[str]:
+    """The views 0006 created: grouped by `classified_by` too."""
+    return view_statements(dialect, SEGMENT_V6)
