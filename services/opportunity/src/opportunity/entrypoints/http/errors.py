@@ -17,6 +17,7 @@ from opportunity.domain.errors import (
     DuplicateOpportunity,
     InvalidValue,
     OccurredAtRefused,
+    PoolRuleBroken,
     RoleNotAllowed,
     StageRuleBroken,
 )
@@ -29,6 +30,7 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
     (RoleNotAllowed, 403),
     (CommandNotAllowed, 409),
     (StageRuleBroken, 409),
+    (PoolRuleBroken, 409),
     (DuplicateOpportunity, 409),
     (Conflict, 409),
 ]
