@@ -158,6 +158,8 @@ class PoolKeeper:
         if rule is None or rule.redistribute is Redistribute.POOL or o.team_id is None:
             return
         reps = sorted(self._reps_of(o.team_id))
+        if not reps:
+            return
         ledgers = {rep: self._ledger(uow, rep) for rep in reps}
         chosen = self._redistribute(uow, o, o.team_id, rule, previous, reps)
         if chosen is not None:
