@@ -145,6 +145,14 @@ class OpportunityAssignedV1(Payload):
     previous_owner_id: str | None
     team_id: str | None = Field(default=None, description="the team after the assignment")
     claimed: bool = Field(description="true when a rep took a pooled opportunity for self")
+    override: bool = Field(
+        default=False,
+        description="true when an admin or manager assigned it over the pool rule's max_held",
+    )
+    rule_id: str | None = Field(
+        default=None,
+        description="the pool rule that redistributed it at its reclaim (SPEC §8.3)",
+    )
 
 
 class OpportunityWonV1(Payload):

@@ -13,11 +13,12 @@ from chassis.http import new_service
 from chassis.kafka.logwatch import LogWatch
 from chassis.serving import Service
 from chassis.sql.engines import postgres_engine
-from contracts.rules import Rulebook, load_rulebook
+from contracts.rules import Role, Rulebook, load_rulebook
 from opportunity.adapters.customer_listing import CustomerListing
 from opportunity.adapters.leadership import leadership_for
 from opportunity.adapters.listing import Listing
 from opportunity.adapters.messaging import Consumed, Messaging
+from opportunity.adapters.pool_holdings import ListingHoldings
 from opportunity.adapters.publishing import Publisher
 from opportunity.adapters.relay import build_relay
 from opportunity.application.app import OpportunityApp
@@ -52,13 +53,21 @@ def build_app(
         # Commands trust the cache first and reread on a conflict; queries fast-forward.
         env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size)
         env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
-    opportunities = OpportunityApp(rules, env=env, zone=settings.zone, team_of=_team_of(principals))
+    opportunities = OpportunityApp(
+        rules,
+        env=env,
+        zone=settings.zone,
+        team_of=_team_of(principals),
+        reps_of=_reps_of(principals),
+    )
     url = settings.eventstore_url
     engine = (
         sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True)
         if url.startswith("sqlite")
         else postgres_engine(url)
     )
+    listing = Listing(opportunities, engine)
+    opportunities.pool.count_in(ListingHoldings(opportunities, listing, engine))
     metrics = Metrics()
     committer = GroupCommitter(
         opportunities, settings.group_commit_max, settings.writers, metrics.batch_sizes
@@ -129,6 +138,13 @@ def _team_of(principals: Principals) -> Callable[[str], str | None]:
         return found.team_id if found is not None else None
 
     return team_of
+
+
+def _reps_of(principals: Principals) -> Callable[[str], list[str]]:
+    def reps_of(team_id: str) -> list[str]:
+        return sorted(p.id for p in principals.all if p.role is Role.REP and p.team_id == team_id)
+
+    return reps_of
 
 
 # What `oppstream serve opportunity` runs.

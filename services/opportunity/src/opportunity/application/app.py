@@ -23,6 +23,7 @@ from opportunity.application.creating import (
     decided,
 )
 from opportunity.application.customers import CustomerRecords, customer_key_person
+from opportunity.application.pool import PoolKeeper, RepsOf
 from opportunity.application.stored_topics import EVENT_TOPICS
 from opportunity.application.unit_of_work import Context, UnitOfWork, VersionMismatch
 from opportunity.domain import access
@@ -31,6 +32,7 @@ from opportunity.domain.customer_account import CustomerAccount
 from opportunity.domain.customer_record import CustomerRecord
 from opportunity.domain.errors import DuplicateOpportunity
 from opportunity.domain.opportunity import Opportunity
+from opportunity.domain.pool_ledger import PoolLedger
 from opportunity.domain.uniqueness import ActiveOpportunityIndex
 
 DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")
@@ -46,7 +48,11 @@ class Taken:
 
 class OpportunityApp(CustomerRecords):
     name = "Opportunities"
-    snapshotting_intervals = {Opportunity: 25, CustomerRecord: 25}  # noqa: RUF012 - a class attr
+    snapshotting_intervals = {  # noqa: RUF012 - eventsourcing reads a class attr
+        Opportunity: 25,
+        CustomerRecord: 25,
+        PoolLedger: 50,
+    }
 
     def __init__(
         self,
@@ -54,10 +60,12 @@ class OpportunityApp(CustomerRecords):
         env: dict[str, str] | None = None,
         zone: ZoneInfo = DEFAULT_ZONE,
         team_of: Callable[[str], str | None] = lambda _: None,
+        reps_of: RepsOf = lambda _: (),
     ) -> None:
-        """`team_of`: the team a principal works in, if known (an assignment follows it)."""
+        """`team_of`: a principal's team (an assignment follows it); `reps_of`: a team's reps."""
         super().__init__(env)
         self.rules, self.zone, self._team_of = rules, zone, team_of
+        self.pool = PoolKeeper(self, rules.pool, zone, reps_of)
 
     # -- use cases (each runs inside a unit of work) ------------------------------------------
 
@@ -197,22 +205,22 @@ class OpportunityApp(CustomerRecords):
         command_id: str | None = None,
     ) -> Opportunity:
         o = self._load(uow, opportunity_id, "reclaim", ctx)
-        o.reclaim(reason, rule_id, command_id, ctx.at(o), ctx.principal.id)
+        self.pool.reclaim(uow, o, reason, rule_id, command_id, ctx)
         return o
 
     def assign(
-        self, uow: UnitOfWork, opportunity_id: UUID, owner_id: str, ctx: Context
+        self, uow: UnitOfWork, opportunity_id: UUID, owner_id: str, ctx: Context, override: bool
     ) -> Opportunity:
         """A known owner brings the opportunity into the owner's team."""
         o = self._load(uow, opportunity_id, "assign", ctx)
         team = self._team_of(owner_id)
         access.check_assign(ctx.principal, owner_id, team, o.team_id)
-        o.assign(owner_id, ctx.at(o), ctx.principal.id, team_id=team)
+        self.pool.assign(uow, o, owner_id, team, override, ctx)
         return o
 
     def claim(self, uow: UnitOfWork, opportunity_id: UUID, ctx: Context) -> Opportunity:
         o = self._load(uow, opportunity_id, "claim", ctx)
-        o.claim(ctx.principal.id, ctx.at(o), ctx.principal.id)
+        self.pool.claim(uow, o, ctx)
         return o
 
     def win(  # noqa: PLR0913 - the contract's four facts

@@ -96,3 +96,22 @@ def check_create(principal: Principal, owner_id: str | None, team_id: str | None
         return
     if principal.role is Role.REP and owner_id != principal.id:
         raise Forbidden("a rep creates opportunities owned by self", rule="role.owner")
+
+
+def check_override(principal: Principal) -> None:
+    """Only admins and managers assign over a pool rule's max_held (SPEC §8.3)."""
+    if principal.role not in (Role.ADMIN, Role.MANAGER):
+        raise Forbidden(
+            "only an admin or a manager may assign over the pool's max_held", rule="role.override"
+        )
+
+
+def check_read_standing(principal: Principal, owner_id: str, owner_team: str | None) -> None:
+    """Reps read their own pool standing, managers their team's, the others anyone's."""
+    if sees_everything(principal) or owner_id == principal.id:
+        return
+    if principal.role is Role.MANAGER:
+        if owner_team is not None and owner_team == principal.team_id:
+            return
+        raise Forbidden("a manager reads the pool standing of the own team", rule="role.team")
+    raise Forbidden("a rep reads the own pool standing", rule="role.owner")

@@ -58,6 +58,17 @@ class StageRuleBroken(DomainError):
         super().__init__(message, rule=rule, **facts)
 
 
+class PoolRuleBroken(DomainError):
+    """A claim or an assignment a pool rule refuses (SPEC §8.3): the rule (`pool.max_held`,
+    `pool.claim_limit_per_day`, `pool.previous_owner_cooldown`), the pool rule's id and the
+    figures (limit, count, until)."""
+
+    code = "pool_rule"
+
+    def __init__(self, rule: str, rule_id: str, message: str, **figures: object) -> None:
+        super().__init__(message, rule=rule, rule_id=rule_id, **figures)
+
+
 class RoleNotAllowed(DomainError):
     """The actor's role may not do this, naming the rule."""
 

@@ -3,6 +3,7 @@ from, and the values a command must bring before anything is recorded."""
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from contracts.opportunity import ACTIVE_STATUSES, FollowUpKind, Status
 from opportunity.domain.errors import CommandNotAllowed, InvalidValue, OccurredAtRefused
@@ -80,6 +81,22 @@ def check_changes(changes: dict[str, str | None]) -> None:
         raise InvalidValue(unknown[0], f"{unknown[0]!r} cannot be changed by an update")
     for name, text in changes.items():
         _check_readable(name, text)
+
+
+def updated_values(customer: dict[str, Any], changes: dict[str, str | None]) -> dict[str, Any]:
+    """The attributes an InfoUpdated event's changes give the opportunity, by name."""
+    values: dict[str, Any] = {}
+    for field, text in changes.items():
+        if field == "amount":
+            values["amount"] = Decimal(text) if text is not None else None
+        elif field == "expected_close_on":
+            values["expected_close_on"] = date.fromisoformat(text) if text else None
+        elif field in ("customer_name", "industry", "region"):
+            customer = {**customer, "name" if field == "customer_name" else field: text}
+            values["customer"] = customer
+        else:
+            values[field] = text
+    return values
 
 
 def _check_readable(field: str, text: str | None) -> None:

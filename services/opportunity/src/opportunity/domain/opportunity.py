@@ -21,6 +21,7 @@ from opportunity.domain.lifecycle import (
     check_changes,
     check_follow_up_kind,
     required,
+    updated_values,
 )
 
 
@@ -29,6 +30,8 @@ class Opportunity(Aggregate):
 
     # The reclaim commands (by id) taken; a class default for snapshots older than it.
     reclaimed_by: tuple[str, ...] = ()
+    # Each owner it was reclaimed from, and when last (SPEC §8.3); a class default likewise.
+    reclaimed_from: tuple[tuple[str, datetime], ...] = ()
 
     @event("OpportunityCreated")
     def __init__(  # noqa: PLR0913 - the whole initial state travels in the first event
@@ -177,8 +180,17 @@ class Opportunity(Aggregate):
             actor=actor,
         )
 
-    def assign(self, owner_id: str, at: datetime, actor: str, team_id: str | None = None) -> None:
-        """Give the opportunity to `owner_id`; with `team_id`, it moves to that team too."""
+    def assign(  # noqa: PLR0913 - a pool rule's assignment names the rule
+        self,
+        owner_id: str,
+        at: datetime,
+        actor: str,
+        team_id: str | None = None,
+        override: bool = False,
+        rule_id: str | None = None,
+    ) -> None:
+        """Give the opportunity to `owner_id`; with `team_id`, it moves to that team too;
+        `override`: over the pool's max_held; `rule_id`: the pool rule that redistributed it."""
         self._require("assign", at)
         self._assigned(
             owner_id=owner_id,
@@ -187,18 +199,13 @@ class Opportunity(Aggregate):
             claimed=False,
             at=at,
             actor=actor,
+            override=override,
+            rule_id=rule_id,
         )
 
     def claim(self, owner_id: str, at: datetime, actor: str) -> None:
         self._require("claim", at)
-        self._assigned(
-            owner_id=owner_id,
-            previous_owner_id=self.owner_id,
-            team_id=self.team_id,
-            claimed=True,
-            at=at,
-            actor=actor,
-        )
+        self._assigned(owner_id, self.owner_id, self.team_id, claimed=True, at=at, actor=actor)
 
     def win(
         self,
@@ -276,17 +283,8 @@ class Opportunity(Aggregate):
 
     @event("InfoUpdated")
     def _info_updated(self, changes: dict[str, str | None], at: datetime, actor: str) -> None:
-        for field, text in changes.items():
-            if field == "amount":
-                self.amount = Decimal(text) if text is not None else None
-            elif field == "expected_close_on":
-                self.expected_close_on = date.fromisoformat(text) if text else None
-            elif field == "customer_name":
-                self.customer = {**self.customer, "name": text}
-            elif field in ("industry", "region"):
-                self.customer = {**self.customer, field: text}
-            else:
-                setattr(self, field, text)
+        for field, value in updated_values(self.customer, changes).items():
+            setattr(self, field, value)
         self._touch(at)
 
     @event("KeyPersonAdded")
@@ -342,6 +340,9 @@ class Opportunity(Aggregate):
     ) -> None:
         self.status, self.owner_id = Status.POOLED, None
         self.deferred_reason = self.revisit_on = None
+        if previous_owner_id is not None:
+            earlier = tuple(r for r in self.reclaimed_from if r[0] != previous_owner_id)
+            self.reclaimed_from = (*earlier, (previous_owner_id, at))
         if command_id is not None:
             self.reclaimed_by = (*self.reclaimed_by, command_id)
         self._touch(at)
@@ -355,6 +356,8 @@ class Opportunity(Aggregate):
         claimed: bool,
         at: datetime,
         actor: str,
+        override: bool = False,
+        rule_id: str | None = None,
     ) -> None:
         self.owner_id, self.team_id = owner_id, team_id
         if self.status == Status.POOLED:

@@ -72,6 +72,10 @@ class ReasonBody(Body):
 
 class AssignBody(Body):
     owner_id: Id
+    override: bool = Field(
+        default=False,
+        description="admin or manager: assign over the pool rule's max_held (SPEC §8.3)",
+    )
 
 
 class ClaimBody(Body):

@@ -94,7 +94,7 @@ COMMANDS: list[CommandRoute[Any]] = [
     _route(
         "assign",
         body.AssignBody,
-        lambda app, uow, oid, b, ctx: app.assign(uow, oid, b.owner_id, ctx),
+        lambda app, uow, oid, b, ctx: app.assign(uow, oid, b.owner_id, ctx, b.override),
     ),
     _route(
         "claim",

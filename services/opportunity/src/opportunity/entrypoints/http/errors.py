@@ -18,6 +18,7 @@ from opportunity.domain.errors import (
     InvalidValue,
     KeyPersonNotFound,
     OccurredAtRefused,
+    PoolRuleBroken,
     RoleNotAllowed,
     StageRuleBroken,
 )
@@ -31,6 +32,7 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
     (RoleNotAllowed, 403),
     (CommandNotAllowed, 409),
     (StageRuleBroken, 409),
+    (PoolRuleBroken, 409),
     (DuplicateOpportunity, 409),
     (Conflict, 409),
 ]
