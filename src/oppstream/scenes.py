@@ -151,9 +151,10 @@ def _cooldown(scene: Scene, states: list[dict[str, Any]]) -> None:
 
 
 def _claim_cap(scene: Scene, states: list[dict[str, Any]]) -> None:
-    """The east manager reclaims three of rep-1's KA deals; rep-2 claims until the cap stops
-    them."""
-    deals = _owned_by(states, {"rep-1"}, tier="KA")[:3]
+    """The east manager reclaims three KA deals of the team that rep-2 does not own; rep-2
+    claims them until the daily cap (2 in the demo's pool) stops them."""
+    others = {s["owner_id"] for s in states if s.get("team_id") == "east"} - {"rep-2"}
+    deals = [s for s in _owned_by(states, others, tier="KA") if s["team_id"] == "east"][:3]
     reclaimed = [
         d for d in deals if _reclaim(scene, d, "重新分配 rebalancing the team") is not None
     ]
@@ -239,7 +240,8 @@ def _decision_chain(console: Console, scene: Scene, deals: list[Deal], ids: dict
     ]
     if not won:
         return
-    uscc = won[0].customer["uscc"]
+    # A customer the rules classified, when there is one.
+    uscc = min(won, key=lambda d: "tier" in d.customer).customer["uscc"]
     rep = "admin"
     person_ids: dict[str, str] = {}
     for name, title, role, stance, boss in CHAIN:
