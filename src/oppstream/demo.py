@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,9 +19,10 @@ from rich.console import Console
 
 from chassis.auth import auth_file_path, load_principals
 from contracts import topics
-from contracts.rules import Rulebook, load_rulebook
+from contracts.rules import Rulebook
 from opportunity.domain.opportunity import Opportunity
 from oppstream.report import print_report
+from oppstream.scenes import act_out, demo_rules
 from oppstream.simulation import TEAMS, Deal, customer, plan
 from oppstream.up import System, _configured_auth, announce, stop_on_signals, system_up
 
@@ -36,6 +38,15 @@ class Tally:
         self.commands, self.refused = Counter(), Counter()
 
 
+@dataclass
+class Year:
+    """The simulated year: the deals planned, their opportunity ids, the commands counted."""
+
+    deals: list[Deal]
+    ids: dict[str, str]
+    tally: Tally
+
+
 def tokens() -> dict[str, str]:
     credentials = load_principals(auth_file_path(_configured_auth())).credentials
     return {c.id: c.token for c in credentials}
@@ -46,9 +57,11 @@ def run_demo(deals: int, minutes: float, seed: int, stay: bool) -> int:
     stop_on_signals()
     started = time.monotonic()
     try:
+        rules = demo_rules(Path("var"))
         with system_up(hold=("reminders",)) as system:
-            rules = load_rulebook(None)
-            tally = asyncio.run(simulate(system, rules, deals, minutes, seed, console))
+            year = asyncio.run(simulate(system, rules, deals, minutes, seed, console))
+            act_out(console, system.url("opportunity"), tokens(), year.deals, year.ids)
+            tally = year.tally
             announce(system)
             console.print(
                 f"\n[bold]{sum(tally.commands.values())} commands[/bold] "
@@ -75,7 +88,7 @@ def run_demo(deals: int, minutes: float, seed: int, stay: bool) -> int:
 
 async def simulate(
     system: System, rules: Rulebook, count: int, minutes: float, seed: int, console: Console
-) -> Tally:
+) -> Year:
     """Import a year of history, then act live for `minutes`."""
     now = datetime.now(UTC)
     deals = plan(rules, now - timedelta(minutes=1), count, seed)
@@ -87,9 +100,16 @@ async def simulate(
         timeout=30,
     ) as http:
         console.print(f"[bold]importing[/bold] {len(deals)} opportunities of the last year …")
-        ids = await _births(http, system.bootstrap, deals, tally)
         gate = asyncio.Semaphore(CONCURRENCY)
-        await asyncio.gather(*(_replay(http, gate, ids[d.key], d, tally) for d in deals))
+        leads = [d for d in deals if d.via_lead]
+        ids = await _leads(http, system.bootstrap, leads, tally)
+        await asyncio.gather(*(_replay(http, gate, ids[d.key], d, tally) for d in leads))
+        # Renewals and resales once their customers' first contracts are won (type rules).
+        created = [d for d in deals if not d.via_lead]
+        ids |= await _creates(http, created, tally)
+        await asyncio.gather(
+            *(_replay(http, gate, ids[d.key], d, tally) for d in created if d.key in ids)
+        )
         if "reminders" not in system.services:
             # Started after the import, it sees the year as it ended: it reminds and reclaims
             # what is stale now, not what was stale half-way through the import.
@@ -99,36 +119,38 @@ async def simulate(
             f"[bold]live[/bold] for {minutes:g} minute(s): reps at work, leads arriving …"
         )
         await _live(http, system, keys, deals, ids, minutes, seed, tally)
-    return tally
+    return Year(deals, ids, tally)
 
 
-async def _births(
+async def _leads(
     http: httpx.AsyncClient, bootstrap: str, deals: list[Deal], tally: Tally
 ) -> dict[str, str]:
-    """Leads through Kafka for new customers, direct creates for the others; their ids."""
+    """The deals of new customers, as leads through Kafka; their ids once created."""
     ids: dict[str, str] = {}
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=40000)
     await producer.start()
     try:
         for deal in deals:
-            if deal.via_lead:
-                await producer.send(
-                    topics.LEADS_QUALIFIED,
-                    key=deal.key.encode(),
-                    value=_lead(deal, deal.created_at),
-                )
-                ids[deal.key] = str(Opportunity.new_id("lead", deal.key))
-                tally.commands["lead"] += 1
+            await producer.send(
+                topics.LEADS_QUALIFIED, key=deal.key.encode(), value=_lead(deal, deal.created_at)
+            )
+            ids[deal.key] = str(Opportunity.new_id("lead", deal.key))
+            tally.commands["lead"] += 1
         await producer.flush()
     finally:
         await producer.stop()
+    await _wait_for(http, list(ids.values()))
+    return ids
+
+
+async def _creates(http: httpx.AsyncClient, deals: list[Deal], tally: Tally) -> dict[str, str]:
+    """The renewals and resales of existing customers, created over HTTP; their ids."""
+    ids: dict[str, str] = {}
     for deal in deals:
-        if not deal.via_lead:
-            answer = await http.post("/opportunities", json=_create_body(deal))
-            _count(tally, "create", answer)
-            if answer.status_code == 201:
-                ids[deal.key] = answer.json()["id"]
-    await _wait_for(http, [ids[d.key] for d in deals if d.via_lead])
+        answer = await http.post("/opportunities", json=_create_body(deal))
+        _count(tally, "create", answer)
+        if answer.status_code == 201:
+            ids[deal.key] = answer.json()["id"]
     return ids
 
 

@@ -67,7 +67,10 @@ class Deal:
 
     @property
     def tier(self) -> str:
-        return str(self.customer["tier"])
+        """The tier given, else the one the facts classify to (headcount and revenue of a KA
+        customer reach the shipped rules' thresholds)."""
+        given = self.customer.get("tier")
+        return str(given) if given else ("KA" if self.customer["employees"] >= 2000 else "SMB")
 
 
 def valid_uscc(rng: random.Random) -> str:
@@ -80,15 +83,24 @@ def valid_uscc(rng: random.Random) -> str:
 
 
 def customer(rng: random.Random) -> dict[str, Any]:
+    """A customer with the facts the classification rules read (SPEC §8.2): headcount, revenue
+    and capital in line with its tier, which half the time is left to the rules."""
     tier = "KA" if rng.random() < 0.4 else "SMB"
-    return {
+    ka = tier == "KA"
+    who: dict[str, Any] = {
         "uscc": valid_uscc(rng),
         "name": rng.choice(NAMES) + rng.choice(NAMES) + rng.choice(SUFFIXES),
         "tier": tier,
         "ownership": rng.choice(OWNERSHIPS),
         "industry": rng.choice(INDUSTRIES),
         "region": rng.choice(REGIONS),
+        "employees": rng.randint(2_000, 60_000) if ka else rng.randint(12, 1_500),
+        "annual_revenue": f"{rng.randrange(1_000, 80_000) if ka else rng.randrange(2, 900)}000000",
+        "registered_capital": f"{rng.randrange(100, 5_000) if ka else rng.randrange(1, 90)}000000",
     }
+    if rng.random() < 0.5:
+        del who["tier"]  # the shipped classification rules give it
+    return who
 
 
 def plan(rules: Rulebook, now: datetime, deals: int, seed: int = 7) -> list[Deal]:
@@ -98,22 +110,58 @@ def plan(rules: Rulebook, now: datetime, deals: int, seed: int = 7) -> list[Deal
     for n in range(deals):
         kind = rng.choices(("new", "renewal", "resale"), weights=(70, 15, 15))[0]
         team = rng.choice(tuple(TEAMS))
-        who = customer(rng)
-        pace = PACES[who["tier"]]
         created = now - timedelta(days=rng.uniform(3, 360), hours=rng.uniform(0, 8))
         deal = Deal(
             key=f"demo-{seed}-{n}",
             type=kind,
-            customer=who,
+            customer=customer(rng),
             owner_id=rng.choice(TEAMS[team]),
             team_id=team,
             created_at=created,
-            amount=rng.randrange(*pace.amount, 1000),
+            amount=0,
             via_lead=kind == "new",
         )
+        pace = PACES[deal.tier]
+        deal.amount = rng.randrange(*pace.amount, 1000)
+        if kind != "new":
+            # A renewal or a resale follows a contract the customer won (SPEC §8.2 type rules).
+            planned.append(_first_contract(rng, rules, deal))
         deal.steps = _story(rng, rules, deal, pace, now)
         planned.append(deal)
     return planned
+
+
+def _first_contract(rng: random.Random, rules: Rulebook, later_deal: Deal) -> Deal:
+    """The `new` deal, won a few months before `later_deal`, that made the customer one."""
+    created = later_deal.created_at - timedelta(days=rng.uniform(150, 330))
+    first = Deal(
+        key=f"{later_deal.key}-first",
+        type="new",
+        customer=later_deal.customer,
+        owner_id=later_deal.owner_id,
+        team_id=later_deal.team_id,
+        created_at=created,
+        amount=later_deal.amount,
+        via_lead=True,
+    )
+    at = created
+    for stage in rules.pipeline_for("new", first.tier).stages[1:]:
+        at += timedelta(days=rng.uniform(2, 12))
+        first.steps.append(Step(at, "advance", {"to_stage": stage.id}))
+    at += timedelta(days=rng.uniform(1, 5))
+    first.steps.append(
+        Step(
+            at,
+            "win",
+            {
+                "amount": f"{first.amount}.00",
+                "contract_ref": f"HT-{first.key}",
+                "contract_start_on": at.date().isoformat(),
+                "contract_end_on": (at.date() + timedelta(days=365)).isoformat(),
+            },
+        )
+    )
+    return first
 
 
 def _story(

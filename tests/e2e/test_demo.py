@@ -6,8 +6,9 @@ import httpx
 import pytest
 from rich.console import Console
 
-from oppstream.demo import tokens
+from oppstream.demo import Year, tokens
 from oppstream.report import print_report
+from oppstream.scenes import act_out
 from oppstream.up import System
 
 pytestmark = pytest.mark.slow
@@ -41,3 +42,18 @@ def test_the_printed_funnel_equals_the_funnel_endpoint(seeded: System) -> None:
 def test_every_service_of_the_system_is_ready(seeded: System) -> None:
     for name in ("opportunity", "projections", "reminders"):
         assert httpx.get(f"{seeded.url(name)}/readyz").status_code == 200, name
+
+
+def test_the_demo_scenes_show_the_pool_rules_and_a_decision_chain(
+    seeded_year: tuple[System, Year],
+) -> None:
+    system, year = seeded_year
+    console = Console(record=True, width=200)
+    act_out(console, system.url("opportunity"), tokens(), year.deals, year.ids)
+    text = console.export_text()
+    assert "pool.previous_owner_cooldown" in text
+    assert "pool.claim_limit_per_day of rule ka-pool (limit 2, count 2)" in text
+    assert "the least-loaded rep of team" in text
+    assert "信息部经理" in text
+    assert "making 王建国 report to 赵磊 is refused: HTTP 422" in text
+    assert "Pool standing" in text
