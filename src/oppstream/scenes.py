@@ -4,6 +4,7 @@ previous owner refused during the cooldown, a reclaimed deal handed at once to t
 rep — and a KA customer's decision chain (决策链) built up on its record (§8.1)."""
 
 import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from rich.tree import Tree
 
 from contracts.customer_rules import Pool, PoolRule
 from contracts.rules import Rulebook, load_rulebook
-from oppstream.simulation import Deal
+from oppstream.simulation import Deal, customer
 
 # The demo's pool: small daily caps so that one scene shows a rep reaching one, working-day
 # cooldowns, and SMB deals of foreign-owned customers redistributed to the least-loaded rep.
@@ -81,10 +82,6 @@ class Scene:
     def post(self, who: str, path: str, body: dict[str, Any]) -> httpx.Response:
         return self.http.post(path, json=body, headers=self.as_(who))
 
-    def state(self, oid: str) -> dict[str, Any]:
-        answer = self.http.get(f"/opportunities/{oid}", headers=self.as_("admin"))
-        return dict(answer.json()) if answer.status_code == 200 else {}
-
 
 def act_out(
     console: Console, base_url: str, tokens: dict[str, str], deals: list[Deal], ids: dict[str, str]
@@ -92,35 +89,30 @@ def act_out(
     """Run the scenes and print what happened."""
     with httpx.Client(base_url=base_url, timeout=30) as http:
         scene = Scene(http, tokens)
-        open_ids = [ids[d.key] for d in deals if d.key in ids]
-        states = [s for s in (scene.state(oid) for oid in open_ids) if s.get("status") == "open"]
-        _cooldown(scene, states)
-        _claim_cap(scene, states)
-        _least_loaded(scene, states)
+        rng = random.Random(len(ids))  # noqa: S311 - the scenes' made-up customers
+        _cooldown(scene, rng)
+        _claim_cap(scene, rng)
+        _least_loaded(scene, rng)
         console.print("\n[bold]Pool rules (公海规则)[/bold]")
-        for line in scene.lines or ["no open deal of a rep with a token to act on"]:
+        for line in scene.lines:
             console.print(f"  • {line}")
         console.print(_standing(scene))
         _decision_chain(console, scene, deals, ids)
 
 
-def _owned_by(
-    states: list[dict[str, Any]], reps: set[str], **customer: str
-) -> list[dict[str, Any]]:
-    return [
-        s
-        for s in states
-        if s.get("owner_id") in reps and all(s["customer"].get(k) == v for k, v in customer.items())
-    ]
-
-
-def _manager_of(state: dict[str, Any]) -> str:
-    return f"manager-{state['team_id']}"
+def _deal_of(scene: Scene, owner: str, who: dict[str, Any]) -> dict[str, Any] | None:
+    """A new deal of team east for `who`, created by its manager for `owner`; its state."""
+    body = {"type": "new", "customer": who, "owner_id": owner, "team_id": "east"}
+    answer = scene.post("manager-east", "/opportunities", body)
+    if answer.status_code != 201:
+        scene.lines.append(f"creating a deal for {owner}: HTTP {answer.status_code}")
+        return None
+    return dict(answer.json())
 
 
 def _reclaim(scene: Scene, state: dict[str, Any], reason: str) -> dict[str, Any] | None:
     answer = scene.post(
-        _manager_of(state), f"/opportunities/{state['id']}/reclaim", {"reason": reason}
+        f"manager-{state['team_id']}", f"/opportunities/{state['id']}/reclaim", {"reason": reason}
     )
     if answer.status_code != 200:
         scene.lines.append(f"reclaim of {state['id'][:8]} refused: {answer.status_code}")
@@ -128,41 +120,34 @@ def _reclaim(scene: Scene, state: dict[str, Any], reason: str) -> dict[str, Any]
     return dict(answer.json())
 
 
-def _cooldown(scene: Scene, states: list[dict[str, Any]]) -> None:
-    """A manager reclaims a rep's KA deal; the rep tries to claim it back at once."""
-    reps = {r for r in scene.tokens if r.startswith("rep-")}
-    candidates = _owned_by(states, reps, tier="KA")
-    if not candidates:
+def _cooldown(scene: Scene, rng: random.Random) -> None:
+    """The manager reclaims rep-1's KA deal; rep-1 tries to claim it back at once."""
+    deal = _deal_of(scene, "rep-1", {**customer(rng), "tier": "KA"})
+    if deal is None or _reclaim(scene, deal, "客户长期未跟进 no follow-up for weeks") is None:
         return
-    deal = candidates[0]
-    states.remove(deal)
-    owner = deal["owner_id"]
-    if _reclaim(scene, deal, "客户长期未跟进 no follow-up for weeks") is None:
-        return
-    answer = scene.post(owner, f"/opportunities/{deal['id']}/claim", {})
+    answer = scene.post("rep-1", f"/opportunities/{deal['id']}/claim", {})
     detail = answer.json().get("detail", {}) if answer.status_code == 409 else {}
     if detail.get("rule") == "pool.previous_owner_cooldown":
         scene.lines.append(
-            f"{owner} may not claim back {deal['customer']['name']} (reclaimed from them): "
+            f"rep-1 may not claim back {deal['customer']['name']} (reclaimed from them): "
             f"{detail['rule']} of rule {detail.get('rule_id')}, until {detail.get('until')}"
         )
     else:
-        scene.lines.append(f"{owner} claiming back {deal['id'][:8]}: HTTP {answer.status_code}")
+        scene.lines.append(f"rep-1 claiming back {deal['id'][:8]}: HTTP {answer.status_code}")
 
 
-def _claim_cap(scene: Scene, states: list[dict[str, Any]]) -> None:
-    """The east manager reclaims three KA deals of the team that rep-2 does not own; rep-2
-    claims them until the daily cap (2 in the demo's pool) stops them."""
-    others = {s["owner_id"] for s in states if s.get("team_id") == "east"} - {"rep-2"}
-    deals = [s for s in _owned_by(states, others, tier="KA") if s["team_id"] == "east"][:3]
-    reclaimed = [
-        d for d in deals if _reclaim(scene, d, "重新分配 rebalancing the team") is not None
-    ]
-    for d in deals:
-        states.remove(d)
+def _claim_cap(scene: Scene, rng: random.Random) -> None:
+    """The east manager puts three new KA deals into the team pool (a create without an
+    owner); rep-2 claims them until the daily cap (2 in the demo's pool) stops them."""
+    pooled = []
+    for _ in range(3):
+        body = {"type": "new", "customer": {**customer(rng), "tier": "KA"}, "team_id": "east"}
+        answer = scene.post("manager-east", "/opportunities", body)
+        if answer.status_code == 201:
+            pooled.append(answer.json()["id"])
     claimed = 0
-    for deal in reclaimed:
-        answer = scene.post("rep-2", f"/opportunities/{deal['id']}/claim", {})
+    for oid in pooled:
+        answer = scene.post("rep-2", f"/opportunities/{oid}/claim", {})
         if answer.status_code == 200:
             claimed += 1
             continue
@@ -173,31 +158,26 @@ def _claim_cap(scene: Scene, states: list[dict[str, Any]]) -> None:
             f"(limit {detail.get('limit')}, count {detail.get('count')})"
         )
         return
-    if reclaimed:
-        scene.lines.append(f"rep-2 claimed {claimed} KA deal(s) from the pool, none refused")
+    scene.lines.append(f"rep-2 claimed {claimed} KA deal(s) from the pool, none refused")
 
 
-def _least_loaded(scene: Scene, states: list[dict[str, Any]]) -> None:
-    """An SMB deal of a foreign-owned customer, reclaimed, goes at once to the least-loaded rep."""
-    reps = {r for r in scene.tokens if r.startswith("rep-")}
-    candidates = _owned_by(states, reps, tier="SMB", ownership="FOREIGN")
-    if not candidates:
-        candidates = _owned_by(states, {"rep-4", "rep-5", "rep-6"}, tier="SMB", ownership="FOREIGN")
-    if not candidates:
-        return
-    deal = candidates[0]
-    after = _reclaim(scene, deal, "客户长期未跟进 no follow-up for weeks")
+def _least_loaded(scene: Scene, rng: random.Random) -> None:
+    """rep-2's SMB deal of a foreign-owned customer, reclaimed by the manager, goes at once to
+    the least-loaded rep of the team (the demo's rule for that segment redistributes)."""
+    who = {**customer(rng), "tier": "SMB", "ownership": "FOREIGN"}
+    deal = _deal_of(scene, "rep-2", who)
+    after = None if deal is None else _reclaim(scene, deal, "客户长期未跟进 no follow-up")
     if after is None:
         return
     if after.get("status") == "open":
         scene.lines.append(
-            f"{deal['customer']['name']} (SMB · FOREIGN) reclaimed from {deal['owner_id']} went "
-            f"at once to {after['owner_id']}, the least-loaded rep of team {after['team_id']}"
+            f"{who['name']} (SMB · FOREIGN) reclaimed from rep-2 went at once to "
+            f"{after['owner_id']}, the least-loaded rep of team {after['team_id']}"
         )
     else:
         scene.lines.append(
-            f"{deal['customer']['name']} reclaimed from {deal['owner_id']} stayed in the pool: "
-            "no other rep of the team could take it"
+            f"{who['name']} reclaimed from rep-2 stayed in the pool: no other rep of the "
+            "team could take it"
         )
 
 
