@@ -34,7 +34,7 @@ from contracts.customer_record import (
     KeyPerson,
 )
 from contracts.envelope import Envelope
-from projections.domain.ordering import Counts
+from projections.domain.ordering import Counts, candidates
 from projections.domain.projection import RecordedCustomer
 
 log = logging.getLogger(__name__)
@@ -276,7 +276,7 @@ def customers_in_order(
     return changes
 
 
-def _one(  # noqa: C901 - the opportunities' ordering (ordering.py) with poison besides
+def _one(
     changes: CustomerChanges,
     record_id: str,
     customer: CustomerRow | None,
@@ -284,16 +284,12 @@ def _one(  # noqa: C901 - the opportunities' ordering (ordering.py) with poison 
     waiting: Mapping[int, Envelope],
     arrived: list[Envelope],
 ) -> None:
-    candidates: dict[int, tuple[Envelope, bool]] = {v: (e, True) for v, e in waiting.items()}
-    for event in arrived:
-        if event.version in candidates:
-            changes.duplicates += 1
-        else:
-            candidates[event.version] = (event, False)
+    by_version, repeated = candidates(waiting, arrived)
+    changes.duplicates += repeated
     persons = dict(known)
     expected = 1 if customer is None else customer.version + 1
-    for version in sorted(candidates):
-        event, was_held = candidates[version]
+    for version in sorted(by_version):
+        event, was_held = by_version[version]
         if version < expected:
             if was_held:
                 changes.released_ids.append(event.event_id)
@@ -306,7 +302,7 @@ def _one(  # noqa: C901 - the opportunities' ordering (ordering.py) with poison 
             stepped = step(customer, persons, event)
         except Refused as exc:
             _refuse(changes, event, str(exc))
-            del candidates[version]
+            del by_version[version]
             if was_held:
                 changes.released_ids.append(event.event_id)
             if customer is not None:  # the record goes on; a refused creation starts nothing
@@ -337,7 +333,7 @@ def _one(  # noqa: C901 - the opportunities' ordering (ordering.py) with poison 
             changes.released += 1
         changes.events.append((event, stepped.projected))
         expected = version + 1
-    new_holds = [e for v, (e, was_held) in candidates.items() if v >= expected and not was_held]
+    new_holds = [e for v, (e, was_held) in by_version.items() if v >= expected and not was_held]
     if new_holds:
         changes.held += len(new_holds)
         changes.holds.extend(new_holds)

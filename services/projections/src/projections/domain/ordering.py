@@ -75,6 +75,21 @@ def in_order(
     return ordered
 
 
+def candidates(
+    waiting: Mapping[int, Envelope], arrived: Sequence[Envelope]
+) -> tuple[dict[int, tuple[Envelope, bool]], int]:
+    """One aggregate's events by version, each with whether it was held (a held one wins over
+    an arrival of its version); and how many arrivals repeated a version already there."""
+    found: dict[int, tuple[Envelope, bool]] = {v: (e, True) for v, e in waiting.items()}
+    repeated = 0
+    for event in arrived:
+        if event.version in found:
+            repeated += 1
+        else:
+            found[event.version] = (event, False)
+    return found, repeated
+
+
 def _one(
     projector: Projector,
     ordered: Ordered,
@@ -84,16 +99,12 @@ def _one(
     arrived: list[Envelope],
 ) -> None:
     waiting = held.get(opportunity_id, {})
-    candidates: dict[int, tuple[Envelope, bool]] = {v: (e, True) for v, e in waiting.items()}
-    for event in arrived:
-        if event.version in candidates:
-            ordered.duplicates += 1
-        else:
-            candidates[event.version] = (event, False)
+    by_version, repeated = candidates(waiting, arrived)
+    ordered.duplicates += repeated
     expected = 1 if state is None else state.version + 1
     changed = False
-    for version in sorted(candidates):
-        event, was_held = candidates[version]
+    for version in sorted(by_version):
+        event, was_held = by_version[version]
         if version < expected:
             if was_held:
                 ordered.released_ids.append(event.event_id)
@@ -128,7 +139,7 @@ def _one(
         ordered.events.append((event, applied.projected))
         expected = version + 1
     waiting_now = [
-        (event, was_held) for v, (event, was_held) in candidates.items() if v >= expected
+        (event, was_held) for v, (event, was_held) in by_version.items() if v >= expected
     ]
     new_holds = [event for event, was_held in waiting_now if not was_held]
     if new_holds:
