@@ -8,7 +8,7 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from services.opportunity.tests.api_calls import act, create, to_signing
+from services.opportunity.tests.api_calls import act, create, to_signing, won_contract
 from tests.support.principals import auth, customer
 
 CEO = {"name": "王总", "title": "CEO", "role": "decision_maker", "stance": "supporter"}
@@ -97,7 +97,7 @@ def test_a_later_opportunity_updates_the_profile_and_keeps_what_it_leaves_out(
     client: TestClient,
 ) -> None:
     profile = customer(industry="manufacturing")
-    create(client, customer=profile)
+    won_contract(client, profile, running=True)
     create(client, customer=profile, type="resale")
     assert shown(client, profile["uscc"])["version"] == 1  # nothing changed: nothing recorded
 
@@ -354,10 +354,11 @@ def test_reps_read_and_change_the_customers_of_their_teams_pool(client: TestClie
 
 def test_a_rep_reads_a_customer_through_any_one_of_its_opportunities(client: TestClient) -> None:
     profile = customer()
-    create(client, "rep-2", customer=profile)
-    create(client, "rep-1", customer=profile, type="resale")
+    won_contract(client, profile, running=True)  # rep-1's
+    create(client, "rep-2", customer=profile, type="resale")
 
     assert len(shown(client, profile["uscc"], "rep-1")["opportunities"]) == 2
+    assert len(shown(client, profile["uscc"], "rep-2")["opportunities"]) == 2
 
 
 # -- the list ---------------------------------------------------------------------------------------
