@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from chassis.kafka.logwatch import epoch_of
 from chassis.kafka.producing import partition_ends
+from contracts.customer_record import is_customer_event
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class History:
 
     def _take(self, envelope: dict[str, Any]) -> None:
         self.envelopes.append(envelope)
+        if is_customer_event(envelope["event_type"]):
+            return  # a customer record's (SPEC §8.1): bi_opportunity has no row of it
         oid = envelope["opportunity_id"]
         self.versions[oid] = max(self.versions.get(oid, 0), envelope["version"])
         lead = envelope["payload"].get("lead_id")

@@ -179,8 +179,6 @@ def build_tables(prefix: str = "", *, with_indexes: bool = True, unlogged: bool 
         sa.Column("visit_no", sa.Integer, nullable=False),
         sa.Column("visit_paused_seconds", sa.Float, nullable=False),
         sa.Column("visit_deferred_seconds", sa.Float, nullable=False),
-        # Null: not known (paused before working days were counted; a rebuild counts them).
-        sa.Column("visit_paused_working_days", sa.Float),
         sa.Column("paused_at", UtcDateTime),
         sa.Column("paused_until", sa.Date),
         sa.Column("deferred_at", UtcDateTime),
@@ -200,6 +198,10 @@ def build_tables(prefix: str = "", *, with_indexes: bool = True, unlogged: bool 
         sa.Column("lost_competitor", sa.String(200)),
         sa.Column("void_reason", sa.Text),
         sa.Column("awaiting_version", sa.Integer),
+        # Columns added since, in the order their migrations add them (a rebuilt table and a
+        # migrated one alike). Null: not known (paused before working days were counted; a
+        # rebuild counts them).
+        sa.Column("visit_paused_working_days", sa.Float),
         sa.Column("classified_by", sa.String(100)),
         fillfactor=FILLFACTOR,
     )
@@ -220,15 +222,16 @@ def build_tables(prefix: str = "", *, with_indexes: bool = True, unlogged: bool 
         sa.Column("paused_seconds", sa.Float, nullable=False),
         sa.Column("deferred_seconds", sa.Float, nullable=False),
         sa.Column("dwell_seconds", sa.Float),
-        # Working days of mainland China (SPEC §8.4); null when not known (see above).
-        sa.Column("paused_working_days", sa.Float),
-        sa.Column("working_days", sa.Float),
         # The opportunity's facts that never change, and when it was voided (if it was).
         sa.Column("type", sa.String(20), nullable=False),
         sa.Column("tier", sa.String(10), nullable=False),
         sa.Column("ownership", sa.String(10), nullable=False),
         sa.Column("created_at", UtcDateTime, nullable=False),
         sa.Column("voided_at", UtcDateTime),
+        # Working days of mainland China (SPEC §8.4), added since (migration 0004, in its
+        # order); null when not known (see above).
+        sa.Column("paused_working_days", sa.Float),
+        sa.Column("working_days", sa.Float),
         fillfactor=FILLFACTOR,
     )
     event = t(
