@@ -49,18 +49,18 @@ FROM (
 """
 
 
-_NOW = {
+NOW = {
     "postgresql": "EXTRACT(EPOCH FROM CURRENT_TIMESTAMP)",
     "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
 }
-_EPOCH = {
+EPOCH = {
     "postgresql": "EXTRACT(EPOCH FROM {})",
     "sqlite": "((julianday({}) - 2440587.5) * 86400.0)",
 }
 
 
 def _bi_dwell(dialect: str, segment: str) -> str:
-    now, epoch = _NOW[dialect], _EPOCH[dialect]
+    now, epoch = NOW[dialect], EPOCH[dialect]
     age = (
         f"{now} - {epoch.format('v.entered_at')} - v.paused_seconds - "
         f"CASE WHEN o.paused_at IS NULL THEN 0 ELSE {now} - {epoch.format('o.paused_at')} END"

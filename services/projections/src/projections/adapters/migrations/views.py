@@ -8,6 +8,8 @@ tests/integration/test_bi_tables.py checks the two agree.
 # ruff: noqa: S608 - the views are constant SQL; no input ever reaches them
 
 from projections.adapters.bi_views import (
+    EPOCH,
+    NOW,
     SEGMENT_V1,
     SEGMENT_V6,
     bi_funnel,
@@ -16,14 +18,6 @@ from projections.adapters.bi_views import (
 )
 
 _SEGMENT = ", ".join(f"o.{name}" for name in SEGMENT_V1)
-_NOW = {
-    "postgresql": "EXTRACT(EPOCH FROM CURRENT_TIMESTAMP)",
-    "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
-}
-_EPOCH = {
-    "postgresql": "EXTRACT(EPOCH FROM {})",
-    "sqlite": "((julianday({}) - 2440587.5) * 86400.0)",
-}
 # What 0004 added to bi_dwell: conversion days in working days (SPEC §8.4).
 _WORKING_MEAN = (
     ",\n    x.total_working_days / NULLIF(x.visits_in_working_days, 0) AS conversion_working_days"
@@ -45,7 +39,7 @@ def bi_dwell_0004(dialect: str) -> str:
 
 
 def _bi_dwell(dialect: str, means: str, sums: str) -> str:
-    now, epoch = _NOW[dialect], _EPOCH[dialect]
+    now, epoch = NOW[dialect], EPOCH[dialect]
     age = (
         f"{now} - {epoch.format('v.entered_at')} - v.paused_seconds - "
         f"CASE WHEN o.paused_at IS NULL THEN 0 ELSE {now} - {epoch.format('o.paused_at')} END"
