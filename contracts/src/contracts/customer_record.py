@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.customer import Customer
+from contracts.envelope import RecordKind, kind_of
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 Note = Annotated[str, Field(max_length=2000)]
@@ -90,7 +91,7 @@ class CustomerKeyPersonRemovedV1(CustomerPayload):
 def is_customer_event(event_type: str) -> bool:
     """Whether an event on the events topic is a customer record's: every type of theirs starts
     with `Customer`, also those a reader's version does not know yet; no opportunity's does."""
-    return event_type.startswith("Customer")
+    return kind_of(event_type) is RecordKind.CUSTOMER
 
 
 CUSTOMER_PAYLOADS: dict[str, type[CustomerPayload]] = {

@@ -1,12 +1,39 @@
 """The envelope every event on `crm.opportunity.events` travels in (SPEC §3.1), and its reader."""
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://oppstream/events")
+
+
+class RecordKind(StrEnum):
+    """Whose events travel on `crm.opportunity.events`: the opportunities', and the customer
+    records', targets' and competitions', told apart by the event type's first word (also for
+    types a reader's version does not know yet); the envelope's `opportunity_id` holds the id of
+    the aggregate that recorded the event."""
+
+    OPPORTUNITY = "opportunity"
+    CUSTOMER = "customer"
+    TARGET = "target"
+    COMPETITION = "competition"
+
+
+_KIND_PREFIXES = (
+    ("Customer", RecordKind.CUSTOMER),
+    ("Target", RecordKind.TARGET),
+    ("Competition", RecordKind.COMPETITION),
+)
+
+
+def kind_of(event_type: str) -> RecordKind:
+    for prefix, kind in _KIND_PREFIXES:
+        if event_type.startswith(prefix):
+            return kind
+    return RecordKind.OPPORTUNITY
 
 
 def event_id_for(opportunity_id: str, version: int) -> str:

@@ -10,12 +10,14 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from contracts import topics
 from contracts.commands import CreateRenewalCommand, ReclaimCommand
+from contracts.competitions import COMPETITION_PAYLOADS
 from contracts.customer_record import CUSTOMER_PAYLOADS
 from contracts.envelope import Envelope
 from contracts.leads import QualifiedLead, RejectedLead
 from contracts.opportunity import PAYLOADS, OpportunityWon
 from contracts.reminders import Reminder
 from contracts.rules import Rulebook
+from contracts.targets import TARGET_PAYLOADS
 
 # Serialization: the schemas describe the bytes our producers put on the wire (amounts as
 # decimal strings, SPEC §3); our consumers accept those and are more lenient besides.
@@ -47,8 +49,14 @@ MESSAGES: tuple[tuple[str, type[BaseModel]], ...] = (
 )
 
 
-# Every event type on the events topic: the opportunities' and the customer records'.
-EVENT_PAYLOADS: dict[str, type[BaseModel]] = {**PAYLOADS, **CUSTOMER_PAYLOADS}
+# Every event type on the events topic: the opportunities', the customer records', the
+# targets' and the competitions'.
+EVENT_PAYLOADS: dict[str, type[BaseModel]] = {
+    **PAYLOADS,
+    **CUSTOMER_PAYLOADS,
+    **TARGET_PAYLOADS,
+    **COMPETITION_PAYLOADS,
+}
 
 
 def export(directory: Path) -> list[Path]:
@@ -128,8 +136,9 @@ def asyncapi() -> dict[str, Any]:
         "at least once. `version` rises by exactly one per opportunity; a redelivery carries "
         "the same `event_id`. The payload's schema is chosen by `event_type` and "
         "`schema_version`, one message below per event type. Consumers must skip event "
-        "types they do not know. The customer records' events (`Customer…`, SPEC §8.1) travel "
-        "here too, keyed and enveloped by the customer record's id.",
+        "types they do not know. The customer records' events (`Customer…`, SPEC §8.1), the "
+        "targets' (`Target…`, §9.1) and the competitions' (`Competition…`, §9.2) travel here "
+        "too, keyed and enveloped by their own aggregate's id.",
         {
             **{
                 f"{event_type}Event": _event_message(event_type, payload, by_opportunity)
@@ -138,6 +147,14 @@ def asyncapi() -> dict[str, Any]:
             **{
                 f"{event_type}Event": _event_message(event_type, payload, "customer record id")
                 for event_type, payload in CUSTOMER_PAYLOADS.items()
+            },
+            **{
+                f"{event_type}Event": _event_message(event_type, payload, "target id")
+                for event_type, payload in TARGET_PAYLOADS.items()
+            },
+            **{
+                f"{event_type}Event": _event_message(event_type, payload, "competition record id")
+                for event_type, payload in COMPETITION_PAYLOADS.items()
             },
         },
         "send",

@@ -121,8 +121,12 @@ class OpportunityResumedV1(Payload):
 
 
 class OpportunityDeferredV1(Payload):
-    reason: Reason
+    reason: Reason = Field(
+        description="a deferral reason's id from the rules file; free text in events recorded "
+        "before the reasons were coded"
+    )
     revisit_on: date
+    note: Annotated[str, Field(max_length=2000)] | None = None
     paused_seconds: float = Field(
         default=0, ge=0, description="how long a pause it ends lasted (deferred from paused)"
     )

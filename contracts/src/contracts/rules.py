@@ -107,6 +107,53 @@ class LostReason(Rule):
     label: Labels
 
 
+class DeferralReason(Rule):
+    """A coded reason to defer an opportunity (未来机会, SPEC §9 issue 14): its label, how long
+    until it is looked at again when the rep names no date, and whether a note must say more."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: Labels
+    revisit_after: Duration = Field(description="revisit_on defaults to the deferral day + this")
+    note_required: bool = False
+
+    @field_validator("revisit_after")
+    @classmethod
+    def _whole_days(cls, value: timedelta) -> timedelta:
+        if value < timedelta(days=1) or value % timedelta(days=1):
+            raise ValueError("revisit_after is a whole number of days, at least 1d")
+        return value
+
+
+DEFAULT_DEFERRAL_REASONS = (
+    DeferralReason(
+        id="tender_cycle",
+        label=Labels(zh="招标周期未到", en="Tender cycle not reached"),
+        revisit_after=timedelta(days=90),
+    ),
+    DeferralReason(
+        id="budget_cycle",
+        label=Labels(zh="预算周期未到", en="Budget cycle not reached"),
+        revisit_after=timedelta(days=90),
+    ),
+    DeferralReason(
+        id="fiscal_year",
+        label=Labels(zh="等待新财年", en="Waiting for the next fiscal year"),
+        revisit_after=timedelta(days=180),
+    ),
+    DeferralReason(
+        id="leadership_change",
+        label=Labels(zh="客户领导层变动", en="Leadership change at the customer"),
+        revisit_after=timedelta(days=60),
+    ),
+    DeferralReason(
+        id="other",
+        label=Labels(zh="其他", en="Other"),
+        revisit_after=timedelta(days=30),
+        note_required=True,
+    ),
+)
+
+
 class Match(Rule):
     """Facts an opportunity must have for a rule to apply; a missing key matches anything."""
 
@@ -227,6 +274,9 @@ class Rulebook(Rule):
     version: str = Field(min_length=1, description="quoted in every reminder it causes")
     pipelines: tuple[Pipeline, ...] = Field(min_length=1)
     lost_reasons: tuple[LostReason, ...] = Field(min_length=1)
+    deferral_reasons: tuple[DeferralReason, ...] = Field(
+        default=DEFAULT_DEFERRAL_REASONS, min_length=1
+    )
     intake: Intake = Field(default_factory=Intake)
     renewal: Renewal = Field(default_factory=Renewal)
     reminders: Reminders
@@ -246,6 +296,9 @@ class Rulebook(Rule):
         missing = [t.value for t in OpportunityType if (t, None) not in keys]
         if missing:
             raise ValueError(f"no pipeline for every tier of type {missing}")
+        deferral_ids = [r.id for r in self.deferral_reasons]
+        if len(set(deferral_ids)) != len(deferral_ids):
+            raise ValueError("deferral_reasons repeat an id")
         stages = {s.id for p in self.pipelines for s in p.stages}
         for rule in self.reminders.rules:
             if rule.match.stage is not None and rule.match.stage not in stages:
@@ -275,6 +328,12 @@ class Rulebook(Rule):
     @property
     def lost_reason_ids(self) -> tuple[str, ...]:
         return tuple(r.id for r in self.lost_reasons)
+
+    def deferral_reason(self, reason_id: str) -> DeferralReason:
+        for reason in self.deferral_reasons:
+            if reason.id == reason_id:
+                return reason
+        raise KeyError(reason_id)
 
 
 class RulebookError(ValueError):
