@@ -418,10 +418,6 @@ async def test_the_relay_publishes_events_of_old_and_new_topics_in_order(
 ) -> None:
     """A store written by v0.5.0 and then by today's code: the relay sends every event of
     each opportunity, old topics and new, in version order."""
-    if golden.kind == "postgres":
-        # Passed in one clean-clone run and hung past the 120 s timeout in the next (issue
-        # 18, the closing note of session 4): skipped on PostgreSQL until that is understood.
-        pytest.skip("hangs intermittently on PostgreSQL: see the closing note of session 4")
     answered = await asyncio.to_thread(record_under_todays_topics, golden)
     with reading.opened(golden.store_url) as app:
         envelopes = [item["envelope"] for item in reading.feed(app)]
