@@ -49,7 +49,11 @@ def build_app(
     with writer.begin() as conn:
         write_pipeline_stages(conn, rules)
     metrics = Instruments()
-    store = Store(writer, LIVE, Projector(PipelineIndex(rules), settings.zone))
+    store = Store(
+        writer,
+        LIVE,
+        Projector(PipelineIndex(rules), settings.zone, [r.id for r in rules.deferral_reasons]),
+    )
     metrics.held.set(store.held_count())
     messaging = (
         Messaging(bootstrap, settings, store, metrics, on_stored)

@@ -18,7 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from projections.adapters.schema import LIVE, Tables, epoch
+from projections.adapters.columns import epoch
+from projections.adapters.schema import LIVE, Tables
 from projections.application.read_model import (
     Cohort,
     CompletedVisits,
