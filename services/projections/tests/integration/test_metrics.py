@@ -201,9 +201,10 @@ def test_forecast_weights_each_amount_by_the_win_rate_at_its_current_stage(
     report = service.get("/forecast")
 
     # E 500 at proposal (0.5) closes 2026-05; F 300 at initial contact (1/3) closes 2026-04;
-    # G 200 at initial contact, no close date.
+    # G 200 at initial contact, no close date. 2026-03 has only A's win (its `closed`).
     months = {m["month"]: m for m in report["months"]}
-    assert list(months) == ["2026-04", "2026-05", "unscheduled"]
+    assert list(months) == ["2026-03", "2026-04", "2026-05", "unscheduled"]
+    assert (months["2026-03"]["opportunities"], months["2026-03"]["amount"]) == (0, "0.00")
     assert (months["2026-04"]["amount"], months["2026-04"]["weighted"]) == ("300.00", "100.00")
     assert (months["2026-05"]["amount"], months["2026-05"]["weighted"]) == ("500.00", "250.00")
     assert months["unscheduled"]["weighted"] == "66.67"
