@@ -12,7 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from projections.adapters.schema import Tables
-from projections.application.read_model import Credit, Events, OpenOwned, Query
+from projections.application.read_model import Events, Query
+from projections.domain.attainment import Credit, OpenOwned
 from projections.domain.deferrals import Episode
 from projections.domain.plans import CompetitionRow, TargetChange
 from projections.domain.state import ACTIVE, VOIDED

@@ -24,14 +24,13 @@ from projections.adapters.schema import LIVE, Tables
 from projections.application.read_model import (
     Cohort,
     CompletedVisits,
-    Credit,
     Events,
-    OpenOwned,
     OpenStage,
     Query,
     Reading,
     Win,
 )
+from projections.domain.attainment import Credit, OpenOwned
 from projections.domain.deferrals import Episode
 from projections.domain.forecast import OpenAmount
 from projections.domain.funnel import ReachCount
@@ -290,7 +289,9 @@ class _Reading:
     def credits(self, events: Events) -> list[Credit]:
         return plan_queries.credits(self.model.t, self.conn, events)
 
-    def open_owned(self, as_of: datetime, close_from: date, close_to: date) -> list[OpenOwned]:
+    def open_owned(
+        self, as_of: datetime | None, close_from: date, close_to: date
+    ) -> list[OpenOwned]:
         source = self.model.source(Query(as_of=as_of))
         return plan_queries.open_owned(source, self.conn, close_from, close_to)
 

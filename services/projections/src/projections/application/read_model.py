@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
+from projections.domain.attainment import Credit, OpenOwned
 from projections.domain.deferrals import Episode
 from projections.domain.forecast import OpenAmount
 from projections.domain.funnel import ReachCount
@@ -92,29 +93,6 @@ class Win(NamedTuple):
     won_at: datetime  # a won opportunity is closed
 
 
-class Credit(NamedTuple):
-    """Events of one type credited to one owner and team (theirs at each event's version)."""
-
-    event_type: str
-    owner_id: str | None
-    team_id: str | None
-    currency: str
-    events: int
-    amount: Decimal  # Σ won amount (wins), else 0
-
-
-class OpenOwned(NamedTuple):
-    """Active opportunities of one stage, owner, team and currency."""
-
-    pipeline_id: str
-    stage: str
-    owner_id: str | None
-    team_id: str | None
-    currency: str
-    opportunities: int
-    amount: Decimal
-
-
 @dataclass(frozen=True)
 class Events:
     """Which events a figure counts: these types, occurred in [start, end) and by `as_of`, of
@@ -145,7 +123,9 @@ class Reading(Protocol):
 
     def credits(self, events: Events) -> list[Credit]: ...
 
-    def open_owned(self, as_of: datetime, close_from: date, close_to: date) -> list[OpenOwned]:
+    def open_owned(
+        self, as_of: datetime | None, close_from: date, close_to: date
+    ) -> list[OpenOwned]:
         """Every active opportunity at `as_of` expected to close in [close_from, close_to)."""
 
     def target_changes(self, period: str, as_of: datetime) -> list[TargetChange]: ...
