@@ -8,9 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from projections.adapters import migrate
 from projections.adapters.schema import LIVE
 from projections.entrypoints import rebuild
-from services.projections.tests.conftest import Clock, Service, snapshot
+from services.projections.tests.conftest import Clock, Service, alembic, snapshot
 from services.projections.tests.history import History, envelopes_of
 from services.projections.tests.integration.test_rebuild import (
     TOKEN,
@@ -449,3 +450,30 @@ def test_a_rebuild_answers_every_figure_as_the_consumer_did(service: Service) ->
     assert len(tables["bi_target_change"]) == 3
     assert len(tables["bi_competition"]) == 2
     assert len(tables["bi_deferral"]) == 6
+
+
+# -- the migration ------------------------------------------------------------------------
+
+
+def test_revision_0007_adds_the_tables_and_columns_and_goes_back(empty: sa.Engine) -> None:
+    alembic(empty, "upgrade", "0006")
+
+    migrate.upgrade(empty)
+
+    assert migrate.current_revision(empty) == "0007"
+    with empty.connect() as conn:
+        inspector = sa.inspect(conn)
+        tables = set(inspector.get_table_names())
+        opportunity = [c["name"] for c in inspector.get_columns("bi_opportunity")]
+        version = [c["name"] for c in inspector.get_columns("bi_opportunity_version")]
+    assert {"bi_target_change", "bi_competition", "bi_deferral"} <= tables
+    # A migrated table has the columns of a rebuilt one, in the same order.
+    assert opportunity == [c.name for c in LIVE.opportunity.columns]
+    assert version == [c.name for c in LIVE.version.columns]
+    alembic(empty, "downgrade", "0006")
+    with empty.connect() as conn:
+        inspector = sa.inspect(conn)
+        assert "bi_deferral" not in inspector.get_table_names()
+        columns = {c["name"] for c in inspector.get_columns("bi_opportunity")}
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM bi_funnel")).scalar_one() == 0
+    assert "deferred_reason" not in columns

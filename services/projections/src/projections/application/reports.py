@@ -44,11 +44,16 @@ class Reports:
         return q.company(start, end)
 
     def _windows(self, q: Query, at: datetime) -> dict[str, dict[str, str | None]]:
-        """The creation windows the cohort and the company standard cover (`from` null: any)."""
+        """The creation windows the cohort and the company standard cover (`from` null: any), in
+        the business time zone."""
         company = self._company_query(q, at)
+
+        def local(value: datetime | None) -> str | None:
+            return _iso(None if value is None else value.astimezone(self.zone))
+
         return {
-            "cohort": {"from": _iso(q.created_from), "to": _iso(q.created_to or at)},
-            "company": {"from": _iso(company.created_from), "to": _iso(company.created_to)},
+            "cohort": {"from": local(q.created_from), "to": local(q.created_to or at)},
+            "company": {"from": local(company.created_from), "to": local(company.created_to)},
         }
 
     def _pipelines(self, q: Query) -> list[Pipeline]:
