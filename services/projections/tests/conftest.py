@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from fastapi.testclient import TestClient
 
 from contracts.rules import load_rulebook
+from projections.adapters import migrate
+from projections.adapters.database import create_engine
 from projections.adapters.feed import read_listed
 from projections.adapters.schema import EVENT_TABLES
 from projections.adapters.store import Outcome, Store
@@ -107,3 +110,22 @@ def snapshot(
             order = list(table.primary_key.columns)
             found[name] = [tuple(row) for row in conn.execute(sa.select(table).order_by(*order))]
     return found
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """A database no migration has run on yet."""
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path}/projections.db", writer=True)
+        yield engine
+        engine.dispose()
+        return
+    with fresh_database("oppstream_migration") as url:
+        engine = create_engine(url, writer=True)
+        yield engine
+        engine.dispose()
+
+
+def alembic(engine: sa.Engine, verb: str, revision: str) -> None:
+    with engine.begin() as conn:
+        getattr(command, verb)(migrate.alembic_config(conn), revision)

@@ -115,16 +115,22 @@ class History:
     def resume(self, at: datetime) -> "History":
         return self._emit("OpportunityResumed", at, {"paused_seconds": self._pause_ends(at)})
 
-    def defer(self, at: datetime, revisit_on: date) -> "History":
-        return self._emit(
-            "OpportunityDeferred",
-            at,
-            {
-                "reason": "tender next year",
-                "revisit_on": revisit_on.isoformat(),
-                "paused_seconds": self._pause_ends(at),
-            },
-        )
+    def defer(
+        self,
+        at: datetime,
+        revisit_on: date,
+        reason: str = "tender next year",
+        note: str | None = None,
+    ) -> "History":
+        """Free text as `reason` is a deferral recorded before the reasons were coded."""
+        payload: dict[str, Any] = {
+            "reason": reason,
+            "revisit_on": revisit_on.isoformat(),
+            "paused_seconds": self._pause_ends(at),
+        }
+        if note is not None:
+            payload["note"] = note
+        return self._emit("OpportunityDeferred", at, payload)
 
     def reactivate(self, at: datetime) -> "History":
         return self._emit("OpportunityReactivated", at, {})
@@ -142,11 +148,19 @@ class History:
             },
         )
 
-    def assign(self, owner_id: str, at: datetime, team_id: str | None = None) -> "History":
+    def assign(
+        self, owner_id: str, at: datetime, team_id: str | None = None, *, claimed: bool = False
+    ) -> "History":
         return self._emit(
             "OpportunityAssigned",
             at,
-            {"owner_id": owner_id, "previous_owner_id": None, "team_id": team_id, "claimed": False},
+            {
+                "owner_id": owner_id,
+                "previous_owner_id": None,
+                "team_id": team_id,
+                "claimed": claimed,
+            },
+            actor=owner_id if claimed else "rep-1",
         )
 
     def win(self, at: datetime, amount: str = "1000.00", currency: str = "CNY") -> "History":

@@ -10,13 +10,14 @@ from fastapi import FastAPI
 from chassis.auth import Principals, auth_file_path, load_principals
 from chassis.http import new_service
 from chassis.serving import Service
-from contracts.rules import Rulebook, load_rulebook
+from contracts.rules import Role, Rulebook, load_rulebook
 from projections.adapters import migrate
 from projections.adapters.database import create_engine
 from projections.adapters.readmodel import SqlReadModel
 from projections.adapters.rows import write_pipeline_stages
 from projections.adapters.schema import LIVE
 from projections.adapters.store import Store
+from projections.application.plans import PlanReports, Rep
 from projections.application.reports import Reports
 from projections.domain.projection import Projector
 from projections.domain.stage_index import PipelineIndex
@@ -49,7 +50,11 @@ def build_app(
     with writer.begin() as conn:
         write_pipeline_stages(conn, rules)
     metrics = Instruments()
-    store = Store(writer, LIVE, Projector(PipelineIndex(rules), settings.zone))
+    store = Store(
+        writer,
+        LIVE,
+        Projector(PipelineIndex(rules), settings.zone, [r.id for r in rules.deferral_reasons]),
+    )
     metrics.held.set(store.held_count())
     messaging = (
         Messaging(bootstrap, settings, store, metrics, on_stored)
@@ -57,7 +62,11 @@ def build_app(
         else None
     )
     reports = Reports(SqlReadModel(reader), rules, settings.zone, settings.projections_currency)
-    api = Api(reports, reader, principals, settings.zone, clock, metrics, messaging)
+    reps = [Rep(p.id, p.team_id) for p in principals.all if p.role is Role.REP]
+    plans = PlanReports(
+        SqlReadModel(reader), rules, settings.zone, settings.projections_currency, reps
+    )
+    api = Api(reports, plans, reader, principals, settings.zone, clock, metrics, messaging)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

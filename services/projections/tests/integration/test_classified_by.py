@@ -1,19 +1,15 @@
 """`classified_by` (SPEC §8.2) in the read model: the column of `bi_opportunity`, the filter of
 every report, the views' grouping and the rebuild, on SQLite and PostgreSQL."""
 
-from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 
 from contracts.rules import load_rulebook
 from projections.adapters import migrate
-from projections.adapters.database import create_engine
 from projections.adapters.feed import read_listed
 from projections.adapters.rows import write_pipeline_stages
 from projections.adapters.schema import LIVE
@@ -21,7 +17,7 @@ from projections.domain.projection import Projector
 from projections.domain.stage_index import PipelineIndex
 from projections.domain.state import STATE_FIELDS
 from projections.entrypoints import rebuild
-from services.projections.tests.conftest import Service
+from services.projections.tests.conftest import Service, alembic
 from services.projections.tests.history import History, day, envelopes_of
 from services.projections.tests.integration.test_rebuild import (
     TOKEN,
@@ -29,7 +25,6 @@ from services.projections.tests.integration.test_rebuild import (
     live_by_consumer,
     settings_of,
 )
-from tests.support.postgres import fresh_database
 from tests.support.principals import auth
 
 CLOSES = date(2026, 4, 20)
@@ -183,23 +178,8 @@ def test_a_rebuild_fills_classified_by_as_the_consumer_does(service: Service) ->
     assert expected[h["won"].id] == "ka-revenue"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    """A database no migration has run on yet."""
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite:///{tmp_path}/projections.db", writer=True)
-        yield engine
-        engine.dispose()
-        return
-    with fresh_database("oppstream_migration") as url:
-        engine = create_engine(url, writer=True)
-        yield engine
-        engine.dispose()
-
-
-def alembic(engine: sa.Engine, verb: str, revision: str) -> None:
-    with engine.begin() as conn:
-        getattr(command, verb)(migrate.alembic_config(conn), revision)
+# The state's fields up to `classified_by` (the ones after it came with later revisions).
+STATE_AT_0005 = STATE_FIELDS.index("classified_by")
 
 
 def test_revision_0006_adds_classified_by_to_recorded_rows_and_views_and_goes_back(
@@ -212,12 +192,12 @@ def test_revision_0006_adds_classified_by_to_recorded_rows_and_views_and_goes_ba
         None, read_listed(created)
     )
     assert applied is not None
-    row = {name: getattr(applied.state, name) for name in STATE_FIELDS if name != "classified_by"}
+    row = {name: getattr(applied.state, name) for name in STATE_FIELDS[:STATE_AT_0005]}
     with empty.begin() as conn:
         write_pipeline_stages(conn, rules)
         conn.execute(sa.insert(LIVE.opportunity), [row])
 
-    migrate.upgrade(empty)
+    alembic(empty, "upgrade", "0006")
 
     assert migrate.current_revision(empty) == "0006"
     with empty.connect() as conn:

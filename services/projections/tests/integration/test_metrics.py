@@ -201,9 +201,10 @@ def test_forecast_weights_each_amount_by_the_win_rate_at_its_current_stage(
     report = service.get("/forecast")
 
     # E 500 at proposal (0.5) closes 2026-05; F 300 at initial contact (1/3) closes 2026-04;
-    # G 200 at initial contact, no close date.
+    # G 200 at initial contact, no close date. 2026-03 has only A's win (its `closed`).
     months = {m["month"]: m for m in report["months"]}
-    assert list(months) == ["2026-04", "2026-05", "unscheduled"]
+    assert list(months) == ["2026-03", "2026-04", "2026-05", "unscheduled"]
+    assert (months["2026-03"]["opportunities"], months["2026-03"]["amount"]) == (0, "0.00")
     assert (months["2026-04"]["amount"], months["2026-04"]["weighted"]) == ("300.00", "100.00")
     assert (months["2026-05"]["amount"], months["2026-05"]["weighted"]) == ("500.00", "250.00")
     assert months["unscheduled"]["weighted"] == "66.67"
@@ -369,3 +370,33 @@ def test_an_opportunity_voided_later_counts_as_of_before_its_void(service: Servi
     # D's initial contact visit (d1 → d3, 2 days) counts while D was not voided.
     assert dwell_before["initial_contact"]["completed_visits"] == 2  # A (d0-d2), D (d1-d3)
     assert dwell_before["initial_contact"]["conversion_days"] == pytest.approx(2.0)
+
+
+def test_with_a_creation_window_the_company_standard_covers_the_months_before_it(
+    service: Service,
+) -> None:
+    # Last year's deals (KA SOE, June 2025): 2 created, 1 advanced to requirements: 1/2 = 0.5
+    # at initial contact, 0/1 = 0 at requirements. This year's (March 2026, cohort.py):
+    # reached 6 → 3 → 3: 0.5 and 1.
+    last_year = [History(shanghai(2025, 6, 2, 9)) for _ in range(2)]
+    last_year[0].advance("requirements", shanghai(2025, 6, 5, 9))
+    service.feed(*cohort().values(), *last_year)
+
+    for path in ("/funnel", "/dwell", "/win-rates"):
+        report = service.get(path, **{"from": "2026-03-01", "to": "2026-04-01"})
+        # The 12 months before 1 March 2026, not the 12 before as_of (which hold the cohort).
+        assert report["standard_windows"] == {
+            "cohort": {"from": "2026-03-01T00:00:00+08:00", "to": "2026-04-01T00:00:00+08:00"},
+            "company": {"from": "2025-03-01T00:00:00+08:00", "to": "2026-03-01T00:00:00+08:00"},
+        }, path
+    stages = stages_of(service.get("/funnel", **{"from": "2026-03-01", "to": "2026-04-01"}))
+    assert stages["initial_contact"]["standard"]["company"] == pytest.approx(0.5)
+    assert stages["requirements"]["standard"]["company"] == 0.0
+    # Without a window: the 12 months before as_of (1 April 2026 09:00) hold both: reached
+    # 8 → 4 → 3, requirements 3/4.
+    report = service.get("/funnel")
+    assert report["standard_windows"]["company"] == {
+        "from": "2025-04-01T09:00:00+08:00",
+        "to": "2026-04-01T09:00:00+08:00",
+    }
+    assert stages_of(report)["requirements"]["standard"]["company"] == pytest.approx(0.75)

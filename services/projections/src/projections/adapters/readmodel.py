@@ -12,23 +12,29 @@ service refuses an `occurred_at` before the last event's).
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
-from projections.adapters.schema import LIVE, Tables, epoch
+from projections.adapters import plan_queries
+from projections.adapters.columns import epoch
+from projections.adapters.schema import LIVE, Tables
 from projections.application.read_model import (
     Cohort,
     CompletedVisits,
+    Events,
     OpenStage,
     Query,
     Reading,
     Win,
 )
+from projections.domain.attainment import Credit, OpenOwned
+from projections.domain.deferrals import Episode
 from projections.domain.forecast import OpenAmount
 from projections.domain.funnel import ReachCount
+from projections.domain.plans import CompetitionRow, TargetChange
 from projections.domain.state import ACTIVE, HISTORY_FIELDS
 
 
@@ -211,7 +217,13 @@ class SqlReadModel:
 
     def open_amounts(self, conn: sa.Connection, q: Query) -> list[OpenAmount]:
         s = self.source(q)
-        group = (s.c.pipeline_id, s.c.stage, s.c.expected_close_on, s.c.currency)
+        group = (
+            s.c.pipeline_id,
+            s.c.stage,
+            s.c.expected_close_on,
+            s.c.currency,
+            s.c.forecast_category_override,
+        )
         query = (
             sa.select(
                 *group,
@@ -223,8 +235,8 @@ class SqlReadModel:
             .group_by(*group)
         )
         return [
-            OpenAmount(p, st, close, cur, n, _decimal(amount), int(missing or 0))
-            for p, st, close, cur, n, amount, missing in conn.execute(query)
+            OpenAmount(p, st, close, cur, n, _decimal(amount), int(missing or 0), override)
+            for p, st, close, cur, override, n, amount, missing in conn.execute(query)
         ]
 
     def stale(
@@ -273,6 +285,25 @@ class _Reading:
 
     def wins(self, q: Query) -> list[Win]:
         return self.model.wins(self.conn, q)
+
+    def credits(self, events: Events) -> list[Credit]:
+        return plan_queries.credits(self.model.t, self.conn, events)
+
+    def open_owned(
+        self, as_of: datetime | None, close_from: date, close_to: date
+    ) -> list[OpenOwned]:
+        source = self.model.source(Query(as_of=as_of))
+        return plan_queries.open_owned(source, self.conn, close_from, close_to)
+
+    def target_changes(self, period: str, as_of: datetime) -> list[TargetChange]:
+        return plan_queries.target_changes(self.model.t, self.conn, period, as_of)
+
+    def competition(self, competition_id: str) -> CompetitionRow | None:
+        return plan_queries.competition(self.model.t, self.conn, competition_id)
+
+    def deferrals(self, q: Query, start: datetime | None, end: datetime | None) -> list[Episode]:
+        source = self.model.source(q)
+        return plan_queries.deferrals(self.model.t, self.conn, source, q, start, end)
 
 
 def _conditions(cols: Any, q: Query, *, segment: bool) -> list[sa.ColumnElement[bool]]:

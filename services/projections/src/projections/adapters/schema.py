@@ -6,70 +6,17 @@ rebuild fills a prefixed shadow set and renames it into place (entrypoints/rebui
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from chassis.sql.engines import UtcDateTime
+from projections.adapters.columns import COMPANY_FIGURE, Amount, Money
+from projections.adapters.plan_tables import plan_tables
 
 NAMING = {"pk": "pk_%(table_name)s"}
 # Tables whose rows are updated as events arrive keep room on each page for the new version.
 FILLFACTOR = 80
-
-
-class epoch(FunctionElement[float]):  # noqa: N801 - reads like the SQL function it stands for
-    """Seconds since 1970 of an instant column, in either dialect."""
-
-    type = sa.Float()
-    inherit_cache = True
-
-
-@compiles(epoch, "postgresql")
-def _epoch_pg(element: epoch, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
-
-
-@compiles(epoch, "sqlite")
-def _epoch_sqlite(element: epoch, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
-
-
-class Money(sa.TypeDecorator[Decimal]):
-    """An amount with 2 decimals: NUMERIC(18, 2) unless `precision` says otherwise; SQLite
-    gets it as text and stores a number."""
-
-    impl = sa.Numeric
-    cache_ok = True
-
-    def __init__(self, precision: int = 18) -> None:
-        super().__init__(precision, 2)
-        self.precision = precision
-
-    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(sa.Numeric(self.precision, 2, asdecimal=False))
-        return dialect.type_descriptor(sa.Numeric(self.precision, 2))
-
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
-        if value is None or dialect.name != "sqlite":
-            return value
-        return str(value)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:  # noqa: ARG002
-        if value is None:
-            return None
-        return Decimal(str(value)).quantize(CENT)
-
-
-CENT = Decimal("0.01")
-Amount = Money
-# A company's registered capital or annual revenue: up to 20 digits (contracts.customer).
-COMPANY_FIGURE = 20
 
 
 @dataclass(frozen=True)
@@ -110,6 +57,9 @@ EVENT_TABLES = (
     "bi_customer",
     "bi_key_person",
     "projection_held_customer_event",
+    "bi_target_change",
+    "bi_competition",
+    "bi_deferral",
 )
 
 
@@ -127,6 +77,9 @@ class Tables:
     customer: sa.Table
     key_person: sa.Table
     held_customer: sa.Table
+    target_change: sa.Table
+    competition: sa.Table
+    deferral: sa.Table
 
     def by_canonical_name(self) -> dict[str, sa.Table]:
         return {t.name.removeprefix(self.prefix): t for t in self.metadata.sorted_tables}
@@ -203,6 +156,9 @@ def build_tables(prefix: str = "", *, with_indexes: bool = True, unlogged: bool 
         # rebuild counts them).
         sa.Column("visit_paused_working_days", sa.Float),
         sa.Column("classified_by", sa.String(100)),
+        sa.Column("forecast_category_override", sa.String(20)),
+        sa.Column("deferred_reason", sa.String(100)),
+        sa.Column("deferred_note", sa.Text),
         fillfactor=FILLFACTOR,
     )
     visit = t(
@@ -269,6 +225,7 @@ def build_tables(prefix: str = "", *, with_indexes: bool = True, unlogged: bool 
         sa.Column("last_progress_at", UtcDateTime, nullable=False),
         sa.Column("closed_at", UtcDateTime),
         sa.Column("won_amount", Amount),
+        sa.Column("forecast_category_override", sa.String(20)),
     )
     position = t(
         "projection_position",
@@ -307,6 +264,7 @@ def build_tables(prefix: str = "", *, with_indexes: bool = True, unlogged: bool 
         customer,
         key_person,
         held_customer,
+        *plan_tables(t),
     )
     if with_indexes:
         for index in INDEXES:

@@ -29,11 +29,12 @@ import sqlalchemy as sa
 
 from chassis.kafka.logwatch import Mark, epoch_of
 from chassis.sql.errors import refused, why
-from contracts.customer_record import is_customer_event
-from contracts.envelope import Envelope, NotAnEnvelope, read_envelope
+from contracts.envelope import Envelope, NotAnEnvelope, RecordKind, kind_of, read_envelope
 from projections.adapters.bulk import insert_new, upsert
 from projections.adapters.customers import apply_customer_events
+from projections.adapters.deferrals import write_deferrals
 from projections.adapters.held import CHUNK, held_count, held_events, hold, let_go
+from projections.adapters.plans import apply_plan_events
 from projections.adapters.rows import (
     EVENT_COLUMNS,
     HISTORY_COLUMNS,
@@ -50,6 +51,9 @@ from projections.domain.projection import Projector
 from projections.domain.state import STATE_FIELDS, OpportunityState, state_values
 
 log = logging.getLogger(__name__)
+
+# The aggregates whose events stand alone (adapters/plans.py).
+_PLANS = (RecordKind.TARGET, RecordKind.COMPETITION)
 
 
 class Record(Protocol):
@@ -199,7 +203,7 @@ class Store:
                     )
                     continue
                 events.append(event)
-                if is_customer_event(event.event_type):
+                if kind_of(event.event_type) is RecordKind.CUSTOMER:
                     origins.setdefault(event.event_id, record)
             outcome.poison = len(poison)
             insert_new(
@@ -300,10 +304,14 @@ class Store:
         outcome: Outcome,
         origins: Mapping[str, Record] | None = None,
     ) -> None:
-        customers = [event for event in events if is_customer_event(event.event_type)]
+        kinds = [kind_of(event.event_type) for event in events]
+        customers = [e for e, k in zip(events, kinds, strict=True) if k is RecordKind.CUSTOMER]
         if customers:
             self._apply_customers(conn, customers, outcome, origins or {})
-            events = [event for event in events if not is_customer_event(event.event_type)]
+        plans = [e for e, k in zip(events, kinds, strict=True) if k in _PLANS]
+        if plans:
+            outcome.add(apply_plan_events(conn, self.tables, plans))
+        events = [e for e, k in zip(events, kinds, strict=True) if k is RecordKind.OPPORTUNITY]
         if not events:
             return
         t = self.tables
@@ -329,6 +337,7 @@ class Store:
         upsert(conn, t.opportunity, STATE_FIELDS, states, "version")
         hold(conn, t.held, ordered.holds)
         let_go(conn, t.held, ordered.released_ids)
+        write_deferrals(conn, t.deferral, ordered.deferrals, ordered.deferral_ends)
 
     def _apply_customers(
         self,

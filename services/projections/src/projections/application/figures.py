@@ -2,11 +2,12 @@
 segment, dwell and open amounts per stage), and the leaderboard's wins, ranked."""
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from contracts.rules import Pipeline
+from contracts.rules import Pipeline, Rulebook
 from projections.application.read_model import Cohort
 from projections.domain import dwell as dwell_
 from projections.domain import forecast as forecast_
@@ -63,6 +64,29 @@ class PipelineFigures:
 
     def segment_completed(self, stage: str) -> dict[Segment, float]:
         return dict(self._completed_by_segment.get(stage, {}))
+
+
+def forecast_rates(rules: Rulebook, cohort: Cohort) -> Callable[[str, str], forecast_.Rate]:
+    """The forecast's win rate at each stage (SPEC §5): measured on the cohort where it has a
+    closed opportunity that reached the stage, else the stage's probability in the rules file."""
+    rates: dict[tuple[str, str], forecast_.Rate] = {}
+    for p in rules.pipelines:
+        r = PipelineFigures(p, cohort).reach
+        for i, stage in enumerate(p.stages):
+            closed = r.won + r.lost_reached[i]
+            if closed:
+                rates[(p.id, stage.id)] = forecast_.Rate(
+                    Decimal(r.won) / Decimal(closed), "measured"
+                )
+            else:
+                rates[(p.id, stage.id)] = forecast_.Rate(
+                    Decimal(str(stage.probability)), "probability"
+                )
+
+    def rate_of(pipeline_id: str, stage: str) -> forecast_.Rate:
+        return rates.get((pipeline_id, stage), forecast_.Rate(Decimal(0), "none"))
+
+    return rate_of
 
 
 @dataclass

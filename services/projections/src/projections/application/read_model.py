@@ -3,12 +3,15 @@ opportunities a report covers, and the small grouped answers the pure metric fun
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
+from projections.domain.attainment import Credit, OpenOwned
+from projections.domain.deferrals import Episode
 from projections.domain.forecast import OpenAmount
 from projections.domain.funnel import ReachCount
+from projections.domain.plans import CompetitionRow, TargetChange
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,19 @@ class Win(NamedTuple):
     won_at: datetime  # a won opportunity is closed
 
 
+@dataclass(frozen=True)
+class Events:
+    """Which events a figure counts: these types, occurred in [start, end) and by `as_of`, of
+    opportunities of these types and tiers (empty: any) not voided by `as_of`."""
+
+    types: tuple[str, ...]
+    start: datetime
+    end: datetime
+    as_of: datetime
+    opportunity_types: tuple[str, ...] = ()
+    tiers: tuple[str, ...] = ()
+
+
 class Reading(Protocol):
     """One consistent read of the read model, for one report."""
 
@@ -104,6 +120,21 @@ class Reading(Protocol):
         """Open opportunities, the longest idle first: how many, and the page."""
 
     def wins(self, q: Query) -> list[Win]: ...
+
+    def credits(self, events: Events) -> list[Credit]: ...
+
+    def open_owned(
+        self, as_of: datetime | None, close_from: date, close_to: date
+    ) -> list[OpenOwned]:
+        """Every active opportunity at `as_of` expected to close in [close_from, close_to)."""
+
+    def target_changes(self, period: str, as_of: datetime) -> list[TargetChange]: ...
+
+    def competition(self, competition_id: str) -> CompetitionRow | None: ...
+
+    def deferrals(self, q: Query, start: datetime | None, end: datetime | None) -> list[Episode]:
+        """Deferral episodes begun in [start, end) and by `q.as_of`, of the query's
+        opportunities (their state then)."""
 
 
 class ReadModel(Protocol):

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from contracts import schedule
 from contracts.opportunity import Status
 from contracts.rules import Pipeline, Rulebook
-from projections.application.figures import PipelineFigures, Wins, ranked
+from projections.application.figures import PipelineFigures, Wins, forecast_rates, ranked
 from projections.application.read_model import Cohort, Query, Reading, ReadModel
 from projections.domain import dwell as dwell_
 from projections.domain import forecast as forecast_
@@ -36,11 +36,25 @@ class Reports:
         return r.cohorts(q, self._company_query(q, at), at, visits=visits)
 
     def _company_query(self, q: Query, at: datetime) -> Query:
-        """The company's own trailing window: the same segment, everyone's opportunities
-        created in the `standards.trailing_months` months before `at`."""
-        local = at.astimezone(self.zone)
-        start = months_before(local, self.rules.standards.trailing_months)
-        return q.company(start, at)
+        """The company's own trailing window (SPEC §5): the same segment, everyone's
+        opportunities created in the `standards.trailing_months` months before the start of
+        the cohort's creation window when one is given, else before `at`."""
+        end = q.created_from or at
+        start = months_before(end.astimezone(self.zone), self.rules.standards.trailing_months)
+        return q.company(start, end)
+
+    def _windows(self, q: Query, at: datetime) -> dict[str, dict[str, str | None]]:
+        """The creation windows the cohort and the company standard cover (`from` null: any), in
+        the business time zone."""
+        company = self._company_query(q, at)
+
+        def local(value: datetime | None) -> str | None:
+            return _iso(None if value is None else value.astimezone(self.zone))
+
+        return {
+            "cohort": {"from": local(q.created_from), "to": local(q.created_to or at)},
+            "company": {"from": local(company.created_from), "to": local(company.created_to)},
+        }
 
     def _pipelines(self, q: Query) -> list[Pipeline]:
         return [
@@ -106,7 +120,12 @@ class Reports:
                     "voided": figures.reach.voided,
                 }
             )
-        return {"as_of": _iso(at), "currency": self.currency, "pipelines": pipelines}
+        return {
+            "as_of": _iso(at),
+            "currency": self.currency,
+            "standard_windows": self._windows(q, at),
+            "pipelines": pipelines,
+        }
 
     # -- /dwell ----------------------------------------------------------------------------
 
@@ -144,7 +163,7 @@ class Reports:
                     }
                 )
             pipelines.append({"pipeline_id": p.id, "type": p.type.value, "stages": stages})
-        return {"as_of": _iso(at), "pipelines": pipelines}
+        return {"as_of": _iso(at), "standard_windows": self._windows(q, at), "pipelines": pipelines}
 
     # -- /win-rates ------------------------------------------------------------------------
 
@@ -185,7 +204,7 @@ class Reports:
                     "stages": stages,
                 }
             )
-        return {"as_of": _iso(at), "pipelines": pipelines}
+        return {"as_of": _iso(at), "standard_windows": self._windows(q, at), "pipelines": pipelines}
 
     # -- /forecast -------------------------------------------------------------------------
 
@@ -194,24 +213,25 @@ class Reports:
         with self.rm.reading() as reading:
             cohort, _ = self._cohorts(reading, q, at, visits=False)
             rows = reading.open_amounts(q)
-        rates: dict[tuple[str, str], forecast_.Rate] = {}
-        for p in self.rules.pipelines:
-            r = PipelineFigures(p, cohort).reach
-            for i, stage in enumerate(p.stages):
-                closed = r.won + r.lost_reached[i]
-                if closed:
-                    rates[(p.id, stage.id)] = forecast_.Rate(
-                        Decimal(r.won) / Decimal(closed), "measured"
-                    )
-                else:
-                    rates[(p.id, stage.id)] = forecast_.Rate(
-                        Decimal(str(stage.probability)), "probability"
-                    )
-
-        def rate_of(pipeline_id: str, stage: str) -> forecast_.Rate:
-            return rates.get((pipeline_id, stage), forecast_.Rate(Decimal(0), "none"))
-
+            won = [
+                (
+                    forecast_.month_of(w.won_at.astimezone(self.zone).date()),
+                    w.currency,
+                    w.amount or Decimal(0),
+                )
+                for w in reading.wins(q)
+            ]
+        rate_of = forecast_rates(self.rules, cohort)
         months = forecast_.forecast(rows, rate_of, self.currency)
+        stages = {
+            (p.id, st.id): st.forecast_category.value
+            for p in self.rules.pipelines
+            for st in p.stages
+        }
+        by_category = forecast_.categories(
+            rows, lambda p, st: stages.get((p, st), "pipeline"), won, self.currency
+        )
+        months = forecast_.with_months(months, by_category)
         total_amount = sum((m.amount for m in months), Decimal(0))
         total_weighted = sum((m.weighted for m in months), Decimal(0))
         used = sorted({(r.pipeline_id, r.stage) for r in rows})
@@ -229,6 +249,7 @@ class Reports:
                         cur: {k: forecast_.money(v) for k, v in sums.items()}
                         for cur, sums in sorted(m.other_currencies.items())
                     },
+                    "categories": forecast_.category_figures(by_category.get(m.month, {})),
                 }
                 for m in months
             ],

@@ -5,7 +5,7 @@ where the cohort has no closed opportunity that reached the stage, the stage's d
 probability from the rules file stands in (`basis` says which was used).
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -25,6 +25,8 @@ class OpenAmount:
     count: int
     amount: Decimal
     without_amount: int
+    # A manager's forecast category over the stage's (None: the stage's).
+    category_override: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,58 @@ def forecast(
             other["amount"] += row.amount
             other["weighted"] += weighted
     return sorted(months.values(), key=lambda m: (m.month == UNSCHEDULED, m.month))
+
+
+CLOSED = "closed"
+
+
+@dataclass
+class Sums:
+    amount: Decimal = Decimal(0)
+    count: int = 0
+
+
+def categories(
+    rows: Iterable[OpenAmount],
+    stage_category: Callable[[str, str], str],
+    won: Iterable[tuple[str, str, Decimal]],
+    currency: str,
+) -> dict[str, dict[str, Sums]]:
+    """Per expected close month, the open opportunities by forecast category (the override,
+    else the stage's), amounts unweighted; and `closed`: the wins `(month, currency, amount)`
+    of each month. Amounts in `currency` only; counts of every currency."""
+    months: dict[str, dict[str, Sums]] = {}
+
+    def add(month: str, category: str, count: int, cur: str, amount: Decimal) -> None:
+        sums = months.setdefault(month, {}).setdefault(category, Sums())
+        sums.count += count
+        if cur == currency:
+            sums.amount += amount
+
+    for row in rows:
+        category = row.category_override or stage_category(row.pipeline_id, row.stage)
+        add(month_of(row.expected_close_on), category, row.count, row.currency, row.amount)
+    for month, cur, amount in won:
+        add(month, CLOSED, 1, cur, amount)
+    return months
+
+
+CATEGORIES = ("pipeline", "best_case", "commit", CLOSED)
+
+
+def with_months(months: list[Month], by_category: Mapping[str, object]) -> list[Month]:
+    """The forecast's months and every month that only has wins (empty otherwise), in order."""
+    known = {m.month for m in months}
+    every = months + [Month(month) for month in by_category if month not in known]
+    return sorted(every, key=lambda m: (m.month == UNSCHEDULED, m.month))
+
+
+def category_figures(sums: Mapping[str, Sums]) -> dict[str, dict[str, str | int]]:
+    return {
+        name: {"amount": money(s.amount), "count": s.count}
+        for name in CATEGORIES
+        for s in (sums.get(name) or Sums(),)
+    }
 
 
 def money(value: Decimal) -> str:

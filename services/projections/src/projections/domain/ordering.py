@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from contracts.envelope import Envelope
+from projections.domain.deferrals import Ended, Started
 from projections.domain.projection import Projector
 from projections.domain.state import OpportunityState
 
@@ -56,6 +57,9 @@ class Ordered(Counts):
     released_ids: list[str] = field(default_factory=list)
     # Opportunities voided, and when (every visit of theirs says so).
     voided: list[tuple[str, datetime]] = field(default_factory=list)
+    # Deferral episodes started, and ends of the open episode, in the order applied.
+    deferrals: list[Started] = field(default_factory=list)
+    deferral_ends: list[Ended] = field(default_factory=list)
 
 
 def in_order(
@@ -137,6 +141,10 @@ def _one(
         if event.event_type == "OpportunityVoided" and state.status == "voided":
             ordered.voided.append((opportunity_id, event.occurred_at))
         ordered.events.append((event, applied.projected))
+        if applied.deferral_started is not None:
+            ordered.deferrals.append(applied.deferral_started)
+        if applied.deferral_ended is not None:
+            ordered.deferral_ends.append(applied.deferral_ended)
         expected = version + 1
     waiting_now = [
         (event, was_held) for v, (event, was_held) in by_version.items() if v >= expected

@@ -7,6 +7,7 @@ Order is the caller's business (ordering.py applies versions 1, 2, 3… and hold
 """
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -31,7 +32,9 @@ from contracts.opportunity import (
     StageAdvancedV1,
     StageRevertedV1,
 )
+from contracts.rules import DEFAULT_DEFERRAL_REASONS, ForecastCategory
 from contracts.workdays import working_days_between
+from projections.domain.deferrals import ENDS, Ended, Started, coded
 from projections.domain.stage_index import PipelineIndex
 from projections.domain.state import (
     DEFERRED,
@@ -79,6 +82,7 @@ _PAYLOAD_UNREAD = frozenset(
     }
 )
 _UNREAD = Payload()
+_DEFAULT_REASON_CODES = tuple(reason.id for reason in DEFAULT_DEFERRAL_REASONS)
 
 
 @dataclass
@@ -89,13 +93,23 @@ class Applied:
     # then HISTORY_FIELDS.
     history: tuple[Any, ...] = ()
     projected: bool = True
+    # The deferral episode the event started or ended (`bi_deferral`).
+    deferral_started: Started | None = None
+    deferral_ended: Ended | None = None
 
 
 class Projector:
-    """Applies events to states; the rules give stage positions, the zone the creation month."""
+    """Applies events to states; the rules give stage positions and the deferral reasons'
+    codes, the zone the creation month."""
 
-    def __init__(self, pipelines: PipelineIndex, zone: ZoneInfo) -> None:
+    def __init__(
+        self,
+        pipelines: PipelineIndex,
+        zone: ZoneInfo,
+        deferral_reasons: Collection[str] = _DEFAULT_REASON_CODES,
+    ) -> None:
         self.pipelines, self.zone = pipelines, zone
+        self.deferral_reasons = frozenset(deferral_reasons)
 
     def apply(self, state: OpportunityState | None, event: Envelope) -> Applied | None:
         """The state after `event`; None when it cannot start an opportunity (not a creation).
@@ -129,7 +143,12 @@ class Projector:
         else:
             applied = Applied(state, projected=payload is not None)
             if payload is not None:
+                was_deferred = state.status == DEFERRED
                 self._change(applied, event, payload)
+                if was_deferred and state.status != DEFERRED and kind in ENDS:
+                    applied.deferral_ended = Ended(
+                        state.id, event.occurred_at, event.version, ENDS[kind].value
+                    )
             state.version = event.version
             state.last_event_at = event.occurred_at
             if kind in PROGRESS_EVENTS and payload is not None:
@@ -212,6 +231,10 @@ class Projector:
         elif isinstance(p, OpportunityDeferredV1):
             self._end_pause(s, at)
             s.status, s.deferred_at, s.revisit_on = DEFERRED, at, p.revisit_on
+            s.deferred_reason, s.deferred_note = coded(p.reason, p.note, self.deferral_reasons)
+            applied.deferral_started = Started(
+                s.id, e.version, at, s.deferred_reason, s.deferred_note, p.revisit_on
+            )
             applied.visits.append(visit_row(s.visit_of, s.open_visit, self.zone))
         elif e.event_type == "OpportunityReactivated":
             _end_deferral(s, at)
@@ -280,7 +303,10 @@ class Projector:
 
 def _end_deferral(s: OpportunityState, at: datetime) -> None:
     s.visit_deferred_seconds += seconds_between(s.deferred_at, at)
-    s.deferred_at = s.revisit_on = None
+    s.deferred_at = s.revisit_on = s.deferred_reason = s.deferred_note = None
+
+
+_CATEGORIES = frozenset(c.value for c in ForecastCategory)
 
 
 def _update_info(s: OpportunityState, changes: dict[str, Any]) -> None:
@@ -300,5 +326,9 @@ def _update_info(s: OpportunityState, changes: dict[str, Any]) -> None:
                 s.title = text
             elif name == "currency" and text is not None:
                 s.currency = text
+            elif name == "forecast_category":
+                if text is not None and text not in _CATEGORIES:
+                    raise ValueError(text)
+                s.forecast_category_override = text
         except (InvalidOperation, ValueError, TypeError):
             log.warning("InfoUpdated of %s: %s=%r is not readable; kept %s", s.id, name, text, name)

@@ -74,6 +74,11 @@ class OpportunityState:
     awaiting_version: int | None = None
     # The classification rule that gave the tier, or `manual`; None before classification.
     classified_by: str | None = None
+    # A manager's forecast category (pipeline, best_case, commit) over the stage's; None: the
+    # stage's. The deferral's coded reason and note while deferred (domain/deferrals.py).
+    forecast_category_override: str | None = None
+    deferred_reason: str | None = None
+    deferred_note: str | None = None
 
     @property
     def visit_of(self) -> VisitOf:
@@ -117,5 +122,6 @@ HISTORY_FIELDS = (
     "last_progress_at",
     "closed_at",
     "won_amount",
+    "forecast_category_override",
 )
 history_values = attrgetter(*HISTORY_FIELDS)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi import Query as Param
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +21,9 @@ from contracts.customer import Ownership, Tier
 from contracts.opportunity import OpportunityType
 from contracts.problems import refusals
 from contracts.rules import Role
+from contracts.targets import TargetMetric, TargetScope, parse_period
 from projections.adapters.migrate import current_revision
+from projections.application.plans import PlanReports, UnknownCompetition, Viewer
 from projections.application.read_model import Query
 from projections.application.reports import Reports
 from projections.domain.periods import PERIODS
@@ -83,12 +85,22 @@ def scoped(who: Principal, q: Query) -> Query:
     return replace(q, scope_owner_id=who.id)
 
 
+def viewer_of(who: Principal) -> Viewer:
+    """Whose attainment a principal reads (SPEC §4.4)."""
+    if who.role in (Role.VIEWER, Role.ADMIN, Role.SERVICE):
+        return Viewer()
+    if who.role is Role.MANAGER:
+        return Viewer(everyone=False, team_id=who.team_id)
+    return Viewer(everyone=False, rep_id=who.id, team_id=who.team_id)
+
+
 class Api:
     """Everything the routes need, wired once by the composition root."""
 
     def __init__(
         self,
         reports: Reports,
+        plans: PlanReports,
         engine: sa.Engine,
         principals: Principals,
         zone: ZoneInfo,
@@ -96,7 +108,7 @@ class Api:
         metrics: Instruments,
         messaging: Messaging | None = None,
     ) -> None:
-        self.reports, self.engine, self.principals = reports, engine, principals
+        self.reports, self.plans, self.engine, self.principals = reports, plans, engine, principals
         self.zone, self.clock, self.metrics, self.messaging = zone, clock, metrics, messaging
 
     def principal(self, token: str) -> Principal | None:
@@ -203,6 +215,63 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
         return await api.timed(
             "leaderboard",
             lambda: api.reports.leaderboard(q, api.clock(), period, start, end),
+        )
+
+    @router.get("/attainment", tags=["targets"], responses=refused)
+    async def attainment(
+        who: Who,
+        period: str | None = None,
+        scope: TargetScope | None = None,
+        scope_id: Annotated[str | None, Param(max_length=100)] = None,
+        metric: TargetMetric | None = None,
+        as_of: str | None = None,
+    ) -> Answer:
+        if not period:
+            raise invalid("period", "period is required: YYYY, YYYY-Qn or YYYY-MM")
+        try:
+            parsed = parse_period(period)
+        except ValueError as exc:
+            raise invalid("period", str(exc)) from None
+        at = parse_instant(as_of, "as_of", api.zone)
+        return await api.timed(
+            "attainment",
+            lambda: api.plans.attainment(
+                parsed,
+                api.clock(),
+                viewer_of(who),
+                scope=scope.value if scope else None,
+                scope_id=scope_id,
+                metric=metric.value if metric else None,
+                as_of=at,
+            ),
+        )
+
+    @router.get(
+        "/competitions/{competition_id}/standings",
+        tags=["targets"],
+        responses=refusals(401, 403, 404, 503),
+    )
+    async def standings(
+        _: Who, competition_id: Annotated[str, Path(max_length=64)], as_of: str | None = None
+    ) -> Answer:
+        at = parse_instant(as_of, "as_of", api.zone)
+        try:
+            return await api.timed(
+                "standings", lambda: api.plans.standings(competition_id, api.clock(), at)
+            )
+        except UnknownCompetition:
+            raise HTTPException(
+                404,
+                {"error": "not_found", "message": f"no competition {competition_id!r}"},
+            ) from None
+
+    @router.get("/deferrals", tags=["reports"], responses=refused)
+    async def deferrals(q: Filters) -> Answer:
+        """Deferral episodes begun in [from, to) (not a creation window here), by reason."""
+        start, end = q.created_from, q.created_to
+        window = replace(q, created_from=None, created_to=None)
+        return await api.timed(
+            "deferrals", lambda: api.plans.deferrals(window, api.clock(), start, end)
         )
 
     schema = BoundedCheck(lambda: current_revision(api.engine))

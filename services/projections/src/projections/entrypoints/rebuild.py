@@ -81,7 +81,11 @@ def run(
             write_pipeline_stages(conn, rules)
             positions = live_positions(conn)
         shadow = create_shadow(engine)
-        store = Store(engine, shadow, Projector(PipelineIndex(rules), settings.zone))
+        store = Store(
+            engine,
+            shadow,
+            Projector(PipelineIndex(rules), settings.zone, [r.id for r in rules.deferral_reasons]),
+        )
         with Feed(source_url, token, transport) as feed, _few_collections():
             total = feed.last_position()
             applied = _load(feed, store, page, total, console if progress else None)

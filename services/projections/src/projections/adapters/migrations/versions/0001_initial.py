@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 from chassis.sql.engines import UtcDateTime
+from projections.adapters.columns import Money
 from projections.adapters.migrations.views import views_0001
-from projections.adapters.schema import Money
 
 revision: str = "0001"
 down_revision: str | None = None

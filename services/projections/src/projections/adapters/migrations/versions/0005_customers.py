@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from chassis.sql.engines import UtcDateTime
-from projections.adapters.schema import Money
+from projections.adapters.columns import Money
 
 revision: str = "0005"
 down_revision: str | None = "0004"
