@@ -12,10 +12,12 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from chassis.auth import (
+    DEV_PRINCIPALS,
     SEND_BEARER,
     AuthFileError,
     Forbidden,
     Principal,
+    auth_file_path,
     bearer_principal,
     load_principals,
     write_dev_principals,
@@ -66,6 +68,26 @@ def test_the_dev_auth_file_holds_one_fresh_token_per_dev_principal(tmp_path: Pat
         "manager-west", Role.MANAGER, "west"
     )
     assert (tmp_path / "auth.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_dev_auth_file_of_an_earlier_version_gains_the_new_dev_principals_and_keeps_its_tokens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    earlier = write_dev_principals(Path("var/auth.json")).principals
+    rep_1 = next(c for c in earlier if c.id == "rep-1")
+    old = tuple(c for c in earlier if c.id != "rep-4")
+    (tmp_path / "var/auth.json").write_text(
+        json.dumps({"principals": [c.model_dump() for c in old]}), encoding="utf-8"
+    )
+
+    completed = load_principals(auth_file_path(None)).credentials
+
+    assert {c.id for c in completed} == {pid for pid, _, _ in DEV_PRINCIPALS}
+    assert next(c for c in completed if c.id == "rep-1") == rep_1
+    assert next(c for c in completed if c.id == "rep-4").principal == Principal(
+        "rep-4", Role.REP, "east"
+    )
 
 
 @asynccontextmanager

@@ -103,6 +103,9 @@ DEV_PRINCIPALS = (
     ("rep-1", Role.REP, "east"),
     ("rep-2", Role.REP, "east"),
     ("rep-3", Role.REP, "west"),
+    ("rep-4", Role.REP, "east"),
+    ("rep-5", Role.REP, "west"),
+    ("rep-6", Role.REP, "west"),
     ("manager-east", Role.MANAGER, "east"),
     ("manager-west", Role.MANAGER, "west"),
     ("admin", Role.ADMIN, None),
@@ -120,21 +123,35 @@ def auth_file_path(configured: Path | None) -> Path:
         return configured
     if not DEV_AUTH_FILE.exists():
         write_dev_principals(DEV_AUTH_FILE)
+    else:
+        _complete_dev_principals(DEV_AUTH_FILE)
     return DEV_AUTH_FILE
 
 
-def write_dev_principals(path: Path) -> PrincipalsFile:
-    """The embedded default: one fresh random token per dev principal, readable by the owner only."""
+def write_dev_principals(path: Path, kept: tuple[Credential, ...] = ()) -> PrincipalsFile:
+    """The embedded default: one fresh random token per dev principal (those in `kept` keep
+    theirs), readable by the owner only."""
+    known = {c.id for c in kept}
     content = PrincipalsFile(
-        principals=tuple(
+        principals=kept
+        + tuple(
             Credential(token=secrets.token_urlsafe(24), id=pid, role=role, team_id=team)
             for pid, role, team in DEV_PRINCIPALS
+            if pid not in known
         )
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content.model_dump_json(indent=2), encoding="utf-8")
     path.chmod(0o600)
     return content
+
+
+def _complete_dev_principals(path: Path) -> None:
+    """A dev file written by an earlier version gains the dev principals added since; the
+    tokens it holds stay as they are."""
+    kept = load_principals(path).credentials
+    if not {pid for pid, _, _ in DEV_PRINCIPALS} <= {c.id for c in kept}:
+        write_dev_principals(path, kept)
 
 
 SEND_BEARER = "send Authorization: Bearer <token>"
