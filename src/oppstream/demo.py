@@ -21,6 +21,7 @@ from chassis.auth import auth_file_path, load_principals
 from contracts import topics
 from contracts.rules import Rulebook
 from opportunity.domain.opportunity import Opportunity
+from oppstream.plans import Plan, set_plan
 from oppstream.report import print_report
 from oppstream.scenes import act_out, demo_rules
 from oppstream.simulation import TEAMS, Deal, customer, plan
@@ -45,6 +46,7 @@ class Year:
     deals: list[Deal]
     ids: dict[str, str]
     tally: Tally
+    plan: Plan
 
 
 def tokens() -> dict[str, str]:
@@ -110,6 +112,12 @@ async def simulate(
         await asyncio.gather(
             *(_replay(http, gate, ids[d.key], d, tally) for d in created if d.key in ids)
         )
+        sales_plan = await set_plan(system.url("opportunity"), keys, deals, now)
+        console.print(
+            f"[bold]plan[/bold] {sales_plan.quarter}: {len(sales_plan.targets)} targets set, "
+            f"competitions {', '.join(sales_plan.competitions) or 'none'}"
+            + (f"; refused: {'; '.join(sales_plan.refused)}" if sales_plan.refused else "")
+        )
         if "reminders" not in system.services:
             # Started after the import, it sees the year as it ended: it reminds and reclaims
             # what is stale now, not what was stale half-way through the import.
@@ -119,7 +127,7 @@ async def simulate(
             f"[bold]live[/bold] for {minutes:g} minute(s): reps at work, leads arriving …"
         )
         await _live(http, system, keys, deals, ids, minutes, seed, tally)
-    return Year(deals, ids, tally)
+    return Year(deals, ids, tally, sales_plan)
 
 
 async def _leads(
