@@ -285,6 +285,18 @@ class Rulebook(Rule):
     type_rules: TypeRules = Field(default_factory=TypeRules)
     pool: Pool = Field(default_factory=Pool)
 
+    @field_validator("deferral_reasons")
+    @classmethod
+    def _deferral_ids_differ(
+        cls, reasons: tuple[DeferralReason, ...]
+    ) -> tuple[DeferralReason, ...]:
+        """A repeated id is refused at the key itself, so the refusal names its line."""
+        ids = [r.id for r in reasons]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"deferral reason ids repeat: {repeated}")
+        return reasons
+
     @model_validator(mode="after")
     def _consistent(self) -> "Rulebook":
         ids = [p.id for p in self.pipelines]
@@ -296,9 +308,6 @@ class Rulebook(Rule):
         missing = [t.value for t in OpportunityType if (t, None) not in keys]
         if missing:
             raise ValueError(f"no pipeline for every tier of type {missing}")
-        deferral_ids = [r.id for r in self.deferral_reasons]
-        if len(set(deferral_ids)) != len(deferral_ids):
-            raise ValueError("deferral_reasons repeat an id")
         stages = {s.id for p in self.pipelines for s in p.stages}
         for rule in self.reminders.rules:
             if rule.match.stage is not None and rule.match.stage not in stages:
