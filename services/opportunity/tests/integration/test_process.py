@@ -18,10 +18,12 @@ import pytest
 
 from chassis.auth import DEV_PRINCIPALS, Principal
 from contracts import topics
+from contracts.competitions import COMPETITION_PAYLOADS
 from contracts.customer import Customer
 from contracts.customer_record import CUSTOMER_PAYLOADS
 from contracts.opportunity import PAYLOADS
 from contracts.rules import DEFAULT_RULES_FILE, Role, load_rulebook
+from contracts.targets import TARGET_PAYLOADS
 from opportunity.application.app import OpportunityApp
 from opportunity.application.creating import NewOpportunity
 from opportunity.application.unit_of_work import Conflict, Context
@@ -341,6 +343,8 @@ def test_contracts_export_writes_schemas_and_asyncapi(workdir: Path) -> None:
     assert {name.split("/")[1].split(".")[0] for name in events} == {
         *PAYLOADS,
         *CUSTOMER_PAYLOADS,
+        *TARGET_PAYLOADS,
+        *COMPETITION_PAYLOADS,
     }
     asyncapi = documents["asyncapi.json"]
     assert asyncapi["asyncapi"].startswith(("2.", "3."))
