@@ -284,7 +284,7 @@ def _body(command: str, deal: Deal, stages: list[str], rng: random.Random) -> di
         case "pause":
             return {"reason": "客户内部调整"}
         case "defer":
-            return {"reason": "招标周期未到", "revisit_on": _days(90)}
+            return {"reason": "tender_cycle", "revisit_on": _days(90)}
         case "lose":
             return {"reason": rng.choice(("price", "competitor", "no_budget"))}
         case "void":

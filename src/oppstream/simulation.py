@@ -203,7 +203,7 @@ def _story(
                 Step(
                     at,
                     "defer",
-                    {"reason": "招标周期未到 tender cycle", "revisit_on": revisit.isoformat()},
+                    {"reason": "tender_cycle", "revisit_on": revisit.isoformat()},
                 )
             )
             at = datetime.combine(revisit, at.timetz())

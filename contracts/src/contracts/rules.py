@@ -124,33 +124,18 @@ class DeferralReason(Rule):
         return value
 
 
-DEFAULT_DEFERRAL_REASONS = (
+# (id, zh, en, days until revisited, note required)
+DEFAULT_DEFERRAL_REASONS = tuple(
     DeferralReason(
-        id="tender_cycle",
-        label=Labels(zh="招标周期未到", en="Tender cycle not reached"),
-        revisit_after=timedelta(days=90),
-    ),
-    DeferralReason(
-        id="budget_cycle",
-        label=Labels(zh="预算周期未到", en="Budget cycle not reached"),
-        revisit_after=timedelta(days=90),
-    ),
-    DeferralReason(
-        id="fiscal_year",
-        label=Labels(zh="等待新财年", en="Waiting for the next fiscal year"),
-        revisit_after=timedelta(days=180),
-    ),
-    DeferralReason(
-        id="leadership_change",
-        label=Labels(zh="客户领导层变动", en="Leadership change at the customer"),
-        revisit_after=timedelta(days=60),
-    ),
-    DeferralReason(
-        id="other",
-        label=Labels(zh="其他", en="Other"),
-        revisit_after=timedelta(days=30),
-        note_required=True,
-    ),
+        id=code, label=Labels(zh=zh, en=en), revisit_after=timedelta(days=days), note_required=note
+    )
+    for code, zh, en, days, note in (
+        ("tender_cycle", "招标周期未到", "Tender cycle not reached", 90, False),
+        ("budget_cycle", "预算周期未到", "Budget cycle not reached", 90, False),
+        ("fiscal_year", "等待新财年", "Waiting for the next fiscal year", 180, False),
+        ("leadership_change", "客户领导层变动", "Leadership change at the customer", 60, False),
+        ("other", "其他", "Other", 30, True),
+    )
 )
 
 
@@ -285,6 +270,18 @@ class Rulebook(Rule):
     type_rules: TypeRules = Field(default_factory=TypeRules)
     pool: Pool = Field(default_factory=Pool)
 
+    @field_validator("deferral_reasons")
+    @classmethod
+    def _deferral_ids_differ(
+        cls, reasons: tuple[DeferralReason, ...]
+    ) -> tuple[DeferralReason, ...]:
+        """A repeated id is refused at the key itself, so the refusal names its line."""
+        ids = [r.id for r in reasons]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"deferral reason ids repeat: {repeated}")
+        return reasons
+
     @model_validator(mode="after")
     def _consistent(self) -> "Rulebook":
         ids = [p.id for p in self.pipelines]
@@ -296,9 +293,6 @@ class Rulebook(Rule):
         missing = [t.value for t in OpportunityType if (t, None) not in keys]
         if missing:
             raise ValueError(f"no pipeline for every tier of type {missing}")
-        deferral_ids = [r.id for r in self.deferral_reasons]
-        if len(set(deferral_ids)) != len(deferral_ids):
-            raise ValueError("deferral_reasons repeat an id")
         stages = {s.id for p in self.pipelines for s in p.stages}
         for rule in self.reminders.rules:
             if rule.match.stage is not None and rule.match.stage not in stages:

@@ -18,12 +18,16 @@ from opportunity.adapters.customer_listing import CustomerListing
 from opportunity.adapters.leadership import leadership_for
 from opportunity.adapters.listing import Listing
 from opportunity.adapters.messaging import Consumed, Messaging
+from opportunity.adapters.planning_listing import CompetitionListing, TargetListing
 from opportunity.adapters.pool_holdings import ListingHoldings
 from opportunity.adapters.publishing import Publisher
 from opportunity.adapters.relay import build_relay
 from opportunity.application.app import OpportunityApp
+from opportunity.application.competitions import Competitions
 from opportunity.application.customers import CustomerQueries
 from opportunity.application.group_commit import GroupCommitter
+from opportunity.application.targets import Targets
+from opportunity.domain.planning import Staff
 from opportunity.entrypoints.command_intake import CommandIntake
 from opportunity.entrypoints.consumers import build_consumers
 from opportunity.entrypoints.http.api import Api
@@ -95,6 +99,13 @@ def build_app(
 
         messaging = Messaging(bootstrap, settings, relay, consumers, metrics.log)
     listing = Listing(opportunities, engine)
+    staff = Staff.of(principals.all)
+    target_listing = TargetListing(opportunities, engine)
+    competition_listing = CompetitionListing(opportunities, engine)
+    planning = (
+        Targets(opportunities, staff, lambda: target_listing),
+        Competitions(opportunities, staff, settings.zone, lambda: competition_listing),
+    )
     api = Api(
         opportunities,
         committer,
@@ -105,6 +116,7 @@ def build_app(
         settings.zone,
         clock,
         metrics,
+        planning,
         messaging,
     )
 

@@ -265,13 +265,18 @@ def record(r: Recorder) -> None:
     )
     r.command(lost, "pause", rep2, {"reason": "budget freeze", "until": "2026-12-01"})
     r.command(lost, "resume", rep2, after=3 * DAY)
-    r.command(lost, "defer", rep2, {"reason": "next fiscal year", "revisit_on": "2027-03-01"})
+    r.command(lost, "defer", rep2, {"reason": "fiscal_year", "revisit_on": "2027-03-01"})
     r.command(lost, "lose", rep2, {"reason": "competitor", "competitor": "Rival Ltd"}, after=DAY)
 
     # Deferred, reactivated, advanced over a skippable stage under an Idempotency-Key (sent
     # twice: the second answer is the remembered one, nothing more is recorded).
     skipping = r.create("reactivated", rep1, customer(3, "Foreign Trade GmbH", "KA", "FOREIGN"))
-    r.command(skipping, "defer", rep1, {"reason": "reorganisation", "revisit_on": "2026-12-20"})
+    r.command(
+        skipping,
+        "defer",
+        rep1,
+        {"reason": "other", "note": "reorganisation", "revisit_on": "2026-12-20"},
+    )
     r.command(skipping, "reactivate", rep1, after=5 * DAY)
     first = r.command(
         skipping, "advance", rep1, {"to_stage": "proposal"}, key="golden-key-1", after=HOUR

@@ -30,7 +30,7 @@ def defer(client: TestClient, oid: str) -> None:
         client,
         oid,
         "defer",
-        {"reason": "tender next year", "revisit_on": str(TODAY + timedelta(days=60))},
+        {"reason": "tender_cycle", "revisit_on": str(TODAY + timedelta(days=60))},
     )
 
 
@@ -68,8 +68,8 @@ CASES = [
          {"status": "paused", "pause_reason": "budget freeze", "paused_until": IN_10_DAYS}),
     Case("resume", None, "OpportunityResumed", {"status": "open", "pause_reason": None},
          setup=pause),
-    Case("defer", {"reason": "tender next year", "revisit_on": IN_60_DAYS}, "OpportunityDeferred",
-         {"status": "deferred", "revisit_on": IN_60_DAYS, "deferred_reason": "tender next year"}),
+    Case("defer", {"reason": "tender_cycle", "revisit_on": IN_60_DAYS}, "OpportunityDeferred",
+         {"status": "deferred", "revisit_on": IN_60_DAYS, "deferred_reason": "tender_cycle"}),
     Case("reactivate", {}, "OpportunityReactivated", {"status": "open", "revisit_on": None},
          setup=defer),
     Case("reclaim", {"reason": "no progress"}, "OpportunityReclaimed",

@@ -28,7 +28,7 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "follow-ups": {"kind": "call", "note": "n"},
     "pause": {"reason": "r"},
     "resume": {},
-    "defer": {"reason": "r", "revisit_on": str(TODAY + timedelta(days=30))},
+    "defer": {"reason": "tender_cycle", "revisit_on": str(TODAY + timedelta(days=30))},
     "reactivate": {},
     "reclaim": {"reason": "r"},
     "assign": {"owner_id": "rep-2"},
@@ -375,7 +375,7 @@ def test_a_missing_field_is_refused_with_422_naming_it(
         ("revert", {"to_stage": "initial_contact"}, "reason"),
         ("follow-ups", {"kind": "call"}, "note"),
         ("pause", {}, "reason"),
-        ("defer", {"reason": "r"}, "revisit_on"),
+        ("defer", {}, "reason"),
         ("win", {"amount": "1"}, "contract_ref"),
         ("win", {"contract_ref": "C"}, "amount"),
         ("lose", {}, "reason"),
@@ -564,7 +564,7 @@ def test_a_value_the_rules_refuse_is_named(client: TestClient, subtests: pytest.
     yesterday = str(TODAY - timedelta(days=1))
     cases = [
         ("pause", {"reason": "r", "until": yesterday}, "until"),
-        ("defer", {"reason": "r", "revisit_on": yesterday}, "revisit_on"),
+        ("defer", {"reason": "tender_cycle", "revisit_on": yesterday}, "revisit_on"),
         ("follow-ups", {"kind": "fax", "note": "n"}, "kind"),
         ("assign", {"owner_id": ""}, "owner_id"),
         ("pause", {"reason": ""}, "reason"),

@@ -176,8 +176,17 @@ def test_every_aggregate_replays_to_the_state_it_was_recorded_with(golden: Golde
     assert loaded["snapshots"] == expected["snapshots"]
     assert sorted(loaded["aggregates"]) == sorted(expected["aggregates"])
     for aggregate_id, state in expected["aggregates"].items():
-        assert loaded["aggregates"][aggregate_id] == state, aggregate_id
-        assert from_events[aggregate_id] == state, f"{aggregate_id} without its snapshots"
+        assert as_recorded(loaded["aggregates"][aggregate_id], state) == state, aggregate_id
+        without_snapshots = as_recorded(from_events[aggregate_id], state)
+        assert without_snapshots == state, f"{aggregate_id} without its snapshots"
+
+
+def as_recorded(found: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
+    """The fields a release recorded of an aggregate as loaded today; a field added since (a
+    deferral's note, a forecast category override) has no value in events older than it."""
+    added = {name: value for name, value in found.items() if name not in recorded}
+    assert all(value is None for value in added.values()), added
+    return {name: value for name, value in found.items() if name in recorded}
 
 
 def test_every_event_translates_to_the_envelope_the_relay_sent(golden: Golden) -> None:

@@ -3,6 +3,7 @@ SQLite and PostgreSQL, a real broker, 6 partitions. Every recorded event reaches
 `crm.opportunity.events` in per-opportunity order, at least once, whatever happens to the
 broker or to the relay's process; one relay runs per event store."""
 
+import random
 import re
 import time
 from collections import Counter, defaultdict
@@ -14,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -22,11 +23,13 @@ import sqlalchemy as sa
 
 from chassis.auth import Principal
 from contracts import topics
+from contracts.competitions import COMPETITION_PAYLOADS, competition_record_id
 from contracts.customer import Customer
 from contracts.customer_record import CUSTOMER_PAYLOADS
 from contracts.envelope import Envelope
 from contracts.opportunity import OpportunityWon
 from contracts.rules import Role, load_rulebook
+from contracts.targets import TARGET_PAYLOADS, target_id_for
 from opportunity.adapters.positions import read_position
 from opportunity.adapters.translation import envelope_of
 from opportunity.application.app import OpportunityApp
@@ -285,6 +288,48 @@ def test_a_customer_records_events_travel_keyed_by_its_id_in_version_order(
         envelope = Envelope.model_validate(record.json())
         assert record.header("event_type") == envelope.event_type.encode()
         assert CUSTOMER_PAYLOADS[envelope.event_type].model_validate(envelope.payload).uscc == uscc
+
+
+def test_targets_and_competitions_events_travel_keyed_by_their_aggregates_id(
+    relaying: Deployed, kafka: TestBroker
+) -> None:
+    client = relaying.client
+    start = end_offsets(kafka.bootstrap, topics.OPPORTUNITY_EVENTS)
+    period = f"{random.randint(2100, 9999)}-Q4"
+    team = f"/targets/{period}/team/east"
+    command(client, "admin", team, {"metric": "won_count", "value": 10}, method="PUT")
+    command(client, "manager-east", team, {"metric": "won_count", "value": 12}, method="PUT")
+    competition = f"sprint-{uuid4().hex[:8]}"
+    definition = {"id": competition, "name": "Sprint", "metric": "advances"}
+    command(
+        client, "admin", "/competitions", {**definition, "from": "2026-10-01", "to": "2027-01-01"}
+    )
+    target_id = target_id_for(period, "team", "east", "won_count")
+    record_id = competition_record_id(competition)
+
+    records = collect(
+        kafka.bootstrap,
+        topics.OPPORTUNITY_EVENTS,
+        keyed(target_id, record_id),
+        3,
+        ARRIVAL_DEADLINE,
+        start=start,
+        distinct=event_id,
+    )
+
+    arrived = by_opportunity(records)
+    assert [(e["version"], e["event_type"]) for e in arrived[target_id]] == [
+        (1, "TargetSet"),
+        (2, "TargetAdjusted"),
+    ]
+    assert [(e["version"], e["event_type"]) for e in arrived[record_id]] == [
+        (1, "CompetitionDefined")
+    ]
+    for record in records:
+        envelope = Envelope.model_validate(record.json())
+        assert record.header("event_type") == envelope.event_type.encode()
+        payloads = {**TARGET_PAYLOADS, **COMPETITION_PAYLOADS}
+        payloads[envelope.event_type].model_validate(envelope.payload)
 
 
 # -- the broker down: commands are answered, events follow once it is back ------------------------

@@ -147,7 +147,7 @@ def test_held_counts_paused_and_deferred_but_not_closed_ones() -> None:
     paused, deferred, voided = (create(app, T0, owner_id="rep-1") for _ in range(3))
     app.run(lambda uow: app.pause(uow, paused, "holiday", None, as_("rep-1", T0 + HOUR)))
     revisit = (T0 + 30 * DAY).date()
-    app.run(lambda uow: app.defer(uow, deferred, "budget", revisit, as_("rep-1", T0 + HOUR)))
+    app.run(lambda uow: app.defer(uow, deferred, "budget_cycle", revisit, as_("rep-1", T0 + HOUR)))
     pooled = create(app, T0)
     assert claim_refused_rule(app, pooled, "rep-1", T0 + HOUR) == "pool.max_held"
 

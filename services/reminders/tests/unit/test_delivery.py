@@ -11,7 +11,9 @@ import pytest
 
 from contracts import topics
 from contracts.commands import CreateRenewalCommand, ReclaimCommand
+from contracts.competitions import COMPETITION_PAYLOADS, competition_record_id
 from contracts.customer_record import CUSTOMER_PAYLOADS
+from contracts.targets import TARGET_PAYLOADS, target_id_for
 from reminders.adapters.store import Store
 from services.reminders.tests.helpers import DAY, T0, Harness, Opportunity, Record, kinds
 from tests.support.principals import new_uscc
@@ -79,6 +81,48 @@ async def test_a_customer_records_events_are_counted_apart_and_passed_over_quiet
     }
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert "2 customer_record: an event of a customer record, which has no timers" in caplog.text
+
+
+async def test_targets_and_competitions_events_are_counted_apart_and_passed_over_quietly(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="reminders.application.intake")
+    o = Opportunity("KA")
+    key = {"period": "2026-Q4", "scope": "team", "scope_id": "east", "metric": "won_amount"}
+    target_id = target_id_for(*key.values())
+    target = Opportunity(opportunity_id=target_id)  # the envelopes of another aggregate
+    set_ = target.event("TargetSet", T0, **key, value="100000", team_id=None)
+    adjusted = target.event(
+        "TargetAdjusted", T0 + DAY, **key, value="120000", previous_value="100000"
+    )
+    competition = Opportunity(opportunity_id=competition_record_id("q4-sprint"))
+    defined = competition.event(
+        "CompetitionDefined",
+        T0,
+        competition_id="q4-sprint",
+        name="Q4 sprint",
+        metric="won_count",
+        to="2026-12-31T16:00:00Z",
+        **{"from": "2026-09-30T16:00:00Z"},
+    )
+    for envelope in (set_, adjusted):
+        TARGET_PAYLOADS[envelope.event_type].model_validate(envelope.payload)
+    COMPETITION_PAYLOADS[defined.event_type].model_validate(defined.payload)
+
+    harness.feed(o.create(T0), set_, adjusted, defined, partition=3)
+
+    assert harness.store.facts(target_id) is None
+    assert harness.store.facts(competition_record_id("q4-sprint")) is None
+    assert harness.store.positions(topics.OPPORTUNITY_EVENTS, [3]) == {3: 4}
+    outcomes = harness.metrics.events.collect()[0].samples
+    assert {s.labels["outcome"]: s.value for s in outcomes if s.name.endswith("_total")} == {
+        "applied": 1.0,
+        "target": 2.0,
+        "competition": 1.0,
+    }
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "2 target: an event of a target, which has no timers" in caplog.text
+    assert "1 competition: an event of a competition, which has no timers" in caplog.text
 
 
 async def test_positions_are_stored_with_the_facts(harness: Harness) -> None:

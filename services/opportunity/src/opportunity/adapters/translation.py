@@ -1,6 +1,6 @@
 """Stored events ⇄ contract envelopes (SPEC §3.1): the one module that knows both. The events
-of opportunities and of customer records (SPEC §8.1) travel the same way; a customer record's
-envelope names the record's id as `opportunity_id` (contracts.customer_record).
+of opportunities, customer records (SPEC §8.1), targets and competitions (SPEC §9) travel the
+same way; the envelope of any of the others names its aggregate's id as `opportunity_id`.
 
 It reads the stored JSON directly, without rebuilding domain objects, because the relay
 translates every event the service ever records; the contract tests check that every
@@ -14,12 +14,14 @@ import orjson
 from eventsourcing.persistence import StoredEvent
 
 from contracts.envelope import event_id_for
+from opportunity.domain.competition import Competition
 from opportunity.domain.customer_record import CustomerRecord
 from opportunity.domain.opportunity import Opportunity
+from opportunity.domain.target import Target
 
 SCHEMA_VERSION = 1
 # The aggregates whose events travel on the events topic, as their topics name them.
-_EVENTS_OF = (f"{Opportunity.__qualname__}.", f"{CustomerRecord.__qualname__}.")
+_EVENTS_OF = tuple(f"{a.__qualname__}." for a in (Opportunity, CustomerRecord, Target, Competition))
 
 _NOT_PAYLOAD = frozenset({"timestamp", "originator_topic", "at", "actor", "id"})
 # Events whose one domain argument is a dict that the contract spreads into the payload.
@@ -27,6 +29,7 @@ _SPREAD = {
     "KeyPersonAdded": "person",
     "CompetitorRecorded": "competitor",
     "DocumentAttached": "document",
+    "CompetitionDefined": "definition",
 }
 # eventsourcing's JSON transcodings, as the plain JSON values of the contracts.
 _TRANSCODED = {"datetime_iso", "decimal_str", "date_iso"}
@@ -34,18 +37,18 @@ _TRANSCODED = {"datetime_iso", "decimal_str", "date_iso"}
 
 def event_type_of(topic: str) -> str:
     """The event's name in its stored topic, `<module>:Opportunity.<name>` (or
-    `<module>:CustomerRecord.<name>`), whichever module recorded it (stored_topics.py): read
-    from the class's qualified name, never the module's dotted path."""
+    `<module>:CustomerRecord.<name>`, `Target.`, `Competition.`), whichever module recorded it
+    (stored_topics.py): read from the class's qualified name, never the module's dotted path."""
     _, colon, qualname = topic.partition(":")
     prefix = next((p for p in _EVENTS_OF if qualname.startswith(p)), None)
     name = qualname.removeprefix(prefix) if prefix else ""
     if not colon or not name or "." in name:
-        raise ValueError(f"{topic!r} is not the topic of an Opportunity or CustomerRecord event")
+        raise ValueError(f"{topic!r} is not the topic of an event on the events topic")
     return name
 
 
 def envelope_of(stored: StoredEvent) -> dict[str, Any]:
-    """The envelope of a recorded Opportunity or CustomerRecord event, as JSON-ready
+    """The envelope of a recorded event of an aggregate on the events topic, as JSON-ready
     values."""
     state = _plain(orjson.loads(stored.state))
     name = event_type_of(stored.topic)

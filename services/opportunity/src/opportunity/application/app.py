@@ -1,7 +1,7 @@
 """OpportunityApp: the event-sourced application — one typed method per use case, and the
 queries. Each command runs in a unit of work (unit_of_work.py), many per transaction."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import StoredEvent
 
 from contracts.commands import CreateRenewalCommand, ReclaimCommand
 from contracts.customer import Customer
@@ -24,12 +24,12 @@ from opportunity.application.creating import (
 )
 from opportunity.application.customers import CustomerRecords, customer_key_person
 from opportunity.application.pool import PoolKeeper, RepsOf
-from opportunity.application.stored_topics import EVENT_TOPICS
 from opportunity.application.unit_of_work import Context, UnitOfWork, VersionMismatch
 from opportunity.domain import access
 from opportunity.domain.classification import classify
 from opportunity.domain.customer_account import CustomerAccount
 from opportunity.domain.customer_record import CustomerRecord
+from opportunity.domain.deferral import revisit_day
 from opportunity.domain.errors import DuplicateOpportunity
 from opportunity.domain.opportunity import Opportunity
 from opportunity.domain.pool_ledger import PoolLedger
@@ -141,6 +141,8 @@ class OpportunityApp(CustomerRecords):
     ) -> Opportunity:
         """Change the named fields (None clears one), carried as text in InfoUpdated."""
         o = self._load(uow, opportunity_id, "update_info", ctx)
+        if "forecast_category" in fields:
+            access.check_forecast_override(ctx.principal)
         changes = {name: None if value is None else str(value) for name, value in fields.items()}
         o.update_info(changes, ctx.at(o), ctx.principal.id)
         return o
@@ -183,11 +185,20 @@ class OpportunityApp(CustomerRecords):
         o.resume(ctx.at(o), ctx.principal.id)
         return o
 
-    def defer(
-        self, uow: UnitOfWork, opportunity_id: UUID, reason: str, revisit_on: date, ctx: Context
+    def defer(  # noqa: PLR0913 - the coded reason, the day to revisit and a note
+        self,
+        uow: UnitOfWork,
+        opportunity_id: UUID,
+        reason: str,
+        revisit_on: date | None,
+        ctx: Context,
+        note: str | None = None,
     ) -> Opportunity:
+        """For a reason of the rules file; no `revisit_on`: the reason's lead time."""
         o = self._load(uow, opportunity_id, "defer", ctx)
-        o.defer(reason, revisit_on, ctx.at(o), ctx.principal.id)
+        at = ctx.at(o)
+        revisit = revisit_day(self.rules, reason, note, revisit_on, at, self.zone)
+        o.defer(reason, revisit, at, ctx.principal.id, note)
         return o
 
     def reactivate(self, uow: UnitOfWork, opportunity_id: UUID, ctx: Context) -> Opportunity:
@@ -379,18 +390,6 @@ class OpportunityApp(CustomerRecords):
         """The opportunity's recorded events, oldest first."""
         self.opportunity(opportunity_id)
         return list(self.recorder.select_events(opportunity_id))
-
-    def notifications(
-        self, after: int, limit: int, topics: Sequence[str] = EVENT_TOPICS
-    ) -> Sequence[Notification]:
-        """Recorded events of `topics` (by default every event `crm.opportunity.events`
-        carries) after position `after`, in recording order."""
-        return self.recorder.select_notifications(
-            start=after, limit=limit, topics=topics, inclusive_of_start=False
-        )
-
-    def last_position(self) -> int:
-        return self.recorder.max_notification_id() or 0
 
 
 def _numbered(

@@ -9,8 +9,8 @@ from typing import Any, Protocol
 from chassis.auth import Principal
 from contracts.customer_record import KeyPerson, KeyPersonRole
 from contracts.opportunity import Status
+from opportunity.application.event_log import EventLog
 from opportunity.application.unit_of_work import (
-    BatchingApplication,
     Context,
     NotFound,
     UnitOfWork,
@@ -39,7 +39,7 @@ _ROLES = frozenset(role.value for role in KeyPersonRole)
 _NOTE_MAX = 2000
 
 
-class CustomerRecords(BatchingApplication):
+class CustomerRecords(EventLog):
     """The customer records' use cases and queries."""
 
     def record_customer(

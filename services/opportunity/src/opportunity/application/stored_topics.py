@@ -10,12 +10,16 @@ test_golden_store.STORED_TOPICS pins them.
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
+from contracts.competitions import COMPETITION_PAYLOADS
 from contracts.customer_record import CUSTOMER_PAYLOADS
 from contracts.opportunity import PAYLOADS
+from contracts.targets import TARGET_PAYLOADS
 from opportunity.application.idempotency import IdempotentAnswer
+from opportunity.domain.competition import Competition
 from opportunity.domain.customer_account import CustomerAccount
 from opportunity.domain.customer_record import CustomerRecord
 from opportunity.domain.opportunity import Opportunity
+from opportunity.domain.target import Target
 from opportunity.domain.uniqueness import ActiveOpportunityIndex
 
 # The modules each aggregate class was recorded from before it moved, oldest first.
@@ -60,6 +64,11 @@ CUSTOMER_TOPICS = [
     f"{CustomerRecord.__module__}:{CustomerRecord.__qualname__}.{name}"
     for name in CUSTOMER_PAYLOADS
 ]
+# The topics of the targets' and the competitions' events (SPEC §9): what their listings read.
+TARGET_TOPICS = [f"{Target.__module__}:{Target.__qualname__}.{name}" for name in TARGET_PAYLOADS]
+COMPETITION_TOPICS = [
+    f"{Competition.__module__}:{Competition.__qualname__}.{name}" for name in COMPETITION_PAYLOADS
+]
 # Every event that travels on `crm.opportunity.events`: what the relay and the notification
 # feed read.
-EVENT_TOPICS = [*OPPORTUNITY_TOPICS, *CUSTOMER_TOPICS]
+EVENT_TOPICS = [*OPPORTUNITY_TOPICS, *CUSTOMER_TOPICS, *TARGET_TOPICS, *COMPETITION_TOPICS]

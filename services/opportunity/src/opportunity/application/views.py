@@ -67,6 +67,7 @@ def state_of(opportunity: Opportunity) -> dict[str, Any]:
         "paused_until": _iso(o.paused_until),
         "pause_reason": o.pause_reason,
         "deferred_reason": o.deferred_reason,
+        "deferred_note": o.deferred_note,
         "revisit_on": _iso(o.revisit_on),
         "closed_at": _iso(o.closed_at),
         "close_reason": o.close_reason,
@@ -79,6 +80,7 @@ def state_of(opportunity: Opportunity) -> dict[str, Any]:
         "key_persons": o.key_persons,
         "competitors": o.competitors,
         "documents": o.documents,
+        "forecast_category_override": o.forecast_category_override,
         "allowed_commands": list(_ALLOWED_NAMES[Status(o.status)]),
     }
 
@@ -86,7 +88,8 @@ def state_of(opportunity: Opportunity) -> dict[str, Any]:
 def with_schedule(
     state: dict[str, Any], rules: Rulebook, zone: ZoneInfo, now: datetime
 ) -> dict[str, Any]:
-    """Add `next_reminder_at` and `reclaim_at`, from the same rules the reminders service runs."""
+    """Add `next_reminder_at` and `reclaim_at`, from the same rules the reminders service runs,
+    and `forecast_category`: a manager's override, else the current stage's (SPEC §9)."""
     facts = schedule.Facts(
         type=state["type"],
         tier=state["customer"]["tier"],
@@ -100,7 +103,25 @@ def with_schedule(
     )
     timers = schedule.timers(rules, facts, zone)
     next_at, reclaim = schedule.next_reminder_at(timers, now), schedule.reclaim_at(timers)
-    return {**state, "next_reminder_at": _iso(next_at), "reclaim_at": _iso(reclaim)}
+    override = state.get("forecast_category_override")
+    return {
+        **state,
+        "next_reminder_at": _iso(next_at),
+        "reclaim_at": _iso(reclaim),
+        "forecast_category": override or _stage_category(rules, state),
+        "forecast_category_override": override,
+    }
+
+
+def _stage_category(rules: Rulebook, state: dict[str, Any]) -> str | None:
+    """The forecast category the rules file gives the opportunity's stage (None: a pipeline or
+    stage the rules file no longer has)."""
+    try:
+        pipeline = rules.pipeline(state["pipeline_id"])
+    except KeyError:
+        return None
+    found = next((s for s in pipeline.stages if s.id == state["stage"]), None)
+    return None if found is None else found.forecast_category.value
 
 
 def _iso(value: Any) -> str | None:

@@ -115,3 +115,13 @@ def check_read_standing(principal: Principal, owner_id: str, owner_team: str | N
             return
         raise Forbidden("a manager reads the pool standing of the own team", rule="role.team")
     raise Forbidden("a rep reads the own pool standing", rule="role.owner")
+
+
+def check_forecast_override(principal: Principal) -> None:
+    """Only a manager (of the opportunity's team: `check_act`) or an admin overrides the
+    stage's forecast category (SPEC §9)."""
+    if principal.role not in (Role.ADMIN, Role.MANAGER):
+        raise Forbidden(
+            "only a manager or an admin sets an opportunity's forecast category",
+            rule="role.forecast_category",
+        )

@@ -109,3 +109,9 @@ class OccurredAtRefused(DomainError):
     def __init__(self, message: str) -> None:
         super().__init__(message, field="occurred_at")
         self.field = "occurred_at"
+
+
+class DefinitionConflict(DomainError):
+    """Something defined once (a competition) is given again with another definition."""
+
+    code = "defined_otherwise"

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from contracts.opportunity import ACTIVE_STATUSES, FollowUpKind, Status
+from contracts.rules import ForecastCategory
 from opportunity.domain.errors import CommandNotAllowed, InvalidValue, OccurredAtRefused
 
 OPEN, PAUSED, DEFERRED, POOLED = Status.OPEN, Status.PAUSED, Status.DEFERRED, Status.POOLED
@@ -43,7 +44,10 @@ UPDATABLE = (
     "customer_name",
     "industry",
     "region",
+    # A manager's override of the stage's forecast category (SPEC §9); null clears it.
+    "forecast_category",
 )
+FORECAST_CATEGORIES = frozenset(category.value for category in ForecastCategory)
 
 FOLLOW_UP_KINDS = frozenset(kind.value for kind in FollowUpKind)
 
@@ -94,6 +98,8 @@ def updated_values(customer: dict[str, Any], changes: dict[str, str | None]) -> 
         elif field in ("customer_name", "industry", "region"):
             customer = {**customer, "name" if field == "customer_name" else field: text}
             values["customer"] = customer
+        elif field == "forecast_category":
+            values["forecast_category_override"] = text
         else:
             values[field] = text
     return values
@@ -109,5 +115,7 @@ def _check_readable(field: str, text: str | None) -> None:
             raise InvalidValue(field, "an amount is not negative")
         if field == "expected_close_on":
             date.fromisoformat(text)
+        if field == "forecast_category" and text not in FORECAST_CATEGORIES:
+            raise InvalidValue(field, f"{text!r} is not one of {sorted(FORECAST_CATEGORIES)}")
     except (ArithmeticError, ValueError):
         raise InvalidValue(field, f"{text!r} is not a valid {field}") from None

@@ -32,6 +32,9 @@ class Opportunity(Aggregate):
     reclaimed_by: tuple[str, ...] = ()
     # Each owner it was reclaimed from, and when last (SPEC §8.3); a class default likewise.
     reclaimed_from: tuple[tuple[str, datetime], ...] = ()
+    # A deferral's note, a manager's forecast category (SPEC §9): class defaults likewise.
+    deferred_note: str | None = None
+    forecast_category_override: str | None = None
 
     @event("OpportunityCreated")
     def __init__(  # noqa: PLR0913 - the whole initial state travels in the first event
@@ -148,18 +151,15 @@ class Opportunity(Aggregate):
         self._require("resume", at)
         self._resumed(paused_seconds=self._seconds_paused(at), at=at, actor=actor)
 
-    def defer(self, reason: str, revisit_on: date, at: datetime, actor: str) -> None:
+    def defer(
+        self, reason: str, revisit_on: date, at: datetime, actor: str, note: str | None = None
+    ) -> None:
         self._require("defer", at)
         required("reason", reason)
         if revisit_on <= at.date():
             raise InvalidValue("revisit_on", "a deferred opportunity is revisited in the future")
-        self._deferred(
-            reason=reason,
-            revisit_on=revisit_on,
-            paused_seconds=self._seconds_paused(at),
-            at=at,
-            actor=actor,
-        )
+        paused_seconds = self._seconds_paused(at)
+        self._deferred(reason, revisit_on, paused_seconds, at, actor, note)
 
     def reactivate(self, at: datetime, actor: str) -> None:
         self._require("reactivate", at)
@@ -170,15 +170,8 @@ class Opportunity(Aggregate):
     ) -> None:
         self._require("reclaim", at)
         required("reason", reason)
-        self._reclaimed(
-            reason=reason,
-            previous_owner_id=self.owner_id,
-            previous_status=str(self.status),
-            rule_id=rule_id,
-            command_id=command_id,
-            at=at,
-            actor=actor,
-        )
+        previous_status = str(self.status)
+        self._reclaimed(reason, self.owner_id, previous_status, rule_id, command_id, at, actor)
 
     def assign(  # noqa: PLR0913 - a pool rule's assignment names the rule
         self,
@@ -315,16 +308,24 @@ class Opportunity(Aggregate):
         self._touch(at, progress=True)
 
     @event("OpportunityDeferred")
-    def _deferred(
-        self, reason: str, revisit_on: date, paused_seconds: float, at: datetime, actor: str
+    def _deferred(  # noqa: PLR0913 - what the event records (older events have no note)
+        self,
+        reason: str,
+        revisit_on: date,
+        paused_seconds: float,
+        at: datetime,
+        actor: str,
+        note: str | None = None,
     ) -> None:
         self.status, self.deferred_reason, self.revisit_on = Status.DEFERRED, reason, revisit_on
+        self.deferred_note = note
         self.pause_reason = self.paused_until = self.paused_at = None
         self._touch(at)
 
     @event("OpportunityReactivated")
     def _reactivated(self, at: datetime, actor: str) -> None:
-        self.status, self.deferred_reason, self.revisit_on = Status.OPEN, None, None
+        self.status = Status.OPEN
+        self.deferred_reason = self.revisit_on = self.deferred_note = None
         self._touch(at, progress=True)
 
     @event("OpportunityReclaimed")
@@ -339,7 +340,7 @@ class Opportunity(Aggregate):
         actor: str,
     ) -> None:
         self.status, self.owner_id = Status.POOLED, None
-        self.deferred_reason = self.revisit_on = None
+        self.deferred_reason = self.revisit_on = self.deferred_note = None
         if previous_owner_id is not None:
             earlier = tuple(r for r in self.reclaimed_from if r[0] != previous_owner_id)
             self.reclaimed_from = (*earlier, (previous_owner_id, at))
@@ -388,12 +389,12 @@ class Opportunity(Aggregate):
         self.status, self.close_reason, self.lost_competitor = Status.LOST, reason, competitor
         self.closed_at = at
         self.pause_reason = self.paused_until = self.paused_at = None
-        self.deferred_reason = self.revisit_on = None
+        self.deferred_reason = self.revisit_on = self.deferred_note = None
         self._touch(at)
 
     @event("OpportunityVoided")
     def _voided(self, reason: str, previous_status: str, at: datetime, actor: str) -> None:
         self.status, self.close_reason, self.closed_at = Status.VOIDED, reason, at
         self.pause_reason = self.paused_until = self.paused_at = None
-        self.deferred_reason = self.revisit_on = None
+        self.deferred_reason = self.revisit_on = self.deferred_note = None
         self._touch(at)

@@ -3,9 +3,9 @@ opportunity's facts and next due time, in one transaction with the partitions' p
 
 A redelivered event changes nothing: an event whose version is not above the opportunity's is
 skipped. A record that is not an event is counted, logged and passed over; so is an event
-whose values the store cannot hold or the schedule cannot be computed with. The events of a
-customer record (contracts.customer_record) share the topic and have no timers: they are
-counted as `customer_record` and go no further.
+whose values the store cannot hold or the schedule cannot be computed with. The events of the
+other aggregates that share the topic (customer records, targets, competitions: `kind_of`) have
+no timers: they are counted as `customer_record`, `target` or `competition` and go no further.
 """
 
 import logging
@@ -17,8 +17,7 @@ from chassis.kafka.consuming import ConsumedRecord
 from chassis.kafka.logwatch import epoch_of
 from chassis.sql.errors import refused, why
 from contracts import topics
-from contracts.customer_record import is_customer_event
-from contracts.envelope import Envelope, NotAnEnvelope, read_envelope
+from contracts.envelope import Envelope, NotAnEnvelope, RecordKind, kind_of, read_envelope
 from reminders.application.ports import Planned, TimerStore
 from reminders.domain.clock import Clock
 from reminders.domain.facts import OpportunityFacts, evolve
@@ -87,8 +86,9 @@ class EventIntake:
             envelope = _envelope(record)
             if envelope is None:
                 outcomes["poison"] = outcomes.get("poison", 0) + 1
-            elif is_customer_event(envelope.event_type):
-                outcomes["customer_record"] = outcomes.get("customer_record", 0) + 1
+            elif (kind := kind_of(envelope.event_type)) is not RecordKind.OPPORTUNITY:
+                outcome = _OTHER_AGGREGATES[kind]
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
             else:
                 read.append((envelope, record.partition))
         now = self._clock()
@@ -115,6 +115,13 @@ def _epochs(records: Sequence[ConsumedRecord]) -> dict[int, str | None]:
     return found
 
 
+# The outcome each other aggregate's events on the topic are counted as.
+_OTHER_AGGREGATES = {
+    RecordKind.CUSTOMER: "customer_record",
+    RecordKind.TARGET: "target",
+    RecordKind.COMPETITION: "competition",
+}
+
 # What the consumer passes over, and why, for the log (the metrics count them by outcome).
 _PASSED_OVER = {
     "duplicate": "a version already taken",
@@ -122,6 +129,8 @@ _PASSED_OVER = {
     "unknown_opportunity": "an event of an opportunity whose creation was never seen",
     "poison": "not an event, or a payload that cannot be taken",
     "customer_record": "an event of a customer record, which has no timers",
+    "target": "an event of a target, which has no timers",
+    "competition": "an event of a competition, which has no timers",
 }
 
 

@@ -1,5 +1,6 @@
 """What the routes share, wired once by the composition root: the application, the group
-committer, the listings, who holds which token, the clock; and how a command is answered."""
+committer, the listings, the targets and competitions, who holds which token, the clock; and
+how a command is answered."""
 
 import hashlib
 import json
@@ -20,9 +21,11 @@ from opportunity.adapters.customer_listing import CustomerListing
 from opportunity.adapters.listing import Listing
 from opportunity.adapters.messaging import Messaging
 from opportunity.application.app import OpportunityApp
+from opportunity.application.competitions import Competitions
 from opportunity.application.customers import CustomerQueries
 from opportunity.application.group_commit import GroupCommitter
 from opportunity.application.idempotency import Answered, IdempotencyKey, once
+from opportunity.application.targets import Recorded, Targets
 from opportunity.application.unit_of_work import Context, NotFound, UnitOfWork, Work
 from opportunity.application.views import with_schedule
 from opportunity.domain.access import imports_history
@@ -51,11 +54,13 @@ class Api:
         zone: ZoneInfo,
         clock: Callable[[], datetime],
         metrics: Metrics,
+        planning: tuple[Targets, Competitions],
         messaging: Messaging | None = None,
     ) -> None:
         self.app, self.committer, self.listing = app, committer, listing
         self.customer_listing, self.customers = customer_listing, customers
         self.principals, self.zone, self.clock, self.metrics = principals, zone, clock, metrics
+        self.targets, self.competitions = planning
         self.messaging = messaging
 
     @property
@@ -133,6 +138,17 @@ class Api:
             return await self._answer(
                 request, principal, idempotency_key, payload, use, _as_is, status_code, None
             )
+
+        return await self._counted(name, answering())
+
+    async def record(self, name: str, use: Work[Recorded]) -> Answer:
+        """Run a use case of a target or a competition in the next group commit; answer with
+        the status and body it gives; count it by name and status. (Both are idempotent by
+        key: the same value or definition again records nothing.)"""
+
+        async def answering() -> Answer:
+            status_code, answer = await self.committer.submit(use)
+            return Answer(answer, status_code=status_code)
 
         return await self._counted(name, answering())
 

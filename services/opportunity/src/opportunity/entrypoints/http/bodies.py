@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from contracts.customer import GivenCustomer
 from contracts.customer_record import KeyPerson, KeyPersonRole, Note, Stance
 from contracts.opportunity import Amount, Currency, FollowUpKind, OpportunityType, Reason
+from contracts.rules import ForecastCategory
 from contracts.text import refuse_nul
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
@@ -62,8 +63,11 @@ class PauseBody(Body):
 
 
 class DeferBody(Body):
-    reason: Reason
-    revisit_on: date
+    reason: Reason = Field(description="a deferral reason's id (`GET /pipelines`)")
+    revisit_on: date | None = Field(
+        default=None, description="left out: the deferral day + the reason's revisit_after"
+    )
+    note: Note | None = Field(default=None, description="required by some reasons (`other`)")
 
 
 class ReasonBody(Body):
@@ -102,6 +106,10 @@ class UpdateBody(Body):
     customer_name: Text | None = None
     industry: Annotated[str, Field(max_length=100)] | None = None
     region: Annotated[str, Field(max_length=100)] | None = None
+    forecast_category: ForecastCategory | None = Field(
+        default=None,
+        description="manager or admin: override the stage's forecast category; null clears it",
+    )
 
 
 class KeyPersonBody(Body):

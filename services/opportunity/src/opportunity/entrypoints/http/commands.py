@@ -78,7 +78,7 @@ COMMANDS: list[CommandRoute[Any]] = [
     _route(
         "defer",
         body.DeferBody,
-        lambda app, uow, oid, b, ctx: app.defer(uow, oid, b.reason, b.revisit_on, ctx),
+        lambda app, uow, oid, b, ctx: app.defer(uow, oid, b.reason, b.revisit_on, ctx, b.note),
     ),
     _route(
         "reactivate",

@@ -13,6 +13,7 @@ from opportunity.application.unit_of_work import Conflict, NotFound, VersionMism
 from opportunity.application.views import COMMAND_NAMES
 from opportunity.domain.errors import (
     CommandNotAllowed,
+    DefinitionConflict,
     DomainError,
     DuplicateOpportunity,
     InvalidValue,
@@ -35,6 +36,7 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
     (PoolRuleBroken, 409),
     (DuplicateOpportunity, 409),
     (Conflict, 409),
+    (DefinitionConflict, 409),
 ]
 
 

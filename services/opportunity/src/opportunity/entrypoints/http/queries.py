@@ -1,5 +1,5 @@
 """The query routes (SPEC §4.1): one opportunity, its history, the searchable list, the
-pipelines of the rules file."""
+pipelines of the rules file (with its lost and deferral reasons)."""
 
 from typing import Annotated, Any
 
@@ -112,5 +112,15 @@ def add_query_routes(router: APIRouter, api: Api, authenticate: Authenticate) ->
             "lost_reasons": [
                 {"id": r.id, "label": f"{r.label.zh} {r.label.en}", "labels": r.label.model_dump()}
                 for r in api.rules.lost_reasons
+            ],
+            "deferral_reasons": [
+                {
+                    "id": r.id,
+                    "label": f"{r.label.zh} {r.label.en}",
+                    "labels": r.label.model_dump(),
+                    "revisit_after": f"P{r.revisit_after.days}D",
+                    "note_required": r.note_required,
+                }
+                for r in api.rules.deferral_reasons
             ],
         }

@@ -11,6 +11,7 @@ from opportunity.entrypoints.http.commands import add_command_routes
 from opportunity.entrypoints.http.customers import add_customer_routes
 from opportunity.entrypoints.http.fastlane import IDEMPOTENCY_KEY_MAX
 from opportunity.entrypoints.http.notifications import add_notification_routes
+from opportunity.entrypoints.http.planning import add_planning_routes
 from opportunity.entrypoints.http.pool import add_pool_routes
 from opportunity.entrypoints.http.queries import add_query_routes
 from opportunity.entrypoints.http.readiness import readiness
@@ -29,5 +30,6 @@ def build_router(api: Api) -> APIRouter:
     add_customer_routes(router, api, Who, IdempotencyKey, IfMatch)
     add_notification_routes(router, api, authenticate)
     add_pool_routes(router, api, authenticate)
+    add_planning_routes(router, api, authenticate)
     router.include_router(probes(readiness(api.app, api.messaging), api.metrics.registry))
     return router
