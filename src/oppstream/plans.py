@@ -34,6 +34,11 @@ def quarter_of(day: date) -> tuple[str, date, date]:
     return f"{day.year}-Q{index + 1}", start, end
 
 
+def sprint_id(quarter: str) -> str:
+    """The company-wide competition of a quarter."""
+    return f"sprint-{quarter.lower()}"
+
+
 def team_quarter_target(deals: list[Deal], team: str) -> Decimal:
     """A quarter's won-amount target for a team: a quarter of the amounts its simulated year
     planned, rounded to ten thousand."""
@@ -100,7 +105,7 @@ async def set_plan(base_url: str, tokens: dict[str, str], deals: list[Deal], now
             (
                 "admin",
                 {
-                    "id": f"sprint-{quarter.lower()}",
+                    "id": sprint_id(quarter),
                     "name": f"{quarter} 冲刺 sprint: won amount",
                     "metric": "won_amount",
                     "from": start.isoformat(),

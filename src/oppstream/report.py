@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts import topics
+from oppstream.plans import ZONE, quarter_of, sprint_id
 from oppstream.up import System
 
 CAUGHT_UP_SECONDS = 90
@@ -31,7 +33,14 @@ def print_report(console: Console, system: System, token: str, started: float) -
         for pipeline in funnel["pipelines"]:
             console.print(funnel_table(pipeline))
         projections = system.url("projections")
-        for title, path in (("Win rates", "/win-rates"), ("Forecast", "/forecast")):
+        quarter, _, _ = quarter_of(datetime.now(ZONE).date())
+        for title, path in (
+            ("Win rates", "/win-rates"),
+            ("Forecast", "/forecast"),
+            (f"Attainment 目标达成 {quarter} (won amount)", _attainment_path(quarter)),
+            (f"Competition 销售竞赛 {sprint_id(quarter)}", _standings_path(quarter)),
+            ("Deferrals by reason 未来机会", "/deferrals"),
+        ):
             answer = http.get(f"{projections}{path}")
             if answer.status_code == 200:
                 console.print(generic_table(title, answer.json()))
@@ -44,6 +53,14 @@ def print_report(console: Console, system: System, token: str, started: float) -
     console.print(table)
     console.print(f"reclamations: {kinds.get('reclaim_due', 0)} reclaim_due reminders fired")
     return funnel
+
+
+def _attainment_path(quarter: str) -> str:
+    return f"/attainment?period={quarter}&metric=won_amount"
+
+
+def _standings_path(quarter: str) -> str:
+    return f"/competitions/{sprint_id(quarter)}/standings"
 
 
 def _caught_up_funnel(http: httpx.Client, system: System) -> dict[str, Any]:

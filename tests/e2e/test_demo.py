@@ -7,6 +7,7 @@ import pytest
 from rich.console import Console
 
 from oppstream.demo import Year, tokens
+from oppstream.plans import sprint_id
 from oppstream.report import print_report
 from oppstream.scenes import act_out
 from oppstream.up import System
@@ -57,3 +58,39 @@ def test_the_demo_scenes_show_the_pool_rules_and_a_decision_chain(
     assert "信息部经理" in text
     assert "making 王建国 report to 赵磊 is refused: HTTP 422" in text
     assert "Pool standing" in text
+
+
+def test_the_demo_sets_a_sales_plan_and_prints_its_attainment(
+    seeded_year: tuple[System, Year],
+) -> None:
+    system, year = seeded_year
+    assert year.plan.refused == []
+    # The company, two teams × two metrics, six reps, two adjustments.
+    assert len(year.plan.targets) == 1 + 4 + 6 + 2
+    assert year.plan.competitions == [
+        sprint_id(year.plan.quarter),
+        f"east-follow-ups-{year.plan.quarter.lower()}",
+    ]
+    viewer = {"Authorization": f"Bearer {tokens()['viewer']}"}
+    deadline = time.monotonic() + 30
+    while True:
+        attainment = httpx.get(
+            f"{system.url('projections')}/attainment",
+            params={"period": year.plan.quarter, "metric": "won_amount"},
+            headers=viewer,
+        ).json()
+        targets = {(i["scope"], i["scope_id"]): i["target"] for i in attainment["items"]}
+        if targets.get(("rep", "rep-4")) is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert targets[("company", "company")] is not None
+    assert targets[("team", "east")] is not None
+    assert targets[("rep", "rep-4")] is not None
+
+    console = Console(record=True, width=200)
+    print_report(console, system, tokens()["admin"], time.monotonic())
+    text = console.export_text()
+    assert f"Attainment 目标达成 {year.plan.quarter}" in text
+    assert f"Competition 销售竞赛 {sprint_id(year.plan.quarter)}" in text
+    for item in attainment["items"]:
+        assert item["scope_id"] in text
