@@ -173,11 +173,14 @@ def test_a_reclaim_under_a_least_loaded_rule_answers_with_the_new_owner(
     client: TestClient,
 ) -> None:
     owned(client, "rep-2", tier="SMB")
+    owned(client, "rep-4", tier="SMB")
+    owned(client, "rep-4", tier="SMB")
     oid = owned(client, "rep-1", tier="SMB")
 
     answer = act(client, oid, "reclaim", {"reason": "no progress"}, "manager-east")
 
-    # rep-1 it was reclaimed from; rep-2 is the only other rep of team east.
+    # rep-1 it was reclaimed from; of the other reps of team east, rep-2 holds one deal and
+    # rep-4 two.
     assert (answer["status"], answer["owner_id"]) == ("open", "rep-2")
     reclaimed, assigned = history(client, oid)[-2:]
     assert reclaimed["event_type"] == "OpportunityReclaimed"

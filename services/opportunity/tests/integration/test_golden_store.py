@@ -211,7 +211,9 @@ def test_the_envelopes_project_to_the_recorded_read_model(golden: Golden, tmp_pa
     recorded = golden.expected(reading.BI_OPPORTUNITY)
     # Columns added since the release hold what a projection of its events gives them:
     # `classified_by` null (the customers were not classified then), the working days of paused
-    # visits (SPEC §8.4) as the projection counts them.
+    # visits (SPEC §8.4) as the projection counts them, no forecast category override, and
+    # the deferral's reason and note of an opportunity deferred now (a free-text reason of then
+    # reads as `other`, its text as the note).
     kept = [
         {name: row[name] for name in old}
         for row, old in zip(projected.bi_opportunity, recorded, strict=True)
@@ -220,8 +222,19 @@ def test_the_envelopes_project_to_the_recorded_read_model(golden: Golden, tmp_pa
     added = {name for row in projected.bi_opportunity for name in row} - {
         name for row in recorded for name in row
     }
-    assert added == {"classified_by", "visit_paused_working_days"}
+    assert added == {
+        "classified_by",
+        "visit_paused_working_days",
+        "forecast_category_override",
+        "deferred_reason",
+        "deferred_note",
+    }
     assert {row["classified_by"] for row in projected.bi_opportunity} == {None}
+    assert {row["forecast_category_override"] for row in projected.bi_opportunity} == {None}
+    for row in projected.bi_opportunity:
+        deferred = row["status"] == "deferred"
+        assert (row["deferred_reason"] == "other") is deferred
+        assert (row["deferred_note"] is not None) is deferred
 
 
 def test_the_api_shows_every_golden_opportunity_and_records_after_it(golden: Golden) -> None:
