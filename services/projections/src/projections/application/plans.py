@@ -18,16 +18,7 @@ from projections.application.read_model import Events, Query, ReadModel
 from projections.domain import attainment as attainment_
 from projections.domain.deferrals import by_reason
 from projections.domain.forecast import money
-from projections.domain.standings import standings
-
-# The events each competition metric counts.
-COUNTED = {
-    CompetitionMetric.WON_AMOUNT: "OpportunityWon",
-    CompetitionMetric.WON_COUNT: "OpportunityWon",
-    CompetitionMetric.NEW_OPPORTUNITIES: "OpportunityCreated",
-    CompetitionMetric.ADVANCES: "StageAdvanced",
-    CompetitionMetric.FOLLOW_UPS: "FollowUpLogged",
-}
+from projections.domain.standings import COUNTED, standings
 
 
 class UnknownCompetition(LookupError):
