@@ -128,6 +128,27 @@ class PlanReports:
             "items": items,
         }
 
+    # -- /competitions ----------------------------------------------------------------------
+
+    def competitions(self) -> dict[str, Any]:
+        with self.rm.reading() as reading:
+            found = reading.competitions()
+        return {
+            "competitions": [
+                {
+                    "id": c.competition_id,
+                    "name": c.name,
+                    "metric": c.metric,
+                    "from": c.from_at.isoformat(),
+                    "to": c.to_at.isoformat(),
+                    "team_ids": orjson.loads(c.team_ids),
+                    "tiers": orjson.loads(c.tiers),
+                    "types": orjson.loads(c.types),
+                }
+                for c in found
+            ]
+        }
+
     # -- /competitions/{id}/standings ------------------------------------------------------
 
     def standings(
