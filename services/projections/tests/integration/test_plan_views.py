@@ -12,9 +12,11 @@ from projections.adapters.columns import CENT
 from services.projections.tests.conftest import Clock, Service, alembic
 from services.projections.tests.integration.test_plans import (
     NOW,
+    at,
     attainment_fixture,
     standings_fixture,
 )
+from services.projections.tests.plans import CompetitionHistory
 
 
 @pytest.fixture(autouse=True)
@@ -91,6 +93,18 @@ def test_bi_competition_standing_ranks_as_the_api_does(service: Service) -> None
         (2, "rep-3", "west", "3000.00"),
     ]
     assert standing_rows(service, "ka-only") == served_standings(service, "ka-only")
+
+
+def test_bi_competition_standing_counts_only_the_teams_and_types_named(service: Service) -> None:
+    window = {"from": at(4, 1, 0).isoformat(), "to": at(7, 1, 0).isoformat()}
+    west = CompetitionHistory(
+        at(3, 30), "west-only", metric="won_count", team_ids=["west"], types=["new"], **window
+    )
+    service.feed(*standings_fixture(), west)
+
+    # Wins credited to west: A2 (rep-3, after it came to west), A6 (rep-9): a tie at 1.
+    assert standing_rows(service, "west-only") == [(1, "rep-3", "west", 1), (1, "rep-9", "west", 1)]
+    assert standing_rows(service, "west-only") == served_standings(service, "west-only")
 
 
 def test_bi_competition_standing_keeps_other_currencies_apart(service: Service) -> None:
