@@ -183,9 +183,10 @@ def shown_categories(page: Page) -> dict[str, dict[str, tuple[str, int]]]:
     cells = rows(
         page,
         "table[data-forecast-categories] tr[data-month]",
-        """rows => rows.map(r => [r.dataset.month, ['pipeline', 'best-case', 'commit', 'closed']
-            .map(c => [c, r.querySelector('td.' + c + ' .amount').textContent,
-                       r.querySelector('td.' + c + ' .count').textContent])])""",
+        """(rows, categories) => rows.map(r => [r.dataset.month, categories.map(c => [c,
+            r.querySelector('td.' + c + ' .amount').textContent,
+            r.querySelector('td.' + c + ' .count').textContent])])""",
+        CATEGORIES,
     )
     return {
         month: {c: (amount, int(count.strip("()"))) for c, amount, count in figures}
