@@ -11,7 +11,8 @@
 --
 -- What BI tools get: SELECT on the `bi_*` tables and views only (bi_opportunity,
 -- bi_stage_visit, bi_event, bi_opportunity_version, bi_customer, bi_key_person,
--- bi_pipeline_stage, bi_funnel, bi_dwell, bi_win_rate and any bi_* added later), in read-only
+-- bi_pipeline_stage, bi_target_change, bi_competition, bi_deferral, bi_funnel, bi_dwell,
+-- bi_win_rate, bi_target, bi_competition_standing and any bi_* added later), in read-only
 -- transactions; nothing on the service's
 -- bookkeeping (projection_*, the Alembic version table). The grants survive
 -- `oppstream projections rebuild`, which drops and recreates the tables: default privileges

@@ -36,11 +36,12 @@ PROBES: set[Endpoint] = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metr
 # - /healthz, /readyz: probes of the platform (Kubernetes asks without credentials);
 # - /metrics: scraped by Prometheus without credentials; counters and latencies, no business data;
 # - /openapi.json, /docs, /docs/oauth2-redirect, /redoc: the API's description, no data;
-# - the dashboard page `/` of the projections service: a static page (stage labels from the rules
-#   file) that asks the user for a token and sends it with each report request.
+# - the dashboard page `/` of the projections service and its script `/dashboard.js`: static
+#   (stage labels from the rules file); they ask the user for a token and send it with each
+#   report request.
 PUBLIC: dict[str, set[Endpoint]] = {
     "opportunity": PROBES | DOCS,
-    "projections": PROBES | DOCS | {("GET", "/")},
+    "projections": PROBES | DOCS | {("GET", "/"), ("GET", "/dashboard.js")},
     "reminders": PROBES | DOCS,
 }
 

@@ -236,3 +236,18 @@ def test_funnel_has_the_shape_the_spec_fixes(service: Service) -> None:
     assert isinstance(stage["conversion_rate"], float)
     assert isinstance(stage["conversion_days"], float)
     assert isinstance(stage["conversion_working_days"], float)
+
+
+def test_the_dashboard_and_its_script_are_served_without_a_token_or_a_cdn(
+    service: Service,
+) -> None:
+    page = service.client.get("/")
+    script = service.client.get("/dashboard.js")
+
+    assert page.status_code == script.status_code == 200
+    assert '<script src="dashboard.js"></script>' in page.text
+    assert '"initial_contact"' in page.text  # the rules' stages, in place of the placeholder
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "/attainment" in script.text
+    assert "//cdn" not in page.text + script.text
+    assert "https://" not in page.text + script.text

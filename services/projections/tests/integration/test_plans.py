@@ -258,6 +258,35 @@ def test_standings_count_only_the_tiers_named(service: Service) -> None:
     ]
 
 
+def test_competitions_are_listed_newest_first_for_any_role(service: Service) -> None:
+    summer = CompetitionHistory(
+        at(5, 1),
+        "summer",
+        metric="follow_ups",
+        team_ids=["east"],
+        types=["new"],
+        **{"from": at(6, 1, 0).isoformat(), "to": at(9, 1, 0).isoformat()},
+    )
+    service.feed(*standings_fixture(), summer)
+
+    listed = service.get("/competitions", "rep-2")["competitions"]
+
+    # summer defined 1 May; spring and ka-only both 30 Mar, then by id.
+    assert [c["id"] for c in listed] == ["summer", "ka-only", "spring"]
+    assert listed[0] == {
+        "id": "summer",
+        "name": "春季冲刺",
+        "metric": "follow_ups",
+        "from": "2026-05-31T16:00:00+00:00",
+        "to": "2026-08-31T16:00:00+00:00",
+        "team_ids": ["east"],
+        "tiers": [],
+        "types": ["new"],
+    }
+    assert listed[1]["tiers"] == ["KA"]
+    assert service.client.get("/competitions").status_code == 401
+
+
 def test_standings_of_an_unknown_competition_are_404(service: Service) -> None:
     answer = service.client.get("/competitions/nothing/standings", headers=auth("viewer"))
 
@@ -436,6 +465,7 @@ def test_a_rebuild_answers_every_figure_as_the_consumer_did(service: Service) ->
             service.get("/competitions/spring/standings"),
             service.get("/forecast"),
             service.get("/deferrals", **{"from": "2026-04-01"}),
+            *(views(service, name) for name in ("bi_target", "bi_competition_standing")),
         ]
 
     before, tables = answers(), snapshot(service.store.engine)
@@ -452,13 +482,19 @@ def test_a_rebuild_answers_every_figure_as_the_consumer_did(service: Service) ->
     assert len(tables["bi_deferral"]) == 6
 
 
+def views(service: Service, name: str) -> list[tuple[Any, ...]]:
+    with service.store.engine.connect() as conn:
+        found = conn.execute(sa.text(f"SELECT * FROM {name}"))  # noqa: S608 - a view's name
+        return sorted(tuple(row) for row in found)
+
+
 # -- the migration ------------------------------------------------------------------------
 
 
 def test_revision_0007_adds_the_tables_and_columns_and_goes_back(empty: sa.Engine) -> None:
     alembic(empty, "upgrade", "0006")
 
-    migrate.upgrade(empty)
+    alembic(empty, "upgrade", "0007")
 
     assert migrate.current_revision(empty) == "0007"
     with empty.connect() as conn:

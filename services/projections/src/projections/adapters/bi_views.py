@@ -1,11 +1,13 @@
-"""The BI views (SPEC §4.3): §5's funnel, dwell and win-rate figures, in portable SQL.
+"""The BI views (SPEC §4.3): §5's funnel, dwell and win-rate figures, and §9's targets and
+competition standings, in portable SQL.
 
-Rows per pipeline, stage and segment (type, tier, ownership, creation month, the classification
-rule that gave the tier), over the live tables.
+The figures' rows are per pipeline, stage and segment (type, tier, ownership, creation month,
+the classification rule that gave the tier), over the live tables.
 
 Counts are in every view, so a BI tool can add months or segments up and divide itself; the
 rates are for one row. Voided opportunities (mistakes, duplicates) are left out, as in the API.
-Only "now" differs between the dialects (for the age of open visits).
+Only "now" (for the age of open visits) and reading a JSON array (a competition's teams, tiers
+and types) differ between the dialects.
 
 A change of a view is a migration: it freezes the SQL the revisions create in
 migrations/views.py, which must end equal to this (tests/integration/test_bi_tables.py).
@@ -15,7 +17,11 @@ migrations/views.py, which must end equal to this (tests/integration/test_bi_tab
 
 import sqlalchemy as sa
 
-VIEW_NAMES = ("bi_funnel", "bi_dwell", "bi_win_rate")
+from projections.domain.standings import COUNTED
+
+FIGURE_VIEWS = ("bi_funnel", "bi_dwell", "bi_win_rate")
+PLAN_VIEWS = ("bi_target", "bi_competition_standing")
+VIEW_NAMES = (*FIGURE_VIEWS, *PLAN_VIEWS)
 
 # The columns of `bi_opportunity` the views group by, as each revision that creates the views
 # has them: 0001 the first, 0006 with `classified_by`. Today's is the last.
@@ -114,8 +120,68 @@ def view_statements(dialect: str, segment: tuple[str, ...] = SEGMENT) -> list[st
     return [bi_funnel(columns), _bi_dwell(dialect, columns), bi_win_rate(columns)]
 
 
+BI_TARGET = """
+CREATE VIEW bi_target AS
+SELECT c.target_id, c.period, c.scope, c.scope_id, c.metric, c.value, c.team_id, c.reason,
+    c.actor AS set_by, c.occurred_at AS set_at, n.changes
+FROM bi_target_change c
+JOIN (
+    SELECT target_id, MAX(version) AS version, COUNT(*) AS changes
+    FROM bi_target_change GROUP BY target_id
+) n ON n.target_id = c.target_id AND n.version = c.version
+"""
+
+# Whether a JSON array of strings (text) holds a value.
+MEMBER = {
+    "postgresql": (
+        "EXISTS (SELECT 1 FROM json_array_elements_text(CAST({array} AS json)) AS m(item) "
+        "WHERE m.item = {value})"
+    ),
+    "sqlite": "EXISTS (SELECT 1 FROM json_each({array}) AS m WHERE m.value = {value})",
+}
+
+
+def _bi_competition_standing(dialect: str) -> str:
+    member = MEMBER[dialect]
+    counted = " ".join(f"WHEN '{metric}' THEN '{event}'" for metric, event in COUNTED.items())
+    amounts = "c.metric = 'won_amount'"
+    currency = f"CASE WHEN {amounts} THEN v.currency END"
+
+    def named(array: str, value: str) -> str:
+        return f"({array} = '[]' OR {member.format(array=array, value=value)})"
+
+    # Each row of bi_opportunity_version is an event with the owner and team after it, which
+    # are those credited with it (decision 0042). Amounts are per currency: the API counts
+    # the report currency's only, which the database does not know.
+    return f"""
+CREATE VIEW bi_competition_standing AS
+SELECT x.*, RANK() OVER (PARTITION BY x.competition_id, x.currency ORDER BY x.value DESC) AS rank
+FROM (
+    SELECT c.competition_id, c.metric, v.owner_id, MIN(v.team_id) AS team_id,
+        {currency} AS currency,
+        CASE WHEN {amounts} THEN ROUND(SUM(v.won_amount), 2) ELSE COUNT(*) END AS value,
+        COUNT(*) AS events
+    FROM bi_competition c
+    JOIN bi_opportunity_version v ON v.event_type = CASE c.metric {counted} END
+        AND v.occurred_at >= c.from_at AND v.occurred_at < c.to_at
+    JOIN bi_opportunity o ON o.id = v.opportunity_id
+    WHERE o.status <> 'voided' AND v.owner_id IS NOT NULL
+        AND {named("c.team_ids", "v.team_id")}
+        AND {named("c.types", "o.type")}
+        AND {named("c.tiers", "o.tier")}
+    GROUP BY c.competition_id, c.metric, v.owner_id, {currency}
+) x
+"""
+
+
+def plan_view_statements(dialect: str) -> list[str]:
+    """CREATE VIEW statements of `bi_target` and `bi_competition_standing` for `dialect`."""
+    return [BI_TARGET, _bi_competition_standing(dialect)]
+
+
 def create_views(conn: sa.Connection) -> None:
-    for statement in view_statements(conn.dialect.name):
+    dialect = conn.dialect.name
+    for statement in [*view_statements(dialect), *plan_view_statements(dialect)]:
         conn.exec_driver_sql(statement)
 
 

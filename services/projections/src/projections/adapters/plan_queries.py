@@ -84,6 +84,13 @@ def competition(t: Tables, conn: sa.Connection, competition_id: str) -> Competit
     return None if row is None else CompetitionRow(**row)
 
 
+def competitions(t: Tables, conn: sa.Connection) -> list[CompetitionRow]:
+    """Every competition's latest definition, the newest defined first."""
+    c = t.competition
+    rows = conn.execute(sa.select(c).order_by(c.c.defined_at.desc(), c.c.competition_id))
+    return [CompetitionRow(**row) for row in rows.mappings()]
+
+
 def deferrals(
     t: Tables,
     conn: sa.Connection,

@@ -301,6 +301,9 @@ class _Reading:
     def competition(self, competition_id: str) -> CompetitionRow | None:
         return plan_queries.competition(self.model.t, self.conn, competition_id)
 
+    def competitions(self) -> list[CompetitionRow]:
+        return plan_queries.competitions(self.model.t, self.conn)
+
     def deferrals(self, q: Query, start: datetime | None, end: datetime | None) -> list[Episode]:
         source = self.model.source(q)
         return plan_queries.deferrals(self.model.t, self.conn, source, q, start, end)

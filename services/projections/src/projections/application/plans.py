@@ -18,16 +18,7 @@ from projections.application.read_model import Events, Query, ReadModel
 from projections.domain import attainment as attainment_
 from projections.domain.deferrals import by_reason
 from projections.domain.forecast import money
-from projections.domain.standings import standings
-
-# The events each competition metric counts.
-COUNTED = {
-    CompetitionMetric.WON_AMOUNT: "OpportunityWon",
-    CompetitionMetric.WON_COUNT: "OpportunityWon",
-    CompetitionMetric.NEW_OPPORTUNITIES: "OpportunityCreated",
-    CompetitionMetric.ADVANCES: "StageAdvanced",
-    CompetitionMetric.FOLLOW_UPS: "FollowUpLogged",
-}
+from projections.domain.standings import COUNTED, standings
 
 
 class UnknownCompetition(LookupError):
@@ -135,6 +126,27 @@ class PlanReports:
             "period": period.text,
             "currency": self.currency,
             "items": items,
+        }
+
+    # -- /competitions ----------------------------------------------------------------------
+
+    def competitions(self) -> dict[str, Any]:
+        with self.rm.reading() as reading:
+            found = reading.competitions()
+        return {
+            "competitions": [
+                {
+                    "id": c.competition_id,
+                    "name": c.name,
+                    "metric": c.metric,
+                    "from": c.from_at.isoformat(),
+                    "to": c.to_at.isoformat(),
+                    "team_ids": orjson.loads(c.team_ids),
+                    "tiers": orjson.loads(c.tiers),
+                    "types": orjson.loads(c.types),
+                }
+                for c in found
+            ]
         }
 
     # -- /competitions/{id}/standings ------------------------------------------------------

@@ -132,6 +132,9 @@ class Reading(Protocol):
 
     def competition(self, competition_id: str) -> CompetitionRow | None: ...
 
+    def competitions(self) -> list[CompetitionRow]:
+        """Every competition, the newest defined first."""
+
     def deferrals(self, q: Query, start: datetime | None, end: datetime | None) -> list[Episode]:
         """Deferral episodes begun in [start, end) and by `q.as_of`, of the query's
         opportunities (their state then)."""

@@ -5,6 +5,17 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from contracts.competitions import CompetitionMetric
+
+# The events each competition metric counts.
+COUNTED = {
+    CompetitionMetric.WON_AMOUNT: "OpportunityWon",
+    CompetitionMetric.WON_COUNT: "OpportunityWon",
+    CompetitionMetric.NEW_OPPORTUNITIES: "OpportunityCreated",
+    CompetitionMetric.ADVANCES: "StageAdvanced",
+    CompetitionMetric.FOLLOW_UPS: "FollowUpLogged",
+}
+
 
 def standings(
     credited: Iterable[tuple[str, str | None, Decimal]],

@@ -246,6 +246,11 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
             ),
         )
 
+    @router.get("/competitions", tags=["targets"], responses=refused)
+    async def competitions(_: Who) -> Answer:
+        """Every competition's latest definition, the newest defined first."""
+        return await api.timed("competitions", api.plans.competitions)
+
     @router.get(
         "/competitions/{competition_id}/standings",
         tags=["targets"],

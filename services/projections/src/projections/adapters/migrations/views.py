@@ -14,6 +14,7 @@ from projections.adapters.bi_views import (
     SEGMENT_V6,
     bi_funnel,
     bi_win_rate,
+    plan_view_statements,
     view_statements,
 )
 
@@ -72,3 +73,8 @@ def views_0005(dialect: str) -> list[str]:
 def views_0006(dialect: str) -> list[str]:
     """The views 0006 created: grouped by `classified_by` too."""
     return view_statements(dialect, SEGMENT_V6)
+
+
+def views_0008(dialect: str) -> list[str]:
+    """The views 0008 created: `bi_target` and `bi_competition_standing`."""
+    return plan_view_statements(dialect)
