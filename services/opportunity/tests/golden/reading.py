@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -50,7 +50,13 @@ EVERYTHING = 1_000_000
 
 def releases() -> list[Path]:
     """The golden stores kept, one folder per release that recorded one, oldest first."""
-    return sorted(p for p in GOLDEN.iterdir() if (p / SQLITE_STORE).is_file())
+    kept = [p for p in GOLDEN.iterdir() if (p / SQLITE_STORE).is_file()]
+    return sorted(kept, key=lambda p: release_order(p.name))
+
+
+def release_order(name: str) -> tuple[int, ...]:
+    """A release's place among the others: `v0.10.0` comes after `v0.9.0`."""
+    return tuple(int(part) for part in name.removeprefix("v").split("."))
 
 
 def notifications_file(kind: str) -> str:
@@ -68,7 +74,9 @@ def write_json(path: Path, value: Any) -> None:
 
 def plain(value: Any) -> Any:
     """JSON values as the golden files hold them: instants and dates in ISO 8601, amounts and
-    ids as text."""
+    ids as text, a dataclass's instance (a target's key and changes) as its fields."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return plain(asdict(value))
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

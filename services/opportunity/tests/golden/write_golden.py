@@ -1,10 +1,11 @@
 """Writes a golden event store (SPEC §7: stored events outlive the code).
 
-The code of this release records a dozen opportunities through its HTTP API (commands) and
+The code of this release records fifteen opportunities through its HTTP API (commands) and
 its application layer (creations with fixed ids, the Kafka intake of a lead, the reminders'
 reclaim and renewal commands), covering every event type the aggregates record, an
-Idempotency-Key answer and a snapshot; once on SQLite and once on PostgreSQL. It keeps, in
-`golden/<release>/`:
+Idempotency-Key answer and a snapshot; then the customers' key persons, the pool's ledgers and
+cursor (under the shipped rules file with one pool rule more, `GOLDEN_POOL_RULE`), targets and
+a competition; once on SQLite and once on PostgreSQL. It keeps, in `golden/<release>/`:
 
 - eventstore.sqlite: the SQLite store, compacted into one file;
 - eventstore.postgres.sql: the PostgreSQL database as pg_dump writes it (tables, the
@@ -16,7 +17,7 @@ Idempotency-Key answer and a snapshot; once on SQLite and once on PostgreSQL. It
 A release's folder is written once and then kept as it is: later code must read it. Run, from
 the repository root, with the PostgreSQL server of the tests up and pg_dump on the PATH:
 
-    .venv/bin/python -m services.opportunity.tests.golden.write_golden v0.5.0
+    .venv/bin/python -m services.opportunity.tests.golden.write_golden v0.7.0
 """
 
 import argparse
@@ -38,8 +39,9 @@ from stdnum.cn import uscc as stdnum_uscc
 from chassis.auth import Principal
 from contracts.commands import CreateRenewalCommand, ReclaimCommand
 from contracts.customer import Customer
+from contracts.customer_rules import PoolRule
 from contracts.leads import QualifiedLead
-from contracts.rules import Role, load_rulebook
+from contracts.rules import Role, Rulebook, load_rulebook
 from opportunity.application.app import OpportunityApp
 from opportunity.application.creating import NewOpportunity
 from opportunity.application.unit_of_work import Context, UnitOfWork
@@ -58,6 +60,24 @@ T = TypeVar("T")
 START = datetime(2026, 8, 3, 1, 0, tzinfo=UTC)  # a Monday, 09:00 in Shanghai
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+
+# The pool rule the recording adds to the shipped ones: a foreign SMB customer's opportunity,
+# one held per rep, a reclaimed one given at once to the team's next rep in turn.
+GOLDEN_POOL_RULE = PoolRule.model_validate(
+    {
+        "id": "golden-foreign-smb",
+        "match": {"tier": "SMB", "ownership": "FOREIGN"},
+        "max_held": 1,
+        "redistribute": "round_robin",
+    }
+)
+
+
+def golden_rules() -> Rulebook:
+    """The shipped rules file, with `GOLDEN_POOL_RULE` after its pool rules."""
+    shipped = load_rulebook()
+    pool = shipped.pool.model_copy(update={"rules": (*shipped.pool.rules, GOLDEN_POOL_RULE)})
+    return shipped.model_copy(update={"pool": pool})
 
 
 class Clock:
@@ -159,6 +179,16 @@ class Recorder:
         state: dict[str, Any] = answer.json()
         return state
 
+    def send(
+        self, method: str, path: str, principal_id: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Any other command of the API (customers, targets, competitions), at the next hour."""
+        self.clock.tick()
+        answer = self.http.request(method, path, json=body, headers=auth(principal_id))
+        assert answer.is_success, f"{method} {path}: {answer.status_code} {answer.text}"
+        state: dict[str, Any] = answer.json()
+        return state
+
 
 def record(r: Recorder) -> None:
     """Every event type, every status, both ways of reclaiming and of assigning."""
@@ -240,7 +270,8 @@ def record(r: Recorder) -> None:
         "created"
     )
 
-    # A qualified lead of the same customer, whose contract runs: a resale, pooled; claimed.
+    # A qualified lead of the same customer, whose contract runs: a resale, pooled; claimed
+    # (under the shipped KA pool rule: the rep's ledger records the claim).
     r.clock.tick()
     lead = QualifiedLead(
         lead_id="golden-lead-1",
@@ -349,16 +380,111 @@ def record(r: Recorder) -> None:
     # Created by a manager without an owner: pooled, and left so.
     r.create("pooled", "manager-west", customer(9, "West Pool Co", "KA", "SOE"))
 
-    # The listing (a table of ours in the store's database) caught up to the end.
-    listed = r.http.get("/opportunities", params={"limit": 500}, headers=auth("admin"))
-    assert listed.status_code == 200, listed.text
+    record_customers(r, star)
+    record_pool(r)
+    record_plans(r, won, skipping)
+
+    # The listings (tables of ours in the store's database) caught up to the end.
+    for path in ("/opportunities", "/customers", "/targets", "/competitions"):
+        listed = r.http.get(path, params={"limit": 500}, headers=auth("admin"))
+        assert listed.status_code == 200, listed.text
+
+
+def record_customers(r: Recorder, star: dict[str, str]) -> None:
+    """A customer's decision chain kept on its record: two more key persons, one reporting to
+    the other; a change; the middle one removed (whoever reported to them moves up). Another
+    opportunity of a known customer gives it a new region (the profile changes)."""
+    people = f"/customers/{star['uscc']}/key-persons"
+    cto = r.send(
+        "POST",
+        people,
+        "rep-1",
+        {
+            "name": "李强",
+            "title": "CTO",
+            "role": "influencer",
+            "stance": "neutral",
+            "reports_to": "1",
+        },
+    )
+    r.send("PATCH", f"{people}/{cto['id']}", "rep-1", {"stance": "supporter", "phone": None})
+    architect = r.send(
+        "POST",
+        people,
+        "rep-1",
+        {"name": "Anna Berg", "role": "user", "reports_to": cto["id"], "note": "架构师"},
+    )
+    assert architect["reports_to"] == cto["id"], architect
+    r.send("DELETE", f"{people}/{cto['id']}", "manager-east")
+    r.create(
+        "profiled",
+        "rep-2",
+        customer(2, "Small Shop Co", "SMB", "PRIVATE", region="华东"),
+        title="second try",
+    )
+
+
+def record_pool(r: Recorder) -> None:
+    """Under `GOLDEN_POOL_RULE`: a manager assigns a pooled opportunity to a rep at the rule's
+    max_held (the override recorded), then reclaims the rep's other one, which the rule gives
+    at once to the team's next rep in turn (the rule id recorded; the team's cursor and the
+    rep's ledger written)."""
+    boss = "manager-east"
+    held = r.create("held", "rep-4", customer(10, "Harbour Imports GmbH", "SMB", "FOREIGN"))
+    over = r.create("overridden", boss, customer(11, "Alpine Tools AG", "SMB", "FOREIGN"))
+    assigned = r.command(over, "assign", boss, {"owner_id": "rep-4", "override": True})
+    assert assigned["owner_id"] == "rep-4", assigned
+    given = r.command(held, "reclaim", boss, {"reason": "rep-4 holds more than the rule allows"})
+    assert (given["status"], given["owner_id"]) == ("open", "rep-1"), given
+
+
+def record_plans(r: Recorder, won: UUID, skipping: UUID) -> None:
+    """A manager's forecast category set on one opportunity and cleared on another; the
+    quarter's targets (the company's and a team's set, a rep's allocated, the team's
+    adjusted) and a competition."""
+    r.command(skipping, "update", "manager-east", {"forecast_category": "commit"})
+    renewal = Opportunity.new_id("renewal", str(won))
+    r.command(renewal, "update", "manager-east", {"forecast_category": "best_case"})
+    r.command(renewal, "update", "admin", {"forecast_category": None})
+    quarter = "/targets/2026-Q4"
+    r.send(
+        "PUT", f"{quarter}/company/oppstream", "admin", {"metric": "won_amount", "value": "900000"}
+    )
+    r.send("PUT", f"{quarter}/team/east", "admin", {"metric": "won_amount", "value": "500000"})
+    r.send(
+        "PUT",
+        f"{quarter}/rep/rep-1",
+        "manager-east",
+        {"metric": "won_amount", "value": "200000", "reason": "rep-1's share"},
+    )
+    r.send(
+        "PUT",
+        f"{quarter}/team/east",
+        "admin",
+        {"metric": "won_amount", "value": "550000.50", "reason": "a bigger plan"},
+    )
+    r.send(
+        "POST",
+        "/competitions",
+        "admin",
+        {
+            "id": "golden-q4-sprint",
+            "name": "Q4 冲刺 sprint",
+            "metric": "won_amount",
+            "from": "2026-10-01",
+            "to": "2027-01-01T00:00:00+08:00",
+            "team_ids": ["west", "east"],
+            "tiers": ["KA"],
+            "types": ["new", "resale"],
+        },
+    )
 
 
 def record_store(store_url: str) -> None:
     clock = Clock(START)
     service = build_app(
         Settings(eventstore_url=store_url),
-        rules=load_rulebook(),
+        rules=golden_rules(),
         principals=PRINCIPALS,
         clock=clock,
     )

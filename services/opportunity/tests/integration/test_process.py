@@ -54,6 +54,14 @@ def fresh_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
 
 
 @pytest.fixture
+def any_store(tmp_path: Path) -> Iterator[str]:
+    """A store for a start refused before the store is opened (a broken rules or auth file):
+    which kind does not matter, so the quicker one."""
+    with new_event_store("sqlite", tmp_path, "oppstream_process") as url:
+        yield url
+
+
+@pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """The child's working directory, so nothing it writes (var/, logs) lands in the repo."""
     path = tmp_path / "run"
@@ -221,12 +229,12 @@ def _invalid_duration(text: str) -> tuple[str, str, int]:
     ids=["probability-4", "unknown-key", "invalid-duration"],
 )
 def test_broken_rules_file_stops_start_naming_key_and_line(
-    breakage: Callable[[str], tuple[str, str, int]], fresh_store: str, workdir: Path
+    breakage: Callable[[str], tuple[str, str, int]], any_store: str, workdir: Path
 ) -> None:
     text, key, line = breakage(DEFAULT_RULES_FILE.read_text(encoding="utf-8"))
     rules_file = workdir / "rules.yaml"
     rules_file.write_text(text, encoding="utf-8")
-    env = service_env(workdir, eventstore_url=fresh_store, rules_file=str(rules_file))
+    env = service_env(workdir, eventstore_url=any_store, rules_file=str(rules_file))
 
     port = free_port()
     started = time.monotonic()
@@ -285,14 +293,14 @@ AUTH_CASES = {
 
 @pytest.mark.parametrize("case", list(AUTH_CASES))
 def test_broken_auth_file_stops_start_and_never_prints_a_token(
-    case: str, fresh_store: str, workdir: Path
+    case: str, any_store: str, workdir: Path
 ) -> None:
     name, content, problem = AUTH_CASES[case]
     auth_file = workdir / "secrets" / name
     if content is not None:
         auth_file.parent.mkdir()
         auth_file.write_text(content, encoding="utf-8")
-    env = service_env(workdir, eventstore_url=fresh_store)
+    env = service_env(workdir, eventstore_url=any_store)
     env["OPPSTREAM_AUTH_FILE"] = str(auth_file)
 
     port = free_port()
