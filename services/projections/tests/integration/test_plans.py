@@ -225,12 +225,16 @@ def test_standings_share_a_rank_on_a_tie_and_credit_the_owner_at_the_win(
 
     # rep-1 5000 (A1; A4 after the window, A5 in USD); rep-2 3000 (A3, claimed from the
     # pool); rep-3 3000 (A2, won after it came to rep-3: not rep-2's); rep-9 1000 (A6).
-    # rep-2 and rep-3 tie at rank 2, in owner id order; the next is 4.
+    # rep-2 and rep-3 tie at rank 2, in owner id order; the next is 4. The principals file's
+    # other reps (rep-4, rep-5, rep-6), credited with nothing, stand at 0 and share rank 5.
     assert standings(service, "spring") == [
         (1, "rep-1", "east", "5000.00"),
         (2, "rep-2", "east", "3000.00"),
         (2, "rep-3", "west", "3000.00"),
         (4, "rep-9", "west", "1000.00"),
+        (5, "rep-4", "east", "0.00"),
+        (5, "rep-5", "west", "0.00"),
+        (5, "rep-6", "west", "0.00"),
     ]
 
 
@@ -243,6 +247,9 @@ def test_standings_as_of_a_day_count_the_wins_until_then(service: Service) -> No
         (2, "rep-2", "east", "3000.00"),
         (3, "rep-9", "west", "1000.00"),
         (4, "rep-3", "west", "0.00"),
+        (4, "rep-4", "east", "0.00"),
+        (4, "rep-5", "west", "0.00"),
+        (4, "rep-6", "west", "0.00"),
     ]
 
 
@@ -250,11 +257,15 @@ def test_standings_count_only_the_tiers_named(service: Service) -> None:
     service.feed(*standings_fixture())
 
     # KA wins in the window, any currency: A1 (rep-1), A2 (rep-3), A3 (rep-2), A5 (rep-1,
-    # USD: counted, it is a count); A6 is SMB.
+    # USD: counted, it is a count); A6 is SMB (rep-9 is not a rep of the principals file, so
+    # not listed); the principals file's reps credited with nothing stand at 0.
     assert standings(service, "ka-only") == [
         (1, "rep-1", "east", 2),
         (2, "rep-2", "east", 1),
         (2, "rep-3", "west", 1),
+        (4, "rep-4", "east", 0),
+        (4, "rep-5", "west", 0),
+        (4, "rep-6", "west", 0),
     ]
 
 
