@@ -287,12 +287,19 @@ def commands_taken(
     """Each command the reminders sent (the fired log keeps its bytes) reached the
     opportunity service: each won deal a renewal command named has its renewal; a reclaim
     command was applied, or the deal progressed or left `open` since its basis (then it is
-    refused). One neither applied nor refusable was never taken: said apart, whether it was
+    refused). Commands still in the outbox when reminders stopped are left out (not sent yet).
+    One neither applied nor refusable was never taken: said apart, whether it was
     only on a log the broker lost (`lost_log`) or is on the log it has now (`log`)."""
     with psycopg.connect(reminders_url) as conn:
+        # A command still in the outbox when reminders stopped is sent when it starts again
+        # (as the reminders' own check counts it): not sent yet, so not missed.
         sent = [
             orjson.loads(bytes(row[0]))
-            for row in conn.execute("SELECT command FROM reminders_fired WHERE command IS NOT NULL")
+            for row in conn.execute(
+                "SELECT f.command FROM reminders_fired f WHERE f.command IS NOT NULL "
+                "AND NOT EXISTS (SELECT 1 FROM reminders_outbox o "
+                "WHERE o.opportunity_id = f.opportunity_id AND o.reminder_id = f.reminder_id)"
+            )
         ]
     reclaimed = {
         e["payload"].get("command_id")

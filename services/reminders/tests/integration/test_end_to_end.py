@@ -143,7 +143,7 @@ def test_the_backtest_of_the_recorded_history_gives_the_reclaims_the_live_servic
     answer = stack.client.post(
         f"/opportunities/{deferred}/defer",
         json={
-            "reason": "tender next year",
+            "reason": "tender_cycle",
             "revisit_on": (datetime.now(UTC) + timedelta(days=200)).date().isoformat(),
             "occurred_at": (datetime.now(UTC) - timedelta(days=11)).isoformat(),
         },

@@ -6,18 +6,21 @@ rows need no earlier event: versions only identify them, and a redelivered one i
 """
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TypeVar
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from contracts.competitions import COMPETITION_PAYLOADS
 from contracts.envelope import Envelope
 from contracts.targets import TARGET_PAYLOADS
 
 log = logging.getLogger(__name__)
+P = TypeVar("P", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -60,13 +63,8 @@ class CompetitionRow:
 def target_change(e: Envelope) -> TargetChange | None:
     """The row of a target event; None for a type this version does not know or a payload the
     contract refuses (logged): it is in `bi_event`, not projected."""
-    model = TARGET_PAYLOADS.get(e.event_type)
-    if model is None:
-        return None
-    try:
-        p = model.model_validate(e.payload)
-    except ValidationError as exc:
-        _refused(e, exc)
+    p = _payload(e, TARGET_PAYLOADS)
+    if p is None:
         return None
     return TargetChange(
         e.opportunity_id,
@@ -88,13 +86,8 @@ def target_change(e: Envelope) -> TargetChange | None:
 
 def competition_row(e: Envelope) -> CompetitionRow | None:
     """The row of a competition's definition; None as for `target_change`."""
-    model = COMPETITION_PAYLOADS.get(e.event_type)
-    if model is None:
-        return None
-    try:
-        p = model.model_validate(e.payload)
-    except ValidationError as exc:
-        _refused(e, exc)
+    p = _payload(e, COMPETITION_PAYLOADS)
+    if p is None:
         return None
     return CompetitionRow(
         p.competition_id,
@@ -109,6 +102,19 @@ def competition_row(e: Envelope) -> CompetitionRow | None:
         e.occurred_at,
         e.version,
     )
+
+
+def _payload(e: Envelope, models: Mapping[str, type[P]]) -> P | None:
+    """The event's payload as its model; None for a type this version does not know, or a
+    payload the contract refuses (logged)."""
+    model = models.get(e.event_type)
+    if model is None:
+        return None
+    try:
+        return model.model_validate(e.payload)
+    except ValidationError as exc:
+        _refused(e, exc)
+        return None
 
 
 def _refused(e: Envelope, exc: ValidationError) -> None:

@@ -67,7 +67,10 @@ def add_planning_routes(router: APIRouter, api: Api, authenticate: Authenticate)
         "/targets/{period}/{scope}/{scope_id}",
         tags=["targets"],
         status_code=200,
-        responses={201: {"description": "the target was created"}, **refusals(401, 403, 503)},
+        responses={
+            201: {"description": "the target was created"},
+            **refusals(400, 401, 403, 503),
+        },
     )
     async def set_target(
         period: str,
@@ -107,7 +110,10 @@ def add_planning_routes(router: APIRouter, api: Api, authenticate: Authenticate)
         "/competitions",
         tags=["competitions"],
         status_code=201,
-        responses={200: {"description": "defined so before"}, **refusals(401, 403, 409, 503)},
+        responses={
+            200: {"description": "defined so before"},
+            **refusals(400, 401, 403, 409, 503),
+        },
     )
     async def define_competition(payload: CompetitionBody, who: Who) -> Answer:
         given = GivenCompetition(
