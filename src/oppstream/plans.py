@@ -39,6 +39,12 @@ def sprint_id(quarter: str) -> str:
     return f"sprint-{quarter.lower()}"
 
 
+def team_quarter_count(deals: list[Deal], team: str) -> int:
+    """A quarter's target of new opportunities for a team: a quarter of its simulated year's,
+    and a tenth more."""
+    return max(10, round(sum(1 for d in deals if d.team_id == team) / 4 * 1.1))
+
+
 def team_quarter_target(deals: list[Deal], team: str) -> Decimal:
     """A quarter's won-amount target for a team: a quarter of the amounts its simulated year
     planned, rounded to ten thousand."""
@@ -75,7 +81,12 @@ async def set_plan(base_url: str, tokens: dict[str, str], deals: list[Deal], now
         )
         for team, value in team_targets.items():
             await put("admin", "team", team, {"metric": "won_amount", "value": str(value)})
-            await put("admin", "team", team, {"metric": "new_opportunities", "value": "30"})
+            await put(
+                "admin",
+                "team",
+                team,
+                {"metric": "new_opportunities", "value": str(team_quarter_count(deals, team))},
+            )
             manager = f"manager-{team}"
             reps = TEAMS[team]
             share = _thousands(value / len(reps))

@@ -7,6 +7,7 @@ so the reminders service reclaims them.
 """
 
 import random
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -203,7 +204,7 @@ def _story(
                 Step(
                     at,
                     "defer",
-                    {"reason": "tender_cycle", "revisit_on": revisit.isoformat()},
+                    {**_deferral(deal, index), "revisit_on": revisit.isoformat()},
                 )
             )
             at = datetime.combine(revisit, at.timetz())
@@ -249,6 +250,23 @@ def _story(
         steps.append(Step(at, "advance", {"to_stage": stages[target].id}))
         index = target
     return [step for step in steps if step.at < now]
+
+
+# Why deals are deferred (the rules file's coded reasons), the tender cycle most often.
+DEFERRALS: tuple[dict[str, str], ...] = (
+    {"reason": "tender_cycle"},
+    {"reason": "tender_cycle"},
+    {"reason": "budget_cycle"},
+    {"reason": "fiscal_year"},
+    {"reason": "leadership_change"},
+    {"reason": "other", "note": "客户搬迁新园区 moving to a new campus"},
+)
+
+
+def _deferral(deal: Deal, stage_index: int) -> dict[str, str]:
+    """A deal's deferral at a stage: spread over the reasons by the deal's key, leaving the
+    random stream (and so the rest of the simulated year) as it was."""
+    return DEFERRALS[(zlib.crc32(deal.key.encode()) + stage_index) % len(DEFERRALS)]
 
 
 def _loss(rng: random.Random) -> dict[str, Any]:
