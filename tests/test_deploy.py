@@ -71,7 +71,7 @@ def test_docker_compose_config_accepts_the_file() -> None:
 
 def test_kubernetes_manifests_probe_and_scrape_every_service() -> None:
     for name, port in PORTS.items():
-        documents = list(yaml.safe_load_all((ROOT / f"deploy/k8s/{name}.yaml").read_text()))
+        documents = list(yaml.safe_load_all((ROOT / f"deploy/k8s/base/{name}.yaml").read_text()))
         deployment = next(d for d in documents if d["kind"] == "Deployment")
         pod = deployment["spec"]["template"]
         container = pod["spec"]["containers"][0]
@@ -83,8 +83,8 @@ def test_kubernetes_manifests_probe_and_scrape_every_service() -> None:
 
 def test_kubernetes_rules_file_is_the_shipped_default() -> None:
     shipped = (ROOT / "contracts/src/contracts/default_rules.yaml").read_text(encoding="utf-8")
-    assert (ROOT / "deploy/k8s/rules.yaml").read_text(encoding="utf-8") == shipped, (
-        "copy contracts/src/contracts/default_rules.yaml to deploy/k8s/rules.yaml"
+    assert (ROOT / "deploy/k8s/base/rules.yaml").read_text(encoding="utf-8") == shipped, (
+        "copy contracts/src/contracts/default_rules.yaml to deploy/k8s/base/rules.yaml"
     )
 
 
