@@ -3,11 +3,10 @@
 -- Run it once in the projections database as a superuser (or the database owner with the
 -- right to create event triggers), before or after the service first started:
 --
---   psql "$PROJECTIONS_DB" -v owner=oppstream -v bi_password='…' -f deploy/sql/bi_readonly_role.sql
+--   psql "$PROJECTIONS_DB" -v owner=oppstream -f deploy/sql/bi_readonly_role.sql
 --
 --   owner        the role the projections service connects as (it creates the tables);
---                default `oppstream`
---   bi_password  optional: also create the example login role `oppstream_bi` with it
+--                default `oppstream`; `projections` with deploy/sql/service_roles.sql
 --
 -- What BI tools get: SELECT on the `bi_*` tables and views only (bi_opportunity,
 -- bi_stage_visit, bi_event, bi_opportunity_version, bi_customer, bi_key_person,
@@ -84,14 +83,4 @@ CREATE EVENT TRIGGER oppstream_bi_read_only_bi ON ddl_command_end
   WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'CREATE VIEW', 'ALTER TABLE', 'SELECT INTO')
   EXECUTE FUNCTION oppstream_bi_read_only_bi();
 
--- An example login role for a BI tool (only with -v bi_password=…).
-\if :{?bi_password}
-  SELECT NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'oppstream_bi') AS create_login \gset
-  \if :create_login
-    CREATE ROLE oppstream_bi LOGIN PASSWORD :'bi_password' IN ROLE oppstream_bi_read;
-  \else
-    ALTER ROLE oppstream_bi PASSWORD :'bi_password';
-    GRANT oppstream_bi_read TO oppstream_bi;
-  \endif
-  ALTER ROLE oppstream_bi SET default_transaction_read_only = on;
-\endif
+-- The login a BI tool connects as: deploy/sql/bi_login_role.sql.
