@@ -1,9 +1,11 @@
 """No token is ever logged (SPEC §4.4): the three services run as real processes, every endpoint
 is called with valid, invalid and look-alike tokens, answers of every kind are provoked (401,
 403, 404, 409, 412, 422, and 503 once their databases are gone), then the captured output of
-each process is searched for every token."""
+each process is searched for every token; in either log format (text, and JSON lines that
+each parse and carry the request id of the request they tell of)."""
 
 import base64
+import json
 import re
 import secrets
 from collections.abc import Iterator
@@ -50,12 +52,14 @@ NAMES = ("opportunity", "projections", "reminders")
 class System:
     services: dict[str, Service]
     databases: dict[str, str]
+    log_format: str
 
 
-@pytest.fixture
-def system(tmp_path: Path) -> Iterator[System]:
+@pytest.fixture(params=["text", "json"])
+def system(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[System]:
     """The opportunity and projections services on new PostgreSQL databases (dropped under them
-    later), the reminders service on SQLite; all stopped however the test ends."""
+    later), the reminders service on SQLite, logging in the format of the param; all stopped
+    however the test ends."""
     with ExitStack() as stack:
         databases = {
             name: stack.enter_context(fresh_database(f"oppstream_logs_{name}"))
@@ -66,6 +70,7 @@ def system(tmp_path: Path) -> Iterator[System]:
             eventstore_url=databases["opportunity"],
             projections_db_url=databases["projections"],
             reminders_db_url=f"sqlite:///{tmp_path}/reminders.db",
+            log_format=request.param,
         )
         with ThreadPoolExecutor(len(NAMES)) as pool:
             starting = {
@@ -75,7 +80,7 @@ def system(tmp_path: Path) -> Iterator[System]:
             if future.exception() is None:
                 stack.callback(future.result().stop)
         services = {name: future.result() for name, future in starting.items()}
-        yield System(services, databases)
+        yield System(services, databases, request.param)
 
 
 def endpoints(client: httpx.Client) -> list[tuple[str, str]]:
@@ -157,6 +162,15 @@ def fail_without_database(system: System) -> set[int]:
     return answered
 
 
+def assert_json_lines(output: str) -> None:
+    """Every line a JSON object; an access line for each request, with its request id."""
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]
+    assert all({"time", "level", "service", "logger", "message"} <= set(line) for line in lines)
+    access = [line for line in lines if line["logger"] == "oppstream.access"]
+    assert access
+    assert all(len(line["request_id"]) == 32 for line in access)
+
+
 def test_no_token_appears_in_any_log(system: System) -> None:
     answered: dict[str, set[int]] = {}
     for name, service in system.services.items():
@@ -180,6 +194,8 @@ def test_no_token_appears_in_any_log(system: System) -> None:
             if secret[start : start + FRAGMENT] in output
         ]
         assert not leaked, f"the {name} service logged (part of) a token: {leaked}\n{output}"
+        if system.log_format == "json":
+            assert_json_lines(service.stderr_path.read_text(encoding="utf-8"))
     assert {401, 403, 404, 409, 412, 422} <= answered["opportunity"]
     assert {401, 403, 422} <= answered["projections"]
     assert {401, 404} <= answered["reminders"]

@@ -43,7 +43,7 @@ def check_uscc(value: str) -> str:
     except InvalidChecksum as exc:
         expected = stdnum_uscc.calc_check_digit(value[:17])
         raise ValueError(
-            f"the check character is {value[-1]!r} but GB 32100-2015 gives {expected!r}"
+            f"the check character (the 18th) is wrong: GB 32100-2015 gives {expected!r}"
         ) from exc
 
 

@@ -59,7 +59,7 @@ def parse_period(text: str) -> Period:
     """The period a text names; ValueError naming the forms accepted otherwise."""
     match = _PERIOD.match(text)
     if match is None:
-        raise ValueError(f"period {text!r} is none of YYYY, YYYY-Qn (n 1-4), YYYY-MM")
+        raise ValueError("the period is none of YYYY, YYYY-Qn (n 1-4), YYYY-MM")
     year = int(match["year"])
     if match["quarter"]:
         first = 3 * (int(match["quarter"]) - 1) + 1

@@ -13,11 +13,15 @@ import orjson
 import psycopg
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from chassis.auth import Forbidden, Unauthenticated
 from chassis.exposition import exposition
+from chassis.logs import RequestLog
+from chassis.refusals import BodyTooLarge, BoundedBodies, invalid_request, too_large
+from chassis.settings import OppstreamSettings
 from chassis.sql.errors import unavailable, why
 
 log = logging.getLogger(__name__)
@@ -94,11 +98,13 @@ def new_service(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     store: str,
     store_errors: tuple[type[Exception], ...] = (),
+    max_body_bytes: int = OppstreamSettings.model_fields["max_body_bytes"].default,
 ) -> FastAPI:
     """The FastAPI application of the oppstream `name` service; `Unauthenticated` (raised by
     `chassis.auth.bearer_principal`) answers 401, `Forbidden` 403, an error of the driver or of
     `store_errors` (what the service's persistence library wraps them in) that says the `store`
-    cannot be reached 503."""
+    cannot be reached 503; a body over `max_body_bytes` 413 unread, a request FastAPI refuses
+    422 without the values sent; every request gets a request id and an access log line."""
     service = FastAPI(
         # Our own Prometheus metrics; FastAPI's OpenTelemetry checks cost CPU per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -109,6 +115,10 @@ def new_service(
     )
     service.add_exception_handler(Unauthenticated, unauthenticated)
     service.add_exception_handler(Forbidden, forbidden)
+    service.add_exception_handler(BodyTooLarge, too_large)
+    service.add_exception_handler(RequestValidationError, invalid_request)
+    service.add_middleware(BoundedBodies, limit=max_body_bytes)
+    service.add_middleware(RequestLog)  # the outermost: a 413 too is logged with its id
     for kind in (*DRIVER_ERRORS, *store_errors):
         service.add_exception_handler(kind, store_unavailable(store))
     return service

@@ -14,7 +14,6 @@ supervisor sees one failure and restarts the whole.
 
 import contextlib
 import ctypes
-import logging
 import os
 import shutil
 import signal
@@ -32,6 +31,7 @@ import uvicorn
 from chassis.auth import Principals
 from chassis.configuration import BadConfiguration, read_configuration
 from chassis.exposition import share_across_workers
+from chassis.logs import configure_logging
 from chassis.settings import OppstreamSettings
 from contracts.rules import Rulebook
 
@@ -67,15 +67,13 @@ def serve(
 ) -> int:
     """Serve until stopped; 2 (said on stderr, after `program`) when the configuration is
     bad."""
-    # INFO and above: what a consumer passed over, and why, is said at INFO.
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(service.name, "text")
     try:
         settings, rules, principals = read_configuration(service.settings)
     except BadConfiguration as exc:
         print(f"{program}: {exc}", file=sys.stderr)
         return 2
+    configure_logging(service.name, settings.log_format)
     workers = workers or settings.workers
     settings = settings.model_copy(update={"workers": workers})
     if workers > 1 and not str(getattr(settings, service.store)).startswith("postgresql"):
@@ -90,7 +88,9 @@ def serve(
         return service.build_app(settings, rules=rules, principals=principals)
 
     if workers == 1:
-        uvicorn.run(build(), host=host, port=port, log_level="info", access_log=False)
+        uvicorn.run(
+            build(), host=host, port=port, log_level="info", access_log=False, log_config=None
+        )
         return 0
     return _serve_workers(build, host, port, workers)
 
@@ -148,7 +148,7 @@ def _work(build: Callable[[], Any], listener: socket.socket, parent: int, done: 
     code = 1
     try:
         _die_with(parent)
-        config = uvicorn.Config(build(), log_level="info", access_log=False)
+        config = uvicorn.Config(build(), log_level="info", access_log=False, log_config=None)
         os.write(done, b"1")
         os.close(done)
         uvicorn.Server(config).run(sockets=[listener])

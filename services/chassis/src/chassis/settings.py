@@ -2,6 +2,7 @@
 (SPEC §6); each service's own settings add its store."""
 
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -33,6 +34,12 @@ class OppstreamSettings(BaseSettings):
         le=32,
         description="processes serving the same port (each with its own consumers); "
         "more than one only with a PostgreSQL store",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1, description="a larger request body is refused with 413 unread"
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object a line"
     )
 
     @field_validator("timezone")

@@ -136,6 +136,7 @@ def build_app(
         "Commands and queries of sales opportunities (SPEC §4.1).",
         lifespan,
         store="event store",
+        max_body_bytes=settings.max_body_bytes,
         store_errors=(PersistenceError,),
     )
     install_error_handlers(service)

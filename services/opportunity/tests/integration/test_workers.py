@@ -114,6 +114,8 @@ def test_metrics_count_the_commands_of_every_worker(workers: Service) -> None:
         created = (("command", "create"), ("status", "201"))
         assert samples[("oppstream_commands_total", created)] == creates, scraped
         assert samples[("oppstream_command_seconds_count", (("command", "create"),))] == creates
+        # The process collector of the worker that answered, beside the sum (SPEC §11).
+        assert samples[("process_resident_memory_bytes", ())] > 0
 
 
 @pytest.mark.postgres

@@ -93,6 +93,7 @@ def build_app(
         "Funnel, dwell, win rates, forecast, stale deals, leaderboard (SPEC §4.2).",
         lifespan,
         store="projections database",
+        max_body_bytes=settings.max_body_bytes,
     )
     service.include_router(build_router(api))
     service.include_router(build_dashboard(rules))

@@ -221,6 +221,7 @@ def build_app(
         "pause ends and renewals (SPEC §3.4, §3.5, §6).",
         lifespan,
         store="reminders database",
+        max_body_bytes=settings.max_body_bytes,
     )
     service.include_router(build_router(api))
     service.state.runtime = runtime

@@ -109,7 +109,9 @@ class CustomerRecord(Aggregate):
         they may take."""
         unknown = sorted(set(values) - set(KEY_PERSON_FIELDS))
         if unknown:
-            raise InvalidValue(unknown[0], f"{unknown[0]!r} is not a field of a key person")
+            raise InvalidValue(
+                unknown[0], f"not a field of a key person; its fields are {list(KEY_PERSON_FIELDS)}"
+            )
         for name, allowed in _REQUIRED.items():
             if name not in values and not complete:
                 continue
@@ -117,7 +119,7 @@ class CustomerRecord(Aggregate):
             if value is None:
                 raise InvalidValue(name, f"a key person's {name} is required")
             if allowed is not None and value not in allowed:
-                raise InvalidValue(name, f"{value!r} is not one of {sorted(allowed)}")
+                raise InvalidValue(name, f"the {name} is not one of {sorted(allowed)}")
 
     def _check_reports_to(self, person_id: str | None, reports_to: str | None) -> None:
         """`reports_to` names a current key person of this customer, and no one reports to
@@ -125,9 +127,7 @@ class CustomerRecord(Aggregate):
         if reports_to is None:
             return
         if reports_to not in self.key_persons:
-            raise InvalidValue(
-                "reports_to", f"customer {self.uscc} has no key person {reports_to!r}"
-            )
+            raise InvalidValue("reports_to", f"customer {self.uscc} has no key person of that id")
         if reports_to == person_id:
             raise InvalidValue("reports_to", "a key person cannot report to themselves (a cycle)")
         manager: str | None = reports_to

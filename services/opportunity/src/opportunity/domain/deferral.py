@@ -25,7 +25,7 @@ def revisit_day(
     except KeyError:
         known = [r.id for r in rules.deferral_reasons]
         raise InvalidValue(
-            "reason", f"{reason!r} is not a deferral reason; use one of {known}"
+            "reason", f"the reason is not a deferral reason; use one of {known}"
         ) from None
     if coded.note_required and not (note and note.strip()):
         raise InvalidValue("note", f"a deferral for {reason!r} needs a note saying more")

@@ -74,7 +74,7 @@ def required(field: str, text: str) -> None:
 
 def check_follow_up_kind(kind: str) -> None:
     if kind not in FOLLOW_UP_KINDS:
-        raise InvalidValue("kind", f"{kind!r} is not one of {sorted(FOLLOW_UP_KINDS)}")
+        raise InvalidValue("kind", f"the kind is not one of {sorted(FOLLOW_UP_KINDS)}")
 
 
 def check_changes(changes: dict[str, str | None]) -> None:
@@ -82,7 +82,7 @@ def check_changes(changes: dict[str, str | None]) -> None:
     value the event body could not read."""
     unknown = sorted(set(changes) - set(UPDATABLE))
     if unknown:
-        raise InvalidValue(unknown[0], f"{unknown[0]!r} cannot be changed by an update")
+        raise InvalidValue(unknown[0], "this field cannot be changed by an update")
     for name, text in changes.items():
         _check_readable(name, text)
 
@@ -116,6 +116,6 @@ def _check_readable(field: str, text: str | None) -> None:
         if field == "expected_close_on":
             date.fromisoformat(text)
         if field == "forecast_category" and text not in FORECAST_CATEGORIES:
-            raise InvalidValue(field, f"{text!r} is not one of {sorted(FORECAST_CATEGORIES)}")
+            raise InvalidValue(field, f"the {field} is not one of {sorted(FORECAST_CATEGORIES)}")
     except (ArithmeticError, ValueError):
-        raise InvalidValue(field, f"{text!r} is not a valid {field}") from None
+        raise InvalidValue(field, f"not a valid {field}") from None

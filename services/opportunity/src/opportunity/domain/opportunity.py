@@ -232,7 +232,7 @@ class Opportunity(Aggregate):
         if reason not in rules.lost_reason_ids:
             raise InvalidValue(
                 "reason",
-                f"{reason!r} is not a lost reason; use one of {list(rules.lost_reason_ids)}",
+                f"the reason is not a lost reason; use one of {list(rules.lost_reason_ids)}",
             )
         self._lost(stage=self.stage, reason=reason, competitor=competitor, at=at, actor=actor)
 

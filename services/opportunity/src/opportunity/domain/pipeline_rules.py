@@ -10,7 +10,7 @@ def target_stage(pipeline: Pipeline, stage_id: str) -> Stage:
     except KeyError:
         raise InvalidValue(
             "to_stage",
-            f"{stage_id!r} is not a stage of pipeline {pipeline.id!r}; "
+            f"to_stage is not a stage of pipeline {pipeline.id!r}; "
             f"its stages are {list(pipeline.stage_ids)}",
         ) from None
 

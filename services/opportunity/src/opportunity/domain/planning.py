@@ -32,10 +32,10 @@ class Staff:
         InvalidValue naming `scope_id` for a rep or a team nobody is."""
         if scope is TargetScope.REP:
             if scope_id not in self.rep_teams:
-                raise InvalidValue("scope_id", f"no rep {scope_id!r} in the principals file")
+                raise InvalidValue("scope_id", "no rep of that id in the principals file")
             team = self.rep_teams[scope_id]
             if team is None:
-                raise InvalidValue("scope_id", f"rep {scope_id!r} is in no team")
+                raise InvalidValue("scope_id", "that rep is in no team")
             return team
         if scope is TargetScope.TEAM:
             self.check_teams([scope_id], "scope_id")
@@ -45,7 +45,7 @@ class Staff:
     def check_teams(self, team_ids: Iterable[str], field: str) -> None:
         unknown = sorted(set(team_ids) - self.teams)
         if unknown:
-            raise InvalidValue(field, f"no principal works in team {unknown[0]!r}")
+            raise InvalidValue(field, f"no principal works in a team named in {field}")
 
 
 def check_plans(principal: Principal, rule: str) -> None:

@@ -331,4 +331,4 @@ def _update_info(s: OpportunityState, changes: dict[str, Any]) -> None:
                     raise ValueError(text)
                 s.forecast_category_override = text
         except (InvalidOperation, ValueError, TypeError):
-            log.warning("InfoUpdated of %s: %s=%r is not readable; kept %s", s.id, name, text, name)
+            log.warning("InfoUpdated of %s: %s is not readable; kept the one before", s.id, name)

@@ -52,7 +52,7 @@ def parse_instant(text: str | None, field: str, zone: ZoneInfo) -> datetime | No
     except ValueError:
         raise invalid(
             field,
-            f"{text!r} is neither a date (2026-11-01) nor an instant (2026-11-01T09:00:00+08:00)",
+            f"{field} is neither a date (2026-11-01) nor an instant (2026-11-01T09:00:00+08:00)",
         ) from None
     return found.replace(tzinfo=zone) if found.tzinfo is None else found
 
@@ -67,20 +67,20 @@ def scoped(who: Principal, q: Query) -> Query:
             raise Forbidden("a manager without a team reads no team", "role.team", "team_id")
         if q.team_id not in (None, who.team_id):
             raise Forbidden(
-                f"a manager reads the own team ({who.team_id!r}), not {q.team_id!r}",
+                f"a manager reads the own team ({who.team_id!r}), not another",
                 "role.team",
                 "team_id",
             )
         return replace(q, scope_team_id=who.team_id)
     if q.owner_id not in (None, who.id):
         raise Forbidden(
-            f"a rep reads the own opportunities ({who.id!r}), not {q.owner_id!r}'s",
+            f"a rep reads the own opportunities ({who.id!r}), not another's",
             "role.owner",
             "owner_id",
         )
     if q.team_id not in (None, who.team_id):
         raise Forbidden(
-            f"a rep reads the own team ({who.team_id!r}), not {q.team_id!r}", "role.team", "team_id"
+            f"a rep reads the own team ({who.team_id!r}), not another", "role.team", "team_id"
         )
     return replace(q, scope_owner_id=who.id)
 
