@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ParamSpec, TypeVar
 from uuid import UUID
 
 import orjson
@@ -50,6 +51,21 @@ from opportunity.metrics import Metrics
 from opportunity.settings import Settings
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def finished(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn` in a worker thread. Cancelled, it still waits for the thread to finish (a thread
+    cannot be stopped), so that whoever cancelled the relay may then close the store the
+    thread reads: closing a SQLite connection under a running query crashes the process."""
+    work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait({work})
+        raise
+
 
 READER = "relay"
 READ_BY_ALL = "relay.read_by_all"  # every reader group has read the events up to here
@@ -111,7 +127,7 @@ class Relay:
         try:
             while True:
                 try:
-                    leader = await asyncio.to_thread(self._leadership.try_acquire)
+                    leader = await finished(self._leadership.try_acquire)
                     self._metrics.leader.set(1 if leader else 0)
                     if not leader:
                         self._position = None
@@ -135,18 +151,18 @@ class Relay:
                     await backoff.wait("relay", self.last_error)
         finally:
             await self._drop_clients()
-            await asyncio.to_thread(self._leadership.release)
+            await finished(self._leadership.release)
             self._metrics.leader.set(0)
 
     async def relay_once(self) -> int:
         """Publish the next batch of recorded events; how many were published."""
         if self._position is None:  # just became leader: continue where the last one stopped
-            await asyncio.to_thread(self._resume)
+            await finished(self._resume)
             await self.check_log()
-        position, top, notifications = await asyncio.to_thread(self._next_batch)
+        position, top, notifications = await finished(self._next_batch)
         if not notifications:
             if top > position:  # only index and idempotency records since: nothing to send
-                await asyncio.to_thread(self._store, top, {})
+                await finished(self._store, top, {})
             self._set_lag(top, top)
             # The readers have every event: the won messages the lost log held come next.
             return await self._publish_won_again(*self._won) if self._won is not None else 0
@@ -154,7 +170,7 @@ class Relay:
         if landed is None:
             return 0
         done = top if len(notifications) < self._batch else notifications[-1].id
-        await asyncio.to_thread(self._store, done, landed)
+        await finished(self._store, done, landed)
         self._progress.published(done, self._events_ends())
         self._metrics.relayed.inc(len(notifications))
         self._set_lag(done, top)
@@ -169,7 +185,7 @@ class Relay:
         read_by_all = self._progress.read(self._readers, partitions, commits)
         self._metrics.read_by_all.set(read_by_all)
         if read_by_all > before:
-            await asyncio.to_thread(self._store_positions, {READ_BY_ALL: read_by_all})
+            await finished(self._store_positions, {READ_BY_ALL: read_by_all})
 
     async def check_log(self) -> None:
         """Ask the broker whether it still has what it acknowledged; if not, start over."""
@@ -181,7 +197,7 @@ class Relay:
         self, notifications: list[Notification], won_only: bool = False
     ) -> dict[tuple[str, int], Landed] | None:
         """Publish; None when the sends show the broker lost its log (the relay started over)."""
-        records = await asyncio.to_thread(self._records, notifications, won_only)
+        records = await finished(self._records, notifications, won_only)
         producer = await self._ensure_producer()
         landed = await produce_in_order(producer, records)
         lost = self._book.lost_in(landed)
@@ -192,13 +208,13 @@ class Relay:
 
     async def _publish_won_again(self, done: int, until: int) -> int:
         """The next page of the won messages up to where the events are published again from."""
-        page = await asyncio.to_thread(self._page, done, until, WON_TOPICS)
+        page = await finished(self._page, done, until, WON_TOPICS)
         landed = await self._send(page, won_only=True) if page else {}
         if landed is None:
             return 0
         done = page[-1].id if len(page) == self._batch else until
         self._book.landed(landed)
-        await asyncio.to_thread(self._store_positions, {WON_DONE: done}, set(landed))
+        await finished(self._store_positions, {WON_DONE: done}, set(landed))
         self._won = (done, until) if done < until else None
         return len(page)
 
@@ -208,7 +224,7 @@ class Relay:
         # producer that learns their partitions afresh (its old ones may be gone).
         await self._probe.create_topics()
         await self._drop_clients()
-        start = await asyncio.to_thread(self._forget_log)
+        start = await finished(self._forget_log)
         log.warning(
             "relay: the broker lost records it had acknowledged (%s); under a new log epoch, "
             "publishing again the events after position %d (every reader group had read up to "
