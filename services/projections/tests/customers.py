@@ -2,13 +2,12 @@
 events topic (SPEC §8.1, contracts.customer_record), checked against the contract unless a
 test means them to be refused."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
 from contracts.customer_record import CUSTOMER_PAYLOADS
-from contracts.envelope import Envelope, event_id_for
-from services.projections.tests.history import T0
+from services.projections.tests.history import T0, envelope_of
 from tests.support.principals import new_uscc
 
 
@@ -64,20 +63,8 @@ class CustomerHistory:
         self, event_type: str, at: datetime, payload: dict[str, Any], *, checked: bool = True
     ) -> "CustomerHistory":
         """The next event; `checked=False` for a payload the contract is meant to refuse."""
-        version = len(self.envelopes) + 1
         payload = {"uscc": self.uscc, **payload}
-        envelope = {
-            "event_id": event_id_for(self.id, version),
-            "event_type": event_type,
-            "schema_version": 1,
-            "opportunity_id": self.id,
-            "version": version,
-            "occurred_at": at.isoformat(),
-            "recorded_at": (at + timedelta(milliseconds=5)).isoformat(),
-            "actor": "rep-1",
-            "payload": payload,
-        }
-        Envelope.model_validate(envelope)
+        envelope = envelope_of(self.id, len(self.envelopes) + 1, event_type, at, payload, "rep-1")
         if checked and event_type in CUSTOMER_PAYLOADS:
             CUSTOMER_PAYLOADS[event_type].model_validate(payload)
         self.envelopes.append(envelope)

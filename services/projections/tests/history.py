@@ -18,6 +18,31 @@ def day(n: float) -> datetime:
     return T0 + timedelta(days=n)
 
 
+def envelope_of(
+    aggregate_id: str,
+    version: int,
+    event_type: str,
+    at: datetime,
+    payload: dict[str, Any],
+    actor: str,
+) -> dict[str, Any]:
+    """An event of any aggregate on the events topic, as the relay sends it (checked against
+    the envelope's contract; each history checks the payload against its own)."""
+    envelope = {
+        "event_id": event_id_for(aggregate_id, version),
+        "event_type": event_type,
+        "schema_version": 1,
+        "opportunity_id": aggregate_id,
+        "version": version,
+        "occurred_at": at.isoformat(),
+        "recorded_at": (at + timedelta(milliseconds=5)).isoformat(),
+        "actor": actor,
+        "payload": payload,
+    }
+    Envelope.model_validate(envelope)
+    return envelope
+
+
 class History:
     """One opportunity: call the command methods in order; `envelopes` is what it emitted."""
 
@@ -202,19 +227,7 @@ class History:
     def _emit(
         self, event_type: str, at: datetime, payload: dict[str, Any], actor: str = "rep-1"
     ) -> "History":
-        version = len(self.envelopes) + 1
-        envelope = {
-            "event_id": event_id_for(self.id, version),
-            "event_type": event_type,
-            "schema_version": 1,
-            "opportunity_id": self.id,
-            "version": version,
-            "occurred_at": at.isoformat(),
-            "recorded_at": (at + timedelta(milliseconds=5)).isoformat(),
-            "actor": actor,
-            "payload": payload,
-        }
-        Envelope.model_validate(envelope)
+        envelope = envelope_of(self.id, len(self.envelopes) + 1, event_type, at, payload, actor)
         if event_type in PAYLOADS:
             PAYLOADS[event_type].model_validate(payload)
         self.envelopes.append(envelope)

@@ -1,12 +1,12 @@
 """Envelopes of a target's and a competition's events (SPEC §9), as the opportunity service
 emits them on the events topic, each checked against the contract."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from contracts.competitions import COMPETITION_PAYLOADS, competition_record_id
-from contracts.envelope import Envelope, event_id_for
 from contracts.targets import TARGET_PAYLOADS, target_id_for
+from services.projections.tests.history import envelope_of
 
 
 class Aggregate:
@@ -15,19 +15,7 @@ class Aggregate:
         self.envelopes: list[dict[str, Any]] = []
 
     def emit(self, event_type: str, at: datetime, payload: dict[str, Any], actor: str) -> None:
-        version = len(self.envelopes) + 1
-        envelope = {
-            "event_id": event_id_for(self.id, version),
-            "event_type": event_type,
-            "schema_version": 1,
-            "opportunity_id": self.id,
-            "version": version,
-            "occurred_at": at.isoformat(),
-            "recorded_at": (at + timedelta(milliseconds=5)).isoformat(),
-            "actor": actor,
-            "payload": payload,
-        }
-        Envelope.model_validate(envelope)
+        envelope = envelope_of(self.id, len(self.envelopes) + 1, event_type, at, payload, actor)
         (TARGET_PAYLOADS | COMPETITION_PAYLOADS)[event_type].model_validate(payload)
         self.envelopes.append(envelope)
 
