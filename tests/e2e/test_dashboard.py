@@ -300,7 +300,10 @@ def test_the_dashboard_shows_each_endpoint_s_figures_and_follows_a_filter(
             agree(page, shown_categories, lambda: served_categories(seeded, **key_accounts))
             agree(page, shown_deferrals, lambda: served_deferrals(seeded, **key_accounts))
 
+            loaded = page.get_attribute("body", "data-loaded")
             page.select_option("#lang", "en")
+            # Every panel renders again in English before `data-loaded` changes.
+            page.wait_for_function(f"document.body.dataset.loaded !== '{loaded}'", timeout=15_000)
             page.wait_for_function(
                 "document.querySelector('#funnel').innerText.includes('Initial contact')"
             )
