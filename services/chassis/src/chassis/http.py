@@ -5,7 +5,7 @@ the probes (`/healthz`, `/readyz`, `/metrics`), JSON rendered by orjson, the 401
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, TypeVar
 
@@ -14,6 +14,7 @@ import psycopg
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
@@ -99,12 +100,14 @@ def new_service(
     store: str,
     store_errors: tuple[type[Exception], ...] = (),
     max_body_bytes: int = OppstreamSettings.model_fields["max_body_bytes"].default,
+    cors_origins: Sequence[str] = (),
 ) -> FastAPI:
     """The FastAPI application of the oppstream `name` service; `Unauthenticated` (raised by
     `chassis.auth.bearer_principal`) answers 401, `Forbidden` 403, an error of the driver or of
     `store_errors` (what the service's persistence library wraps them in) that says the `store`
     cannot be reached 503; a body over `max_body_bytes` 413 unread, a request FastAPI refuses
-    422 without the values sent; every request gets a request id and an access log line."""
+    422 without the values sent; every request gets a request id and an access log line. Pages
+    served from `cors_origins` (the workbench's) may call it from the browser."""
     service = FastAPI(
         # Our own Prometheus metrics; FastAPI's OpenTelemetry checks cost CPU per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -118,6 +121,15 @@ def new_service(
     service.add_exception_handler(BodyTooLarge, too_large)
     service.add_exception_handler(RequestValidationError, invalid_request)
     service.add_middleware(BoundedBodies, limit=max_body_bytes)
+    if cors_origins:
+        service.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key"],
+            expose_headers=["ETag", "X-Request-ID"],
+            max_age=600,
+        )
     service.add_middleware(RequestLog)  # the outermost: a 413 too is logged with its id
     for kind in (*DRIVER_ERRORS, *store_errors):
         service.add_exception_handler(kind, store_unavailable(store))

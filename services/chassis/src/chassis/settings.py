@@ -38,6 +38,11 @@ class OppstreamSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1, description="a larger request body is refused with 413 unread"
     )
+    cors_origins: list[str] = Field(
+        default=[],
+        description="origins whose pages may call the service from a browser, e.g. the "
+        'workbench\'s (JSON list: ["http://127.0.0.1:8000"])',
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object a line"
     )

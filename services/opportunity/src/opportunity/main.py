@@ -137,6 +137,7 @@ def build_app(
         lifespan,
         store="event store",
         max_body_bytes=settings.max_body_bytes,
+        cors_origins=settings.cors_origins,
         store_errors=(PersistenceError,),
     )
     install_error_handlers(service)

@@ -94,6 +94,7 @@ def build_app(
         lifespan,
         store="projections database",
         max_body_bytes=settings.max_body_bytes,
+        cors_origins=settings.cors_origins,
     )
     service.include_router(build_router(api))
     service.include_router(build_dashboard(rules))

@@ -222,6 +222,7 @@ def build_app(
         lifespan,
         store="reminders database",
         max_body_bytes=settings.max_body_bytes,
+        cors_origins=settings.cors_origins,
     )
     service.include_router(build_router(api))
     service.state.runtime = runtime
