@@ -1,5 +1,5 @@
 """The rules file: pipelines, intake and renewal rules, lost reasons, reminder rules, standards,
-and the customer and pool sections (customer_rules.py).
+the customer and pool sections (customer_rules.py) and reminder delivery (delivery.py).
 
 Loaded and validated once at service start; a bad file is refused with the key and the line.
 """
@@ -23,6 +23,7 @@ from pydantic import (
 
 from contracts.customer import Ownership, Tier
 from contracts.customer_rules import Classification, Pool, TypeRules
+from contracts.delivery import Delivery
 from contracts.durations import Duration, RuleSpan, format_span
 from contracts.opportunity import OpportunityType
 from contracts.workdays import Span, WorkingDays
@@ -269,6 +270,7 @@ class Rulebook(Rule):
     classification: Classification = Field(default_factory=Classification)
     type_rules: TypeRules = Field(default_factory=TypeRules)
     pool: Pool = Field(default_factory=Pool)
+    delivery: Delivery = Field(default_factory=Delivery)
 
     @field_validator("deferral_reasons")
     @classmethod

@@ -22,9 +22,11 @@ from chassis.kafka.logwatch import LogWatch
 from chassis.kafka.producing import ensure_topics
 from chassis.serving import Service
 from contracts.rules import Rulebook, load_rulebook
+from reminders.adapters.channels import HttpSender
 from reminders.adapters.kafka import KafkaPublisher, kafka_publisher
 from reminders.adapters.store import Store
 from reminders.adapters.system_clock import system_clock
+from reminders.application.delivery import DeliveryWorker
 from reminders.application.intake import EventIntake
 from reminders.application.ownership import Ownership
 from reminders.application.ports import Publisher
@@ -34,6 +36,7 @@ from reminders.domain.clock import Clock
 from reminders.domain.timers import Planner, managers_by_team
 from reminders.entrypoints.consumers import Rebalance, build_consumer
 from reminders.entrypoints.http import Api, build_router
+from reminders.entrypoints.inbox import build_inbox_router
 from reminders.metrics import Metrics
 from reminders.settings import Settings
 
@@ -88,6 +91,16 @@ class Runtime:
                 settings.kafka_session_timeout_ms,
             )
             self.broker.include_router(router)
+        self._sender = HttpSender(planner.rules.delivery.timeout.total_seconds())
+        self.delivery = DeliveryWorker(
+            store,
+            self._sender,
+            planner.rules.delivery,
+            clock,
+            metrics,
+            settings.zone,
+            settings.reminders_tick_ms / 1000,
+        )
         self._store_answers = BoundedCheck(store.ping)
         self.migrated = False
         self.connected = False
@@ -108,6 +121,7 @@ class Runtime:
                 await self.broker.stop()
         if isinstance(self._publisher, KafkaPublisher):
             await self._publisher.close()
+        await self._sender.close()
 
     def _wake(self) -> None:
         if self.scheduler is not None:
@@ -116,6 +130,8 @@ class Runtime:
     async def _run(self) -> None:
         await keep_trying("reminders: store", self._migrate)
         self._tasks.append(asyncio.create_task(self._replan()))
+        # Deliveries go out whatever the broker does: they were written with the firing.
+        self._tasks.append(asyncio.create_task(self.delivery.run()))
         if self.broker is None:
             log.warning("reminders: OPPSTREAM_KAFKA_BOOTSTRAP unset; no events, no reminders")
             return
@@ -169,6 +185,7 @@ class Runtime:
                 down.append("broker")
         detail["partitions"] = self.ownership.partitions
         detail["reading_again"] = self.rebalance.watch.status()
+        detail["delivery"] = {"error": self.delivery.last_error}
         if self.scheduler is not None:
             detail["scheduler"] = {
                 "rounds": self.scheduler.rounds,
@@ -225,6 +242,7 @@ def build_app(
         cors_origins=settings.cors_origins,
     )
     service.include_router(build_router(api))
+    service.include_router(build_inbox_router(store, principals, clock, runtime.delivery.wake))
     service.state.runtime = runtime
     service.state.store = store
     return service

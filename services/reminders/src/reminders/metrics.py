@@ -59,6 +59,19 @@ class Metrics:
             multiprocess_mode="livemostrecent",
             registry=self.registry,
         )
+        self.deliveries = Counter(
+            "oppstream_deliveries_total",
+            "Attempts to deliver a reminder to a channel, by channel and outcome "
+            "(delivered, failed: tried again later, parked: given up until retried)",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.deliveries_parked = Gauge(
+            "oppstream_deliveries_parked",
+            "Reminder deliveries parked after their last attempt (read at scrape)",
+            multiprocess_mode="livemostrecent",
+            registry=self.registry,
+        )
         self.partitions = Gauge(
             "oppstream_reminders_partitions_owned",
             "Partitions of crm.opportunity.events this copy consumes and fires timers for",

@@ -24,7 +24,7 @@ def test_migrating_twice_changes_nothing_and_matches_the_tables_the_code_uses(
     with store.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == "0003"
+        assert context.get_current_revision() == "0004"
 
 
 def test_a_tick_reads_due_timers_on_the_due_time_index(store: Store) -> None:

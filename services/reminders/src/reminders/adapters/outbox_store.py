@@ -1,5 +1,5 @@
 """The fired log and the outbox: what each fired timer sends, and what the broker has not
-acknowledged yet; the reads of the store and the writes of its transactions; and the outbox's
+acknowledged yet, with the deliveries of its reminder to channels; the reads of the store and the writes of its transactions; and the outbox's
 log book (chassis.kafka.logbook), written with the rows marked sent."""
 
 from collections.abc import Sequence
@@ -16,12 +16,14 @@ from reminders.adapters.schema import (
     Database,
     Work,
     binary,
+    deliveries,
     fired,
     opportunities,
     outbox,
     publish_log,
 )
 from reminders.application.ports import Pending
+from reminders.domain.delivery import PENDING, delivery_id_for
 from reminders.domain.timers import Firing, SentCommand
 
 
@@ -44,6 +46,7 @@ class OutboxWork(Work):
             "fired_at": [f.fired_at for f in firings],
             "reminder": [f.reminder for f in firings],
             "command": [f.command for f in firings],
+            "owner_id": [f.owner_id for f in firings],
         }
         if self.is_postgres:
             # One statement, one array per column: no per-row SQL to build or parse.
@@ -66,6 +69,7 @@ class OutboxWork(Work):
                     [{"opportunity_id": o, "reminder_id": r, "partition": p} for o, r, p in new],
                 )
                 added = dict(queued.all())
+        self._queue_deliveries([f for f in firings if f.reminder_id in added])
         return sorted(
             (
                 Pending(
@@ -81,6 +85,26 @@ class OutboxWork(Work):
             ),
             key=lambda p: p.seq,
         )
+
+    def _queue_deliveries(self, firings: Sequence[Firing]) -> None:
+        """One pending delivery per channel a newly fired reminder goes to, due at once."""
+        rows = [
+            {
+                "delivery_id": delivery_id_for(f.reminder_id, channel),
+                "opportunity_id": f.opportunity_id,
+                "reminder_id": f.reminder_id,
+                "channel_id": channel,
+                "team_id": f.team_id,
+                "status": PENDING,
+                "attempts": 0,
+                "next_attempt_at": f.fired_at,
+                "created_at": f.fired_at,
+            }
+            for f in firings
+            for channel in f.channels
+        ]
+        if rows:
+            self.conn.execute(deliveries.insert(), rows)
 
     def sent_commands(self) -> list[SentCommand]:
         """The commands fired timers sent (none waiting in the outbox), with their
@@ -208,12 +232,12 @@ _RECORD_PG = """
     WITH added AS (
         INSERT INTO reminders_fired
             (opportunity_id, reminder_id, partition, kind, rule_id, team_id, due_at,
-             fired_at, reminder, command)
+             fired_at, reminder, command, owner_id)
         SELECT * FROM unnest(
             %(opportunity_id)b::text[], %(reminder_id)b::text[], %(partition)b::int[],
             %(kind)b::text[], %(rule_id)b::text[], %(team_id)b::text[],
             %(due_at)b::timestamptz[], %(fired_at)b::timestamptz[], %(reminder)b::bytea[],
-            %(command)b::bytea[])
+            %(command)b::bytea[], %(owner_id)b::text[])
         ON CONFLICT DO NOTHING
         RETURNING opportunity_id, reminder_id, partition
     )

@@ -8,7 +8,11 @@ Alembic migrations next to this module create it), with what the stores built on
   follows what is due, not how many opportunities there are.
 - `reminders_fired`: every timer fired, with the reminder and command bytes it sends; its key
   (opportunity, reminder_id) makes a timer fire once whoever fires it, and lists an
-  opportunity's reminders for the explanation.
+  opportunity's reminders for the explanation and the inbox (by owner, team, time).
+- `reminders_delivery`: one row per fired reminder and delivery channel it goes to (SPEC
+  §10.2), written in the same transaction as the firing: pending (with when to try next),
+  delivered (never sent again) or parked (after the rules' attempts), and how often it was
+  tried.
 - `reminders_outbox`: the fired timers the broker has not acknowledged yet, oldest first;
   written in the same transaction as the firing, deleted once acknowledged; `command_only`
   rows send a command again after the broker lost its log, without the reminder.
@@ -78,7 +82,35 @@ fired = sa.Table(
     sa.Column("fired_at", UtcDateTime, nullable=False),
     sa.Column("reminder", sa.LargeBinary),
     sa.Column("command", sa.LargeBinary),
+    sa.Column("owner_id", sa.String(100)),
 )
+sa.Index("reminders_fired_owner", fired.c.owner_id, fired.c.fired_at)
+sa.Index("reminders_fired_team", fired.c.team_id, fired.c.fired_at)
+sa.Index("reminders_fired_at", fired.c.fired_at)
+
+deliveries = sa.Table(
+    "reminders_delivery",
+    metadata,
+    sa.Column("delivery_id", sa.String(36), primary_key=True),
+    sa.Column("opportunity_id", sa.String(64), nullable=False),
+    sa.Column("reminder_id", sa.String(36), nullable=False),
+    sa.Column("channel_id", sa.String(100), nullable=False),
+    sa.Column("team_id", sa.String(100)),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("last_error", sa.String(200)),
+    sa.Column("delivered_at", UtcDateTime),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+sa.Index(
+    "reminders_delivery_due",
+    deliveries.c.next_attempt_at,
+    postgresql_where=deliveries.c.status == "pending",
+    sqlite_where=deliveries.c.status == "pending",
+)
+sa.Index("reminders_delivery_reminder", deliveries.c.reminder_id)
+sa.Index("reminders_delivery_status", deliveries.c.status, deliveries.c.created_at)
 
 outbox = sa.Table(
     "reminders_outbox",

@@ -1,9 +1,10 @@
 """The reminders store: one object for reading, one transaction for each unit of work, both
-made of the facts and the outbox parts (schema in reminders.adapters.schema)."""
+made of the facts, the outbox and the deliveries parts (schema in reminders.adapters.schema)."""
 
 import contextlib
 from collections.abc import Iterator
 
+from reminders.adapters.delivery_store import DeliveryReads
 from reminders.adapters.facts_store import FactsReads, FactsWork
 from reminders.adapters.outbox_store import OutboxReads, OutboxWork
 
@@ -12,7 +13,7 @@ class Transaction(FactsWork, OutboxWork):
     """One unit of work on the reminders database."""
 
 
-class Store(FactsReads, OutboxReads):
+class Store(FactsReads, OutboxReads, DeliveryReads):
     """The reminders database."""
 
     @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """What the use cases need from the adapters: the store of facts and fired timers (`TimerStore`,
 one `UnitOfWork` per transaction), the rows it keeps (`Planned`) and gives back to publish
-(`Pending`), and the publisher of fired timers' messages."""
+(`Pending`), and the publisher of fired timers' messages; the deliveries to channels and
+their sender."""
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -11,6 +12,7 @@ from typing import Protocol
 from chassis.kafka.logbook import LogBook, Partition
 from chassis.kafka.producing import Landed, Outgoing
 from contracts import topics
+from reminders.domain.delivery import Request
 from reminders.domain.facts import OpportunityFacts
 from reminders.domain.timers import Firing, SentCommand
 
@@ -98,3 +100,37 @@ class TimerStore(Protocol):
     def sent(self, seqs: Sequence[int], book: LogBook, changed: set[Partition]) -> None: ...
 
     def publish_book(self) -> LogBook: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A delivery taken to be sent now: its channel, which attempt this is, the reminder."""
+
+    delivery_id: str
+    channel_id: str
+    attempt: int
+    reminder: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """What came of one attempt: its new status, why it failed, when to try again."""
+
+    delivery_id: str
+    status: str
+    at: datetime
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+class DeliveryStore(Protocol):
+    """The deliveries in the store (reminders.adapters.delivery_store)."""
+
+    def take_due(self, now: datetime, until: datetime, limit: int) -> list[DueDelivery]: ...
+
+    def attempted(self, outcomes: Sequence[Attempted]) -> None: ...
+
+
+class Sender(Protocol):
+    async def send(self, request: Request) -> tuple[int, bytes]:
+        """POST the request; the status and body of the answer. Raise on no answer."""

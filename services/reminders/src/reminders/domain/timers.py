@@ -1,4 +1,5 @@
-"""An opportunity's timers under the rules, and what firing them sends (pure).
+"""An opportunity's timers under the rules, and what firing them sends (pure), to Kafka and to
+the delivery channels.
 
 The schedule itself is `contracts.schedule` — the same code gives the opportunity service its
 `next_reminder_at` and `reclaim_at`. This module adds what the reminders service needs around
@@ -54,6 +55,9 @@ class Firing:
     fired_at: datetime
     reminder: bytes | None
     command: bytes | None
+    owner_id: str | None = None
+    # The delivery channels its reminder goes to (contracts.delivery), by id.
+    channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +206,10 @@ class Planner:
             fired_at=now,
             reminder=reminder,
             command=command,
+            owner_id=facts.owner_id,
+            channels=()
+            if reminder is None
+            else self.rules.delivery.channels_for(timer.kind.value, facts.team_id, facts.tier),
         )
 
 

@@ -33,10 +33,11 @@ class Api:
         self.store, self.planner, self.principals = store, planner, principals
         self.clock, self.metrics, self.readiness = clock, metrics, readiness
 
-    async def count_pending(self) -> None:
-        """The outbox gauge as the store has it now."""
+    async def read_gauges(self) -> None:
+        """The outbox and parked deliveries gauges as the store has them now."""
         try:
             self.metrics.outbox_pending.set(await run_in_threadpool(self.store.count_pending))
+            self.metrics.deliveries_parked.set(await run_in_threadpool(self.store.count_parked))
         except Exception:  # noqa: S110 - the store is down: /readyz says so; metrics still answer
             pass
 
@@ -46,7 +47,7 @@ def build_router(api: Api) -> APIRouter:
     # This service has always answered a token nobody holds as it answers no token.
     Who = Annotated[Principal, Depends(bearer_principal(api.principals.find, SEND_BEARER))]
 
-    router.include_router(probes(api.readiness, api.metrics.registry, api.count_pending))
+    router.include_router(probes(api.readiness, api.metrics.registry, api.read_gauges))
 
     @router.get(
         "/opportunities/{opportunity_id}/reminders",
