@@ -4,6 +4,7 @@ the dashboard stays up until Ctrl-C."""
 
 import asyncio
 import random
+import secrets
 import sys
 import time
 from collections import Counter
@@ -25,6 +26,7 @@ from oppstream.plans import Plan, set_plan
 from oppstream.report import print_report
 from oppstream.scenes import act_out, demo_rules
 from oppstream.simulation import TEAMS, Deal, customer, plan
+from oppstream.sink import WebhookSink, print_deliveries, summarise, webhook_sink
 from oppstream.up import System, _configured_auth, announce, stop_on_signals, system_up
 
 CONCURRENCY = 24
@@ -59,33 +61,52 @@ def run_demo(deals: int, minutes: float, seed: int, stay: bool) -> int:
     stop_on_signals()
     started = time.monotonic()
     try:
-        rules = demo_rules(Path("var"))
-        with system_up(hold=("reminders",)) as system:
-            year = asyncio.run(simulate(system, rules, deals, minutes, seed, console))
-            act_out(console, system.url("opportunity"), tokens(), year.deals, year.ids)
-            tally = year.tally
-            announce(system)
-            console.print(
-                f"\n[bold]{sum(tally.commands.values())} commands[/bold] "
-                f"({', '.join(f'{k} {v}' for k, v in tally.commands.most_common())}); "
-                f"refused: {dict(tally.refused) or 'none'}"
-            )
-            print_report(console, system, tokens()["admin"], started)
-            if not stay:
-                return 0
-            console.print(
-                f"\nDashboard: [bold]{system.url('projections')}/[/bold] "
-                f"(token of 'viewer': {tokens()['viewer']}). Ctrl-C stops everything."
-            )
-            while all(p.poll() is None for p in system.services.values()):
-                time.sleep(0.5)
-            return 1
+        with webhook_sink(secrets.token_hex(16)) as sink:
+            rules = demo_rules(Path("var"), sink)
+            with system_up(hold=("reminders",)) as system:
+                return _run(console, system, rules, sink, (deals, minutes, seed), stay, started)
     except KeyboardInterrupt:
         console.print("\noppstream: stopped")
         return 0
     except (TimeoutError, RuntimeError) as exc:
         print(f"oppstream: {exc}", file=sys.stderr)
         return 1
+
+
+def _run(
+    console: Console,
+    system: System,
+    rules: Rulebook,
+    sink: WebhookSink,
+    year_of: tuple[int, float, int],
+    stay: bool,
+    started: float,
+) -> int:
+    """The simulated year, the scenes and the figures; then, with `stay`, the system stays up
+    until a service ends or Ctrl-C."""
+    deals, minutes, seed = year_of
+    year = asyncio.run(simulate(system, rules, deals, minutes, seed, console))
+    act_out(console, system.url("opportunity"), tokens(), year.deals, year.ids)
+    tally = year.tally
+    announce(system)
+    console.print(
+        f"\n[bold]{sum(tally.commands.values())} commands[/bold] "
+        f"({', '.join(f'{k} {v}' for k, v in tally.commands.most_common())}); "
+        f"refused: {dict(tally.refused) or 'none'}"
+    )
+    print_report(console, system, tokens()["admin"], started)
+    if any(c.url.startswith(sink.url("/")) for c in rules.delivery.channels):
+        admin = tokens()["admin"]
+        print_deliveries(console, summarise(sink, system.url("reminders"), admin))
+    if not stay:
+        return 0
+    console.print(
+        f"\nDashboard: [bold]{system.url('projections')}/[/bold] "
+        f"(token of 'viewer': {tokens()['viewer']}). Ctrl-C stops everything."
+    )
+    while all(p.poll() is None for p in system.services.values()):
+        time.sleep(0.5)
+    return 1
 
 
 async def simulate(

@@ -1,7 +1,8 @@
 """What the demo acts out after the simulated year, through the HTTP API as people would, and
 prints: the pool rules at work (公海规则, SPEC §8.3) — a rep stopped by the daily claim cap, a
 previous owner refused during the cooldown, a reclaimed deal handed at once to the least-loaded
-rep — and a KA customer's decision chain (决策链) built up on its record (§8.1)."""
+rep — and a KA customer's decision chain (决策链) built up on its record (§8.1); and the rules it
+runs on, with its reminders delivered to the demo's webhook sink (§10.2)."""
 
 import os
 import random
@@ -16,8 +17,10 @@ from rich.table import Table
 from rich.tree import Tree
 
 from contracts.customer_rules import Pool, PoolRule
+from contracts.delivery import Delivery
 from contracts.rules import Rulebook, load_rulebook
-from oppstream.simulation import Deal, customer
+from oppstream.simulation import TEAMS, Deal, customer
+from oppstream.sink import WebhookSink
 
 # The demo's pool: small daily caps so that one scene shows a rep reaching one, working-day
 # cooldowns, and SMB deals of foreign-owned customers redistributed to the least-loaded rep.
@@ -52,14 +55,31 @@ DEMO_POOL = Pool(
 )
 
 
-def demo_rules(var: Path) -> Rulebook:
+def demo_delivery(sink: WebhookSink) -> Delivery:
+    """Every team's reminders to the sink, escalations to its manager's channel too, and a
+    front end that is down; few, quick attempts so that parking shows within the demo."""
+    return Delivery.model_validate(
+        {
+            "attempts": 3,
+            "first_backoff": "0.5s",
+            "timeout": "2s",
+            "channels": sink.channels(sorted(TEAMS)),
+        }
+    )
+
+
+def demo_rules(var: Path, sink: WebhookSink | None = None) -> Rulebook:
     """The rules the demo runs on: `OPPSTREAM_RULES_FILE` if set, else the shipped rules with
-    the demo's pool, written to `var/demo-rules.yaml` and named for the services it starts."""
+    the demo's pool (and, given the demo's webhook sink, delivery to it), written to
+    `var/demo-rules.yaml` and named for the services it starts."""
     configured = os.environ.get("OPPSTREAM_RULES_FILE")
     if configured:
         return load_rulebook(configured)
     shipped = load_rulebook(None)
-    rules = shipped.model_copy(update={"version": f"{shipped.version}+demo", "pool": DEMO_POOL})
+    update: dict[str, Any] = {"version": f"{shipped.version}+demo", "pool": DEMO_POOL}
+    if sink is not None:
+        update["delivery"] = demo_delivery(sink)
+    rules = shipped.model_copy(update=update)
     path = var / "demo-rules.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(rules.model_dump(mode="json"), allow_unicode=True, sort_keys=False)
