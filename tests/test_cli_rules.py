@@ -78,3 +78,23 @@ def test_check_takes_a_working_day_ladder_and_refuses_one_mixed_with_calendar_ti
     said = capsys.readouterr().err
     assert f"reclaim_after (line {line})" in said
     assert "mixes working days and calendar time" in said
+
+
+def test_check_names_the_delivery_channel_key_and_line_without_the_url_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = DEFAULT_RULES_FILE.read_text(encoding="utf-8").replace(
+        "  channels: []\n",
+        "  channels:\n"
+        "    - id: east-ding\n"
+        "      kind: dingtalk\n"
+        "      url: https://oapi.dingtalk.com/robot/send?access_token=tok-not-to-show\n",
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("    - id: east-ding") + 1
+    assert main(["rules", "check", str(bad)]) == 1
+    said = capsys.readouterr().err
+    assert f"delivery.channels.0.secret (line {line})" in said
+    assert "required for a dingtalk channel" in said
+    assert "tok-not-to-show" not in said

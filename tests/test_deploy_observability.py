@@ -20,16 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy/grafana/oppstream.json"
 ALERTS = ROOT / "deploy/prometheus/alerts.yml"
 RUNBOOKS = ROOT / "docs/operations/runbooks.md"
-# Metrics the files name that no oppstream service exports: Prometheus's own `up`,
-# kafka_exporter's, and one the SPEC names that is not built yet (said in the panel, the
-# rule and the runbook).
+# Metrics the files name that no oppstream service exports: Prometheus's own `up` and
+# kafka_exporter's.
 EXTERNAL = {
     "up",
     "kafka_consumergroup_lag",
     "kafka_topic_partition_current_offset",
     "kafka_topic_partition_oldest_offset",
 }
-NOT_EXPORTED_YET = {"oppstream_deliveries_parked"}
 PROMQL_FUNCTIONS = {
     "sum", "max", "min", "avg", "count", "rate", "increase", "histogram_quantile", "absent",
 }  # fmt: skip
@@ -87,7 +85,7 @@ def check_expression(expr: str) -> None:
     assert balanced(expr), expr
     names = metric_names(expr)
     assert names, f"{expr} selects no series"
-    unknown = names - exported() - EXTERNAL - NOT_EXPORTED_YET
+    unknown = names - exported() - EXTERNAL
     assert not unknown, f"{expr} names {unknown}, which no service exports"
 
 
@@ -146,8 +144,6 @@ def test_the_dashboard_is_a_grafana_dashboard_of_prometheus_panels() -> None:
 def test_the_dashboard_shows_what_the_issue_asks(topic: str, metric: str) -> None:
     panel = next(p for p in dashboard()["panels"] if topic in p["title"].lower())
     assert any(metric in metric_names(t["expr"]) for t in panel["targets"])
-    if metric in NOT_EXPORTED_YET:
-        assert "NOT EXPORTED YET" in panel["description"]
 
 
 def test_every_alert_rule_is_complete_and_names_exported_metrics() -> None:
