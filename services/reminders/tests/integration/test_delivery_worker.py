@@ -12,7 +12,7 @@ import orjson
 from contracts import topics
 from contracts.rules import Rulebook
 from reminders.adapters.store import Store
-from reminders.domain.delivery import DELIVERED, PENDING
+from reminders.domain.delivery import DELIVERED, PARKED, PENDING
 from reminders.metrics import Metrics
 from services.reminders.tests.delivery_support import (
     SECRET,
@@ -106,3 +106,21 @@ async def test_a_hanging_sink_delays_neither_firing_nor_publication(
         [row] = deliveries_of(store, now_due.reminder_id)
         assert row["status"] == PENDING
         assert deliveries_of(store, first)[0]["attempts"] == 1
+
+
+async def test_a_delivery_whose_channel_left_the_rules_is_parked_unsent(
+    store: Store, rules: Rulebook
+) -> None:
+    with running_sink() as sink:
+        before = with_delivery(rules, webhook("gone", sink.url("/gone")))
+        reminder_id = await a_follow_up_fired(harness_on(store, before))
+        after = with_delivery(rules, webhook("other", sink.url("/other")))
+        metrics = Metrics()
+        assert await worker_on(store, after, metrics).round() == 1
+        [row] = deliveries_of(store, reminder_id)
+        assert (row["status"], row["last_error"]) == (
+            PARKED,
+            "the channel is no longer in the rules file",
+        )
+        assert sink.received == []
+        assert metrics.deliveries.labels("gone", "parked")._value.get() == 1

@@ -28,6 +28,14 @@ class DeliveryReads(Database):
     def take_due(self, now: datetime, until: datetime, limit: int) -> list[DueDelivery]:
         """The pending deliveries due at `now`, oldest first, each counted as one more
         attempt and held until `until` (another round or copy leaves them alone until then)."""
+        due = (deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= now)
+        # Most rounds find nothing: ask without the write lock (SQLite) first.
+        with self._read() as conn:
+            if (
+                conn.execute(sa.select(deliveries.c.delivery_id).where(*due).limit(1)).first()
+                is None
+            ):
+                return []
         query = (
             sa.select(
                 deliveries.c.delivery_id,
@@ -42,7 +50,7 @@ class DeliveryReads(Database):
                     fired.c.reminder_id == deliveries.c.reminder_id,
                 ),
             )
-            .where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= now)
+            .where(*due)
             .order_by(deliveries.c.next_attempt_at)
             .limit(limit)
             .with_for_update(of=deliveries, skip_locked=True)
