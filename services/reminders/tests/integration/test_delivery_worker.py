@@ -5,9 +5,11 @@ delivered once, and a sink that hangs delays neither firing nor publication."""
 import asyncio
 import hashlib
 import hmac
+import logging
 import time
 
 import orjson
+import pytest
 
 from contracts import topics
 from contracts.rules import Rulebook
@@ -124,3 +126,28 @@ async def test_a_delivery_whose_channel_left_the_rules_is_parked_unsent(
         )
         assert sink.received == []
         assert metrics.deliveries.labels("gone", "parked")._value.get() == 1
+
+
+async def test_failures_are_logged_without_the_url_token_or_the_secret(
+    store: Store, rules: Rulebook, caplog: pytest.LogCaptureFixture
+) -> None:
+    with running_sink() as sink:
+        sink.after["/down/path-token"] = 503
+        url = sink.url("/down/path-token?access_token=token-of-the-robot")
+        channel = {"id": "ding", "kind": "dingtalk", "url": url, "secret": SECRET}
+        rules = with_delivery(rules, channel, attempts=2)
+        reminder_id = await a_follow_up_fired(harness_on(store, rules))
+        worker = worker_on(store, rules)
+        with caplog.at_level(logging.DEBUG):
+            await rounds_until(
+                worker,
+                lambda: deliveries_of(store, reminder_id)[0]["status"] == PARKED,
+                "the delivery parked",
+            )
+        assert "HTTP 503" in caplog.text
+        [row] = deliveries_of(store, reminder_id)
+        assert f"127.0.0.1:{sink.port}" in caplog.text
+        for secret in ("token-of-the-robot", "path-token", SECRET):
+            assert secret not in caplog.text
+            assert secret not in (row["last_error"] or "")
+        assert "access_token=token-of-the-robot" in sink.at("/down/path-token")[0].path
