@@ -33,8 +33,8 @@ def delivery_id_for(reminder_id: str, channel_id: str) -> str:
 
 
 def backoff(first: timedelta, attempt: int, jitter: float) -> timedelta:
-    """The wait after failed attempt `attempt` (1, 2, …): first·2^(attempt-1), of which a
-    random half is taken away (`jitter` in [0, 1)) so that deliveries that failed together
+    """The wait after failed attempt `attempt` (1, 2, …): first·2^(attempt-1), of which up
+    to half is taken away at random (`jitter` in [0, 1)) so that deliveries that failed together
     do not all come back together."""
     full: timedelta = first * 2 ** (attempt - 1)
     return full * (1 - jitter / 2)

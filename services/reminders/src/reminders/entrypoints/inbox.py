@@ -44,7 +44,7 @@ def build_inbox_router(
                 raise Forbidden("a rep reads only their own reminders", "role.own", "owner_id")
             owner_id = who.id
         elif who.role is Role.MANAGER:
-            if team_id is not None and team_id != who.team_id:
+            if who.team_id is None or (team_id is not None and team_id != who.team_id):
                 raise Forbidden(
                     "a manager reads only their team's reminders", "role.team", "team_id"
                 )
@@ -65,7 +65,11 @@ def build_inbox_router(
             raise Forbidden(
                 "deliveries are read by managers, admin, service and viewer", "role.read"
             )
-        team_id = who.team_id if who.role is Role.MANAGER else None
+        team_id = None
+        if who.role is Role.MANAGER:
+            if who.team_id is None:
+                raise Forbidden("a manager without a team reads no deliveries", "role.team")
+            team_id = who.team_id
         found = await run_in_threadpool(store.deliveries, status, channel_id, team_id, limit)
         return _json({"deliveries": [_delivery(row) for row in found]})
 
@@ -84,7 +88,7 @@ def build_inbox_router(
         )
         if row is None:
             raise HTTPException(404, {"error": "not_found", "message": "no such delivery"})
-        if who.role is Role.MANAGER and row["team_id"] != who.team_id:
+        if who.role is Role.MANAGER and (who.team_id is None or row["team_id"] != who.team_id):
             raise Forbidden("a manager retries only their team's deliveries", "role.team")
         if row["status"] != PARKED or not await run_in_threadpool(
             store.retry, delivery_id, clock()
