@@ -137,6 +137,11 @@ def test_a_rep_advances_a_deal_and_logs_a_follow_up(
     stages = next(p for p in pipelines if p["id"] == deal["pipeline_id"])["stages"]
     first, second = stages[0], stages[1]
     assert deal["stage"] == first["id"]
+    persons = f"/customers/{deal['customer']['uscc']}/key-persons"
+    boss = api(seeded, "rep-1", "POST", persons, {"name": "王总", "role": "decision_maker"})
+    assert boss.status_code == 201, boss.text
+    aide = {"name": "李经理", "role": "influencer", "reports_to": boss.json()["id"]}
+    assert api(seeded, "rep-1", "POST", persons, aide).status_code == 201
 
     page = signed_in(browser, seeded, "rep-1")
     click = Clicks(page)
@@ -158,6 +163,9 @@ def test_a_rep_advances_a_deal_and_logs_a_follow_up(
     page.wait_for_selector(f"#deal [data-id='{deal['id']}']")
     assert first["guidance"] in page.inner_text("#guidance")
     assert "smb" in page.inner_text("#reclaim")  # the rule that explains the countdown
+    assert "reclaim_after" in page.inner_text("#reclaim")
+    assert page.locator("#key-persons li").all_inner_texts()[0].startswith("王总")
+    page.wait_for_selector("#org-chart canvas")
     check_accessibility(page)
     click("button[data-command='advance']")
     assert page.input_value("#fld-to_stage") == second["id"]

@@ -87,9 +87,27 @@ const EVENT_LINES = {
   OpportunityVoided: {zh: (p) => `作废:${p.reason}`, en: (p) => `voided: ${p.reason}`},
 };
 
+// A pool rule's refusal (SPEC §8.3) as a sentence with its figures.
+const POOL_RULES = {
+  "pool.previous_owner_cooldown": {
+    zh: (d) => `冷静期:该商机是从你手上回收的,按公海规则 ${d.rule_id},${when(d.until)} 之后才能认领回来。`,
+    en: (d) => `Cooldown: it was reclaimed from you; pool rule ${d.rule_id} lets you claim it back from ${when(d.until)}.`,
+  },
+  "pool.claim_limit_per_day": {
+    zh: (d) => `每日认领上限:今天已认领 ${d.count} 个,公海规则 ${d.rule_id} 每天最多 ${d.limit} 个。`,
+    en: (d) => `Daily claim limit: you claimed ${d.count} today; pool rule ${d.rule_id} allows ${d.limit} a day.`,
+  },
+  "pool.max_held": {
+    zh: (d) => `库容已满:持有 ${d.count} 个活跃商机,公海规则 ${d.rule_id} 最多 ${d.limit} 个。`,
+    en: (d) => `Capacity: the owner holds ${d.count} active opportunities; pool rule ${d.rule_id} allows ${d.limit}.`,
+  },
+};
+
 // A refusal (403/409/412/422 …) in words: the rule or the field, and the figures it carries.
 function refusalText(status, body, lang) {
   const detail = body && body.detail;
+  const pool = detail && POOL_RULES[detail.rule];
+  if (pool) return `${status} ${detail.rule} · ${pool[lang](detail)}`;
   if (Array.isArray(detail)) {
     return detail.map((d) => `${(d.loc ?? []).filter((p) => p !== "body").join(".")}: ${d.msg}`).join("; ");
   }

@@ -45,7 +45,7 @@ function workbench() {
     pipelines: [], lostReasons: [], deferralReasons: [],
     filters: {status: "", stage: "", type: ""},
     deals: [], teamDeals: [], pool: [], standing: null,
-    deal: null, history: [], keyPersons: [], form: null, refusal: "", notice: "", poolRefusal: "", problem: "",
+    deal: null, history: [], keyPersons: [], form: null, refusal: "", poolRefusal: "", problem: "", done: "",
     reminders: {items: [], failed: false}, escalations: {items: [], failed: false},
     period: currentQuarter(), attainment: [], targets: [], competition: null, standings: [],
     loaded: 0, statuses: STATUSES, types: TYPES,
@@ -56,6 +56,8 @@ function workbench() {
     get role() { return this.me ? this.me.role : ""; },
     get viewer() { return this.role === "viewer"; },
     get manages() { return this.role === "manager" || this.role === "admin"; },
+    // Managers, admins and viewers see the team (or every team) beyond their own deals.
+    get oversees() { return this.role !== "" && this.role !== "rep"; },
     get stageChoices() {
       const seen = new Map();
       for (const p of this.pipelines) for (const s of p.stages) if (!seen.has(s.id)) seen.set(s.id, s.labels[this.lang]);
@@ -128,7 +130,7 @@ function workbench() {
       const team = this.me.team_id ? {team_id: this.me.team_id} : {};
       this.pool = (await this.call("/opportunities?" + this.query({...team, status: "pooled", limit: "200"}))).items.sort(byReclaim);
       this.standing = this.role === "rep" ? await this.call("/pool/standing").catch(() => null) : null;
-      if (this.manages) this.teamDeals = (await this.call("/opportunities?" + this.query({...team, limit: "500"}))).items;
+      if (this.oversees) this.teamDeals = (await this.call("/opportunities?" + this.query({...team, limit: "500"}))).items;
       await Promise.all([this.loadReminders(), this.loadPlanning()]);
       if (this.deal) await this.openDeal(this.deal.id);
     },
@@ -143,7 +145,7 @@ function workbench() {
     async loadReminders() {
       const whose = this.role === "rep" ? {owner_id: this.me.id} : this.me.team_id ? {team_id: this.me.team_id} : {};
       this.reminders = await this.inbox(whose);
-      if (this.manages) this.escalations = await this.inbox({...whose, kind: "escalation"});
+      if (this.oversees) this.escalations = await this.inbox({...whose, kind: "escalation"});
     },
     async loadPlanning() {
       if (this.role === "rep") return;
@@ -205,6 +207,10 @@ function workbench() {
       return this.role === "rep" && deal.allowed_commands.includes("claim");
     },
 
+    async show(id) {
+      await this.openDeal(id);
+      document.getElementById("deal").scrollIntoView({block: "start"});
+    },
     async openDeal(id) {
       this.deal = await this.call(`/opportunities/${id}`);
       this.history = (await this.call(`/opportunities/${id}/history`)).events;
@@ -217,7 +223,7 @@ function workbench() {
       const fields = formFields(this, this.deal, command);
       this.form = {command, fields, values: initialValues(fields, this.deal)};
       this.refusal = "";
-      this.notice = "";
+      this.done = "";
       this.$nextTick(() => document.querySelector("#command-form input, #command-form select, #command-form textarea, #command-form button")?.focus());
     },
     async submitForm() {
@@ -225,7 +231,7 @@ function workbench() {
       try {
         await this.call(`/opportunities/${this.deal.id}/${command}`, {method: "POST", body: commandBody(fields, values), version: this.deal.version});
         this.form = null;
-        this.notice = `${this.t("cmd." + command)}: ${this.t("done")}`;
+        this.done = command;
         await this.refresh();
       } catch (e) {
         this.refusal = e instanceof Refused ? refusalText(e.status, e.body, this.lang) : String(e);
@@ -235,7 +241,7 @@ function workbench() {
       this.poolRefusal = "";
       try {
         await this.call(`/opportunities/${deal.id}/claim`, {method: "POST", body: {}, version: deal.version});
-        this.notice = `${this.t("cmd.claim")}: ${this.t("done")}`;
+        this.done = "claim";
         await this.refresh();
       } catch (e) {
         this.poolRefusal = e instanceof Refused ? refusalText(e.status, e.body, this.lang) : String(e);
