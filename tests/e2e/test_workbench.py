@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -74,8 +75,26 @@ class Clicks:
         self.count += 1
 
 
-def signed_in(browser: Any, system: System, who: str) -> Page:
+def signed_in(
+    browser: Any, system: System, who: str, inbox: list[dict[str, Any]] | None = None
+) -> Page:
+    """A page signed in as `who`; with `inbox`, the reminders service's `GET /reminders` (built
+    apart, SPEC §10.2) answers it, as its contract says, and the queries asked are kept in
+    `page.inbox_queries`."""
     page = browser.new_page(viewport={"width": 1400, "height": 1800}, timezone_id="Asia/Shanghai")
+    if inbox is not None:
+        page.inbox_queries = []
+
+        def answer(route: Any) -> None:
+            page.inbox_queries.append(parse_qs(urlsplit(route.request.url).query))
+            asked = page.inbox_queries[-1].get("kind", [None])[0]
+            found = [r for r in inbox if asked in (None, r["kind"])]
+            route.fulfill(
+                json={"reminders": found},
+                headers={"Access-Control-Allow-Origin": system.url("opportunity")},
+            )
+
+        page.route(f"{system.url('reminders')}/reminders?*", answer)
     page.goto(f"{system.url('opportunity')}/app/")
     page.fill("#token", tokens()[who])
     page.click("#login-form button")
@@ -143,7 +162,10 @@ def test_a_rep_advances_a_deal_and_logs_a_follow_up(
     aide = {"name": "李经理", "role": "influencer", "reports_to": boss.json()["id"]}
     assert api(seeded, "rep-1", "POST", persons, aide).status_code == 201
 
-    page = signed_in(browser, seeded, "rep-1")
+    page = signed_in(browser, seeded, "rep-1", inbox=[])
+    assert page.inbox_queries == [{"owner_id": ["rep-1"], "limit": ["50"]}]
+    assert "没有提醒" in page.inner_text("#reminders")
+    page.unroute_all()
     click = Clicks(page)
     settled(page, lambda: page.select_option("#f-status", "open"))
     settled(page, lambda: page.select_option("#f-type", "new"))
@@ -252,7 +274,23 @@ def test_a_manager_reassigns_a_deal(seeded: System, browser: Any) -> None:
         seeded, "manager-east", owner_id="rep-1", team_id="east", customer=a_customer(rng, "SMB")
     )
 
-    page = signed_in(browser, seeded, "manager-east")
+    escalation = {
+        "reminder_id": "r-1",
+        "kind": "escalation",
+        "opportunity_id": deal["id"],
+        "owner_id": "rep-1",
+        "team_id": "east",
+        "rule_id": "smb-default",
+        "due_at": "2026-12-01T02:00:00+00:00",
+        "fired_at": "2026-12-01T02:00:05+00:00",
+        "detail": {},
+        "deliveries": [{"channel_id": "east-wecom", "status": "delivered", "attempts": 1}],
+    }
+    page = signed_in(browser, seeded, "manager-east", inbox=[escalation])
+    line = page.inner_text("#escalation-inbox li[data-reminder='r-1']")
+    assert line.startswith("rep-1 · 2026-12-01 10:00 · 升级给经理")
+    assert "east-wecom delivered" in line
+    assert {"team_id": ["east"], "kind": ["escalation"], "limit": ["50"]} in page.inbox_queries
     page.wait_for_selector("#team .rep-group[data-owner='rep-4']")
     page.click(f"#team .deal-row[data-id='{deal['id']}']")
     page.wait_for_selector(f"#deal [data-id='{deal['id']}']")

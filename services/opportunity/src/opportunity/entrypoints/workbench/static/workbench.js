@@ -197,6 +197,12 @@ function workbench() {
       if (event.event_type === "FollowUpLogged") payload.kind = this.t("fu." + payload.kind);
       return `${when(event.occurred_at)} · ${event.actor ?? "–"} · ${line ? line[this.lang](payload) : event.event_type}`;
     },
+    reminderLine(r) {
+      const sent = (r.deliveries ?? []).map((d) => `${d.channel_id} ${d.status}`).join(", ");
+      const deal = [...this.deals, ...this.teamDeals].find((d) => d.id === r.opportunity_id);
+      const name = deal ? deal.title || deal.customer.name : String(r.opportunity_id).slice(0, 8);
+      return `${when(r.fired_at ?? r.due_at)} · ${this.t("tk." + r.kind)} · ${name} · ${this.t("rule")} ${r.rule_id}${sent ? " · " + sent : ""}`;
+    },
     actionsFor(deal) {
       if (!deal || this.viewer || !this.me) return [];
       const mine = deal.owner_id === this.me.id || this.manages;
