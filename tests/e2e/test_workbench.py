@@ -215,6 +215,18 @@ def test_a_rep_advances_a_deal_and_logs_a_follow_up(
     assert "跟进(拜访):见了财务总监 met the CFO" in page.inner_text("#timeline")
     assert page.inner_text("#refusal") == ""
 
+    # Someone else changed the deal meanwhile: the page's version is stale, the refusal says so.
+    elsewhere = {"kind": "call", "note": "from the phone"}
+    api(seeded, "rep-1", "POST", f"/opportunities/{deal['id']}/follow-ups", elsewhere)
+    page.click("button[data-command='advance']")
+    page.click("#submit-command")
+    page.wait_for_function("document.querySelector('#refusal').innerText !== ''")
+    assert page.inner_text("#refusal").startswith("412 ")
+    after = api(seeded, "rep-1", "GET", f"/opportunities/{deal['id']}").json()
+    assert (after["stage"], after["follow_up_count"]) == (second["id"], 2)
+    settled(page, lambda: page.click("#refresh"))
+    assert page.get_attribute("#deal [data-id]", "data-version") == str(after["version"])
+
     page.select_option("#lang", "en")
     page.wait_for_function("document.querySelector('#deal').innerText.includes('Timeline')")
     assert "follow-up (visit): 见了财务总监 met the CFO" in page.inner_text("#timeline")
