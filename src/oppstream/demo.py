@@ -27,7 +27,14 @@ from oppstream.report import print_report
 from oppstream.scenes import act_out, demo_rules
 from oppstream.simulation import TEAMS, Deal, customer, plan
 from oppstream.sink import WebhookSink, print_deliveries, summarise, webhook_sink
-from oppstream.up import System, _configured_auth, announce, stop_on_signals, system_up
+from oppstream.up import (
+    System,
+    _configured_auth,
+    announce,
+    stop_on_signals,
+    system_up,
+    workbench_line,
+)
 
 CONCURRENCY = 24
 
@@ -102,7 +109,8 @@ def _run(
         return 0
     console.print(
         f"\nDashboard: [bold]{system.url('projections')}/[/bold] "
-        f"(token of 'viewer': {tokens()['viewer']}). Ctrl-C stops everything."
+        f"(token of 'viewer': {tokens()['viewer']}).\n"
+        f"Workbench: [bold]{workbench_line(system)}[/bold]. Ctrl-C stops everything."
     )
     while all(p.poll() is None for p in system.services.values()):
         time.sleep(0.5)

@@ -25,6 +25,9 @@ STORES = {
     "reminders": ("OPPSTREAM_REMINDERS_DB_URL", "sqlite:///var/reminders.db"),
 }
 READY_SECONDS = 90
+# The workbench's pages (served by the opportunity service) call these services from the browser.
+WORKBENCH_ORIGINS = '["http://127.0.0.1:8000","http://localhost:8000"]'
+CALLED_BY_WORKBENCH = ("projections", "reminders")
 
 
 class AlreadyRunning(RuntimeError):
@@ -43,6 +46,9 @@ class System:
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{PORTS[service]}"
+
+    def workbench_url(self) -> str:
+        return f"{self.url('opportunity')}/app/"
 
     def start_held(self, name: str) -> None:
         """Start a service `system_up` held back, and wait until it is ready."""
@@ -111,10 +117,24 @@ def announce(system: System) -> None:
     for name in system.services:
         print(f"{name + ':':<14} {system.url(name)}  (API docs {system.url(name)}/docs)")
     auth = auth_file_path(_configured_auth())
+    credentials = load_principals(auth).credentials
+    if "projections" in system.services:
+        print(f"\ndashboard:     {system.url('projections')}/")
+    if "opportunity" in system.services:
+        print(f"workbench:     {workbench_line(system)}")
     print(f"\ndev principals ({auth}); send Authorization: Bearer <token>")
-    for credential in load_principals(auth).credentials:
+    for credential in credentials:
         team = credential.team_id or "-"
         print(f"  {credential.id:<14} {credential.role.value:<8} {team:<6} {credential.token}")
+
+
+def workbench_line(system: System) -> str:
+    """The workbench's address and the token a rep signs in with (the first rep of the auth
+    file), or the address alone when the file names no rep."""
+    credentials = load_principals(auth_file_path(_configured_auth())).credentials
+    rep = next((c for c in credentials if c.role.value == "rep"), None)
+    signed = "" if rep is None else f"  (token of '{rep.id}': {rep.token})"
+    return f"{system.workbench_url()}{signed}"
 
 
 def _configured_auth() -> Path | None:
@@ -141,6 +161,7 @@ def _start(name: str, bootstrap: str, log_dir: Path) -> subprocess.Popen[bytes]:
     variable, default = STORES[name]
     env = {
         **os.environ,
+        **_workbench_origins(name),
         "OPPSTREAM_KAFKA_BOOTSTRAP": bootstrap,
         "OPPSTREAM_AUTH_FILE": str(auth_file_path(_configured_auth())),
         variable: os.environ.get(variable, default),
@@ -153,6 +174,13 @@ def _start(name: str, bootstrap: str, log_dir: Path) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def _workbench_origins(name: str) -> dict[str, str]:
+    """Let the workbench's pages call the service, unless the user chose the origins."""
+    if name in CALLED_BY_WORKBENCH and "OPPSTREAM_CORS_ORIGINS" not in os.environ:
+        return {"OPPSTREAM_CORS_ORIGINS": WORKBENCH_ORIGINS}
+    return {}
 
 
 def _wait_ready(system: System, name: str) -> None:

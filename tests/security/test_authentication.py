@@ -38,9 +38,12 @@ PROBES: set[Endpoint] = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metr
 # - /openapi.json, /docs, /docs/oauth2-redirect, /redoc: the API's description, no data;
 # - the dashboard page `/` of the projections service and its script `/dashboard.js`: static
 #   (stage labels from the rules file); they ask the user for a token and send it with each
-#   report request.
+#   report request;
+# - the workbench's `/app/config.json` of the opportunity service: the public addresses of the
+#   projections and reminders services (its files under `/app/` are a static mount, no route:
+#   like the dashboard page, they ask for a token and send it with each call).
 PUBLIC: dict[str, set[Endpoint]] = {
-    "opportunity": PROBES | DOCS,
+    "opportunity": PROBES | DOCS | {("GET", "/app/config.json")},
     "projections": PROBES | DOCS | {("GET", "/"), ("GET", "/dashboard.js")},
     "reminders": PROBES | DOCS,
 }

@@ -110,13 +110,24 @@ def due(found: list[Timer], now: datetime) -> list[Timer]:
     return others + rungs[-1:]
 
 
+def next_reminder(found: list[Timer], now: datetime) -> Timer | None:
+    """The next timer to fire after `now` (a renewal is no reminder to the owner)."""
+    upcoming = [t for t in found if t.due_at > now and t.kind is not TimerKind.RENEWAL_DUE]
+    return min(upcoming, key=lambda t: t.due_at, default=None)
+
+
 def next_reminder_at(found: list[Timer], now: datetime) -> datetime | None:
-    upcoming = [t.due_at for t in found if t.due_at > now and t.kind is not TimerKind.RENEWAL_DUE]
-    return min(upcoming, default=None)
+    timer = next_reminder(found, now)
+    return None if timer is None else timer.due_at
+
+
+def reclaim_timer(found: list[Timer]) -> Timer | None:
+    return next((t for t in found if t.kind is TimerKind.RECLAIM_DUE), None)
 
 
 def reclaim_at(found: list[Timer]) -> datetime | None:
-    return next((t.due_at for t in found if t.kind is TimerKind.RECLAIM_DUE), None)
+    timer = reclaim_timer(found)
+    return None if timer is None else timer.due_at
 
 
 _LADDER_KINDS = frozenset(kind for kind, _ in LADDER)

@@ -34,6 +34,7 @@ from opportunity.entrypoints.http.api import Api
 from opportunity.entrypoints.http.errors import install_error_handlers
 from opportunity.entrypoints.http.router import build_router
 from opportunity.entrypoints.lead_intake import LeadIntake
+from opportunity.entrypoints.workbench import install_workbench
 from opportunity.metrics import Metrics
 from opportunity.settings import Settings, eventsourcing_env, sqlalchemy_url
 
@@ -142,6 +143,7 @@ def build_app(
     )
     install_error_handlers(service)
     service.include_router(build_router(api))
+    install_workbench(service, settings.projections_url, settings.reminders_url)
     service.state.api = api
     return service
 

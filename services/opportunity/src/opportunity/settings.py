@@ -39,6 +39,23 @@ class Settings(OppstreamSettings):
         description="unset: 2 on PostgreSQL with one worker process, else 1",
     )
     aggregate_cache_size: int = Field(default=10_000, ge=0)
+    projections_url: str = Field(
+        default="http://127.0.0.1:8001",
+        description="where a browser reaches the projections service: the workbench's "
+        "attainment and standings (its origin must be in that service's CORS origins)",
+    )
+    reminders_url: str = Field(
+        default="http://127.0.0.1:8002",
+        description="where a browser reaches the reminders service: the workbench's inbox",
+    )
+
+    @field_validator("projections_url", "reminders_url")
+    @classmethod
+    def _web_address(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("an http:// or https:// address, as a browser reaches it")
+        return url.rstrip("/")
 
     @field_validator("eventstore_url")
     @classmethod

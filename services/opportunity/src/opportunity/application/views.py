@@ -89,7 +89,8 @@ def with_schedule(
     state: dict[str, Any], rules: Rulebook, zone: ZoneInfo, now: datetime
 ) -> dict[str, Any]:
     """Add `next_reminder_at` and `reclaim_at`, from the same rules the reminders service runs,
-    and `forecast_category`: a manager's override, else the current stage's (SPEC §9)."""
+    with the rule that explains each (`next_reminder`, `reclaim_rule`: what the workbench
+    shows), and `forecast_category`: a manager's override, else the current stage's (SPEC §9)."""
     facts = schedule.Facts(
         type=state["type"],
         tier=state["customer"]["tier"],
@@ -102,14 +103,40 @@ def with_schedule(
         contract_end_on=_date(state["contract_end_on"]),
     )
     timers = schedule.timers(rules, facts, zone)
-    next_at, reclaim = schedule.next_reminder_at(timers, now), schedule.reclaim_at(timers)
+    upcoming, reclaim = schedule.next_reminder(timers, now), schedule.reclaim_timer(timers)
     override = state.get("forecast_category_override")
     return {
         **state,
-        "next_reminder_at": _iso(next_at),
-        "reclaim_at": _iso(reclaim),
+        "next_reminder_at": None if upcoming is None else _iso(upcoming.due_at),
+        "next_reminder": None if upcoming is None else _explained(upcoming),
+        "reclaim_at": None if reclaim is None else _iso(reclaim.due_at),
+        "reclaim_rule": None if reclaim is None else _explained(reclaim),
         "forecast_category": override or _stage_category(rules, state),
         "forecast_category_override": override,
+    }
+
+
+_LADDER = frozenset(kind for kind, _ in schedule.LADDER)
+# The rules-file field each timer counts, which the explanation names as `after`.
+_SPAN_OF = {
+    **{kind.value: field for kind, field in schedule.LADDER},
+    schedule.TimerKind.PAUSE_ENDED.value: "until",
+    schedule.TimerKind.REVISIT_DUE.value: "revisit_on",
+}
+
+
+def _explained(timer: schedule.Timer) -> dict[str, Any]:
+    """A timer as the rule that set it: which rule, which of its spans (`reclaim_after: P14D`)
+    or dates, counted from which instant, due when."""
+    field = _SPAN_OF.get(timer.kind.value)
+    return {
+        "kind": timer.kind.value,
+        "rule_id": timer.rule_id,
+        "due_at": _iso(timer.due_at),
+        "field": field,
+        "after": None if field is None else timer.detail.get(field),
+        # A ladder's spans count from the last progress; a pause's or deferral's date is fixed.
+        "counted_from": timer.detail["last_progress_at"] if timer.kind in _LADDER else None,
     }
 
 

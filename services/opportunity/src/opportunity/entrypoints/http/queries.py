@@ -1,5 +1,5 @@
-"""The query routes (SPEC §4.1): one opportunity, its history, the searchable list, the
-pipelines of the rules file (with its lost and deferral reasons)."""
+"""The query routes (SPEC §4.1): who the caller is, one opportunity, its history, the searchable
+list, the pipelines of the rules file (with its lost and deferral reasons)."""
 
 from typing import Annotated, Any
 
@@ -26,6 +26,11 @@ def add_query_routes(router: APIRouter, api: Api, authenticate: Authenticate) ->
         if not can_read(principal, opportunity.owner_id, opportunity.team_id, opportunity.status):
             raise Forbidden("this opportunity is not yours to see", rule="role.read")
         return opportunity
+
+    @router.get("/me", tags=["queries"], responses=refusals(401))
+    async def me(who: Who) -> dict[str, Any]:
+        """Who the token is (never the token): the workbench shows what the role may do."""
+        return {"id": who.id, "role": who.role.value, "team_id": who.team_id}
 
     @router.get(
         "/opportunities/{opportunity_id}", tags=["queries"], responses=refusals(401, 403, 404, 503)
