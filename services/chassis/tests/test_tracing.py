@@ -3,10 +3,8 @@ and the HTTP side does no telemetry at all; with one, spans reach that endpoint 
 OTLP/HTTP. A query string's values never reach a span; the spans a process remembers are
 bounded."""
 
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from fastapi import FastAPI
@@ -18,6 +16,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 
 from chassis.http import new_service
 from chassis.tracing import RecentSpans, provider_from_environment, traced_provider
+from tests.support.otlp import Received, otlp_receiver
 
 
 @asynccontextmanager
@@ -25,33 +24,10 @@ async def nothing(_: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-class Receiver(BaseHTTPRequestHandler):
-    """An OTLP/HTTP collector that keeps the paths and bodies it was sent."""
-
-    received: list[tuple[str, bytes]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append((self.path, body))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - as inherited
-        """Quiet."""
-
-
 @pytest.fixture
-def collector() -> Iterator[str]:
-    """The URL of an OTLP receiver on a free port."""
-    Receiver.received = []
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def collector() -> Iterator[Received]:
+    with otlp_receiver() as received:
+        yield received
 
 
 def test_without_an_endpoint_no_provider_is_built_and_none_installed() -> None:
@@ -76,17 +52,17 @@ def test_the_sdk_disabled_wins_over_an_endpoint() -> None:
 
 
 def test_with_an_endpoint_spans_are_exported_there(
-    collector: str, monkeypatch: pytest.MonkeyPatch
+    collector: Received, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
     provider = provider_from_environment("test")
     assert provider is not None
     with provider.get_tracer("test").start_as_current_span("exported-span"):
         pass
     assert provider.force_flush(10_000)
     provider.shutdown()
-    assert [path for path, _ in Receiver.received] == ["/v1/traces"]
-    body = Receiver.received[0][1]
+    assert [path for path, _ in collector.exports] == ["/v1/traces"]
+    body = collector.bodies()
     assert b"exported-span" in body
     assert b"oppstream-test" in body  # the service's name on the resource
 
