@@ -51,17 +51,26 @@ def test_the_sdk_disabled_wins_over_an_endpoint() -> None:
     assert provider_from_environment("test", environ) is None
 
 
+@pytest.mark.parametrize(
+    ("variable", "path", "exported_to"),
+    [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "/", "/v1/traces"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "/otlp/spans", "/otlp/spans"),
+    ],
+)
 def test_with_an_endpoint_spans_are_exported_there(
-    collector: Received, monkeypatch: pytest.MonkeyPatch
+    collector: Received, monkeypatch: pytest.MonkeyPatch, variable: str, path: str, exported_to: str
 ) -> None:
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, collector.url + path)
     provider = provider_from_environment("test")
     assert provider is not None
     with provider.get_tracer("test").start_as_current_span("exported-span"):
         pass
     assert provider.force_flush(10_000)
     provider.shutdown()
-    assert [path for path, _ in collector.exports] == ["/v1/traces"]
+    assert [sent for sent, _ in collector.exports] == [exported_to]
     body = collector.bodies()
     assert b"exported-span" in body
     assert b"oppstream-test" in body  # the service's name on the resource

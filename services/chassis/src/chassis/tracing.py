@@ -18,9 +18,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanContext, Tracer
 
 ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-# Spans remembered between two places of a process (a commit and its publish): enough for
-# minutes of a busy service, a few MB at most.
-REMEMBERED_SPANS = 100_000
+# Spans remembered between two places of a process (a commit and its publish): about 500
+# bytes each, so 10 MB at most; a relay rarely lags by more than a batch or two.
+REMEMBERED_SPANS = 20_000
 
 K = TypeVar("K", bound=Hashable)
 
@@ -56,7 +56,8 @@ def provider_from_environment(
         return None
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None
-    return traced_provider(service, BatchSpanProcessor(OTLPSpanExporter()))
+    endpoint = environ.get(ENDPOINTS[1]) or f"{environ[ENDPOINTS[0]].rstrip('/')}/v1/traces"
+    return traced_provider(service, BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
 
 
 def tracer_of(provider: TracerProvider | None, service: str) -> Tracer | None:
