@@ -82,9 +82,12 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], seconds: float 
 
 @contextlib.contextmanager
 def running(argv: list[str], env: dict[str, str], ready_url: str, cwd: Path) -> Iterator[int]:
-    process = subprocess.Popen(
-        argv, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # Its log goes to a file in its folder: a pipe nobody reads fills with the access lines of
+    # a benchmark's requests and then holds the service still.
+    with (cwd / "services.log").open("ab") as log:
+        process = subprocess.Popen(
+            argv, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log
+        )
     try:
         wait_until_ready(ready_url, process)
         yield process.pid

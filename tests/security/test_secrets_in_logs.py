@@ -2,7 +2,9 @@
 is called with valid, invalid and look-alike tokens, answers of every kind are provoked (401,
 403, 404, 409, 412, 422, and 503 once their databases are gone), then the captured output of
 each process is searched for every token; in either log format (text, and JSON lines that
-each parse and carry the request id of the request they tell of)."""
+each parse and carry the request id of the request they tell of). In JSON the services also
+export traces, to a receiver here: the access lines carry the trace id, and no exported span
+holds a token either."""
 
 import base64
 import json
@@ -19,6 +21,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.support.otlp import Received, otlp_receiver
 from tests.support.postgres import ADMIN_URL, fresh_database
 from tests.support.principals import TOKENS, auth, customer
 from tests.support.processes import Service, service_env, start_service
@@ -53,14 +56,16 @@ class System:
     services: dict[str, Service]
     databases: dict[str, str]
     log_format: str
+    traces: Received | None
 
 
 @pytest.fixture(params=["text", "json"])
 def system(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[System]:
     """The opportunity and projections services on new PostgreSQL databases (dropped under them
-    later), the reminders service on SQLite, logging in the format of the param; all stopped
-    however the test ends."""
+    later), the reminders service on SQLite, logging in the format of the param (in JSON,
+    exporting traces too); all stopped however the test ends."""
     with ExitStack() as stack:
+        traces = stack.enter_context(otlp_receiver()) if request.param == "json" else None
         databases = {
             name: stack.enter_context(fresh_database(f"oppstream_logs_{name}"))
             for name in ("opportunity", "projections")
@@ -72,6 +77,8 @@ def system(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[System]:
             reminders_db_url=f"sqlite:///{tmp_path}/reminders.db",
             log_format=request.param,
         )
+        if traces is not None:
+            env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": traces.url, "OTEL_BSP_SCHEDULE_DELAY": "200"}
         with ThreadPoolExecutor(len(NAMES)) as pool:
             starting = {
                 name: pool.submit(start_service, name, env, tmp_path / name) for name in NAMES
@@ -80,7 +87,7 @@ def system(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[System]:
             if future.exception() is None:
                 stack.callback(future.result().stop)
         services = {name: future.result() for name, future in starting.items()}
-        yield System(services, databases, request.param)
+        yield System(services, databases, request.param, traces)
 
 
 def endpoints(client: httpx.Client) -> list[tuple[str, str]]:
@@ -163,12 +170,15 @@ def fail_without_database(system: System) -> set[int]:
 
 
 def assert_json_lines(output: str) -> None:
-    """Every line a JSON object; an access line for each request, with its request id."""
+    """Every line a JSON object; an access line for each request, with its request id and
+    the trace id of its span (traces are on)."""
     lines = [json.loads(line) for line in output.splitlines() if line.strip()]
     assert all({"time", "level", "service", "logger", "message"} <= set(line) for line in lines)
     access = [line for line in lines if line["logger"] == "oppstream.access"]
     assert access
     assert all(len(line["request_id"]) == 32 for line in access)
+    assert all(re.fullmatch("[0-9a-f]{32}", line["trace_id"]) for line in access)
+    assert all(re.fullmatch("[0-9a-f]{16}", line["span_id"]) for line in access)
 
 
 def test_no_token_appears_in_any_log(system: System) -> None:
@@ -196,6 +206,17 @@ def test_no_token_appears_in_any_log(system: System) -> None:
         assert not leaked, f"the {name} service logged (part of) a token: {leaked}\n{output}"
         if system.log_format == "json":
             assert_json_lines(service.stderr_path.read_text(encoding="utf-8"))
+    if system.traces is not None:  # flushed as each service stopped
+        exported = system.traces.bodies()
+        assert {path for path, _ in system.traces.exports} == {"/v1/traces"}
+        assert all(f"oppstream-{name}".encode() in exported for name in NAMES)
+        leaked = [
+            secret[start : start + FRAGMENT]
+            for secret in SECRETS
+            for start in range(len(secret) - FRAGMENT + 1)
+            if secret[start : start + FRAGMENT].encode() in exported
+        ]
+        assert not leaked, f"a span exported (part of) a token: {leaked}"
     assert {401, 403, 404, 409, 412, 422} <= answered["opportunity"]
     assert {401, 403, 422} <= answered["projections"]
     assert {401, 404} <= answered["reminders"]

@@ -1,6 +1,6 @@
 """How a service logs (SPEC §11): JSON lines that parse and carry the request id of the
-request they were logged in, an access line per request in either format, and an incoming
-X-Request-ID kept only when it is sane."""
+request they were logged in (and, traced, its trace and span ids), an access line per request
+in either format, and an incoming X-Request-ID kept only when it is sane."""
 
 import io
 import json
@@ -12,9 +12,13 @@ from contextlib import asynccontextmanager
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from chassis.http import new_service
 from chassis.logs import configure_logging
+from chassis.tracing import traced_provider
 
 hello = logging.getLogger("chassis.tests.hello")
 
@@ -35,12 +39,16 @@ def output() -> Iterator[io.StringIO]:
     root.setLevel(level)
 
 
-def serve(output: io.StringIO, form: str) -> TestClient:
+def serve(
+    output: io.StringIO, form: str, tracer_provider: TracerProvider | None = None
+) -> TestClient:
     configure_logging("test", form)
     handler = logging.getLogger().handlers[0]
     assert isinstance(handler, logging.StreamHandler)
     handler.setStream(output)
-    service = new_service("test", "logs", nothing, store="test store")
+    service = new_service(
+        "test", "logs", nothing, store="test store", tracer_provider=tracer_provider
+    )
 
     @service.get("/hello")
     async def hello_route() -> dict[str, str]:
@@ -66,6 +74,25 @@ def test_json_lines_parse_and_carry_the_request_id(output: io.StringIO) -> None:
     assert access["duration_ms"] >= 0
     served = [line for line in lines if line["logger"] != "httpx"]  # the test's client
     assert "token=abc" not in json.dumps(served)
+    assert not any("trace_id" in line for line in lines)  # no tracing, no trace id
+
+
+def test_traced_json_lines_carry_the_trace_and_span_ids(output: io.StringIO) -> None:
+    exporter = InMemorySpanExporter()
+    provider = traced_provider("test", SimpleSpanProcessor(exporter))
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    answer = serve(output, "json", provider).get(
+        "/hello", headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"}
+    )
+    assert answer.status_code == 200
+    [span] = exporter.get_finished_spans()
+    assert span.context is not None
+    lines = [json.loads(line) for line in output.getvalue().splitlines()]
+    said = next(line for line in lines if line["logger"] == "chassis.tests.hello")
+    access = next(line for line in lines if line["logger"] == "oppstream.access")
+    for line in (said, access):
+        assert line["trace_id"] == trace_id
+        assert line["span_id"] == format(span.context.span_id, "016x")
 
 
 def test_a_request_id_that_is_not_sane_is_replaced(output: io.StringIO) -> None:

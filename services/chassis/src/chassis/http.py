@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from chassis.auth import Forbidden, Unauthenticated
@@ -101,16 +102,29 @@ def new_service(
     store_errors: tuple[type[Exception], ...] = (),
     max_body_bytes: int = OppstreamSettings.model_fields["max_body_bytes"].default,
     cors_origins: Sequence[str] = (),
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     """The FastAPI application of the oppstream `name` service; `Unauthenticated` (raised by
     `chassis.auth.bearer_principal`) answers 401, `Forbidden` 403, an error of the driver or of
     `store_errors` (what the service's persistence library wraps them in) that says the `store`
     cannot be reached 503; a body over `max_body_bytes` 413 unread, a request FastAPI refuses
     422 without the values sent; every request gets a request id and an access log line. Pages
-    served from `cors_origins` (the workbench's) may call it from the browser."""
+    served from `cors_origins` (the workbench's) may call it from the browser. With a
+    `tracer_provider` (chassis.tracing), each request is a server span, the child of the
+    span its `traceparent` header names."""
     service = FastAPI(
-        # Our own Prometheus metrics; FastAPI's OpenTelemetry checks cost CPU per request.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        # FastAPI's native OpenTelemetry: its server spans only, on our provider (none: off,
+        # no check per request). Our own Prometheus metrics; no logs of the values a request
+        # sent; no spans of dependency resolution; never exporters of its own from the
+        # environment beside ours.
+        telemetry={
+            "tracing": tracer_provider is not None,
+            "tracer_provider": tracer_provider,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+            "auto_configure": False,
+        },
         title=f"oppstream {name} service",
         version="1",
         description=description,

@@ -1,6 +1,7 @@
 """How a service logs (SPEC §11): text lines, or with `OPPSTREAM_LOG_FORMAT=json` one JSON
-object a line; the request id of the request being served on every line where known, and an
-access line per request (logger `oppstream.access`)."""
+object a line; the request id of the request being served on every line where known (and in
+JSON the trace and span ids of the span being run, chassis.tracing), and an access line per
+request (logger `oppstream.access`)."""
 
 import logging
 import re
@@ -11,6 +12,8 @@ from datetime import UTC, datetime
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chassis.tracing import current_ids
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 # An incoming X-Request-ID is taken as it is only when it cannot smuggle anything into a log.
@@ -23,7 +26,8 @@ access = logging.getLogger("oppstream.access")
 
 
 class JsonLines(logging.Formatter):
-    """One JSON object a line: time, level, service, logger, message, request_id where known."""
+    """One JSON object a line: time, level, service, logger, message; request_id, trace_id and
+    span_id where known."""
 
     def __init__(self, service: str) -> None:
         super().__init__()
@@ -40,6 +44,9 @@ class JsonLines(logging.Formatter):
         request_id = getattr(record, "request_id", None)
         if request_id is not None:
             line["request_id"] = request_id
+        for name in ("trace_id", "span_id"):
+            if (value := getattr(record, name, None)) is not None:
+                line[name] = value
         line.update({k: getattr(record, k) for k in ACCESS_FIELDS if hasattr(record, k)})
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
@@ -47,9 +54,12 @@ class JsonLines(logging.Formatter):
 
 
 def _with_request_id(record: logging.LogRecord) -> bool:
-    """Run where the line is logged: the request id of the request being served, if any."""
+    """Run where the line is logged: the request id of the request being served, and the ids
+    of the span being run, if any."""
     if not hasattr(record, "request_id"):
         record.request_id = REQUEST_ID.get()
+    if not hasattr(record, "trace_id") and (ids := current_ids()) is not None:
+        record.trace_id, record.span_id = ids
     return True
 
 

@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
 
 from chassis.auth import Principals, auth_file_path, load_principals
 from chassis.http import new_service
 from chassis.kafka.logwatch import LogWatch
 from chassis.serving import Service
 from chassis.sql.engines import postgres_engine
+from chassis.tracing import provider_from_environment, tracer_of
 from contracts.rules import Role, Rulebook, load_rulebook
 from opportunity.adapters.customer_listing import CustomerListing
 from opportunity.adapters.leadership import leadership_for
@@ -23,6 +25,7 @@ from opportunity.adapters.pool_holdings import ListingHoldings
 from opportunity.adapters.publishing import Publisher
 from opportunity.adapters.relay import build_relay
 from opportunity.application.app import OpportunityApp
+from opportunity.application.commit_traces import CommitTraces
 from opportunity.application.competitions import Competitions
 from opportunity.application.customers import CustomerQueries
 from opportunity.application.group_commit import GroupCommitter
@@ -49,8 +52,10 @@ def build_app(
     rules: Rulebook | None = None,
     principals: Principals | None = None,
     clock: Callable[[], datetime] = utc_now,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """Wire the service; tests pass rules, principals or a clock instead of the real ones."""
+    """Wire the service; tests pass rules, principals, a clock or a tracer provider instead of
+    the real ones (traces are on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set)."""
     rules = rules or load_rulebook(settings.rules_file)
     principals = principals or load_principals(auth_file_path(settings.auth_file))
     env = eventsourcing_env(settings.eventstore_url)
@@ -74,8 +79,11 @@ def build_app(
     listing = Listing(opportunities, engine)
     opportunities.pool.count_in(ListingHoldings(opportunities, listing, engine))
     metrics = Metrics()
+    tracer_provider = tracer_provider or provider_from_environment("opportunity")
+    tracer = tracer_of(tracer_provider, "opportunity")
+    traces = None if tracer is None else CommitTraces(tracer)
     committer = GroupCommitter(
-        opportunities, settings.group_commit_max, settings.writers, metrics.batch_sizes
+        opportunities, settings.group_commit_max, settings.writers, metrics.batch_sizes, traces
     )
     messaging = None
     if bootstrap := settings.kafka_bootstrap:
@@ -85,6 +93,7 @@ def build_app(
             engine,
             leadership_for(settings.eventstore_url),
             metrics,
+            traces,
         )
         committer.on_saved = relay.wake
 
@@ -96,9 +105,10 @@ def build_app(
                 settings.kafka_fetch_max_wait_ms,
                 settings.kafka_session_timeout_ms,
                 (settings.intake_group, settings.commands_group),
+                tracer,
             )
 
-        messaging = Messaging(bootstrap, settings, relay, consumers, metrics.log)
+        messaging = Messaging(bootstrap, settings, relay, consumers, metrics.log, tracer_provider)
     listing = Listing(opportunities, engine)
     staff = Staff.of(principals.all)
     target_listing = TargetListing(opportunities, engine)
@@ -131,6 +141,8 @@ def build_app(
         await committer.close()
         opportunities.close()
         engine.dispose()
+        if tracer_provider is not None:
+            tracer_provider.shutdown()
 
     service = new_service(
         "opportunity",
@@ -140,6 +152,7 @@ def build_app(
         max_body_bytes=settings.max_body_bytes,
         cors_origins=settings.cors_origins,
         store_errors=(PersistenceError,),
+        tracer_provider=tracer_provider,
     )
     install_error_handlers(service)
     service.include_router(build_router(api))

@@ -6,10 +6,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
 
 from chassis.auth import Principals, auth_file_path, load_principals
 from chassis.http import new_service
 from chassis.serving import Service
+from chassis.tracing import provider_from_environment
 from contracts.rules import Role, Rulebook, load_rulebook
 from projections.adapters import migrate
 from projections.adapters.database import create_engine
@@ -39,9 +41,11 @@ def build_app(
     principals: Principals | None = None,
     clock: Callable[[], datetime] = utc_now,
     on_stored: Callable[[], None] | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """Wire the service; tests pass rules, principals, a clock, or a hook that runs after
-    each batch is durable and before its offsets are committed to Kafka."""
+    """Wire the service; tests pass rules, principals, a clock, a hook that runs after
+    each batch is durable and before its offsets are committed to Kafka, or a tracer provider
+    (traces are on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set)."""
     rules = rules or load_rulebook(settings.rules_file)
     principals = principals or load_principals(auth_file_path(settings.auth_file))
     writer = create_engine(settings.projections_db_url, writer=True)
@@ -56,8 +60,9 @@ def build_app(
         Projector(PipelineIndex(rules), settings.zone, [r.id for r in rules.deferral_reasons]),
     )
     metrics.held.set(store.held_count())
+    tracer_provider = tracer_provider or provider_from_environment("projections")
     messaging = (
-        Messaging(bootstrap, settings, store, metrics, on_stored)
+        Messaging(bootstrap, settings, store, metrics, on_stored, tracer_provider)
         if (bootstrap := settings.kafka_bootstrap)
         else None
     )
@@ -87,6 +92,8 @@ def build_app(
             gc.unfreeze()
         writer.dispose()
         reader.dispose()
+        if tracer_provider is not None:
+            tracer_provider.shutdown()
 
     service = new_service(
         "projections",
@@ -95,6 +102,7 @@ def build_app(
         store="projections database",
         max_body_bytes=settings.max_body_bytes,
         cors_origins=settings.cors_origins,
+        tracer_provider=tracer_provider,
     )
     service.include_router(build_router(api))
     service.include_router(build_dashboard(rules))

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
+from opentelemetry.sdk.trace import TracerProvider
 
 from chassis.auth import Principals, auth_file_path, load_principals
 from chassis.http import (
@@ -21,6 +22,7 @@ from chassis.kafka.broker import keep_trying, new_broker, start_broker
 from chassis.kafka.logwatch import LogWatch
 from chassis.kafka.producing import ensure_topics
 from chassis.serving import Service
+from chassis.tracing import RecentSpans, provider_from_environment, tracer_of
 from contracts.rules import Rulebook, load_rulebook
 from reminders.adapters.channels import HttpSender
 from reminders.adapters.kafka import KafkaPublisher, kafka_publisher
@@ -55,12 +57,15 @@ class Runtime:
         clock: Clock,
         metrics: Metrics,
         publisher: Publisher | None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self._settings, self._store, self._planner, self._clock = settings, store, planner, clock
         self.ownership = Ownership()
         self._publisher = publisher
+        tracer = tracer_of(tracer_provider, "reminders")
+        handled: RecentSpans[bytes] = RecentSpans()  # the event handled last, by opportunity
         if publisher is None and settings.kafka_bootstrap:
-            publisher = kafka_publisher(settings)
+            publisher = kafka_publisher(settings, tracer, handled)
             self._publisher = publisher
         self.scheduler = (
             Scheduler(
@@ -81,7 +86,7 @@ class Runtime:
             store, self.ownership, self._wake, LogWatch("reminders", metrics.log)
         )
         if settings.kafka_bootstrap:
-            self.broker = new_broker(settings.kafka_bootstrap, settings)
+            self.broker = new_broker(settings.kafka_bootstrap, settings, tracer_provider)
             router, self._watch_stranded = build_consumer(
                 EventIntake(store, planner, clock, metrics),
                 self.rebalance,
@@ -89,6 +94,8 @@ class Runtime:
                 settings.reminders_group,
                 settings.kafka_fetch_max_wait_ms,
                 settings.kafka_session_timeout_ms,
+                tracer=tracer,
+                handled=None if tracer is None else handled,
             )
             self.broker.include_router(router)
         self._sender = HttpSender(planner.rules.delivery.timeout.total_seconds())
@@ -215,14 +222,17 @@ def build_app(
     principals: Principals | None = None,
     clock: Clock = system_clock,
     publisher: Publisher | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """Wire the service; tests pass rules, principals, a clock or a publisher instead."""
+    """Wire the service; tests pass rules, principals, a clock, a publisher or a tracer
+    provider instead (traces are on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set)."""
     rules = rules or load_rulebook(settings.rules_file)
     principals = principals or load_principals(auth_file_path(settings.auth_file))
     store = Store(settings.reminders_db_url)
     planner = Planner(rules, settings.zone, managers_by_team(principals.all))
     metrics = Metrics()
-    runtime = Runtime(settings, store, planner, clock, metrics, publisher)
+    tracer_provider = tracer_provider or provider_from_environment("reminders")
+    runtime = Runtime(settings, store, planner, clock, metrics, publisher, tracer_provider)
     api = Api(store, planner, principals, clock, metrics, runtime.readiness)
 
     @asynccontextmanager
@@ -231,6 +241,8 @@ def build_app(
         yield
         await runtime.stop()
         store.close()
+        if tracer_provider is not None:
+            tracer_provider.shutdown()
 
     service = new_service(
         "reminders",
@@ -240,6 +252,7 @@ def build_app(
         store="reminders database",
         max_body_bytes=settings.max_body_bytes,
         cors_origins=settings.cors_origins,
+        tracer_provider=tracer_provider,
     )
     service.include_router(build_router(api))
     service.include_router(build_inbox_router(store, principals, clock, runtime.delivery.wake))

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from opentelemetry.sdk.trace import TracerProvider
 
 from chassis.retrying import Backoff
 from chassis.settings import OppstreamSettings
@@ -19,11 +21,19 @@ FIRST_PAUSE = 0.2
 LONGEST_PAUSE = 5.0
 
 
-def new_broker(bootstrap: str, settings: OppstreamSettings) -> KafkaBroker:
+def new_broker(
+    bootstrap: str, settings: OppstreamSettings, tracer_provider: TracerProvider | None = None
+) -> KafkaBroker:
+    """The service's broker; with a `tracer_provider`, FastStream's telemetry middleware
+    traces what it publishes (the traceparent on the record) and each batch it hands over
+    (chassis.kafka.traces continues each record's own trace)."""
     return KafkaBroker(
         bootstrap,
         request_timeout_ms=settings.kafka_request_timeout_ms,
         log_level=logging.DEBUG,
+        middlewares=()
+        if tracer_provider is None
+        else (KafkaTelemetryMiddleware(tracer_provider=tracer_provider),),
     )
 
 
@@ -54,8 +64,13 @@ class BrokerInBackground(ABC):
     """A service's Kafka side: its broker, connected and put to work by a task of its own
     from `start()` until `stop()`."""
 
-    def __init__(self, bootstrap: str, settings: OppstreamSettings) -> None:
-        self.broker = new_broker(bootstrap, settings)
+    def __init__(
+        self,
+        bootstrap: str,
+        settings: OppstreamSettings,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        self.broker = new_broker(bootstrap, settings, tracer_provider)
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from faststream.kafka import KafkaRouter
+from opentelemetry.sdk.trace import TracerProvider
 
 from chassis.http import READINESS_SECONDS
 from chassis.kafka.broker import BrokerInBackground, keep_trying, start_broker
@@ -33,8 +34,9 @@ class Messaging(BrokerInBackground):
         relay: Relay,
         consumers: Consumers,
         log_metrics: LogMetrics,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
-        super().__init__(bootstrap, settings)
+        super().__init__(bootstrap, settings, tracer_provider)
         self._settings = settings
         self.watch = LogWatch("opportunity", log_metrics, own_positions=False)
         router, self._watch_stranded = consumers(BrokerPublisher(self.broker), self.watch)

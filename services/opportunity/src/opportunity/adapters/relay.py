@@ -37,6 +37,7 @@ from chassis.kafka.producing import (
     new_producer,
     produce_in_order,
 )
+from chassis.kafka.traces import Publishing, publishing
 from chassis.retrying import Backoff
 from chassis.sql.logbooks import read_book, start_over, write_book
 from contracts import topics
@@ -46,6 +47,7 @@ from opportunity.adapters.relay_log import relay_log
 from opportunity.adapters.relay_readers import Progress, ReaderCommits, reader_commits
 from opportunity.adapters.translation import envelope_of, won_message
 from opportunity.application.app import OpportunityApp
+from opportunity.application.commit_traces import CommitTraces
 from opportunity.application.stored_topics import EVENT_TOPICS, OPPORTUNITY_TOPICS
 from opportunity.metrics import Metrics
 from opportunity.settings import Settings
@@ -95,8 +97,10 @@ class Relay:
         probe: LogProbe,
         commits: ReaderCommits,
         readers: list[str],
+        traces: CommitTraces | None = None,
     ) -> None:
         self._app, self._engine, self._make_producer = app, engine, make_producer
+        self._traces = traces  # None: tracing is off
         self._leadership, self._metrics = leadership, metrics
         self._batch, self._idle_poll, self._probe = batch, idle_poll, probe
         self._commits, self._readers = commits, readers
@@ -196,10 +200,15 @@ class Relay:
     async def _send(
         self, notifications: list[Notification], won_only: bool = False
     ) -> dict[tuple[str, int], Landed] | None:
-        """Publish; None when the sends show the broker lost its log (the relay started over)."""
-        records = await finished(self._records, notifications, won_only)
-        producer = await self._ensure_producer()
-        landed = await produce_in_order(producer, records)
+        """Publish; None when the sends show the broker lost its log (the relay started over).
+        Traced, each record is published in a span, the child of its command's (or a new
+        trace's), its traceparent on the record."""
+        with publishing(None if self._traces is None else self._traces.tracer) as spans:
+            records = await finished(self._records, notifications, won_only, spans)
+            producer = await self._ensure_producer()
+            landed = await produce_in_order(producer, records)
+        if self._traces is not None:
+            self._traces.published((n.originator_id, n.originator_version) for n in notifications)
         lost = self._book.lost_in(landed)
         if lost:
             await self._start_over(lost)
@@ -279,14 +288,17 @@ class Relay:
         top = self._app.last_position()
         return position, top, self._page(position, top, EVENT_TOPICS)
 
-    def _records(self, notifications: list[Notification], won_only: bool) -> list[Outgoing]:
-        records = []
+    def _records(
+        self, notifications: list[Notification], won_only: bool, spans: Publishing | None = None
+    ) -> list[Outgoing]:
+        records: list[Outgoing] = []
         epoch = (EPOCH_HEADER, self._book.epoch.encode())
         for notification in notifications:
             envelope = envelope_of(notification)
             key = envelope["opportunity_id"].encode()
             headers = [("event_type", envelope["event_type"].encode()), epoch]
             stamp = _millis(envelope["recorded_at"])
+            first = len(records)
             if not won_only:
                 records.append(
                     Outgoing(topics.OPPORTUNITY_EVENTS, key, orjson.dumps(envelope), stamp, headers)
@@ -302,6 +314,11 @@ class Relay:
                         [epoch],
                     )
                 )
+            if spans is not None and self._traces is not None:
+                command = self._traces.span_of(
+                    notification.originator_id, notification.originator_version
+                )
+                records[first:] = [spans.traced(record, command) for record in records[first:]]
         return records
 
     def _store(self, position: int, landed: dict[tuple[str, int], Landed]) -> None:
@@ -349,6 +366,7 @@ def build_relay(
     engine: sa.Engine,
     leadership: Leadership,
     metrics: Metrics,
+    traces: CommitTraces | None = None,
 ) -> Relay:
     return Relay(
         app,
@@ -367,6 +385,7 @@ def build_relay(
         log_probe(settings, settings.relay_log_check_ms / 1000),
         reader_commits(settings),
         settings.relay_reader_groups,
+        traces,
     )
 
 

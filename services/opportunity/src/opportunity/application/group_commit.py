@@ -5,6 +5,7 @@ With two writers, one batch is executed and encoded while the other waits for it
 reach the disk; the event store still orders the commits."""
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,6 +13,7 @@ from uuid import UUID
 
 from prometheus_client import Histogram
 
+from opportunity.application.commit_traces import CommitTraces
 from opportunity.application.unit_of_work import BatchingApplication, Outcome, Work
 
 # A command, where its answer goes, and the opportunity it changes (if known).
@@ -20,9 +22,15 @@ Queued = tuple[Work[Any], "asyncio.Future[Outcome[Any]]", UUID | None]
 
 class GroupCommitter:
     def __init__(
-        self, app: BatchingApplication, max_batch: int, writers: int, batch_sizes: Histogram
+        self,
+        app: BatchingApplication,
+        max_batch: int,
+        writers: int,
+        batch_sizes: Histogram,
+        traces: CommitTraces | None = None,
     ) -> None:
         self._app = app
+        self._traces = traces  # None: tracing is off
         self._max_batch = max_batch
         self._writers = writers
         self._batch_sizes = batch_sizes
@@ -34,12 +42,21 @@ class GroupCommitter:
 
     async def submit(self, work: Work[Any], touches: UUID | None = None) -> Any:
         """Run `work` in the next batch; its value, or raise its error. `touches`: the
-        opportunity it changes, if known (its cached copy is checked before the batch)."""
+        opportunity it changes, if known (its cached copy is checked before the batch). Traced,
+        the wait and the batch are a span of their own (commit_traces.py)."""
+        if self._traces is None:
+            return await self._queued(work, touches)
+        with self._traces.command(work) as noting:
+            return await self._queued(noting, touches)
+
+    async def _queued(self, work: Work[Any], touches: UUID | None) -> Any:
         loop = asyncio.get_running_loop()
         if self._queue is None or self._loop is not loop or any(t.done() for t in self._tasks):
             self._loop, self._queue = loop, asyncio.Queue()
+            # The writers serve every caller: they keep no request's log ids or span.
             self._tasks = [
-                asyncio.create_task(self._write_batches(self._queue)) for _ in range(self._writers)
+                asyncio.create_task(self._write_batches(self._queue), context=contextvars.Context())
+                for _ in range(self._writers)
             ]
         future: asyncio.Future[Outcome[Any]] = loop.create_future()
         self._queue.put_nowait((work, future, touches))

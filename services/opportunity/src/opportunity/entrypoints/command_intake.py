@@ -6,10 +6,12 @@ import logging
 from collections.abc import Sequence
 from uuid import UUID
 
+from opentelemetry.trace import Span
 from pydantic import TypeAdapter, ValidationError
 
 from chassis.auth import Principal
 from chassis.kafka.consuming import ConsumedRecord
+from chassis.kafka.traces import each, within
 from contracts import topics
 from contracts.commands import CreateRenewalCommand, OpportunityCommand, ReclaimCommand
 from contracts.rules import Role
@@ -40,16 +42,23 @@ def read_command(value: bytes | None) -> ReclaimCommand | CreateRenewalCommand |
 
 
 class CommandIntake(RecordIntake):
-    async def take(self, records: Sequence[ConsumedRecord]) -> None:
+    async def take(self, records: Sequence[ConsumedRecord], spans: Sequence[Span] = ()) -> None:
+        """Execute every command (each in the trace of its record's span, if traced); park
+        the records that are none."""
         read = [read_command(record.value) for record in records]
+        traced = list(zip(read, each(spans, len(records)), strict=True))
         results = await asyncio.gather(
-            *(self._execute(item) for item in read if not isinstance(item, Poison))
+            *(
+                within(span, self._execute(item))
+                for item, span in traced
+                if not isinstance(item, Poison)
+            )
         )
         for outcome in results:
             self._outcomes.labels(outcome).inc()
-        for record, item in zip(records, read, strict=True):
+        for record, (item, span) in zip(records, traced, strict=True):
             if isinstance(item, Poison):
-                await self.park(topics.OPPORTUNITY_COMMANDS_DLQ, record, item)
+                await within(span, self.park(topics.OPPORTUNITY_COMMANDS_DLQ, record, item))
 
     async def _execute(self, command: ReclaimCommand | CreateRenewalCommand) -> str:
         ctx = Context(REMINDERS, self._clock())

@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
+from opentelemetry.trace import Span, Tracer
 
 from chassis.kafka.consuming import (
     ConsumedRecord,
@@ -31,6 +32,7 @@ from chassis.kafka.consuming import (
     restart_lost_logs,
 )
 from chassis.kafka.logwatch import LogWatch
+from chassis.kafka.traces import consuming
 from contracts import topics
 from opportunity.entrypoints.command_intake import CommandIntake
 from opportunity.entrypoints.lead_intake import LeadIntake
@@ -38,6 +40,9 @@ from opportunity.entrypoints.lead_intake import LeadIntake
 log = logging.getLogger(__name__)
 
 RETRY_PAUSE = 1.0
+
+# Takes a batch of records; traced, with the span of each record (none: tracing is off).
+Take = Callable[[Sequence[ConsumedRecord], Sequence[Span]], Awaitable[None]]
 
 
 def build_consumers(
@@ -47,11 +52,12 @@ def build_consumers(
     fetch_max_wait_ms: int,
     session_timeout_ms: int,
     groups: tuple[str, str] = ("opportunity.intake", "opportunity.commands"),
+    tracer: Tracer | None = None,
     max_records: int = 500,
 ) -> tuple[KafkaRouter, list[Callable[[], Coroutine[Any, Any, None]]]]:
     """Consumers of qualified leads and of commands, in the (intake, commands) groups, and
     the checks of their partitions stranded past the end of a new log (to run beside the
-    broker)."""
+    broker). With a tracer, each record's handling is a span (chassis.kafka.traces)."""
     router = KafkaRouter()
 
     def subscriber(topic: str, group: str) -> BatchSubscriber:
@@ -69,14 +75,12 @@ def build_consumers(
         (topics.LEADS_QUALIFIED, groups[0], leads.take),
         (topics.OPPORTUNITY_COMMANDS, groups[1], commands.take),
     ):
-        stranded.append(_consume(subscriber(topic, group), take, watch))
+        stranded.append(_consume(subscriber(topic, group), take, watch, tracer))
     return router, stranded
 
 
 def _consume(
-    subscriber: BatchSubscriber,
-    take: Callable[[Sequence[ConsumedRecord]], Awaitable[None]],
-    watch: LogWatch,
+    subscriber: BatchSubscriber, take: Take, watch: LogWatch, tracer: Tracer | None
 ) -> Callable[[], Coroutine[Any, Any, None]]:
     """`take` each batch of the subscriber; the check of its stranded partitions."""
     stranded = StrandedCheck(lambda consumer: restart_lost_logs(watch, consumer, []))
@@ -84,16 +88,12 @@ def _consume(
     @subscriber
     async def handle(_: list[Any], message: KafkaMessage) -> None:
         async with stranded.lock:
-            await _take(message, take, watch)
+            await _take(message, take, watch, tracer)
 
     return lambda: stranded.run(subscriber)
 
 
-async def _take(
-    message: KafkaMessage,
-    take: Callable[[Sequence[ConsumedRecord]], Awaitable[None]],
-    watch: LogWatch,
-) -> None:
+async def _take(message: KafkaMessage, take: Take, watch: LogWatch, tracer: Tracer | None) -> None:
     consumer: Any = message.consumer
     # A partition on a lost log (records before where this consumer stood, or a log that ends
     # before where the group's commit left it) is read from the new log's beginning.
@@ -101,7 +101,8 @@ async def _take(
     if not records:
         return
     try:
-        await take(records)
+        with consuming(tracer, "opportunity handle", records) as spans:
+            await take(records, spans)
     except Exception as exc:  # not durable yet: take the same records again after a pause
         log.warning("consumer: %s; taking %d records again", exc, len(records))
         await message.nack()

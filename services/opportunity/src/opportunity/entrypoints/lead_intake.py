@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
+from opentelemetry.trace import Span
 from pydantic import ValidationError
 
 from chassis.auth import Principal
 from chassis.kafka.consuming import ConsumedRecord
+from chassis.kafka.traces import each, within
 from contracts import topics
 from contracts.leads import QualifiedLead, RejectedLead, RejectionReason
 from contracts.rules import Role
@@ -48,22 +50,28 @@ def read_lead(value: bytes | None) -> QualifiedLead | Invalid | Poison:
 
 
 class LeadIntake(RecordIntake):
-    async def take(self, records: Sequence[ConsumedRecord]) -> None:
-        """Make every record's result durable and answered; raises if that is not possible yet
-        (the caller then takes the same records again)."""
+    async def take(self, records: Sequence[ConsumedRecord], spans: Sequence[Span] = ()) -> None:
+        """Make every record's result durable and answered (each in the trace of its record's
+        span, if traced); raises if that is not possible yet (the caller then takes the same
+        records again)."""
         read = [read_lead(record.value) for record in records]
+        traced = list(zip(read, each(spans, len(records)), strict=True))
         results = await asyncio.gather(
-            *(self._create(item) for item in read if isinstance(item, QualifiedLead))
+            *(
+                within(span, self._create(item))
+                for item, span in traced
+                if isinstance(item, QualifiedLead)
+            )
         )
         created = iter(results)
-        for record, item in zip(records, read, strict=True):
+        for record, (item, span) in zip(records, traced, strict=True):
             if isinstance(item, Poison):
-                await self.park(topics.LEADS_QUALIFIED_DLQ, record, item)
+                await within(span, self.park(topics.LEADS_QUALIFIED_DLQ, record, item))
             elif isinstance(item, Invalid):
-                await self._reject(item.lead_id, RejectionReason.INVALID, item.detail)
+                await within(span, self._reject(item.lead_id, RejectionReason.INVALID, item.detail))
                 self._outcomes.labels("invalid").inc()
             else:
-                await self._answer(item, next(created))
+                await within(span, self._answer(item, next(created)))
 
     async def _create(self, lead: QualifiedLead) -> Taken | DomainError:
         now = self._clock()

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.trace import Tracer
 
 from chassis.kafka.consuming import (
     StrandedCheck,
@@ -27,6 +28,7 @@ from chassis.kafka.consuming import (
     restart_lost_logs,
 )
 from chassis.kafka.logwatch import LogWatch, Mark
+from chassis.kafka.traces import consuming
 from projections.adapters.store import Outcome, Store
 from projections.entrypoints.instruments import Instruments
 
@@ -106,9 +108,11 @@ def build_consumer(
     session_timeout_ms: int,
     max_records: int,
     on_stored: Callable[[], None] | None = None,
+    tracer: Tracer | None = None,
 ) -> tuple[KafkaRouter, PositionSeeker, Callable[[], Coroutine[Any, Any, None]]]:
     """The consumer of the events topic, the seeker of its stored positions, and the check of
-    partitions stranded past the end of a new log (to run beside the broker)."""
+    partitions stranded past the end of a new log (to run beside the broker). With a tracer,
+    each record's apply is a span (chassis.kafka.traces)."""
     router = KafkaRouter()
     holder: dict[str, Any] = {}
     watch = LogWatch("projections", metrics.log)
@@ -130,7 +134,7 @@ def build_consumer(
     async def take(_: list[Any], message: KafkaMessage) -> None:
         records: list[Any] = message.raw_message  # type: ignore[assignment]
         async with stranded.lock:
-            await apply_batch(store, seeker, metrics, message.consumer, records, on_stored)
+            await apply_batch(store, seeker, metrics, message.consumer, records, on_stored, tracer)
 
     return router, seeker, lambda: stranded.run(subscriber)
 
@@ -142,6 +146,7 @@ async def apply_batch(
     consumer: Any,
     records: list[Any],
     on_stored: Callable[[], None] | None = None,
+    tracer: Tracer | None = None,
 ) -> None:
     """Apply one batch; then seek where the store says to read again, and commit (to Kafka,
     for information) the positions it stored. `on_stored` runs once the batch is durable."""
@@ -150,7 +155,8 @@ async def apply_batch(
         records = await _restart_lost_logs(store, seeker, consumer, records)
         if not records:
             return
-        outcome = await asyncio.to_thread(store.apply_records, records, dict(seeker.known))
+        with consuming(tracer, "projections apply", records):
+            outcome = await asyncio.to_thread(store.apply_records, records, dict(seeker.known))
     except Exception as exc:  # not applied: read the same records again after a pause
         log.warning("projections: %s; reading %d records again", exc, len(records))
         firsts: dict[Key, int] = {}

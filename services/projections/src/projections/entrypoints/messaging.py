@@ -6,9 +6,12 @@ The HTTP API serves the read model while the broker is down.
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry.sdk.trace import TracerProvider
+
 from chassis.http import READINESS_SECONDS
 from chassis.kafka.broker import BrokerInBackground, keep_trying, start_broker
 from chassis.kafka.producing import ensure_topics
+from chassis.tracing import tracer_of
 from projections.adapters.store import Store
 from projections.entrypoints.consumers import build_consumer
 from projections.entrypoints.instruments import Instruments
@@ -23,8 +26,9 @@ class Messaging(BrokerInBackground):
         store: Store,
         metrics: Instruments,
         on_stored: Callable[[], None] | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
-        super().__init__(bootstrap, settings)
+        super().__init__(bootstrap, settings, tracer_provider)
         self._settings = settings
         router, self.seeker, self._watch_stranded = build_consumer(
             store,
@@ -35,6 +39,7 @@ class Messaging(BrokerInBackground):
             session_timeout_ms=settings.kafka_session_timeout_ms,
             max_records=settings.projections_batch_max,
             on_stored=on_stored,
+            tracer=tracer_of(tracer_provider, "projections"),
         )
         self.broker.include_router(router)
         self.connected = False

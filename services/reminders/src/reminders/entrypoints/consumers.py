@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.trace import Span, Tracer
 
 from chassis.kafka.consuming import (
     StrandedCheck,
@@ -28,6 +29,8 @@ from chassis.kafka.consuming import (
     restart_lost_logs,
 )
 from chassis.kafka.logwatch import LogWatch, Mark
+from chassis.kafka.traces import consuming
+from chassis.tracing import RecentSpans
 from reminders.adapters.store import Store
 from reminders.application.intake import TOPIC, EventIntake
 from reminders.application.ownership import Ownership
@@ -114,6 +117,14 @@ async def _restart_lost_logs(
     return await restart_lost_logs(watch, consumer, records, forget)
 
 
+def _note(handled: RecentSpans[bytes], records: Sequence[Any], spans: Sequence[Span]) -> None:
+    """Before the batch is applied, so the scheduler, which may fire what it plans at once,
+    finds the spans (a batch that fails is taken again and noted again)."""
+    for record, span in zip(records, spans, strict=True):
+        if record.key is not None:
+            handled.note(record.key, span.get_span_context())
+
+
 def build_consumer(
     intake: EventIntake,
     rebalance: Rebalance,
@@ -122,9 +133,13 @@ def build_consumer(
     fetch_max_wait_ms: int,
     session_timeout_ms: int,
     max_records: int = 500,
+    tracer: Tracer | None = None,
+    handled: RecentSpans[bytes] | None = None,
 ) -> tuple[KafkaRouter, Callable[[], Coroutine[Any, Any, None]]]:
     """The consumer of the events topic, and the check of partitions stranded past the end
-    of a new log (to run beside the broker)."""
+    of a new log (to run beside the broker). With a tracer, each record's handling is a span
+    (chassis.kafka.traces), noted in `handled` by the opportunity (the record's key): the
+    next reminder of that opportunity continues its trace."""
     router = KafkaRouter()
     subscriber = batch_subscriber(
         router,
@@ -153,7 +168,10 @@ def build_consumer(
             if not records:
                 return
             rereading = frozenset(p for _, p in rebalance.watch.rereading)
-            due_now = await asyncio.to_thread(intake.apply, records, rereading)
+            with consuming(tracer, "reminders handle", records) as spans:
+                if handled is not None:
+                    _note(handled, records, spans)
+                due_now = await asyncio.to_thread(intake.apply, records, rereading)
         except Exception as exc:  # not durable: take the same records again after a pause
             log.warning("reminders consumer: %s; taking %d records again", exc, len(records))
             await message.nack()
