@@ -112,13 +112,21 @@ def _handler(sink: WebhookSink) -> type[BaseHTTPRequestHandler]:
 def webhook_sink(secret: str) -> Iterator[WebhookSink]:
     """The sink on a free port of 127.0.0.1, stopped when the block ends."""
     sink = WebhookSink(secret)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(sink))
+    with served_in_thread(_handler(sink), "webhook-sink") as port:
+        sink.port = port
+        yield sink
+
+
+@contextmanager
+def served_in_thread(handler: type[BaseHTTPRequestHandler], name: str) -> Iterator[int]:
+    """An HTTP server of `handler` in a thread, on a free port of 127.0.0.1 (yielded), stopped
+    when the block ends."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    sink.port = int(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, name="webhook-sink", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
     try:
-        yield sink
+        yield int(server.server_address[1])
     finally:
         server.shutdown()
         server.server_close()

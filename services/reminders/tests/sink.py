@@ -6,7 +6,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from oppstream.sink import served_in_thread
 
 HANG = -1  # scripted: answer nothing until released (or until the test ends)
 HOLD_SECONDS = 60.0
@@ -71,15 +73,9 @@ def _handler(sink: Sink) -> type[BaseHTTPRequestHandler]:
 def running_sink(**script: list[int]) -> Iterator[Sink]:
     """A sink on a free port; `script` maps a path's name (no slash) to its first answers."""
     sink = Sink(script={f"/{name}": list(answers) for name, answers in script.items()})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(sink))
-    server.daemon_threads = True
-    sink.port = int(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, name="sink", daemon=True)
-    thread.start()
-    try:
-        yield sink
-    finally:
-        sink.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with served_in_thread(_handler(sink), "sink") as port:
+        sink.port = port
+        try:
+            yield sink
+        finally:
+            sink.release.set()
