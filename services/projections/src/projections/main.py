@@ -61,10 +61,16 @@ def build_app(
         if (bootstrap := settings.kafka_bootstrap)
         else None
     )
-    reports = Reports(SqlReadModel(reader), rules, settings.zone, settings.projections_currency)
+    reports = Reports(
+        SqlReadModel(reader, settings.zone), rules, settings.zone, settings.projections_currency
+    )
     reps = [Rep(p.id, p.team_id) for p in principals.all if p.role is Role.REP]
     plans = PlanReports(
-        SqlReadModel(reader), rules, settings.zone, settings.projections_currency, reps
+        SqlReadModel(reader, settings.zone),
+        rules,
+        settings.zone,
+        settings.projections_currency,
+        reps,
     )
     api = Api(reports, plans, reader, principals, settings.zone, clock, metrics, messaging)
 

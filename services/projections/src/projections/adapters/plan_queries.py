@@ -19,7 +19,11 @@ from projections.domain.plans import CompetitionRow, TargetChange
 from projections.domain.state import ACTIVE, VOIDED
 
 
-def credits(t: Tables, conn: sa.Connection, e: Events) -> list[Credit]:
+def credits(
+    t: Tables, conn: sa.Connection, e: Events, only: sa.Select[Any] | None = None
+) -> list[Credit]:
+    """The credits of the events `e` names (of the opportunities `only` names: a SELECT of
+    ids)."""
     v, o = t.version, t.opportunity
     voided = sa.and_(o.c.status == VOIDED, o.c.closed_at <= e.as_of)
     conditions = [
@@ -33,6 +37,8 @@ def credits(t: Tables, conn: sa.Connection, e: Events) -> list[Credit]:
         conditions.append(o.c.type.in_(e.opportunity_types))
     if e.tiers:
         conditions.append(o.c.tier.in_(e.tiers))
+    if only is not None:
+        conditions.append(v.c.opportunity_id.in_(only))
     group = (v.c.event_type, v.c.owner_id, v.c.team_id, v.c.currency)
     rows = conn.execute(
         sa.select(*group, sa.func.count(), sa.func.sum(v.c.won_amount))

@@ -1,0 +1,281 @@
+"""The read model's answers through the tallies (adapters/tallied.py): the cohorts' stage
+figures, the forecast's open amounts and wins, the attainment's credits and open amounts.
+
+Each is the tallies' sum plus what the tables give exactly for the rest (the partial days of a
+creation window; the opportunities with an event on the `as_of` day, as of then less as of the
+day's start); equal to the tables' answer alone (SqlReadModel's `exact_…`).
+"""
+
+from dataclasses import replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from projections.adapters import plan_queries
+from projections.adapters.tallied import (
+    COHORT_GROUP,
+    VISIT_GROUP,
+    cohort_rows,
+    combine,
+    day_part,
+    exact_parts,
+    midnight,
+    plan,
+    segment_filter,
+    span,
+    sums,
+    visit_rows,
+)
+from projections.application.read_model import (
+    Cohort,
+    CompletedVisits,
+    Events,
+    OpenStage,
+    Query,
+    WonMonth,
+)
+from projections.domain import tallies as t_
+from projections.domain.attainment import Credit, OpenOwned
+from projections.domain.forecast import OpenAmount
+from projections.domain.funnel import ReachCount
+
+if TYPE_CHECKING:
+    from projections.adapters.readmodel import SqlReadModel
+
+
+def _none(text: str) -> str | None:
+    return None if text == t_.NONE else text
+
+
+def _amount(cents: int) -> Decimal:
+    return Decimal(cents) / 100
+
+
+def cohorts(
+    model: "SqlReadModel",
+    conn: sa.Connection,
+    q: Query,
+    company: Query,
+    at: datetime,
+    *,
+    visits: bool,
+) -> tuple[Cohort, Cohort]:
+    zone, t = model.zone, model.t
+    spans = (
+        span(q.created_from, q.created_to, zone),
+        span(company.created_from, company.created_to, zone),
+    )
+    p = plan(t, q.as_of, zone)
+    where = segment_filter(q)
+    parts = [day_part(s) for s in spans]
+    states = sums(conn, t.tallies[t_.COHORT], COHORT_GROUP, parts, where, p)
+    completed: list[tuple[Any, ...]] = []
+    if visits:
+
+        def visit_where(c: Any) -> list[sa.ColumnElement[bool]]:
+            found = where(c)
+            if not q.include_voided:
+                found.append(c.voided == sa.false())
+            return found
+
+        completed = sums(conn, t.tallies[t_.VISITS], VISIT_GROUP, parts, visit_where, p)
+    now, then = exact_parts(t, p, spans, zone)
+    signed: list[tuple[int, tuple[Cohort, Cohort]]] = []
+    if now is not None:
+        signed.append((1, model.exact_cohorts(conn, q, company, at, visits=visits, only=now)))
+    if then is not None:
+        before = p.before_day(zone)
+        earlier = model.exact_cohorts(
+            conn,
+            replace(q, as_of=before),
+            replace(company, as_of=before),
+            at,
+            visits=visits,
+            only=then,
+        )
+        signed.append((-1, earlier))
+    found = []
+    for part in (0, 1):
+        reach, open_ = cohort_rows(states, part, at)
+        mine = [
+            (1, Cohort(reach, visit_rows(completed, part), open_)),
+            *((s, c[part]) for s, c in signed),
+        ]
+        found.append(
+            Cohort(
+                combine(ReachCount, 1, [(s, c.reach) for s, c in mine]),
+                combine(CompletedVisits, 5, [(s, c.visits) for s, c in mine]),
+                combine(OpenStage, 3, [(s, c.open) for s, c in mine]),
+                q.include_voided,
+            )
+        )
+    return found[0], found[1]
+
+
+def open_amounts(model: "SqlReadModel", conn: sa.Connection, q: Query) -> list[OpenAmount]:
+    zone, t = model.zone, model.t
+    s = span(q.created_from, q.created_to, zone)
+    p = plan(t, q.as_of, zone)
+    group = ("pipeline_id", "stage", "close_month", "currency", "category_override")
+    found: dict[tuple[Any, ...], list[Any]] = {}
+
+    def add(sign: int, key: tuple[Any, ...], n: int, amount: Decimal, missing: int) -> None:
+        known = found.setdefault(key, [0, Decimal(0), 0])
+        known[0] += sign * n
+        known[1] += sign * amount
+        known[2] += sign * missing
+
+    for row in sums(conn, t.tallies[t_.FORECAST], group, [day_part(s)], segment_filter(q), p):
+        pipeline, stage, month, currency, override, n, cents, missing = row
+        add(1, (pipeline, stage, month, currency, _none(override)), n, _amount(cents), missing)
+    now, then = exact_parts(t, p, [s], zone)
+    exact = [(1, q, now), (-1, replace(q, as_of=p.before_day(zone)), then)]
+    for sign, query, only in exact:
+        if only is not None:
+            for a in model.exact_open_amounts(conn, query, only):
+                key = (
+                    a.pipeline_id,
+                    a.stage,
+                    t_.month_text(a.expected_close_on),
+                    a.currency,
+                    a.category_override,
+                )
+                add(sign, key, a.count, a.amount, a.without_amount)
+    return [
+        OpenAmount(pipeline, stage, _first_day(month), cur, n, amount, missing, override)
+        for (pipeline, stage, month, cur, override), (n, amount, missing) in found.items()
+        if n
+    ]
+
+
+def _first_day(month: str) -> date | None:
+    """The first day of a 'YYYY-MM' month (the forecast reads only the month), or None."""
+    if month == t_.NONE:
+        return None
+    return date(int(month[:4]), int(month[5:7]), 1)
+
+
+def won_by_month(model: "SqlReadModel", conn: sa.Connection, q: Query) -> list[WonMonth]:
+    zone, t = model.zone, model.t
+    s = span(q.created_from, q.created_to, zone)
+    p = plan(t, q.as_of, zone)
+    found: dict[tuple[str, str], list[Any]] = {}
+
+    def add(sign: int, month: str, currency: str, n: int, amount: Decimal) -> None:
+        known = found.setdefault((month, currency), [0, Decimal(0)])
+        known[0] += sign * n
+        known[1] += sign * amount
+
+    group = ("won_month", "currency")
+    for month, currency, n, cents in sums(
+        conn, t.tallies[t_.WINS], group, [day_part(s)], segment_filter(q), p
+    ):
+        add(1, month, currency, n, _amount(cents))
+    now, then = exact_parts(t, p, [s], zone)
+    for sign, query, only in [(1, q, now), (-1, replace(q, as_of=p.before_day(zone)), then)]:
+        if only is not None:
+            for w in model.exact_won_by_month(conn, query, only):
+                add(sign, w.month, w.currency, w.wins, w.amount)
+    return [WonMonth(m, cur, n, amount) for (m, cur), (n, amount) in found.items() if n]
+
+
+# -- attainment (SPEC §9.1) --------------------------------------------------------------------
+
+
+def credits_tallied(model: "SqlReadModel", conn: sa.Connection, e: Events) -> bool:
+    """Creations and wins of any opportunity, over whole days: what the credits tally holds."""
+    zone = model.zone
+    whole_days = all(at == midnight(at.astimezone(zone).date(), zone) for at in (e.start, e.end))
+    return (
+        set(e.types) <= set(t_.CREDITED)
+        and not e.opportunity_types
+        and not e.tiers
+        and whole_days
+        and model.tallied(conn, Query())
+    )
+
+
+def credits(model: "SqlReadModel", conn: sa.Connection, e: Events) -> list[Credit]:
+    zone, t = model.zone, model.t
+    p = plan(t, e.as_of, zone)
+    first, end = e.start.astimezone(zone).date(), e.end.astimezone(zone).date()
+
+    def part(c: Any) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            c.credit_day >= first,
+            c.credit_day < end,
+            c.voided == sa.false(),
+            c.event_type.in_(e.types),
+        )
+
+    found: dict[tuple[Any, ...], list[Any]] = {}
+
+    def add(sign: int, key: tuple[Any, ...], n: int, amount: Decimal) -> None:
+        known = found.setdefault(key, [0, Decimal(0)])
+        known[0] += sign * n
+        known[1] += sign * amount
+
+    group = ("event_type", "owner_id", "team_id", "currency")
+    for kind, owner, team, currency, n, cents in sums(
+        conn, t.tallies[t_.CREDITS], group, [part], lambda _: [], p
+    ):
+        add(1, (kind, _none(owner), _none(team), currency), n, _amount(cents))
+    before = p.before_day(zone)
+    assert before is not None  # noqa: S101 - an Events always has its as_of
+    for sign, events in ((1, e), (-1, replace(e, as_of=before))):
+        for c in plan_queries.credits(t, conn, events, p.touched):
+            add(sign, (c.event_type, c.owner_id, c.team_id, c.currency), c.events, c.amount)
+    return [
+        Credit(kind, owner, team, currency, n, amount)
+        for (kind, owner, team, currency), (n, amount) in found.items()
+        if n
+    ]
+
+
+def owned_tallied(
+    model: "SqlReadModel", conn: sa.Connection, close_from: date, close_to: date
+) -> bool:
+    """Whole months of expected close dates: what the owned tally holds."""
+    return close_from.day == 1 and close_to.day == 1 and model.tallied(conn, Query())
+
+
+def open_owned(
+    model: "SqlReadModel",
+    conn: sa.Connection,
+    as_of: datetime | None,
+    close_from: date,
+    close_to: date,
+) -> list[OpenOwned]:
+    zone, t = model.zone, model.t
+    p = plan(t, as_of, zone)
+    first, end = t_.month_text(close_from), t_.month_text(close_to)
+    found: dict[tuple[Any, ...], list[Any]] = {}
+
+    def add(sign: int, key: tuple[Any, ...], n: int, amount: Decimal) -> None:
+        known = found.setdefault(key, [0, Decimal(0)])
+        known[0] += sign * n
+        known[1] += sign * amount
+
+    group = ("pipeline_id", "stage", "owner_id", "team_id", "currency")
+    for pipeline, stage, owner, team, currency, n, cents in sums(
+        conn,
+        t.tallies[t_.OWNED],
+        group,
+        [lambda c: sa.and_(c.close_month >= first, c.close_month < end)],
+        lambda _: [],
+        p,
+    ):
+        add(1, (pipeline, stage, _none(owner), _none(team), currency), n, _amount(cents))
+    if p.touched is not None:
+        for sign, then in ((1, as_of), (-1, p.before_day(zone))):
+            source = model.source(Query(as_of=then), p.touched)
+            for o in plan_queries.open_owned(source, conn, close_from, close_to):
+                key = (o.pipeline_id, o.stage, o.owner_id, o.team_id, o.currency)
+                add(sign, key, o.opportunities, o.amount)
+    return [
+        OpenOwned(pipeline, stage, owner, team, currency, n, amount)
+        for (pipeline, stage, owner, team, currency), (n, amount) in found.items()
+        if n
+    ]
