@@ -1,6 +1,7 @@
 """The composition root of the projections service: `build_app(settings, **overrides)`."""
 
 import gc
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from projections.adapters.readmodel import SqlReadModel
 from projections.adapters.rows import write_pipeline_stages
 from projections.adapters.schema import LIVE
 from projections.adapters.store import Store
+from projections.adapters.tally_tables import missing_reason
 from projections.application.plans import PlanReports, Rep
 from projections.application.reports import Reports
 from projections.domain.projection import Projector
@@ -26,6 +28,8 @@ from projections.entrypoints.http import Api, build_router
 from projections.entrypoints.instruments import Instruments
 from projections.entrypoints.messaging import Messaging
 from projections.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -49,6 +53,8 @@ def build_app(
     migrate.upgrade(writer)
     with writer.begin() as conn:
         write_pipeline_stages(conn, rules)
+    if (missing := missing_reason(writer)) is not None:
+        log.warning("the reports read the tables alone, slowly, until the tallies are: %s", missing)
     metrics = Instruments()
     store = Store(
         writer,

@@ -4,14 +4,20 @@ live apply, redelivery and rebuild, on SQLite and PostgreSQL."""
 
 from datetime import date, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
+from contracts.rules import load_rulebook
+from projections.adapters.feed import read_listed
 from projections.adapters.schema import LIVE
+from projections.adapters.store import Store
+from projections.domain.projection import Projector
+from projections.domain.stage_index import PipelineIndex
 from services.projections.tests.cohort import cohort
-from services.projections.tests.conftest import Service
-from services.projections.tests.history import History, day
+from services.projections.tests.conftest import Service, alembic
+from services.projections.tests.history import History, day, envelopes_of
 
 REPORTS = ("/funnel", "/dwell", "/win-rates", "/forecast")
 
@@ -49,6 +55,8 @@ def instants() -> list[str]:
     for n in range(0, 22):
         found += [day(n + 0.3), day(n + 0.625), day(n + 0.6)]
     found += [day(3.61), day(3.61) - timedelta(microseconds=1), day(6.7)]
+    # In the hour of an event, before and after it.
+    found += [day(1.65), day(2.63), day(2.635), day(3.615), day(9.64), day(8.6401)]
     return [d.isoformat() for d in found]
 
 
@@ -77,6 +85,10 @@ def answers(service: Service, *, few: bool = False) -> dict[tuple[str, ...], Any
             for as_of in [None, *moments]:
                 params = dict(window, **({} if as_of is None else {"as_of": as_of}))
                 found[(path, *sorted(params.items()))] = service.get(path, **params)  # type: ignore[arg-type]
+    for path in REPORTS:  # a cohort that ends at the instant the report is as of
+        for as_of in every[::3]:
+            params = {"as_of": as_of, "to": as_of, "from": "2025-01-01"}
+            found[(path, *sorted(params.items()))] = service.get(path, **params)
     for period in ("2026", "2026-03", "2026-Q2", "2025"):
         for as_of in [None, *every[:: 7 if few else 2]]:
             params = {"period": period, **({} if as_of is None else {"as_of": as_of})}
@@ -126,8 +138,6 @@ def test_every_report_through_the_tallies_equals_the_tables_answer(service: Serv
 def test_redelivered_and_piecemeal_batches_leave_the_tallies_as_one_batch_does(
     service: Service,
 ) -> None:
-    from services.projections.tests.history import envelopes_of
-
     envelopes = envelopes_of(*histories())
     for start in range(0, len(envelopes), 7):
         service.feed_envelopes(envelopes[start : start + 7])
@@ -145,7 +155,27 @@ def test_a_migrated_database_reads_the_tables_until_rebuilt(service: Service) ->
 
     # Empty tallies answer nothing; marked missing (as migration 0009 does), the tables answer.
     assert service.get("/funnel")["pipelines"][0]["stages"][0]["reached"] == 0
-    from_tables(service, few=True)
+    assert service.client.get("/readyz").json()["tallies"] == "ok"
     with service.store.engine.begin() as conn:
         conn.execute(sa.insert(LIVE.tallies_missing).values(reason="migrated", since=day(0)))
     assert service.get("/funnel")["pipelines"][0]["stages"][0]["reached"] == 10
+    ready = service.client.get("/readyz")
+    assert (ready.status_code, ready.json()["tallies"]) == (200, "missing: migrated")
+
+
+def test_revision_0009_marks_the_tallies_missing_where_events_were_applied(
+    empty: sa.Engine,
+) -> None:
+    alembic(empty, "upgrade", "head")
+    with empty.connect() as conn:
+        assert conn.execute(sa.select(LIVE.tallies_missing)).all() == []  # a new database
+    store = Store(empty, LIVE, Projector(PipelineIndex(load_rulebook()), ZoneInfo("Asia/Shanghai")))
+    store.apply_events([read_listed(e) for e in envelopes_of(*cohort().values())])
+    alembic(empty, "downgrade", "0008")
+
+    alembic(empty, "upgrade", "0009")
+
+    with empty.connect() as conn:
+        (reason,) = conn.execute(sa.select(LIVE.tallies_missing.c.reason)).one()
+        assert sa.inspect(conn).has_table("bi_tally_cohort_by_hour")
+    assert "oppstream projections rebuild" in reason

@@ -70,11 +70,13 @@ class SqlReadModel:
         missing = self.t.tallies_missing
         return conn.execute(sa.select(missing.c.reason).limit(1)).first() is None
 
-    def source(self, q: Query, only: sa.Select[Any] | None = None) -> sa.Subquery:
-        """The opportunities of the query (and among `only`, a SELECT of ids), as they were at
-        `q.as_of`."""
+    def source(self, q: Query, only: sa.Subquery | None = None) -> sa.Subquery:
+        """The opportunities of the query, as they were at `q.as_of`; with `only` (a subquery
+        of `id, touched`, see tallied.py), those it names, with its `touched`."""
         o = self.t.opportunity
-        fixed = [o.c[name] for name in FIXED]
+        fixed: list[Any] = [o.c[name] for name in FIXED]
+        if only is not None:
+            fixed.append(only.c.touched)
         if q.as_of is None:
             select = sa.select(*fixed, *(o.c[name] for name in HISTORY_FIELDS))
         else:
@@ -96,7 +98,7 @@ class SqlReadModel:
                 .where(h.c.occurred_at <= q.as_of, ~successor)
             )
         if only is not None:
-            select = select.where(o.c.id.in_(only))
+            select = select.join(only, only.c.id == o.c.id)
         inner = select.subquery("state")
         conditions = filters(inner.c, q, segment=True)
         if not q.include_voided:
@@ -135,8 +137,8 @@ class SqlReadModel:
         mine = sa.and_(sa.true(), *filters(s.c, q, segment=False))
         theirs = sa.and_(sa.true(), *filters(s.c, company, segment=False))
         if only is not None:
-            mine = sa.and_(mine, only.parts[0](s.c.created_at, s.c.id))
-            theirs = sa.and_(theirs, only.parts[1](s.c.created_at, s.c.id))
+            mine = sa.and_(mine, only.parts[0](s.c.created_at, s.c.touched))
+            theirs = sa.and_(theirs, only.parts[1](s.c.created_at, s.c.touched))
         reach: tuple[list[ReachCount], list[ReachCount]] = ([], [])
         open_: tuple[list[OpenStage], list[OpenStage]] = ([], [])
         now = sa.literal(at.timestamp(), sa.Float)
@@ -314,7 +316,7 @@ class _Reading:
 
 def _part(s: sa.Subquery, only: Only | None) -> list[sa.ColumnElement[bool]]:
     """The condition of the one part an exact read of `only` has (open amounts, wins)."""
-    return [] if only is None else [only.parts[0](s.c.created_at, s.c.id)]
+    return [] if only is None else [only.parts[0](s.c.created_at, s.c.touched)]
 
 
 def _decimal(value: Any) -> Decimal:

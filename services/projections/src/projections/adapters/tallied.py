@@ -1,11 +1,14 @@
 """The reports' figures from the tallies (domain/tallies.py), exact at any `as_of`.
 
 A creation window splits into whole days in the business time zone, which the tallies sum,
-and the instants at its ends (`from`/`to` not at midnight, or the company's window ending
-now), read from the tables. As of an instant T on day D the tallies give the figures as they
-stood when D began (the days before it, or the total less the days from D on, whichever is
-fewer rows); the opportunities with an event on D up to T are then read from the tables as of
-T, and taken out as of the start of D. The sums equal what the tables alone give.
+and the instants at its ends (`from`/`to` not at midnight), read from the tables. A window
+that ends at the report's instant (the company's trailing one; a cohort `to` the `as_of`)
+takes its last day whole, as of that instant, less those created from that instant on.
+
+As of an instant T in hour H of day D, the tallies give the figures as they stood when H
+began: the days before D (or the total less the days from D on, whichever is fewer rows) and
+the hours of D before H. The opportunities with an event in H up to T are then read from the
+tables as of T, and taken out as of the start of H. The sums equal what the tables alone give.
 """
 
 from collections.abc import Callable, Iterable
@@ -25,39 +28,52 @@ from projections.domain.funnel import ReachCount
 from projections.domain.state import ACTIVE
 
 ONE_MICROSECOND = timedelta(microseconds=1)
-Condition = Callable[[Any, Any], sa.ColumnElement[bool]]  # over (created_at, id) columns
+# A condition over (created_at, touched) columns: touched is 1 for an opportunity with an event
+# in the as_of hour, 0 for one read for its creation outside the whole days.
+Condition = Callable[[Any, Any], sa.ColumnElement[bool]]
+Range = tuple[datetime | None, datetime | None]
 
 
 @dataclass(frozen=True)
 class Span:
-    """A creation window [start, end): its whole days [first_day, end_day) (None: open) and
-    the instant ranges outside them."""
+    """A creation window [start, end): its whole days [first_day, end_day) (None: open), the
+    instant ranges outside them (read and added) and those inside them but not in the window
+    (read and taken out)."""
 
     whole: bool  # False: no whole day at all
     first_day: date | None
     end_day: date | None
-    partial: tuple[tuple[datetime | None, datetime | None], ...]
+    partial: tuple[Range, ...]
+    excess: tuple[Range, ...] = ()
 
 
 def midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zone)
 
 
-def span(start: datetime | None, end: datetime | None, zone: ZoneInfo) -> Span:
+def span(
+    start: datetime | None, end: datetime | None, zone: ZoneInfo, at: datetime | None = None
+) -> Span:
+    """The window's days; `at`: the instant the report is as of (nothing is created after it
+    as of then, so a window ending there may take its last day whole)."""
     first = end_day = None
-    partial: list[tuple[datetime | None, datetime | None]] = []
+    partial: list[Range] = []
+    excess: list[Range] = []
     if start is not None:
         d0 = start.astimezone(zone).date()
         first = d0 if start == midnight(d0, zone) else d0 + timedelta(days=1)
     if end is not None:
         end_day = end.astimezone(zone).date()
+        if end != midnight(end_day, zone) and end == at:
+            end_day += timedelta(days=1)
+            excess.append((end, midnight(end_day, zone)))
     if first is not None and end_day is not None and first >= end_day:
         return Span(False, None, None, ((start, end),))
     if start is not None and first is not None and start != midnight(first, zone):
         partial.append((start, midnight(first, zone)))
-    if end is not None and end_day is not None and end != midnight(end_day, zone):
+    if end is not None and end_day is not None and not excess and end != midnight(end_day, zone):
         partial.append((midnight(end_day, zone), end))
-    return Span(True, first, end_day, tuple(partial))
+    return Span(True, first, end_day, tuple(partial), tuple(excess))
 
 
 def _in_days(col: Any, s: Span) -> sa.ColumnElement[bool]:
@@ -71,9 +87,9 @@ def _in_days(col: Any, s: Span) -> sa.ColumnElement[bool]:
     return sa.and_(sa.true(), *found)
 
 
-def _in_partial(col: Any, s: Span) -> sa.ColumnElement[bool]:
+def _in_ranges(col: Any, ranges_: Iterable[Range]) -> sa.ColumnElement[bool]:
     ranges = []
-    for a, b in s.partial:
+    for a, b in ranges_:
         bounds = [col >= a] if a is not None else []
         bounds += [col < b] if b is not None else []
         ranges.append(sa.and_(sa.true(), *bounds))
@@ -94,74 +110,103 @@ def _in_whole_instants(col: Any, s: Span, zone: ZoneInfo) -> sa.ColumnElement[bo
 
 @dataclass(frozen=True)
 class Only:
-    """The opportunities an exact read covers: `ids` (a SELECT of ids, to find them by key)
-    and the condition of each part (the query's cohort, the company's) over (created_at, id)."""
+    """The opportunities an exact read covers: `ids` (a subquery of `id, touched`, one row per
+    opportunity, joined by key) and the condition of each part (the query's cohort, the
+    company's) over (created_at, touched)."""
 
-    ids: sa.Select[Any]
+    ids: sa.Subquery
     parts: tuple[Condition, ...]
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How one report reads the tallies as of `at`: the boundary day D, the touched ids."""
+    """How one report reads the tallies as of `as_of` (None: now): the hour H that holds it,
+    and the opportunities with an event in H up to `as_of` (`id, touched`)."""
 
     as_of: datetime | None
-    day: date | None
-    touched: sa.Select[Any] | None  # ids with an event on D up to as_of
+    hour: datetime | None
+    touched: sa.Subquery | None
 
-    def before_day(self, zone: ZoneInfo) -> datetime | None:
-        """The last instant before D began."""
-        return None if self.day is None else midnight(self.day, zone) - ONE_MICROSECOND
+    @property
+    def before(self) -> datetime | None:
+        """The last instant before H began."""
+        return None if self.hour is None else self.hour - ONE_MICROSECOND
 
 
 def plan(t: Tables, as_of: datetime | None, zone: ZoneInfo) -> Plan:
     if as_of is None:
         return Plan(None, None, None)
-    day = as_of.astimezone(zone).date()
+    hour = t_.hour_of(as_of, zone)
     v = t.version.c
     touched = (
-        sa.select(v.opportunity_id)
-        .where(v.occurred_at >= midnight(day, zone), v.occurred_at <= as_of)
+        sa.select(v.opportunity_id.label("id"), sa.literal(1).label("touched"))
+        .where(v.occurred_at >= hour, v.occurred_at <= as_of)
         .distinct()
+        .subquery("touched")
     )
-    return Plan(as_of, day, touched)
+    return Plan(as_of, hour, touched)
 
 
-def exact_parts(
-    t: Tables, p: Plan, spans: Iterable[Span], zone: ZoneInfo
-) -> tuple[Only | None, Only | None]:
-    """What to read exactly: as of T (the partial ranges, and the touched opportunities of the
-    whole days) and as of the start of D (the touched opportunities of the whole days)."""
+@dataclass(frozen=True)
+class Exact:
+    """What a report reads from the tables besides the tallies, each an `Only` or None: as of
+    T, added (`now`: the partial ranges, the touched opportunities of the whole days) and taken
+    out (`excess`: created in a whole day but after the window); as of the start of H, taken
+    out (`then`: the touched opportunities of the whole days)."""
+
+    now: Only | None
+    then: Only | None
+    excess: Only | None
+
+
+def exact_parts(t: Tables, p: Plan, spans: Iterable[Span], zone: ZoneInfo) -> Exact:
     spans = tuple(spans)
     o = t.opportunity.c
-    partial_ids = [sa.select(o.id).where(_in_partial(o.created_at, s)) for s in spans if s.partial]
-    touched = p.touched
+
+    def created_in(ranges: Callable[[Span], tuple[Range, ...]]) -> list[sa.Select[Any]]:
+        return [
+            sa.select(o.id.label("id"), sa.literal(0).label("touched")).where(
+                _in_ranges(o.created_at, ranges(s))
+            )
+            for s in spans
+            if ranges(s)
+        ]
+
+    def only(selects: list[sa.Select[Any]], parts: Iterable[Condition]) -> Only | None:
+        if not selects:
+            return None
+        rows = (selects[0] if len(selects) == 1 else sa.union_all(*selects)).subquery("read")
+        ids = (
+            sa.select(rows.c.id, sa.func.max(rows.c.touched).label("touched"))
+            .group_by(rows.c.id)
+            .subquery("only")
+        )
+        return Only(ids, tuple(parts))
 
     def now_part(s: Span) -> Condition:
-        def condition(created: Any, key: Any) -> sa.ColumnElement[bool]:
-            found = [_in_partial(created, s)]
-            if touched is not None:
-                found.append(sa.and_(_in_whole_instants(created, s, zone), key.in_(touched)))
-            return sa.or_(*found)
+        def condition(created: Any, hit: Any) -> sa.ColumnElement[bool]:
+            whole = sa.and_(hit == 1, _in_whole_instants(created, s, zone))
+            return sa.or_(_in_ranges(created, s.partial), whole)
 
         return condition
 
     def then_part(s: Span) -> Condition:
-        def condition(created: Any, key: Any) -> sa.ColumnElement[bool]:
-            assert touched is not None  # noqa: S101 - only with as_of
-            return sa.and_(_in_whole_instants(created, s, zone), key.in_(touched))
+        def condition(created: Any, hit: Any) -> sa.ColumnElement[bool]:
+            return sa.and_(hit == 1, _in_whole_instants(created, s, zone))
 
         return condition
 
-    selects = [*partial_ids, *([touched] if touched is not None else [])]
-    now = None
-    if selects:
-        ids = selects[0] if len(selects) == 1 else sa.union(*selects)
-        now = Only(sa.select(ids.subquery().c[0]), tuple(now_part(s) for s in spans))
+    def excess_part(s: Span) -> Condition:
+        return lambda created, _: _in_ranges(created, s.excess)
+
+    touched = p.touched
+    hits = [] if touched is None else [sa.select(touched.c.id, touched.c.touched)]
+    now = only(created_in(lambda s: s.partial) + hits, (now_part(s) for s in spans))
     then = None
     if touched is not None and any(s.whole for s in spans):
         then = Only(touched, tuple(then_part(s) for s in spans))
-    return now, then
+    excess = only(created_in(lambda s: s.excess), (excess_part(s) for s in spans))
+    return Exact(now, then, excess)
 
 
 # -- summing a tally ---------------------------------------------------------------------------
@@ -176,7 +221,7 @@ def sums(
     p: Plan,
 ) -> list[tuple[Any, ...]]:
     """The tally's measures summed by `group`, once per part (a condition on the columns), as
-    they stood when the plan's day began (now, without one): rows of group values, then the
+    they stood when the plan's hour began (now, without one): rows of group values, then the
     measures of each part."""
 
     def select(table: sa.Table, sign: int, *extra: sa.ColumnElement[bool]) -> sa.Select[Any]:
@@ -192,22 +237,22 @@ def sums(
             .group_by(*(c[g] for g in group))
         )
 
-    if p.day is None:
+    if p.hour is None:
         queries = [select(tally.total, 1)]
     else:
-        first, last = conn.execute(
-            sa.select(sa.func.min(tally.by_day.c.event_day), sa.func.max(tally.by_day.c.event_day))
-        ).one()
-        if first is None or p.day <= first:
-            return []
-        if last is not None and (p.day - first) > (last - p.day):
+        day, days = p.hour.date(), tally.by_day.c.event_day
+        start = p.hour.replace(hour=0)
+        first, last = conn.execute(sa.select(sa.func.min(days), sa.func.max(days))).one()
+        if first is None or day < first or (day == first and p.hour == start):
+            return []  # nothing occurred before H
+        if last is not None and (day - first) > (last - day):
             # Nearer the end: the total less the days from D on.
-            queries = [
-                select(tally.total, 1),
-                select(tally.by_day, -1, tally.by_day.c.event_day >= p.day),
-            ]
+            queries = [select(tally.total, 1), select(tally.by_day, -1, days >= day)]
         else:
-            queries = [select(tally.by_day, 1, tally.by_day.c.event_day < p.day)]
+            queries = [select(tally.by_day, 1, days < day)]
+        hours = tally.by_hour.c.event_hour
+        if p.hour > start:
+            queries.append(select(tally.by_hour, 1, hours >= start, hours < p.hour))
     rows: dict[tuple[Any, ...], list[int]] = {}
     width = len(parts) * len(tally.measures)
     for query in queries:

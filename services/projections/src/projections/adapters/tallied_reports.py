@@ -64,8 +64,8 @@ def cohorts(
 ) -> tuple[Cohort, Cohort]:
     zone, t = model.zone, model.t
     spans = (
-        span(q.created_from, q.created_to, zone),
-        span(company.created_from, company.created_to, zone),
+        span(q.created_from, q.created_to, zone, at),
+        span(company.created_from, company.created_to, zone, at),
     )
     p = plan(t, q.as_of, zone)
     where = segment_filter(q)
@@ -81,33 +81,29 @@ def cohorts(
             return found
 
         completed = sums(conn, t.tallies[t_.VISITS], VISIT_GROUP, parts, visit_where, p)
-    now, then = exact_parts(t, p, spans, zone)
+    exact = exact_parts(t, p, spans, zone)
     signed: list[tuple[int, tuple[Cohort, Cohort]]] = []
-    if now is not None:
-        signed.append((1, model.exact_cohorts(conn, q, company, at, visits=visits, only=now)))
-    if then is not None:
-        before = p.before_day(zone)
-        earlier = model.exact_cohorts(
-            conn,
-            replace(q, as_of=before),
-            replace(company, as_of=before),
-            at,
-            visits=visits,
-            only=then,
-        )
-        signed.append((-1, earlier))
-    found = []
+    reads = [
+        (1, q, company, exact.now),
+        (-1, q, company, exact.excess),
+        (-1, replace(q, as_of=p.before), replace(company, as_of=p.before), exact.then),
+    ]
+    for sign, cohort_q, company_q, only in reads:
+        if only is not None:
+            read = model.exact_cohorts(conn, cohort_q, company_q, at, visits=visits, only=only)
+            signed.append((sign, read))
+    found: list[Cohort] = []
     for part in (0, 1):
         reach, open_ = cohort_rows(states, part, at)
-        mine = [
+        terms = [
             (1, Cohort(reach, visit_rows(completed, part), open_)),
-            *((s, c[part]) for s, c in signed),
+            *((sign, both[part]) for sign, both in signed),
         ]
         found.append(
             Cohort(
-                combine(ReachCount, 1, [(s, c.reach) for s, c in mine]),
-                combine(CompletedVisits, 5, [(s, c.visits) for s, c in mine]),
-                combine(OpenStage, 3, [(s, c.open) for s, c in mine]),
+                combine(ReachCount, 1, [(sign, c.reach) for sign, c in terms]),
+                combine(CompletedVisits, 5, [(sign, c.visits) for sign, c in terms]),
+                combine(OpenStage, 3, [(sign, c.open) for sign, c in terms]),
                 q.include_voided,
             )
         )
@@ -116,7 +112,7 @@ def cohorts(
 
 def open_amounts(model: "SqlReadModel", conn: sa.Connection, q: Query) -> list[OpenAmount]:
     zone, t = model.zone, model.t
-    s = span(q.created_from, q.created_to, zone)
+    s = span(q.created_from, q.created_to, zone, q.as_of)
     p = plan(t, q.as_of, zone)
     group = ("pipeline_id", "stage", "close_month", "currency", "category_override")
     found: dict[tuple[Any, ...], list[Any]] = {}
@@ -130,9 +126,9 @@ def open_amounts(model: "SqlReadModel", conn: sa.Connection, q: Query) -> list[O
     for row in sums(conn, t.tallies[t_.FORECAST], group, [day_part(s)], segment_filter(q), p):
         pipeline, stage, month, currency, override, n, cents, missing = row
         add(1, (pipeline, stage, month, currency, _none(override)), n, _amount(cents), missing)
-    now, then = exact_parts(t, p, [s], zone)
-    exact = [(1, q, now), (-1, replace(q, as_of=p.before_day(zone)), then)]
-    for sign, query, only in exact:
+    exact = exact_parts(t, p, [s], zone)
+    reads = [(1, q, exact.now), (-1, q, exact.excess), (-1, replace(q, as_of=p.before), exact.then)]
+    for sign, query, only in reads:
         if only is not None:
             for a in model.exact_open_amounts(conn, query, only):
                 key = (
@@ -159,7 +155,7 @@ def _first_day(month: str) -> date | None:
 
 def won_by_month(model: "SqlReadModel", conn: sa.Connection, q: Query) -> list[WonMonth]:
     zone, t = model.zone, model.t
-    s = span(q.created_from, q.created_to, zone)
+    s = span(q.created_from, q.created_to, zone, q.as_of)
     p = plan(t, q.as_of, zone)
     found: dict[tuple[str, str], list[Any]] = {}
 
@@ -173,8 +169,9 @@ def won_by_month(model: "SqlReadModel", conn: sa.Connection, q: Query) -> list[W
         conn, t.tallies[t_.WINS], group, [day_part(s)], segment_filter(q), p
     ):
         add(1, month, currency, n, _amount(cents))
-    now, then = exact_parts(t, p, [s], zone)
-    for sign, query, only in [(1, q, now), (-1, replace(q, as_of=p.before_day(zone)), then)]:
+    exact = exact_parts(t, p, [s], zone)
+    reads = [(1, q, exact.now), (-1, q, exact.excess), (-1, replace(q, as_of=p.before), exact.then)]
+    for sign, query, only in reads:
         if only is not None:
             for w in model.exact_won_by_month(conn, query, only):
                 add(sign, w.month, w.currency, w.wins, w.amount)
@@ -222,7 +219,7 @@ def credits(model: "SqlReadModel", conn: sa.Connection, e: Events) -> list[Credi
         conn, t.tallies[t_.CREDITS], group, [part], lambda _: [], p
     ):
         add(1, (kind, _none(owner), _none(team), currency), n, _amount(cents))
-    before = p.before_day(zone)
+    before = p.before
     assert before is not None  # noqa: S101 - an Events always has its as_of
     for sign, events in ((1, e), (-1, replace(e, as_of=before))):
         for c in plan_queries.credits(t, conn, events, p.touched):
@@ -269,7 +266,7 @@ def open_owned(
     ):
         add(1, (pipeline, stage, _none(owner), _none(team), currency), n, _amount(cents))
     if p.touched is not None:
-        for sign, then in ((1, as_of), (-1, p.before_day(zone))):
+        for sign, then in ((1, as_of), (-1, p.before)):
             source = model.source(Query(as_of=then), p.touched)
             for o in plan_queries.open_owned(source, conn, close_from, close_to):
                 key = (o.pipeline_id, o.stage, o.owner_id, o.team_id, o.currency)

@@ -1,6 +1,7 @@
 """The tally tables (domain/tallies.py, migration 0009): each tally's sums in total
-(`bi_tally_<name>`) and per day the changes occurred (`bi_tally_<name>_by_day`, led by
-`event_day`); written in the store's transaction, added to, never replaced."""
+(`bi_tally_<name>`), per day and per hour the changes occurred (`bi_tally_<name>_by_day`, led
+by `event_day`; `bi_tally_<name>_by_hour`, led by `event_hour`); written in the store's
+transaction, added to, never replaced."""
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -115,12 +116,21 @@ MISSING = "projection_tallies_missing"
 
 @dataclass(frozen=True)
 class Tally:
-    """One tally's two tables and the names of its key and measure columns."""
+    """One tally's three tables and the names of its key and measure columns."""
 
     total: sa.Table
     by_day: sa.Table
+    by_hour: sa.Table
     keys: tuple[str, ...]
     measures: tuple[str, ...]
+
+
+# The column that leads each table's key after the total's: none, the day, the hour.
+LEADS: tuple[tuple[str, str | None, Any], ...] = (
+    ("", None, None),
+    ("_by_day", "event_day", sa.Date()),
+    ("_by_hour", "event_hour", UtcDateTime()),
+)
 
 
 def tally_tables(t: Callable[..., sa.Table]) -> tuple[dict[str, Tally], sa.Table]:
@@ -128,20 +138,20 @@ def tally_tables(t: Callable[..., sa.Table]) -> tuple[dict[str, Tally], sa.Table
     while the read model awaits a rebuild; the reports read the tables themselves then)."""
     found = {}
     for name, (keys, measures) in SHAPES.items():
-
-        def columns(day: bool, keys: Any = keys, measures: Any = measures) -> list[Any]:
-            lead = [sa.Column("event_day", sa.Date(), primary_key=True)] if day else []
-            return [
-                *lead,
-                *(sa.Column(k, kind, primary_key=True) for k, kind in keys),
-                *(sa.Column(m, kind, nullable=False) for m, kind in measures),
-            ]
-
+        tables = []
+        for suffix, lead, lead_type in LEADS:
+            first = [] if lead is None else [sa.Column(lead, lead_type, primary_key=True)]
+            tables.append(
+                t(
+                    f"bi_tally_{name}{suffix}",
+                    *first,
+                    *(sa.Column(k, kind, primary_key=True) for k, kind in keys),
+                    *(sa.Column(m, kind, nullable=False) for m, kind in measures),
+                )
+            )
+        total, by_day, by_hour = tables
         found[name] = Tally(
-            t(f"bi_tally_{name}", *columns(False)),
-            t(f"bi_tally_{name}_by_day", *columns(True)),
-            tuple(k for k, _ in keys),
-            tuple(m for m, _ in measures),
+            total, by_day, by_hour, tuple(k for k, _ in keys), tuple(m for m, _ in measures)
         )
     missing = t(
         MISSING,
@@ -151,26 +161,41 @@ def tally_tables(t: Callable[..., sa.Table]) -> tuple[dict[str, Tally], sa.Table
     return found, missing
 
 
+def missing_reason(engine: sa.Engine) -> str | None:
+    """Why the tallies are not there (the reports read the tables alone meanwhile), or None."""
+    marks = sa.table(MISSING, sa.column("reason"))
+    with engine.connect() as conn:
+        reason: str | None = conn.execute(sa.select(marks.c.reason).limit(1)).scalar()
+    return reason
+
+
 def table_names() -> tuple[str, ...]:
     return (
-        *(f"bi_tally_{n}{s}" for n in SHAPES for s in ("", "_by_day")),
+        *(f"bi_tally_{n}{suffix}" for n in SHAPES for suffix, _, _ in LEADS),
         MISSING,
     )
 
 
 def write(conn: sa.Connection, tallies: dict[str, Tally], changes: Changes) -> None:
     """Add a batch's changes to the tallies, each table's rows in key order."""
-    for name, tally in tallies.items():
-        for table, by_day in ((tally.total, False), (tally.by_day, True)):
-            rows = changes.rows(name, by_day=by_day)
+    for name, (total, days, hours) in sorted(changes.rows().items()):
+        tally = tallies[name]
+        written = zip(
+            (tally.total, tally.by_day, tally.by_hour), (total, days, hours), LEADS, strict=True
+        )
+        for table, rows, (_, lead, _) in written:
             if rows:
-                _add(conn, table, tally, rows, by_day)
+                _add(conn, table, tally, rows, lead)
 
 
 def _add(
-    conn: sa.Connection, table: sa.Table, tally: Tally, rows: list[tuple[Any, ...]], by_day: bool
+    conn: sa.Connection,
+    table: sa.Table,
+    tally: Tally,
+    rows: list[tuple[Any, ...]],
+    lead: str | None,
 ) -> None:
-    keys = (("event_day",) if by_day else ()) + tally.keys
+    keys = (() if lead is None else (lead,)) + tally.keys
     names = keys + tally.measures
     insert = insert_for(conn, table)
     statement = insert.on_conflict_do_update(
@@ -196,9 +221,9 @@ def void_changes(
         sa.select(visit).where(visit.c.opportunity_id.in_(ids), visit.c.exited_at.is_not(None))
     ).mappings():
         completed = dict(row)
-        day = when[completed["opportunity_id"]].astimezone(zone).date()
+        hour = t_.hour_of(when[completed["opportunity_id"]], zone)
         changes.move(
-            day,
+            hour,
             [t_.visit_fact(completed, zone, voided=False)],
             [t_.visit_fact(completed, zone, voided=True)],
         )
@@ -208,14 +233,14 @@ def void_changes(
             v.opportunity_id.in_(ids), v.version == 1, v.event_type == t_.CREATED
         )
     ):
-        day = when[opportunity_id].astimezone(zone).date()
+        hour = t_.hour_of(when[opportunity_id], zone)
         facts = [
             t_.credit_fact(
                 t_.CREATED, occurred_at, owner_id, team_id, currency, None, zone, voided=flag
             )
             for flag in (False, True)
         ]
-        changes.move(day, facts[:1], facts[1:])
+        changes.move(hour, facts[:1], facts[1:])
 
 
 def record(
@@ -223,7 +248,7 @@ def record(
     tallies: dict[str, Tally],
     visit: sa.Table,
     version: sa.Table,
-    before: dict[str, list[t_.Fact]],
+    before: dict[str, t_.Before],
     ordered: Ordered,
     zone: ZoneInfo,
 ) -> None:
@@ -233,8 +258,8 @@ def record(
     t_.state_changes(changes, zone, before, fixed, ordered.history)
     for row in ordered.visits.values():
         if row["exited_at"] is not None:
-            day = row["exited_at"].astimezone(zone).date()
-            changes.add(day, t_.visit_fact(row, zone, voided=False), 1)
+            hour = t_.hour_of(row["exited_at"], zone)
+            changes.add(hour, t_.visit_fact(row, zone, voided=False), 1)
     if ordered.voided:
         void_changes(conn, visit, version, ordered.voided, changes, zone)
     write(conn, tallies, changes)

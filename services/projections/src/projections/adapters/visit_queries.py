@@ -54,9 +54,9 @@ def completed_visits(
     mine = sa.and_(sa.true(), *filters(cols, q, segment=False))
     theirs = sa.and_(sa.true(), *filters(cols, company, segment=False))
     if only is not None:  # the tallies answer for the rest: no join (see `tallied`)
-        conditions.append(v.c.opportunity_id.in_(only.ids))
-        mine = sa.and_(mine, only.parts[0](v.c.created_at, v.c.opportunity_id))
-        theirs = sa.and_(theirs, only.parts[1](v.c.created_at, v.c.opportunity_id))
+        source = source.join(only.ids, only.ids.c.id == v.c.opportunity_id)
+        mine = sa.and_(mine, only.parts[0](v.c.created_at, only.ids.c.touched))
+        theirs = sa.and_(theirs, only.parts[1](v.c.created_at, only.ids.c.touched))
 
     counted = v.c.working_days.is_not(None)
 

@@ -5,8 +5,9 @@ and status; open in this stage with this expected close month; won in this month
 completed stage visit for one, each creation or win for a credit. A report sums the facts of
 the opportunities it covers, so the store keeps their sums per key, changed by every event:
 the facts of the state before leave, those of the state after join. The same changes are kept
-again per day they occurred (`event_day`), so a report as of an earlier instant sums the days
-before it (adapters/tallied.py reads the boundary day exactly).
+again per day and per hour they occurred (`event_day`, `event_hour`, in the business time
+zone), so a report as of an earlier instant sums the days before its day and the hours of its
+day before its hour (adapters/tallied.py reads the rest of that hour exactly).
 
 Every measure is an integer or an amount: microseconds, not float seconds, so the sums do not
 depend on the order they were added in (a rebuild's equal the live tables', row for row).
@@ -33,6 +34,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Key = tuple[Any, ...]
 Measures = tuple[Any, ...]
 Fact = tuple[str, Key, Measures]  # a tally's name, a key in it, the measures
+Row = tuple[Any, ...]
 
 
 def micros(seconds: float | None) -> int:
@@ -50,6 +52,12 @@ def epoch_micros(at: datetime | None) -> int:
 def cents(amount: Decimal | None) -> int:
     """An amount in whole cents, rounded as the NUMERIC(…, 2) columns round it."""
     return 0 if amount is None else int(amount.quantize(CENT, ROUND_HALF_UP) * 100)
+
+
+def hour_of(at: datetime, zone: ZoneInfo) -> datetime:
+    """The start of the hour (in the business time zone) that holds `at`; its `date()` is the
+    business day."""
+    return at.astimezone(zone).replace(minute=0, second=0, microsecond=0)
 
 
 def month_text(day: date | None) -> str:
@@ -190,60 +198,93 @@ def credit_fact(
 
 @dataclass
 class Changes:
-    """What a batch adds to each tally: in total, and per day the change occurred."""
+    """What a batch adds to the tallies: by tally, hour the change occurred (`hour_of`), key."""
 
-    total: dict[str, dict[Key, list[Any]]] = field(default_factory=lambda: defaultdict(dict))
-    by_day: dict[str, dict[Key, list[Any]]] = field(default_factory=lambda: defaultdict(dict))
+    found: dict[tuple[str, datetime, Key], list[Any]] = field(default_factory=dict)
 
-    def add(self, day: date, fact: tuple[str, Key, Measures], sign: int) -> None:
+    def add(self, hour: datetime, fact: Fact, sign: int) -> None:
         name, key, measures = fact
-        for rows, k in ((self.total[name], key), (self.by_day[name], (day, *key))):
-            known = rows.get(k)
-            if known is None:
-                rows[k] = [sign * m for m in measures]
-            else:
-                for i, m in enumerate(measures):
-                    known[i] += sign * m
+        k = (name, hour, key)
+        known = self.found.get(k)
+        if known is None:
+            self.found[k] = list(measures) if sign > 0 else [-m for m in measures]
+        elif sign > 0:
+            known[:] = [a + m for a, m in zip(known, measures, strict=True)]
+        else:
+            known[:] = [a - m for a, m in zip(known, measures, strict=True)]
 
-    def move(self, day: date, before: Iterable[Any], after: Iterable[Any]) -> None:
+    def move(self, hour: datetime, before: Iterable[Fact], after: Iterable[Fact]) -> None:
         for fact in before:
-            self.add(day, fact, -1)
+            self.add(hour, fact, -1)
         for fact in after:
-            self.add(day, fact, 1)
+            self.add(hour, fact, 1)
 
-    def rows(self, name: str, *, by_day: bool) -> list[tuple[Any, ...]]:
-        """The non-zero changes of a tally, in key order (writers lock rows in one order)."""
-        found = (self.by_day if by_day else self.total).get(name, {})
-        return [(*k, *m) for k, m in sorted(found.items()) if any(m)]
+    def rows(self) -> dict[str, tuple[list[Row], list[Row], list[Row]]]:
+        """Each tally's non-zero changes in total, by day and by hour, in key order (writers
+        lock rows in one order)."""
+        totals: dict[str, dict[Key, list[Any]]] = defaultdict(dict)
+        days: dict[str, dict[Key, list[Any]]] = defaultdict(dict)
+        hours: dict[str, list[Row]] = defaultdict(list)
+        for (name, hour, key), measures in self.found.items():
+            if not any(measures):
+                continue
+            hours[name].append((hour, *key, *measures))
+            for sums, k in ((totals[name], key), (days[name], (hour.date(), *key))):
+                known = sums.get(k)
+                if known is None:
+                    sums[k] = list(measures)
+                else:
+                    known[:] = [a + m for a, m in zip(known, measures, strict=True)]
+        return {
+            name: (_rows(totals[name]), _rows(days[name]), sorted(hours[name])) for name in hours
+        }
+
+
+def _rows(sums: dict[Key, list[Any]]) -> list[Row]:
+    return sorted((*k, *m) for k, m in sums.items() if any(m))
+
+
+# A state's facts are a function of its fixed facts and these of its HISTORY_FIELDS (all but
+# `stage_index` and `last_progress_at`): a follow-up changes none of them.
+_READ = (0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15)
+
+
+def _read(h: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(h[i] for i in _READ)
+
+
+Before = tuple[tuple[Any, ...], list[Fact]]  # what the facts read of a state, and the facts
 
 
 def state_changes(
     changes: Changes,
     zone: ZoneInfo,
-    before: Mapping[str, list[Fact]],
+    before: Mapping[str, Before],
     fixed: Mapping[str, Fixed],
     history: Iterable[Sequence[Any]],
 ) -> None:
-    """Each history row's facts replace those of the state before it, on the day it occurred.
+    """Each history row's facts replace those of the state before it, in the hour it occurred.
 
-    `before`: the facts of each opportunity's stored state (none for a new one); `history`:
-    `bi_opportunity_version` rows (opportunity_id, version, occurred_at, event_type, *fields),
-    each opportunity's in version order."""
+    `before`: each stored opportunity's state as `facts_before` gives it (none for a new one);
+    `history`: `bi_opportunity_version` rows (opportunity_id, version, occurred_at, event_type,
+    *fields), each opportunity's in version order."""
     last = dict(before)
     for row in history:
         opportunity_id, occurred_at, event_type, h = row[0], row[2], row[3], row[4:]
-        day = occurred_at.astimezone(zone).date()
-        facts = state_facts(fixed[opportunity_id], h, zone)
-        previous = last.get(opportunity_id, [])
-        if facts != previous:
-            changes.move(day, previous, facts)
-            last[opportunity_id] = facts
+        hour = hour_of(occurred_at, zone)
+        read = _read(h)
+        previous = last.get(opportunity_id)
+        if previous is None or previous[0] != read:
+            facts = state_facts(fixed[opportunity_id], h, zone)
+            changes.move(hour, [] if previous is None else previous[1], facts)
+            last[opportunity_id] = (read, facts)
         if event_type in CREDITED:
             credit = credit_fact(
                 event_type, occurred_at, h[7], h[8], h[10], h[14], zone, voided=False
             )
-            changes.add(day, credit, 1)
+            changes.add(hour, credit, 1)
 
 
-def facts_before(state: OpportunityState, zone: ZoneInfo) -> list[Fact]:
-    return state_facts(fixed_of(state, zone), history_values(state), zone)
+def facts_before(state: OpportunityState, zone: ZoneInfo) -> Before:
+    h = history_values(state)
+    return _read(h), state_facts(fixed_of(state, zone), h, zone)

@@ -1,5 +1,5 @@
-"""Tallies (issue 17, domain/tallies.py): `bi_tally_<name>` and `bi_tally_<name>_by_day` for
-the cohort, forecast, owned, wins, visits and credits tallies, `projection_tallies_missing`,
+"""Tallies (issue 17, domain/tallies.py): `bi_tally_<name>`, `bi_tally_<name>_by_day` and
+`bi_tally_<name>_by_hour` for the cohort, forecast, owned, wins, visits and credits tallies, `projection_tallies_missing`,
 and an index of `bi_opportunity_version` by `occurred_at` (the `as_of` day's events).
 
 A database that already holds opportunities gets empty tallies and a row in
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from chassis.sql.engines import UtcDateTime
-from projections.adapters.tally_tables import MISSING, SHAPES
+from projections.adapters.tally_tables import LEADS, MISSING, SHAPES
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -32,9 +32,9 @@ REASON = "the database was migrated with events applied: run `oppstream projecti
 
 def upgrade() -> None:
     for name, (keys, measures) in SHAPES.items():
-        for suffix, lead in (("", ()), ("_by_day", (("event_day", sa.Date()),))):
+        for suffix, lead, kind in LEADS:
             table = f"bi_tally_{name}{suffix}"
-            key = [*lead, *keys]
+            key = [*([] if lead is None else [(lead, kind)]), *keys]
             op.create_table(
                 table,
                 *(sa.Column(k, kind, nullable=False) for k, kind in key),
@@ -59,5 +59,5 @@ def downgrade() -> None:
     op.drop_index("ix_bi_opportunity_version_occurred_at", "bi_opportunity_version")
     op.drop_table(MISSING)
     for name in SHAPES:
-        op.drop_table(f"bi_tally_{name}_by_day")
-        op.drop_table(f"bi_tally_{name}")
+        for suffix, _, _ in LEADS:
+            op.drop_table(f"bi_tally_{name}{suffix}")
