@@ -62,9 +62,20 @@ def main() -> int:
         ),
     ]
     lines = [
-        f"Database: {opportunities:,} opportunities, {opportunities * 8:,} events "
-        f"(bench/read_side.py); `as_of` = {as_of.isoformat()}. Each report run once to warm, "
-        "then its statements explained one by one.",
+        "# The read side at scale: the reports' query plans",
+        "",
+        "What each report asks PostgreSQL, and how PostgreSQL answers, over the database of "
+        "`bench/read_side.py` (the synthetic history, 8 events per opportunity, filled through "
+        "the store). The reports sum the tallies and read from the tables only the "
+        "opportunities with an event in the `as_of` hour "
+        "([0046](../decisions/0046-tallies-for-the-read-side-at-scale.md)). Written by "
+        f"`python bench/read_side_explain.py DB_URL {opportunities} "
+        "docs/operations/read-side-at-scale.md`.",
+        "",
+        f"Database: {opportunities:,} opportunities, {opportunities * 8:,} events; `as_of` = "
+        f"{as_of.isoformat()} (mid-history, 15:13 in Shanghai). Each report runs once to warm "
+        "the caches, then again with its statements recorded; each statement is then explained "
+        "(ANALYZE runs it once more).",
         "",
     ]
     for name, run in cases:

@@ -50,7 +50,11 @@ class SqlReadModel:
 
     @contextmanager
     def reading(self) -> Iterator[Reading]:
+        """One snapshot for all of a report's statements (on PostgreSQL: REPEATABLE READ), so
+        the tallies and the rows read beside them are of the same moment."""
         with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
             yield _Reading(self, conn)
 
     def tallied(self, conn: sa.Connection, q: Query) -> bool:
@@ -72,11 +76,9 @@ class SqlReadModel:
 
     def source(self, q: Query, only: sa.Subquery | None = None) -> sa.Subquery:
         """The opportunities of the query, as they were at `q.as_of`; with `only` (a subquery
-        of `id, touched`, see tallied.py), those it names, with its `touched`."""
+        of `id`, see tallied.py), those it names."""
         o = self.t.opportunity
-        fixed: list[Any] = [o.c[name] for name in FIXED]
-        if only is not None:
-            fixed.append(only.c.touched)
+        fixed = [o.c[name] for name in FIXED]
         if q.as_of is None:
             select = sa.select(*fixed, *(o.c[name] for name in HISTORY_FIELDS))
         else:
@@ -137,8 +139,8 @@ class SqlReadModel:
         mine = sa.and_(sa.true(), *filters(s.c, q, segment=False))
         theirs = sa.and_(sa.true(), *filters(s.c, company, segment=False))
         if only is not None:
-            mine = sa.and_(mine, only.parts[0](s.c.created_at, s.c.touched))
-            theirs = sa.and_(theirs, only.parts[1](s.c.created_at, s.c.touched))
+            mine = sa.and_(mine, only.parts[0](s.c.created_at))
+            theirs = sa.and_(theirs, only.parts[1](s.c.created_at))
         reach: tuple[list[ReachCount], list[ReachCount]] = ([], [])
         open_: tuple[list[OpenStage], list[OpenStage]] = ([], [])
         now = sa.literal(at.timestamp(), sa.Float)
@@ -316,7 +318,7 @@ class _Reading:
 
 def _part(s: sa.Subquery, only: Only | None) -> list[sa.ColumnElement[bool]]:
     """The condition of the one part an exact read of `only` has (open amounts, wins)."""
-    return [] if only is None else [only.parts[0](s.c.created_at, s.c.touched)]
+    return [] if only is None else [only.parts[0](s.c.created_at)]
 
 
 def _decimal(value: Any) -> Decimal:

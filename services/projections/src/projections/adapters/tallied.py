@@ -7,30 +7,31 @@ takes its last day whole, as of that instant, less those created from that insta
 
 As of an instant T in hour H of day D, the tallies give the figures as they stood when H
 began: the days before D (or the total less the days from D on, whichever is fewer rows) and
-the hours of D before H. The opportunities with an event in H up to T are then read from the
-tables as of T, and taken out as of the start of H. The sums equal what the tables alone give.
+the hours of D before H. What the events of H up to T changed is worked out as the store works
+it out (adapters/replay.py) and added. The sums equal what the tables alone give.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import astuple, dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from projections.adapters.replay import replay
 from projections.adapters.schema import Tables
-from projections.adapters.tally_tables import Tally
+from projections.adapters.tally_tables import SHAPE_COLUMNS
 from projections.application.read_model import CompletedVisits, OpenStage, Query
 from projections.domain import tallies as t_
 from projections.domain.funnel import ReachCount
 from projections.domain.state import ACTIVE
 
 ONE_MICROSECOND = timedelta(microseconds=1)
-# A condition over (created_at, touched) columns: touched is 1 for an opportunity with an event
-# in the as_of hour, 0 for one read for its creation outside the whole days.
-Condition = Callable[[Any, Any], sa.ColumnElement[bool]]
+# A condition over an opportunity's `created_at` column.
+Condition = Callable[[Any], sa.ColumnElement[bool]]
 Range = tuple[datetime | None, datetime | None]
 
 
@@ -76,17 +77,6 @@ def span(
     return Span(True, first, end_day, tuple(partial), tuple(excess))
 
 
-def _in_days(col: Any, s: Span) -> sa.ColumnElement[bool]:
-    if not s.whole:
-        return sa.false()
-    found: list[sa.ColumnElement[bool]] = []
-    if s.first_day is not None:
-        found.append(col >= s.first_day)
-    if s.end_day is not None:
-        found.append(col < s.end_day)
-    return sa.and_(sa.true(), *found)
-
-
 def _in_ranges(col: Any, ranges_: Iterable[Range]) -> sa.ColumnElement[bool]:
     ranges = []
     for a, b in ranges_:
@@ -96,147 +86,158 @@ def _in_ranges(col: Any, ranges_: Iterable[Range]) -> sa.ColumnElement[bool]:
     return sa.or_(sa.false(), *ranges)
 
 
-def _in_whole_instants(col: Any, s: Span, zone: ZoneInfo) -> sa.ColumnElement[bool]:
-    """Created on one of the span's whole days (on an instant column)."""
-    if not s.whole:
-        return sa.false()
-    found = []
-    if s.first_day is not None:
-        found.append(col >= midnight(s.first_day, zone))
-    if s.end_day is not None:
-        found.append(col < midnight(s.end_day, zone))
-    return sa.and_(sa.true(), *found)
-
-
 @dataclass(frozen=True)
 class Only:
-    """The opportunities an exact read covers: `ids` (a subquery of `id, touched`, one row per
-    opportunity, joined by key) and the condition of each part (the query's cohort, the
-    company's) over (created_at, touched)."""
+    """The opportunities an exact read covers: `ids` (a subquery of `id`, joined by key) and
+    the condition of each part (the query's cohort, the company's) over `created_at`."""
 
     ids: sa.Subquery
     parts: tuple[Condition, ...]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Plan:
-    """How one report reads the tallies as of `as_of` (None: now): the hour H that holds it,
-    and the opportunities with an event in H up to `as_of` (`id, touched`)."""
+    """How one report reads the tallies as of `as_of` (None: now): the hour H that holds it
+    and what the events of H up to `as_of` changed (read once, for every tally)."""
 
     as_of: datetime | None
     hour: datetime | None
-    touched: sa.Subquery | None
+    _replayed: dict[str, list[dict[str, Any]]] | None = None
 
-    @property
-    def before(self) -> datetime | None:
-        """The last instant before H began."""
-        return None if self.hour is None else self.hour - ONE_MICROSECOND
+    def replayed(
+        self, conn: sa.Connection, t: Tables, zone: ZoneInfo
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Each tally's changes of H up to `as_of`, as rows by column name (none without one)."""
+        if self.as_of is None or self.hour is None:
+            return {}
+        if self._replayed is None:
+            changes = replay(conn, t, self.hour, self.as_of, zone)
+            self._replayed = {
+                name: [dict(zip(SHAPE_COLUMNS[name], row, strict=True)) for row in total]
+                for name, total in changes.totals().items()
+            }
+        return self._replayed
 
 
-def plan(t: Tables, as_of: datetime | None, zone: ZoneInfo) -> Plan:
-    if as_of is None:
-        return Plan(None, None, None)
-    hour = t_.hour_of(as_of, zone)
-    v = t.version.c
-    touched = (
-        sa.select(v.opportunity_id.label("id"), sa.literal(1).label("touched"))
-        .where(v.occurred_at >= hour, v.occurred_at <= as_of)
-        .distinct()
-        .subquery("touched")
-    )
-    return Plan(as_of, hour, touched)
+# The plans of each open reading (a report's connection), by `as_of`: the figures a report
+# reads through several tallies replay the hour once.
+_PLANS: "WeakKeyDictionary[sa.Connection, dict[datetime | None, Plan]]" = WeakKeyDictionary()
+
+
+def plan(conn: sa.Connection, as_of: datetime | None, zone: ZoneInfo) -> Plan:
+    """The plan of a report's reads as of `as_of`, one per reading. On PostgreSQL the reads
+    are small: no parallel workers (whose start costs more than they save here)."""
+    plans = _PLANS.get(conn)
+    if plans is None:
+        plans = _PLANS[conn] = {}
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+    if as_of not in plans:
+        plans[as_of] = Plan(as_of, None if as_of is None else t_.hour_of(as_of, zone))
+    return plans[as_of]
 
 
 @dataclass(frozen=True)
 class Exact:
-    """What a report reads from the tables besides the tallies, each an `Only` or None: as of
-    T, added (`now`: the partial ranges, the touched opportunities of the whole days) and taken
-    out (`excess`: created in a whole day but after the window); as of the start of H, taken
-    out (`then`: the touched opportunities of the whole days)."""
+    """What a report reads from the tables besides the tallies, as of T, each an `Only` or
+    None: the partial ranges (added), and those created in a whole day after the window
+    (taken out)."""
 
     now: Only | None
-    then: Only | None
     excess: Only | None
 
 
-def exact_parts(t: Tables, p: Plan, spans: Iterable[Span], zone: ZoneInfo) -> Exact:
+def exact_parts(t: Tables, spans: Iterable[Span]) -> Exact:
     spans = tuple(spans)
     o = t.opportunity.c
 
-    def created_in(ranges: Callable[[Span], tuple[Range, ...]]) -> list[sa.Select[Any]]:
-        return [
-            sa.select(o.id.label("id"), sa.literal(0).label("touched")).where(
-                _in_ranges(o.created_at, ranges(s))
-            )
+    def only(ranges: Callable[[Span], tuple[Range, ...]]) -> Only | None:
+        selects = [
+            sa.select(o.id.label("id")).where(_in_ranges(o.created_at, ranges(s)))
             for s in spans
             if ranges(s)
         ]
-
-    def only(selects: list[sa.Select[Any]], parts: Iterable[Condition]) -> Only | None:
         if not selects:
             return None
-        rows = (selects[0] if len(selects) == 1 else sa.union_all(*selects)).subquery("read")
-        ids = (
-            sa.select(rows.c.id, sa.func.max(rows.c.touched).label("touched"))
-            .group_by(rows.c.id)
-            .subquery("only")
-        )
-        return Only(ids, tuple(parts))
+        rows = (selects[0] if len(selects) == 1 else sa.union(*selects)).subquery("only")
+        parts = tuple((lambda created, s=s: _in_ranges(created, ranges(s))) for s in spans)
+        return Only(rows, parts)
 
-    def now_part(s: Span) -> Condition:
-        def condition(created: Any, hit: Any) -> sa.ColumnElement[bool]:
-            whole = sa.and_(hit == 1, _in_whole_instants(created, s, zone))
-            return sa.or_(_in_ranges(created, s.partial), whole)
-
-        return condition
-
-    def then_part(s: Span) -> Condition:
-        def condition(created: Any, hit: Any) -> sa.ColumnElement[bool]:
-            return sa.and_(hit == 1, _in_whole_instants(created, s, zone))
-
-        return condition
-
-    def excess_part(s: Span) -> Condition:
-        return lambda created, _: _in_ranges(created, s.excess)
-
-    touched = p.touched
-    hits = [] if touched is None else [sa.select(touched.c.id, touched.c.touched)]
-    now = only(created_in(lambda s: s.partial) + hits, (now_part(s) for s in spans))
-    then = None
-    if touched is not None and any(s.whole for s in spans):
-        then = Only(touched, tuple(then_part(s) for s in spans))
-    excess = only(created_in(lambda s: s.excess), (excess_part(s) for s in spans))
-    return Exact(now, then, excess)
+    return Exact(only(lambda s: s.partial), only(lambda s: s.excess))
 
 
 # -- summing a tally ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Cond:
+    """A condition on a tally's columns: in SQL, and on a replayed row (by column name)."""
+
+    sql: Callable[[Any], sa.ColumnElement[bool]]
+    test: Callable[[Mapping[str, Any]], bool]
+
+
+def both(*conds: Cond) -> Cond:
+    return Cond(
+        lambda c: sa.and_(sa.true(), *(x.sql(c) for x in conds)),
+        lambda r: all(x.test(r) for x in conds),
+    )
+
+
+def equal(name: str, value: Any) -> Cond:
+    return Cond(lambda c: c[name] == value, lambda r: bool(r[name] == value))
+
+
+def among(name: str, values: Iterable[Any]) -> Cond:
+    found = tuple(values)
+    return Cond(lambda c: c[name].in_(found), lambda r: r[name] in found)
+
+
+def between(name: str, first: Any, end: Any) -> Cond:
+    """first <= column < end; None: open."""
+
+    def sql(c: Any) -> sa.ColumnElement[bool]:
+        bounds = [] if first is None else [c[name] >= first]
+        return sa.and_(sa.true(), *bounds, *([] if end is None else [c[name] < end]))
+
+    def test(r: Mapping[str, Any]) -> bool:
+        return (first is None or r[name] >= first) and (end is None or r[name] < end)
+
+    return Cond(sql, test)
+
+
+NOTHING = Cond(lambda _: sa.false(), lambda _: False)
+ANY = Cond(lambda _: sa.true(), lambda _: True)
+
+
 def sums(
     conn: sa.Connection,
-    tally: Tally,
+    t: Tables,
+    name: str,
     group: tuple[str, ...],
-    parts: list[Callable[[Any], sa.ColumnElement[bool]]],
-    where: Callable[[Any], list[sa.ColumnElement[bool]]],
+    parts: list[Cond],
+    where: Cond,
     p: Plan,
+    zone: ZoneInfo,
 ) -> list[tuple[Any, ...]]:
-    """The tally's measures summed by `group`, once per part (a condition on the columns), as
-    they stood when the plan's hour began (now, without one): rows of group values, then the
-    measures of each part."""
+    """Tally `name`'s measures summed by `group`, once per part, as they stood at the plan's
+    `as_of` (now without one): rows of group values, then the measures of each part."""
+    tally = t.tallies[name]
 
     def select(table: sa.Table, sign: int, *extra: sa.ColumnElement[bool]) -> sa.Select[Any]:
         c = table.c
         measures = [
-            sign * sa.func.sum(sa.case((part(c), c[m]), else_=0))
+            sign * sa.func.sum(sa.case((part.sql(c), c[m]), else_=0))
             for part in parts
             for m in tally.measures
         ]
         return (
             sa.select(*(c[g] for g in group), *measures)
-            .where(*where(c), sa.or_(*(part(c) for part in parts)), *extra)
+            .where(where.sql(c), sa.or_(*(part.sql(c) for part in parts)), *extra)
             .group_by(*(c[g] for g in group))
         )
 
+    queries = []
     if p.hour is None:
         queries = [select(tally.total, 1)]
     else:
@@ -244,14 +245,14 @@ def sums(
         start = p.hour.replace(hour=0)
         first, last = conn.execute(sa.select(sa.func.min(days), sa.func.max(days))).one()
         if first is None or day < first or (day == first and p.hour == start):
-            return []  # nothing occurred before H
-        if last is not None and (day - first) > (last - day):
+            pass  # nothing occurred before H
+        elif last is not None and (day - first) > (last - day):
             # Nearer the end: the total less the days from D on.
             queries = [select(tally.total, 1), select(tally.by_day, -1, days >= day)]
         else:
             queries = [select(tally.by_day, 1, days < day)]
         hours = tally.by_hour.c.event_hour
-        if p.hour > start:
+        if queries and p.hour > start:
             queries.append(select(tally.by_hour, 1, hours >= start, hours < p.hour))
     rows: dict[tuple[Any, ...], list[int]] = {}
     width = len(parts) * len(tally.measures)
@@ -261,18 +262,24 @@ def sums(
             known = rows.setdefault(key, [0] * width)
             for i, value in enumerate(values):
                 known[i] += int(value or 0)
+    for r in p.replayed(conn, t, zone).get(name, []):
+        if not where.test(r):
+            continue
+        for i, part in enumerate(parts):
+            if part.test(r):
+                known = rows.setdefault(tuple(r[g] for g in group), [0] * width)
+                at = i * len(tally.measures)
+                for j, m in enumerate(tally.measures):
+                    known[at + j] += r[m]
     return [(*k, *v) for k, v in rows.items()]
 
 
-def segment_filter(q: Query) -> Callable[[Any], list[sa.ColumnElement[bool]]]:
-    def where(c: Any) -> list[sa.ColumnElement[bool]]:
-        return [c[n] == getattr(q, n) for n in ("type", "tier", "ownership") if getattr(q, n)]
-
-    return where
+def segment_filter(q: Query) -> Cond:
+    return both(*(equal(n, getattr(q, n)) for n in ("type", "tier", "ownership") if getattr(q, n)))
 
 
-def day_part(s: Span) -> Callable[[Any], sa.ColumnElement[bool]]:
-    return lambda c: _in_days(c.created_day, s)
+def day_part(s: Span) -> Cond:
+    return between("created_day", s.first_day, s.end_day) if s.whole else NOTHING
 
 
 # -- the cohort figures ------------------------------------------------------------------------

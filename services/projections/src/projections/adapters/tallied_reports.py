@@ -13,13 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from projections.adapters import plan_queries
 from projections.adapters.tallied import (
+    ANY,
     COHORT_GROUP,
     VISIT_GROUP,
+    among,
+    between,
+    both,
     cohort_rows,
     combine,
     day_part,
+    equal,
     exact_parts,
     midnight,
     plan,
@@ -49,6 +53,12 @@ def _none(text: str) -> str | None:
     return None if text == t_.NONE else text
 
 
+def _windowless(q: Query) -> Query:
+    """The query without its creation window: an excess range lies outside it (the range's
+    own condition says which opportunities are read)."""
+    return replace(q, created_from=None, created_to=None)
+
+
 def _amount(cents: int) -> Decimal:
     return Decimal(cents) / 100
 
@@ -67,26 +77,19 @@ def cohorts(
         span(q.created_from, q.created_to, zone, at),
         span(company.created_from, company.created_to, zone, at),
     )
-    p = plan(t, q.as_of, zone)
+    p = plan(conn, q.as_of, zone)
     where = segment_filter(q)
     parts = [day_part(s) for s in spans]
-    states = sums(conn, t.tallies[t_.COHORT], COHORT_GROUP, parts, where, p)
+    states = sums(conn, t, t_.COHORT, COHORT_GROUP, parts, where, p, zone)
     completed: list[tuple[Any, ...]] = []
     if visits:
-
-        def visit_where(c: Any) -> list[sa.ColumnElement[bool]]:
-            found = where(c)
-            if not q.include_voided:
-                found.append(c.voided == sa.false())
-            return found
-
-        completed = sums(conn, t.tallies[t_.VISITS], VISIT_GROUP, parts, visit_where, p)
-    exact = exact_parts(t, p, spans, zone)
+        visit_where = where if q.include_voided else both(where, equal("voided", False))
+        completed = sums(conn, t, t_.VISITS, VISIT_GROUP, parts, visit_where, p, zone)
+    exact = exact_parts(t, spans)
     signed: list[tuple[int, tuple[Cohort, Cohort]]] = []
     reads = [
         (1, q, company, exact.now),
-        (-1, q, company, exact.excess),
-        (-1, replace(q, as_of=p.before), replace(company, as_of=p.before), exact.then),
+        (-1, _windowless(q), _windowless(company), exact.excess),
     ]
     for sign, cohort_q, company_q, only in reads:
         if only is not None:
@@ -97,7 +100,7 @@ def cohorts(
         reach, open_ = cohort_rows(states, part, at)
         terms = [
             (1, Cohort(reach, visit_rows(completed, part), open_)),
-            *((sign, both[part]) for sign, both in signed),
+            *((sign, read[part]) for sign, read in signed),
         ]
         found.append(
             Cohort(
@@ -113,7 +116,7 @@ def cohorts(
 def open_amounts(model: "SqlReadModel", conn: sa.Connection, q: Query) -> list[OpenAmount]:
     zone, t = model.zone, model.t
     s = span(q.created_from, q.created_to, zone, q.as_of)
-    p = plan(t, q.as_of, zone)
+    p = plan(conn, q.as_of, zone)
     group = ("pipeline_id", "stage", "close_month", "currency", "category_override")
     found: dict[tuple[Any, ...], list[Any]] = {}
 
@@ -123,12 +126,11 @@ def open_amounts(model: "SqlReadModel", conn: sa.Connection, q: Query) -> list[O
         known[1] += sign * amount
         known[2] += sign * missing
 
-    for row in sums(conn, t.tallies[t_.FORECAST], group, [day_part(s)], segment_filter(q), p):
+    for row in sums(conn, t, t_.FORECAST, group, [day_part(s)], segment_filter(q), p, zone):
         pipeline, stage, month, currency, override, n, cents, missing = row
         add(1, (pipeline, stage, month, currency, _none(override)), n, _amount(cents), missing)
-    exact = exact_parts(t, p, [s], zone)
-    reads = [(1, q, exact.now), (-1, q, exact.excess), (-1, replace(q, as_of=p.before), exact.then)]
-    for sign, query, only in reads:
+    exact = exact_parts(t, [s])
+    for sign, query, only in ((1, q, exact.now), (-1, _windowless(q), exact.excess)):
         if only is not None:
             for a in model.exact_open_amounts(conn, query, only):
                 key = (
@@ -156,7 +158,7 @@ def _first_day(month: str) -> date | None:
 def won_by_month(model: "SqlReadModel", conn: sa.Connection, q: Query) -> list[WonMonth]:
     zone, t = model.zone, model.t
     s = span(q.created_from, q.created_to, zone, q.as_of)
-    p = plan(t, q.as_of, zone)
+    p = plan(conn, q.as_of, zone)
     found: dict[tuple[str, str], list[Any]] = {}
 
     def add(sign: int, month: str, currency: str, n: int, amount: Decimal) -> None:
@@ -166,12 +168,11 @@ def won_by_month(model: "SqlReadModel", conn: sa.Connection, q: Query) -> list[W
 
     group = ("won_month", "currency")
     for month, currency, n, cents in sums(
-        conn, t.tallies[t_.WINS], group, [day_part(s)], segment_filter(q), p
+        conn, t, t_.WINS, group, [day_part(s)], segment_filter(q), p, zone
     ):
         add(1, month, currency, n, _amount(cents))
-    exact = exact_parts(t, p, [s], zone)
-    reads = [(1, q, exact.now), (-1, q, exact.excess), (-1, replace(q, as_of=p.before), exact.then)]
-    for sign, query, only in reads:
+    exact = exact_parts(t, [s])
+    for sign, query, only in ((1, q, exact.now), (-1, _windowless(q), exact.excess)):
         if only is not None:
             for w in model.exact_won_by_month(conn, query, only):
                 add(sign, w.month, w.currency, w.wins, w.amount)
@@ -196,37 +197,15 @@ def credits_tallied(model: "SqlReadModel", conn: sa.Connection, e: Events) -> bo
 
 def credits(model: "SqlReadModel", conn: sa.Connection, e: Events) -> list[Credit]:
     zone, t = model.zone, model.t
-    p = plan(t, e.as_of, zone)
     first, end = e.start.astimezone(zone).date(), e.end.astimezone(zone).date()
-
-    def part(c: Any) -> sa.ColumnElement[bool]:
-        return sa.and_(
-            c.credit_day >= first,
-            c.credit_day < end,
-            c.voided == sa.false(),
-            c.event_type.in_(e.types),
-        )
-
-    found: dict[tuple[Any, ...], list[Any]] = {}
-
-    def add(sign: int, key: tuple[Any, ...], n: int, amount: Decimal) -> None:
-        known = found.setdefault(key, [0, Decimal(0)])
-        known[0] += sign * n
-        known[1] += sign * amount
-
+    part = both(
+        between("credit_day", first, end), equal("voided", False), among("event_type", e.types)
+    )
     group = ("event_type", "owner_id", "team_id", "currency")
-    for kind, owner, team, currency, n, cents in sums(
-        conn, t.tallies[t_.CREDITS], group, [part], lambda _: [], p
-    ):
-        add(1, (kind, _none(owner), _none(team), currency), n, _amount(cents))
-    before = p.before
-    assert before is not None  # noqa: S101 - an Events always has its as_of
-    for sign, events in ((1, e), (-1, replace(e, as_of=before))):
-        for c in plan_queries.credits(t, conn, events, p.touched):
-            add(sign, (c.event_type, c.owner_id, c.team_id, c.currency), c.events, c.amount)
+    rows = sums(conn, t, t_.CREDITS, group, [part], ANY, plan(conn, e.as_of, zone), zone)
     return [
-        Credit(kind, owner, team, currency, n, amount)
-        for (kind, owner, team, currency), (n, amount) in found.items()
+        Credit(kind, _none(owner), _none(team), currency, n, _amount(cents))
+        for kind, owner, team, currency, n, cents in rows
         if n
     ]
 
@@ -246,33 +225,11 @@ def open_owned(
     close_to: date,
 ) -> list[OpenOwned]:
     zone, t = model.zone, model.t
-    p = plan(t, as_of, zone)
-    first, end = t_.month_text(close_from), t_.month_text(close_to)
-    found: dict[tuple[Any, ...], list[Any]] = {}
-
-    def add(sign: int, key: tuple[Any, ...], n: int, amount: Decimal) -> None:
-        known = found.setdefault(key, [0, Decimal(0)])
-        known[0] += sign * n
-        known[1] += sign * amount
-
+    part = between("close_month", t_.month_text(close_from), t_.month_text(close_to))
     group = ("pipeline_id", "stage", "owner_id", "team_id", "currency")
-    for pipeline, stage, owner, team, currency, n, cents in sums(
-        conn,
-        t.tallies[t_.OWNED],
-        group,
-        [lambda c: sa.and_(c.close_month >= first, c.close_month < end)],
-        lambda _: [],
-        p,
-    ):
-        add(1, (pipeline, stage, _none(owner), _none(team), currency), n, _amount(cents))
-    if p.touched is not None:
-        for sign, then in ((1, as_of), (-1, p.before)):
-            source = model.source(Query(as_of=then), p.touched)
-            for o in plan_queries.open_owned(source, conn, close_from, close_to):
-                key = (o.pipeline_id, o.stage, o.owner_id, o.team_id, o.currency)
-                add(sign, key, o.opportunities, o.amount)
+    rows = sums(conn, t, t_.OWNED, group, [part], ANY, plan(conn, as_of, zone), zone)
     return [
-        OpenOwned(pipeline, stage, owner, team, currency, n, amount)
-        for (pipeline, stage, owner, team, currency), (n, amount) in found.items()
+        OpenOwned(pipeline, stage, _none(owner), _none(team), currency, n, _amount(cents))
+        for pipeline, stage, owner, team, currency, n, cents in rows
         if n
     ]

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from chassis.sql.engines import UtcDateTime
-from projections.adapters.database import insert_for
+from projections.adapters.bulk import add_up
 from projections.domain import tallies as t_
 from projections.domain.ordering import Ordered
 from projections.domain.tallies import Changes
@@ -112,6 +112,11 @@ SHAPES: dict[str, tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]
     ),
 }
 MISSING = "projection_tallies_missing"
+# Each tally's columns of the total table, keys then measures (as Changes.rows gives them).
+SHAPE_COLUMNS = {
+    name: tuple(c for c, _ in keys) + tuple(m for m, _ in measures)
+    for name, (keys, measures) in SHAPES.items()
+}
 
 
 @dataclass(frozen=True)
@@ -196,13 +201,7 @@ def _add(
     lead: str | None,
 ) -> None:
     keys = (() if lead is None else (lead,)) + tally.keys
-    names = keys + tally.measures
-    insert = insert_for(conn, table)
-    statement = insert.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={m: table.c[m] + insert.excluded[m] for m in tally.measures},
-    )
-    conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
+    add_up(conn, table, keys + tally.measures, rows, tally.measures)
 
 
 def void_changes(

@@ -55,8 +55,8 @@ def completed_visits(
     theirs = sa.and_(sa.true(), *filters(cols, company, segment=False))
     if only is not None:  # the tallies answer for the rest: no join (see `tallied`)
         source = source.join(only.ids, only.ids.c.id == v.c.opportunity_id)
-        mine = sa.and_(mine, only.parts[0](v.c.created_at, only.ids.c.touched))
-        theirs = sa.and_(theirs, only.parts[1](v.c.created_at, only.ids.c.touched))
+        mine = sa.and_(mine, only.parts[0](v.c.created_at))
+        theirs = sa.and_(theirs, only.parts[1](v.c.created_at))
 
     counted = v.c.working_days.is_not(None)
 

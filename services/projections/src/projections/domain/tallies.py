@@ -219,6 +219,17 @@ class Changes:
         for fact in after:
             self.add(hour, fact, 1)
 
+    def totals(self) -> dict[str, list[Row]]:
+        """Each tally's non-zero changes in total (key, then measures)."""
+        found: dict[str, dict[Key, list[Any]]] = defaultdict(dict)
+        for (name, _, key), measures in self.found.items():
+            known = found[name].get(key)
+            if known is None:
+                found[name][key] = list(measures)
+            else:
+                known[:] = [a + m for a, m in zip(known, measures, strict=True)]
+        return {name: [(*k, *m) for k, m in rows.items() if any(m)] for name, rows in found.items()}
+
     def rows(self) -> dict[str, tuple[list[Row], list[Row], list[Row]]]:
         """Each tally's non-zero changes in total, by day and by hour, in key order (writers
         lock rows in one order)."""
