@@ -12,10 +12,11 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from projections.adapters.schema import Tables
+from projections.adapters.tally_tables import void_changes
 from projections.domain import tallies as t_
 from projections.domain.state import HISTORY_FIELDS, VOIDED
 
-VOID = "OpportunityVoided"
+VOID = "OpportunityVoided"  # the event ordering.in_order names a void by
 
 
 def replay(
@@ -28,15 +29,15 @@ def replay(
         .distinct()
         .subquery("touched")
     )
-    # Each touched opportunity's rows: the last before the hour, those of the hour up to
-    # `as_of`, and the first (whose owner a void's credit names).
+    # Each touched opportunity's last row before the hour and its rows of the hour.
     prior = t.version.alias("prior")
     last_before = (
         sa.select(sa.func.max(prior.c.version))
         .where(prior.c.opportunity_id == v.opportunity_id, prior.c.occurred_at < hour)
         .scalar_subquery()
     )
-    rows = conn.execute(
+    rows = _fetch(
+        conn,
         sa.select(
             o.id,
             o.created_at,
@@ -53,62 +54,67 @@ def replay(
                 t.version, v.opportunity_id == o.id
             )
         )
-        .where(
-            v.occurred_at <= as_of,
-            sa.or_(v.occurred_at >= hour, v.version == last_before, v.version == 1),
-        )
-        .order_by(o.id, v.version)
+        .where(v.occurred_at <= as_of, sa.or_(v.occurred_at >= hour, v.version == last_before))
+        .order_by(o.id, v.version),
     )
     histories: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
         histories[row[0]].append(row)
     changes = t_.Changes()
-    voided_ids = set()
+    voided: list[tuple[str, datetime]] = []
     for opportunity_id, history in histories.items():
         first = history[0]
         fixed = t_.Fixed(first[1].astimezone(zone).date(), *first[2:6])
-        earlier = [r for r in history if r[6] < hour]
-        before = [] if not earlier else t_.state_facts(fixed, earlier[-1][8:], zone)
+        before = [] if first[6] >= hour else t_.state_facts(fixed, first[8:], zone)
         changes.move(hour, before, t_.state_facts(fixed, history[-1][8:], zone))
-        for r in history[len(earlier) :]:
+        for r in history:
             occurred_at, event_type, h = r[6], r[7], r[8:]
+            if occurred_at < hour:
+                continue
             if event_type in t_.CREDITED:
                 credit = t_.credit_fact(
                     event_type, occurred_at, h[7], h[8], h[10], h[14], zone, voided=False
                 )
                 changes.add(hour, credit, 1)
             if event_type == VOID and h[0] == VOIDED:
-                voided_ids.add(opportunity_id)
-                if first[7] == t_.CREATED:
-                    h1 = first[8:]
-                    facts = [
-                        t_.credit_fact(
-                            t_.CREATED, first[6], h1[7], h1[8], h1[10], None, zone, voided=flag
-                        )
-                        for flag in (False, True)
-                    ]
-                    changes.move(hour, facts[:1], facts[1:])
+                voided.append((opportunity_id, occurred_at))
     if histories:
-        exited_in_hour = sa.and_(visit.c.exited_at >= hour, visit.c.exited_at <= as_of)
-        voided_in_hour = sa.and_(visit.c.voided_at >= hour, visit.c.voided_at <= as_of)
-        completed = conn.execute(
-            sa.select(visit)
-            .join(touched, touched.c.opportunity_id == visit.c.opportunity_id)
-            .where(
-                visit.c.exited_at.is_not(None),
-                visit.c.exited_at <= as_of,
-                sa.or_(exited_in_hour, voided_in_hour),
-            )
-        ).mappings()
-        for visit_row in completed:
-            found = dict(visit_row)
-            if found["exited_at"] >= hour:
-                changes.add(hour, t_.visit_fact(found, zone, voided=False), 1)
-            voided_at = found["voided_at"]
-            if found["opportunity_id"] in voided_ids and voided_at is not None:
-                changes.move(
-                    hour,
-                    [t_.visit_fact(found, zone, voided=False)],
-                    [t_.visit_fact(found, zone, voided=True)],
-                )
+        c = visit.c
+        names = (
+            "created_at",
+            "pipeline_id",
+            "stage",
+            "type",
+            "tier",
+            "ownership",
+            "exit_kind",
+            "dwell_seconds",
+            "paused_seconds",
+            "working_days",
+        )
+        completed = _fetch(
+            conn,
+            sa.select(*(c[n] for n in names))
+            .join(touched, touched.c.opportunity_id == c.opportunity_id)
+            .where(c.exited_at >= hour, c.exited_at <= as_of),
+        )
+        for exit_ in completed:
+            facts = t_.visit_fact(dict(zip(names, exit_, strict=True)), zone, voided=False)
+            changes.add(hour, facts, 1)
+    if voided:
+        void_changes(conn, visit, t.version, voided, changes, zone)
     return changes
+
+
+def _fetch(conn: sa.Connection, query: sa.Select[Any]) -> list[Any]:
+    """The rows of `query`; on PostgreSQL straight from the driver, whose instants, amounts
+    and texts are what the domain reads (no per-value conversion: the hour's rows are many)."""
+    if conn.dialect.name != "postgresql":
+        return list(conn.execute(query))
+    compiled = query.compile(dialect=conn.dialect)
+    raw = conn.connection.driver_connection
+    assert raw is not None  # noqa: S101 - an open connection has one
+    with raw.cursor() as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        found: list[Any] = cursor.fetchall()
+    return found
