@@ -112,9 +112,4 @@ def _fetch(conn: sa.Connection, query: sa.Select[Any]) -> list[Any]:
     if conn.dialect.name != "postgresql":
         return list(conn.execute(query))
     compiled = query.compile(dialect=conn.dialect)
-    raw = conn.connection.driver_connection
-    assert raw is not None  # noqa: S101 - an open connection has one
-    with raw.cursor() as cursor:
-        cursor.execute(str(compiled), compiled.params)
-        found: list[Any] = cursor.fetchall()
-    return found
+    return list(conn.exec_driver_sql(str(compiled), compiled.params))
