@@ -82,21 +82,22 @@ def build_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Applying a batch makes hundreds of thousands of short-lived objects, and a report as
+        # of an instant thousands; with the default thresholds the cyclic collector runs
+        # every 700 of them over the whole young heap. Reference counting frees nearly all of
+        # them anyway: the startup heap is frozen out of collection and young objects are
+        # collected less often (+20% events per second in bench/projections_bench.py; a
+        # report's p95 nearer its median).
         thresholds = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
         if messaging is not None:
-            # Applying a batch makes hundreds of thousands of short-lived objects; with the
-            # default thresholds the cyclic collector runs every 700 of them over the whole
-            # young heap. Reference counting frees nearly all of them anyway: the startup heap
-            # is frozen out of collection and young objects are collected less often (+20%
-            # events per second in bench/projections_bench.py).
-            gc.freeze()
-            gc.set_threshold(50_000, 20, 20)
             messaging.start()
         yield
         if messaging is not None:
             await messaging.stop()
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
         writer.dispose()
         reader.dispose()
 
