@@ -19,11 +19,7 @@ from projections.domain.plans import CompetitionRow, TargetChange
 from projections.domain.state import ACTIVE, VOIDED
 
 
-def credits(
-    t: Tables, conn: sa.Connection, e: Events, only: sa.Subquery | None = None
-) -> list[Credit]:
-    """The credits of the events `e` names (of the opportunities `only` names: a subquery of
-    `id`)."""
+def credits(t: Tables, conn: sa.Connection, e: Events) -> list[Credit]:
     v, o = t.version, t.opportunity
     voided = sa.and_(o.c.status == VOIDED, o.c.closed_at <= e.as_of)
     conditions = [
@@ -37,8 +33,6 @@ def credits(
         conditions.append(o.c.type.in_(e.opportunity_types))
     if e.tiers:
         conditions.append(o.c.tier.in_(e.tiers))
-    if only is not None:
-        conditions.append(v.c.opportunity_id.in_(sa.select(only.c.id)))
     group = (v.c.event_type, v.c.owner_id, v.c.team_id, v.c.currency)
     rows = conn.execute(
         sa.select(*group, sa.func.count(), sa.func.sum(v.c.won_amount))

@@ -29,7 +29,6 @@ from projections.domain import tallies as t_
 from projections.domain.funnel import ReachCount
 from projections.domain.state import ACTIVE
 
-ONE_MICROSECOND = timedelta(microseconds=1)
 # A condition over an opportunity's `created_at` column.
 Condition = Callable[[Any], sa.ColumnElement[bool]]
 Range = tuple[datetime | None, datetime | None]
