@@ -1,5 +1,5 @@
-"""Projections: events applied per second against a raw baseline, rebuild time, /funnel
-latency, memory.
+"""Projections: events applied per second against a raw baseline, rebuild time against a raw
+COPY of the same feed, every report's latency (and, with --growth, at growing sizes), memory.
 
 1. N envelopes (opportunities created, followed up, advanced, won, lost or left open, 8
    events each, interleaved as a relay publishes them) on a fresh topic.
@@ -7,11 +7,15 @@ latency, memory.
    batch into one PostgreSQL table, commit, offsets committed.
 3. Ours: `python -m projections` (the service as deployed) consuming the same topic into
    PostgreSQL: from its consumer having joined (/readyz) to every position stored.
-4. Rebuild of R events from a `GET /notifications` feed served by another process.
-5. `GET /funnel` latency on the rebuilt tables (R / 8 opportunities), sequential requests.
+4. Rebuild of R events from a `GET /notifications` feed served by another process; baseline:
+   a raw client reading the same feed and COPYing its events into one table, just before.
+5. Every report (bench/read_side.py: funnel, dwell, win rates, forecast, attainment; plain,
+   as of an instant, by tier) on the rebuilt tables (R / 8 opportunities), sequential requests.
+6. With --growth: bench/read_side.py's growth table.
 RSS of our processes is sampled every 50 ms throughout.
 
-    .venv/bin/python bench/projections_bench.py [--runs 3] [--events 200000] [--rebuild-events 1000000]
+    .venv/bin/python bench/projections_bench.py [--runs 3] [--events 200000]
+        [--rebuild-events 1000000] [--growth 125000,250000,500000,1000000]
 """
 
 import argparse
@@ -22,10 +26,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
 
@@ -38,75 +40,14 @@ from oppstream.broker import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from launch import TOKENS, Store, auth_file, broker  # noqa: E402
+from launch import Store, broker  # noqa: E402
 from notifications_feed import FEED_TOKEN  # noqa: E402
+from processes import RssSampler, process, service_env, wait_ready  # noqa: E402
+from read_side import growth, growth_table, measure  # noqa: E402
 from results import write_section  # noqa: E402
 from synthetic_history import EVENTS_PER_OPPORTUNITY, envelope  # noqa: E402
 
 PARTITIONS = 6
-
-
-# -- processes and sampling ---------------------------------------------------------------
-
-
-class RssSampler:
-    """The largest resident set of a process, sampled every 50 ms."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak_kb, self._stop = pid, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        self.peak_kb = max(self.peak_kb, int(line.split()[1]))
-            time.sleep(0.05)
-
-    def stop(self) -> float:
-        self._stop.set()
-        self._thread.join()
-        return self.peak_kb / 1024
-
-
-def service_env(workdir: Path, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPPSTREAM_")}
-    env["OPPSTREAM_AUTH_FILE"] = str(auth_file(workdir))
-    env.update({f"OPPSTREAM_{k.upper()}": v for k, v in settings.items()})
-    return env
-
-
-@contextlib.contextmanager
-def process(
-    argv: list[str], env: dict[str, str], workdir: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    log = (workdir / f"{time.monotonic_ns()}.log").open("wb")
-    proc = subprocess.Popen(argv, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited with {proc.returncode}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - loopback
-                if answer.status == 200:
-                    return
-        time.sleep(0.02)
-    raise TimeoutError(f"{url} not ready in {seconds} s")
 
 
 # -- 1. publishing ------------------------------------------------------------------------
@@ -240,7 +181,39 @@ sys.exit(run(sys.argv[1], os.environ["BENCH_FEED_TOKEN"], progress=False))
 """
 
 
-def rebuild(db_url: str, count: int, workdir: Path) -> tuple[float, float, int]:
+# The baseline: the same feed read page by page and its events COPYed into one table.
+RAW_REBUILD = f"""
+import os, sys, orjson, psycopg, urllib.request
+url, db = sys.argv[1:3]
+token = os.environ["BENCH_FEED_TOKEN"]
+conn = psycopg.connect(db)
+conn.execute({RAW_TABLE!r})
+conn.commit()
+after = 0
+while True:
+    request = urllib.request.Request(
+        f"{{url}}/notifications?after={{after}}&limit=10000",
+        headers={{"Authorization": f"Bearer {{token}}"}},
+    )
+    body = orjson.loads(urllib.request.urlopen(request).read())
+    if not body["items"]:
+        break
+    with conn.cursor() as cursor, cursor.copy(
+        "COPY bench_raw_event (event_id, opportunity_id, version, event_type, occurred_at, "
+        "payload) FROM STDIN"
+    ) as copy:
+        for item in body["items"]:
+            e = item["envelope"]
+            copy.write_row((e["event_id"], e["opportunity_id"], e["version"], e["event_type"],
+                            e["occurred_at"], orjson.dumps(e["payload"]).decode()))
+    conn.commit()
+    after = body["next_after"]
+"""
+
+
+def rebuild(db_url: str, count: int, workdir: Path) -> tuple[float, float, int, float]:
+    """Seconds our rebuild took, its peak RSS, its exit code; and the seconds the raw baseline
+    took over the same feed, run just before it."""
     port = free_port()
     feed_argv = [
         sys.executable,
@@ -251,13 +224,20 @@ def rebuild(db_url: str, count: int, workdir: Path) -> tuple[float, float, int]:
     with process(feed_argv, dict(os.environ), workdir) as feed:
         wait_ready_feed(port, feed)
         env = {**service_env(workdir, projections_db_url=db_url), "BENCH_FEED_TOKEN": FEED_TOKEN}
+        with Store("postgres", workdir) as raw_url:
+            argv = [sys.executable, "-c", RAW_REBUILD, f"http://127.0.0.1:{port}", raw_url]
+            started = time.perf_counter()
+            with process(argv, env, workdir) as proc:
+                if proc.wait() != 0:
+                    raise RuntimeError("the raw baseline failed")
+                raw = time.perf_counter() - started
         argv = [sys.executable, "-c", REBUILD, f"http://127.0.0.1:{port}"]
         started = time.perf_counter()
         with process(argv, env, workdir) as proc:
             rss = RssSampler(proc.pid)
             code = proc.wait()
             elapsed = time.perf_counter() - started
-            return elapsed, rss.stop(), code
+            return elapsed, rss.stop(), code, raw
 
 
 def wait_ready_feed(port: int, proc: subprocess.Popen[bytes]) -> None:
@@ -275,33 +255,7 @@ def wait_ready_feed(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise TimeoutError("the feed did not start")
 
 
-# -- 5. /funnel ---------------------------------------------------------------------------
-
-
-def funnel_latency(db_url: str, workdir: Path, requests: int) -> tuple[list[float], float, int]:
-    port = free_port()
-    env = service_env(workdir, projections_db_url=db_url)
-    argv = [sys.executable, "-m", "projections", "--port", str(port)]
-    with process(argv, env, workdir) as proc:
-        rss = RssSampler(proc.pid)
-        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/funnel",
-            headers={"Authorization": f"Bearer {TOKENS['viewer']}"},
-        )
-        timings, reached = [], 0
-        for n in range(requests + 5):
-            started = time.perf_counter()
-            with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310 - loopback
-                body = orjson.loads(answer.read())
-            if n >= 5:  # the first ones warm the caches
-                timings.append((time.perf_counter() - started) * 1000)
-            reached = sum(p["stages"][0]["reached"] for p in body["pipelines"])
-        return sorted(timings), rss.stop(), reached
-
-
-def pct(values: list[float], p: float) -> float:
-    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+# -- the whole run ------------------------------------------------------------------------
 
 
 def main() -> int:
@@ -311,9 +265,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rebuild-events", type=int, default=1_000_000)
-    parser.add_argument("--funnel-requests", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--growth", default="", help="sizes in opportunities, e.g. 125000,1000000")
+    parser.add_argument(
+        "--keep-growth", action="store_true", help="keep the growth database (bench_readside)"
+    )
     args = parser.parse_args()
-    raws, ourses, rss_consume = [], [], []
+    raws, ourses, rss_consume, rebuilds = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for n in range(args.runs):
@@ -331,41 +289,69 @@ def main() -> int:
                 f"run {n + 1}: raw {raw:,.0f}/s ours {rate:,.0f}/s ({rate / raw:.2f}x), RSS {rss:.0f} MB",
                 flush=True,
             )
-        with Store("postgres", workdir) as url:
-            seconds, rss_rebuild, code = rebuild(url, args.rebuild_events, workdir)
-            print(
-                f"rebuild of {args.rebuild_events:,}: {seconds:.1f} s (exit {code}), RSS {rss_rebuild:.0f} MB",
-                flush=True,
-            )
-            timings, rss_funnel, opportunities = funnel_latency(url, workdir, args.funnel_requests)
-            print(
-                f"/funnel over {opportunities:,} opportunities: p50 {pct(timings, 50):.0f} ms p95 {pct(timings, 95):.0f} ms",
-                flush=True,
-            )
+        for n in range(args.runs):
+            with Store("postgres", workdir) as url:
+                seconds, rss_rebuild, code, raw_seconds = rebuild(url, args.rebuild_events, workdir)
+                rebuilds.append((seconds, rss_rebuild, code, raw_seconds))
+                print(
+                    f"rebuild {n + 1} of {args.rebuild_events:,}: {seconds:.1f} s (exit {code}), "
+                    f"raw COPY {raw_seconds:.1f} s, RSS {rss_rebuild:.0f} MB",
+                    flush=True,
+                )
+                if n == args.runs - 1:
+                    size = args.rebuild_events // EVENTS_PER_OPPORTUNITY
+                    reports, rss_reports = measure(url, workdir, size, args.requests)
+        sizes = [int(s) for s in args.growth.split(",") if s]
+        found = (
+            growth(sizes, args.requests, 3, "bench_readside", workdir, keep=args.keep_growth)
+            if sizes
+            else []
+        )
     raw, rate = statistics.median(raws), statistics.median(ourses)
+    seconds = statistics.median(r[0] for r in rebuilds)
+    raw_seconds = statistics.median(r[3] for r in rebuilds)
+    rss_rebuild = max(r[1] for r in rebuilds)
+    codes = sorted({r[2] for r in rebuilds})
     broker_name = (
         "OPPSTREAM_KAFKA_BOOTSTRAP"
         if "OPPSTREAM_KAFKA_BOOTSTRAP" in os.environ
         else "embedded Tansu"
     )
-    body = "\n".join(
-        [
-            f"{args.events:,} events ({EVENTS_PER_OPPORTUNITY} per opportunity, {PARTITIONS} partitions, broker: "
-            f"{broker_name}) applied to PostgreSQL; medians of {args.runs} runs. Rebuild of "
-            f"{args.rebuild_events:,} events from a feed served by another process; /funnel "
-            f"over the rebuilt tables, {args.funnel_requests} sequential requests after 5 warm-ups. "
-            f"{os.cpu_count()} CPUs shared by PostgreSQL, the broker and the processes measured.",
+    size = args.rebuild_events // EVENTS_PER_OPPORTUNITY
+    worst = max(p95 for _, p95 in reports.values())
+    lines = [
+        f"{args.events:,} events ({EVENTS_PER_OPPORTUNITY} per opportunity, {PARTITIONS} partitions, broker: "
+        f"{broker_name}) applied to PostgreSQL; rebuilds of {args.rebuild_events:,} events from a "
+        f"feed served by another process, the raw baseline reading the same feed just before; "
+        f"medians of {args.runs} runs. Reports over the last rebuilt tables ({size:,} "
+        f"opportunities): every case {args.requests} sequential requests after 3 warm-ups, "
+        f"medians of 3 rounds. {os.cpu_count()} CPUs shared by PostgreSQL, the broker and the "
+        "processes measured.",
+        "",
+        "| figure | baseline | ours | ratio / target |",
+        "|---|---|---|---|",
+        f"| events applied/s | raw consumer + executemany upsert into one table: {raw:,.0f} | "
+        f"`python -m projections` (bi_event, bi_opportunity, bi_stage_visit, bi_opportunity_version, tallies + positions, one transaction per batch): {rate:,.0f} | "
+        f"{rate / raw:.2f}× (target ≥ 0.6×) |",
+        f"| rebuild of {args.rebuild_events:,} events | raw: the feed's pages COPYed into one table, {raw_seconds:.1f} s ({args.rebuild_events / raw_seconds:,.0f} ev/s) | "
+        f"{seconds:.1f} s ({args.rebuild_events / seconds:,.0f} ev/s, exit {codes}) | "
+        f"{raw_seconds / seconds:.2f}× (target ≤ 20 s and ≥ 0.6×) |",
+        f"| report p95, {size:,} opportunities (worst of {len(reports)} cases below) | | {worst:.1f} ms | target ≤ 30 ms at 125,000, ≤ 100 ms at 1,000,000 |",
+        f"| peak RSS | | consuming {max(rss_consume):.0f} MB, rebuilding {rss_rebuild:.0f} MB, serving reports {rss_reports:.0f} MB | target ≤ 250 MB |",
+        "",
+        f"Reports at {size:,} opportunities, p95 (p50) ms:",
+        "",
+        *growth_table([(size, reports)]),
+    ]
+    if found:
+        lines += [
             "",
-            "| figure | baseline | ours | ratio / target |",
-            "|---|---|---|---|",
-            f"| events applied/s | raw consumer + executemany upsert into one table: {raw:,.0f} | "
-            f"`python -m projections` (bi_event, bi_opportunity, bi_stage_visit, bi_opportunity_version + positions, one transaction per batch): {rate:,.0f} | "
-            f"{rate / raw:.2f}× (target ≥ 20,000/s and ≥ 0.4×) |",
-            f"| rebuild of {args.rebuild_events:,} events | | {seconds:.1f} s ({args.rebuild_events / seconds:,.0f} ev/s, exit {code}) | target ≤ 60 s for 1,000,000 |",
-            f"| `GET /funnel`, {opportunities:,} opportunities | | p50 {pct(timings, 50):.0f} ms, p95 {pct(timings, 95):.0f} ms | target p95 ≤ 200 ms |",
-            f"| peak RSS | | consuming {max(rss_consume):.0f} MB, rebuilding {rss_rebuild:.0f} MB, serving /funnel {rss_funnel:.0f} MB | target ≤ 250 MB |",
+            "Growth: the database filled through the store (the code the consumer and the "
+            "rebuild run) size by size; every case p95 (p50) ms:",
+            "",
+            *growth_table(found),
         ]
-    )
+    body = "\n".join(lines)
     write_section(
         "Projections", " ".join(["python bench/projections_bench.py", *sys.argv[1:]]), body
     )

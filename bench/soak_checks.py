@@ -13,6 +13,7 @@ from contracts import topics
 from contracts.envelope import Envelope
 from contracts.opportunity import PROGRESS_EVENTS
 from projections.adapters.schema import EVENT_TABLES
+from projections.adapters.tally_tables import SHAPES
 from reminders.domain.facts import OpportunityFacts, evolve
 
 # The read model the events decide (the projection_* bookkeeping left out).
@@ -83,8 +84,14 @@ def events_published(
 
 
 def rows(url: str, table: str) -> Counter[str]:
+    """The table's rows as text; a tally's rows that sum to nothing (what moved away again,
+    which a rebuild never writes) are none."""
+    where = ""
+    if table.startswith("bi_tally_"):
+        name = table.removeprefix("bi_tally_").removesuffix("_by_hour").removesuffix("_by_day")
+        where = " WHERE " + " OR ".join(f't."{m}" <> 0' for m, _ in SHAPES[name][1])
     with psycopg.connect(url) as conn:
-        return Counter(row[0] for row in conn.execute(f"SELECT t::text FROM {table} t"))  # noqa: S608 - our own table names
+        return Counter(row[0] for row in conn.execute(f"SELECT t::text FROM {table} t{where}"))  # noqa: S608 - our own table names
 
 
 def projections_match(live: str, rebuilt: str, envelopes: list[dict[str, Any]]) -> list[Check]:

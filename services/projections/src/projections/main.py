@@ -1,6 +1,7 @@
 """The composition root of the projections service: `build_app(settings, **overrides)`."""
 
 import gc
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from projections.adapters.readmodel import SqlReadModel
 from projections.adapters.rows import write_pipeline_stages
 from projections.adapters.schema import LIVE
 from projections.adapters.store import Store
+from projections.adapters.tally_tables import missing_reason
 from projections.application.plans import PlanReports, Rep
 from projections.application.reports import Reports
 from projections.domain.projection import Projector
@@ -28,6 +30,8 @@ from projections.entrypoints.http import Api, build_router
 from projections.entrypoints.instruments import Instruments
 from projections.entrypoints.messaging import Messaging
 from projections.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -53,6 +57,8 @@ def build_app(
     migrate.upgrade(writer)
     with writer.begin() as conn:
         write_pipeline_stages(conn, rules)
+    if (missing := missing_reason(writer)) is not None:
+        log.warning("the reports read the tables alone, slowly, until the tallies are: %s", missing)
     metrics = Instruments()
     store = Store(
         writer,
@@ -66,30 +72,37 @@ def build_app(
         if (bootstrap := settings.kafka_bootstrap)
         else None
     )
-    reports = Reports(SqlReadModel(reader), rules, settings.zone, settings.projections_currency)
+    reports = Reports(
+        SqlReadModel(reader, settings.zone), rules, settings.zone, settings.projections_currency
+    )
     reps = [Rep(p.id, p.team_id) for p in principals.all if p.role is Role.REP]
     plans = PlanReports(
-        SqlReadModel(reader), rules, settings.zone, settings.projections_currency, reps
+        SqlReadModel(reader, settings.zone),
+        rules,
+        settings.zone,
+        settings.projections_currency,
+        reps,
     )
     api = Api(reports, plans, reader, principals, settings.zone, clock, metrics, messaging)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Applying a batch makes hundreds of thousands of short-lived objects, and a report as
+        # of an instant thousands; with the default thresholds the cyclic collector runs
+        # every 700 of them over the whole young heap. Reference counting frees nearly all of
+        # them anyway: the startup heap is frozen out of collection and young objects are
+        # collected less often (+20% events per second in bench/projections_bench.py; a
+        # report's p95 nearer its median).
         thresholds = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
         if messaging is not None:
-            # Applying a batch makes hundreds of thousands of short-lived objects; with the
-            # default thresholds the cyclic collector runs every 700 of them over the whole
-            # young heap. Reference counting frees nearly all of them anyway: the startup heap
-            # is frozen out of collection and young objects are collected less often (+20%
-            # events per second in bench/projections_bench.py).
-            gc.freeze()
-            gc.set_threshold(50_000, 20, 20)
             messaging.start()
         yield
         if messaging is not None:
             await messaging.stop()
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
         writer.dispose()
         reader.dispose()
         if tracer_provider is not None:

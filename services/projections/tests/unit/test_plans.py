@@ -103,7 +103,7 @@ def test_an_override_wins_over_the_stage_category_and_wins_are_closed() -> None:
     found = categories(
         rows,
         lambda p, s: "best_case",  # noqa: ARG005
-        [("2026-05", "CNY", Decimal("70"))],
+        [("2026-05", "CNY", 1, Decimal("70"))],
         "CNY",
     )["2026-05"]
 

@@ -42,6 +42,29 @@ def upsert(
     conn.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
 
 
+def add_up(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: list[Row],
+    measures: Sequence[str],
+) -> None:
+    """Insert `rows`, adding their `measures` to those of the rows with the same primary key;
+    in key order, so that two writers lock the rows in one order (and never deadlock)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        sums = ", ".join(f'"{m}" = "{table.name}"."{m}" + EXCLUDED."{m}"' for m in measures)
+        _copy_in(conn, table, columns, rows, f"DO UPDATE SET {sums}", ordered=True)
+        return
+    key = [c.name for c in table.primary_key.columns]
+    insert = insert_for(conn, table)
+    statement = insert.on_conflict_do_update(
+        index_elements=key, set_={m: table.c[m] + insert.excluded[m] for m in measures}
+    )
+    conn.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
+
+
 def insert_new(
     conn: sa.Connection,
     table: sa.Table,
@@ -68,7 +91,13 @@ def insert_new(
 
 
 def _copy_in(
-    conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: list[Row], conflict: str
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: list[Row],
+    conflict: str,
+    *,
+    ordered: bool = False,
 ) -> None:
     names = ", ".join(f'"{c}"' for c in columns)
     key = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
@@ -85,8 +114,9 @@ def _copy_in(
             )
             staged.add(stage)
         _copy(cursor, conn, table.name, stage, columns, rows)
+        order = f" ORDER BY {key}" if ordered else ""
         cursor.execute(
-            f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{stage}" '  # noqa: S608 - our names
+            f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{stage}"{order} '  # noqa: S608 - our names
             f"ON CONFLICT ({key}) {conflict}"
         )
         # A second write of the table in this transaction starts from an empty stage.

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import orjson
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from contracts.envelope import Envelope, NotAnEnvelope, read_envelope
 
@@ -30,6 +31,33 @@ class Page:
 def read_listed(item: Any) -> Envelope:
     """An envelope the feed lists, already parsed from JSON, read as a record's value is."""
     return read_envelope(orjson.dumps(item))
+
+
+class _Listed(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    envelope: Envelope
+
+
+class _Listing(BaseModel):
+    """A page of the feed, read in one pass: each envelope judged as `read_envelope` judges a
+    record's value (strictly); a page it refuses is read item by item to name the fault."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    items: list[_Listed] = []
+    next_after: int | None = None
+
+
+def read_page(body: bytes) -> tuple[list[Envelope], int | None] | None:
+    """The envelopes of a page and where the next begins; None when the one-pass read refuses
+    it or an instant is at the edge of the calendar (read item by item then)."""
+    try:
+        listing = _Listing.model_validate_json(body, strict=True)
+    except ValidationError:
+        return None
+    events = [item.envelope for item in listing.items]
+    if any(e.occurred_at.year in (1, 9999) or e.recorded_at.year in (1, 9999) for e in events):
+        return None
+    return events, listing.next_after
 
 
 class Feed:
@@ -93,17 +121,21 @@ class Feed:
     def _page(self, after: int, page: int) -> Page | None:
         """The events after position `after` (None: no more); the JSON they were read from is
         let go before the page is handed on (a page of envelopes is held long enough)."""
-        body = self._get("/notifications", after=after, limit=page)
-        items = body.get("items") or []
-        if not items:
-            return None
+        raw = self._get("/notifications", after=after, limit=page)
+        read = read_page(raw)
+        if read is not None and read[0] and read[1]:
+            return Page(read[0], read[1])
         try:
+            body = orjson.loads(raw)
+            items = body.get("items") or []
+            if not items:
+                return None
             events = [read_listed(item["envelope"]) for item in items]
-        except (NotAnEnvelope, KeyError, TypeError) as exc:
+        except (NotAnEnvelope, KeyError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
             raise FeedError(f"the feed after position {after} is not envelopes: {exc}") from exc
         return Page(events, int(body.get("next_after") or items[-1]["position"]))
 
-    def _get(self, path: str, **params: Any) -> dict[str, Any]:
+    def _get(self, path: str, **params: Any) -> bytes:
         try:
             answer = self._client.get(path, params=params)
         except httpx.HTTPError as exc:
@@ -115,5 +147,4 @@ class Feed:
             )
         if answer.status_code != 200:
             raise FeedError(f"GET {path}: {answer.status_code} {answer.text[:300]}")
-        body: dict[str, Any] = answer.json()
-        return body
+        return answer.content

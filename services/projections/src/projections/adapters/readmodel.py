@@ -15,24 +15,28 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from projections.adapters import plan_queries
+from projections.adapters import plan_queries, tallied_reports
 from projections.adapters.columns import epoch
+from projections.adapters.filters import FIXED, filters
 from projections.adapters.schema import LIVE, Tables
+from projections.adapters.tallied import Only
+from projections.adapters.visit_queries import completed_visits
 from projections.application.read_model import (
     Cohort,
-    CompletedVisits,
     Events,
     OpenStage,
     Query,
     Reading,
     Win,
+    WonMonth,
 )
 from projections.domain.attainment import Credit, OpenOwned
 from projections.domain.deferrals import Episode
-from projections.domain.forecast import OpenAmount
+from projections.domain.forecast import OpenAmount, month_of
 from projections.domain.funnel import ReachCount
 from projections.domain.plans import CompetitionRow, TargetChange
 from projections.domain.state import ACTIVE, HISTORY_FIELDS
@@ -41,18 +45,40 @@ from projections.domain.state import ACTIVE, HISTORY_FIELDS
 class SqlReadModel:
     """The read model in the projections database (projections.application.read_model)."""
 
-    def __init__(self, engine: sa.Engine, tables: Tables = LIVE) -> None:
-        self.engine, self.t = engine, tables
+    def __init__(self, engine: sa.Engine, zone: ZoneInfo, tables: Tables = LIVE) -> None:
+        self.engine, self.zone, self.t = engine, zone, tables
 
     @contextmanager
     def reading(self) -> Iterator[Reading]:
+        """One snapshot for all of a report's statements (on PostgreSQL: REPEATABLE READ), so
+        the tallies and the rows read beside them are of the same moment."""
         with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
             yield _Reading(self, conn)
 
-    def source(self, q: Query) -> sa.Subquery:
-        """The opportunities of the query, as they were at `q.as_of`."""
+    def tallied(self, conn: sa.Connection, q: Query) -> bool:
+        """Whether the tallies answer for the query: they have no owner, team or
+        classification, and a migrated database has none until it is rebuilt."""
+        if any(
+            value is not None
+            for value in (
+                q.owner_id,
+                q.team_id,
+                q.scope_owner_id,
+                q.scope_team_id,
+                q.classified_by,
+            )
+        ):
+            return False
+        missing = self.t.tallies_missing
+        return conn.execute(sa.select(missing.c.reason).limit(1)).first() is None
+
+    def source(self, q: Query, only: sa.Subquery | None = None) -> sa.Subquery:
+        """The opportunities of the query, as they were at `q.as_of`; with `only` (a subquery
+        of `id`, see tallied.py), those it names."""
         o = self.t.opportunity
-        fixed = [o.c[name] for name in _FIXED]
+        fixed = [o.c[name] for name in FIXED]
         if q.as_of is None:
             select = sa.select(*fixed, *(o.c[name] for name in HISTORY_FIELDS))
         else:
@@ -73,8 +99,10 @@ class SqlReadModel:
                 .select_from(o.join(h, h.c.opportunity_id == o.c.id))
                 .where(h.c.occurred_at <= q.as_of, ~successor)
             )
+        if only is not None:
+            select = select.join(only, only.c.id == o.c.id)
         inner = select.subquery("state")
-        conditions = _conditions(inner.c, q, segment=True)
+        conditions = filters(inner.c, q, segment=True)
         if not q.include_voided:
             conditions.append(inner.c.status != "voided")
         return sa.select(inner).where(*conditions).subquery("cohort")
@@ -85,15 +113,34 @@ class SqlReadModel:
         self, conn: sa.Connection, q: Query, company: Query, at: datetime, *, visits: bool = True
     ) -> tuple[Cohort, Cohort]:
         """The stage figures of the query's cohort and of the company's trailing cohort (same
-        segment and `as_of`, other creation window, everyone's), each table read once."""
+        segment and `as_of`, other creation window, everyone's)."""
+        if self.tallied(conn, q):
+            return tallied_reports.cohorts(self, conn, q, company, at, visits=visits)
+        return self.exact_cohorts(conn, q, company, at, visits=visits)
+
+    def exact_cohorts(
+        self,
+        conn: sa.Connection,
+        q: Query,
+        company: Query,
+        at: datetime,
+        *,
+        visits: bool = True,
+        only: Only | None = None,
+    ) -> tuple[Cohort, Cohort]:
+        """The stage figures from the tables, each read once (of the opportunities `only`
+        names, when given, each part with its own condition)."""
         if conn.dialect.name == "postgresql":
             # The GROUP BYs hash in memory instead of sorting on disk (for the rest of the
             # connection's transaction: the forecast's open amounts too).
             conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
         base = replace(q.segment(), include_voided=True)
-        s = self.source(base)
-        mine = sa.and_(sa.true(), *_conditions(s.c, q, segment=False))
-        theirs = sa.and_(sa.true(), *_conditions(s.c, company, segment=False))
+        s = self.source(base, None if only is None else only.ids)
+        mine = sa.and_(sa.true(), *filters(s.c, q, segment=False))
+        theirs = sa.and_(sa.true(), *filters(s.c, company, segment=False))
+        if only is not None:
+            mine = sa.and_(mine, only.parts[0](s.c.created_at))
+            theirs = sa.and_(theirs, only.parts[1](s.c.created_at))
         reach: tuple[list[ReachCount], list[ReachCount]] = ([], [])
         open_: tuple[list[OpenStage], list[OpenStage]] = ([], [])
         now = sa.literal(at.timestamp(), sa.Float)
@@ -135,88 +182,25 @@ class SqlReadModel:
                             pipeline, stage, currency, count, float(age_sum or 0), _decimal(amount)
                         )
                     )
-        completed = self._completed_visits(conn, q, company, base) if visits else ([], [])
+        completed = (
+            completed_visits(self.t, self.source, conn, q, company, base, only)
+            if visits
+            else ([], [])
+        )
         return (
             Cohort(reach[0], completed[0], open_[0], q.include_voided),
             Cohort(reach[1], completed[1], open_[1], q.include_voided),
         )
 
-    def _completed_visits(
-        self, conn: sa.Connection, q: Query, company: Query, base: Query
-    ) -> tuple[list[CompletedVisits], list[CompletedVisits]]:
-        """Completed visits of both cohorts by stage, segment and how they ended."""
-        v = self.t.visit
-        conditions: list[sa.ColumnElement[bool]] = [v.c.exited_at.is_not(None)]
-        joined = any(
-            value is not None
-            for value in (
-                q.owner_id,
-                q.team_id,
-                q.scope_owner_id,
-                q.scope_team_id,
-                q.classified_by,
-            )
-        )
-        if not joined:
-            # Visits carry the facts that never change (but `classified_by`) and when the
-            # opportunity was voided: no join with the opportunities.
-            cols: Any = v.c
-            source: sa.FromClause = v
-            conditions += _conditions(v.c, base, segment=True)
-            if not q.include_voided:
-                voided_then: sa.ColumnElement[bool] = v.c.voided_at.is_not(None)
-                if q.as_of is not None:
-                    voided_then = sa.and_(voided_then, v.c.voided_at <= q.as_of)
-                conditions.append(~voided_then)
-        else:
-            s = self.source(replace(base, include_voided=q.include_voided))
-            cols, source = s.c, v.join(s, s.c.id == v.c.opportunity_id)
-        if q.as_of is not None:
-            conditions.append(v.c.exited_at <= q.as_of)
-        mine = sa.and_(sa.true(), *_conditions(cols, q, segment=False))
-        theirs = sa.and_(sa.true(), *_conditions(cols, company, segment=False))
-
-        counted = v.c.working_days.is_not(None)
-
-        def sums(part: sa.ColumnElement[bool]) -> list[sa.ColumnElement[Any]]:
-            return [
-                sa.func.sum(sa.case((part, 1), else_=0)),
-                sa.func.sum(sa.case((part, v.c.dwell_seconds), else_=0.0)),
-                sa.func.sum(sa.case((part, v.c.paused_seconds), else_=0.0)),
-                sa.func.sum(sa.case((sa.and_(part, counted), 1), else_=0)),
-                sa.func.sum(sa.case((sa.and_(part, counted), v.c.working_days), else_=0.0)),
-            ]
-
-        group = (v.c.pipeline_id, v.c.stage, cols.tier, cols.ownership, v.c.exit_kind)
-        rows = conn.execute(
-            sa.select(*group, *sums(mine), *sums(theirs))
-            .select_from(source)
-            .where(*conditions, sa.or_(mine, theirs))
-            .group_by(*group)
-        )
-        found: tuple[list[CompletedVisits], list[CompletedVisits]] = ([], [])
-        for pipeline, stage, tier, ownership, kind, *figures in rows:
-            for part in (0, 1):
-                count, dwell, paused, counted_n, working = figures[5 * part : 5 * part + 5]
-                if count:
-                    found[part].append(
-                        CompletedVisits(
-                            pipeline,
-                            stage,
-                            tier,
-                            ownership,
-                            kind,
-                            count,
-                            float(dwell),
-                            float(paused),
-                            int(counted_n),
-                            float(working),
-                        )
-                    )
-        return found
-
     def open_amounts(self, conn: sa.Connection, q: Query) -> list[OpenAmount]:
-        s = self.source(q)
+        if self.tallied(conn, q):
+            return tallied_reports.open_amounts(self, conn, q)
+        return self.exact_open_amounts(conn, q)
+
+    def exact_open_amounts(
+        self, conn: sa.Connection, q: Query, only: Only | None = None
+    ) -> list[OpenAmount]:
+        s = self.source(q, None if only is None else only.ids)
         group = (
             s.c.pipeline_id,
             s.c.stage,
@@ -231,7 +215,7 @@ class SqlReadModel:
                 sa.func.sum(s.c.amount),
                 sa.func.sum(sa.case((s.c.amount.is_(None), 1), else_=0)),
             )
-            .where(s.c.status.in_(ACTIVE))
+            .where(s.c.status.in_(ACTIVE), *_part(s, only))
             .group_by(*group)
         )
         return [
@@ -255,14 +239,30 @@ class SqlReadModel:
         )
         return int(total), [dict(row) for row in rows.mappings()]
 
-    def wins(self, conn: sa.Connection, q: Query) -> list[Win]:
-        s = self.source(q)
+    def wins(self, conn: sa.Connection, q: Query, only: Only | None = None) -> list[Win]:
+        s = self.source(q, None if only is None else only.ids)
         rows = conn.execute(
             sa.select(s.c.owner_id, s.c.team_id, s.c.currency, s.c.won_amount, s.c.closed_at).where(
-                s.c.status == "won"
+                s.c.status == "won", *_part(s, only)
             )
         )
         return [Win(*row) for row in rows]
+
+    def won_by_month(self, conn: sa.Connection, q: Query) -> list[WonMonth]:
+        if self.tallied(conn, q):
+            return tallied_reports.won_by_month(self, conn, q)
+        return self.exact_won_by_month(conn, q)
+
+    def exact_won_by_month(
+        self, conn: sa.Connection, q: Query, only: Only | None = None
+    ) -> list[WonMonth]:
+        found: dict[tuple[str, str], list[Any]] = {}
+        for w in self.wins(conn, q, only):
+            key = (month_of(w.won_at.astimezone(self.zone).date()), w.currency)
+            sums = found.setdefault(key, [0, Decimal(0)])
+            sums[0] += 1
+            sums[1] += w.amount or Decimal(0)
+        return [WonMonth(month, cur, n, amount) for (month, cur), (n, amount) in found.items()]
 
 
 @dataclass(frozen=True)
@@ -286,12 +286,19 @@ class _Reading:
     def wins(self, q: Query) -> list[Win]:
         return self.model.wins(self.conn, q)
 
+    def won_by_month(self, q: Query) -> list[WonMonth]:
+        return self.model.won_by_month(self.conn, q)
+
     def credits(self, events: Events) -> list[Credit]:
+        if tallied_reports.credits_tallied(self.model, self.conn, events):
+            return tallied_reports.credits(self.model, self.conn, events)
         return plan_queries.credits(self.model.t, self.conn, events)
 
     def open_owned(
         self, as_of: datetime | None, close_from: date, close_to: date
     ) -> list[OpenOwned]:
+        if tallied_reports.owned_tallied(self.model, self.conn, close_from, close_to):
+            return tallied_reports.open_owned(self.model, self.conn, as_of, close_from, close_to)
         source = self.model.source(Query(as_of=as_of))
         return plan_queries.open_owned(source, self.conn, close_from, close_to)
 
@@ -309,43 +316,9 @@ class _Reading:
         return plan_queries.deferrals(self.model.t, self.conn, source, q, start, end)
 
 
-def _conditions(cols: Any, q: Query, *, segment: bool) -> list[sa.ColumnElement[bool]]:
-    """The query's filters over columns named as in `bi_opportunity` (the segment's too, or
-    not when the rows are already of the segment)."""
-    found: list[sa.ColumnElement[bool]] = []
-    names = (
-        ("type", "tier", "ownership", "classified_by", "owner_id", "team_id")
-        if segment
-        else ("owner_id", "team_id")
-    )
-    for name in names:
-        value = getattr(q, name)
-        if value is not None:
-            found.append(cols[name] == value)
-    if q.scope_owner_id is not None:
-        found.append(cols.owner_id == q.scope_owner_id)
-    if q.scope_team_id is not None:
-        found.append(cols.team_id == q.scope_team_id)
-    if q.created_from is not None:
-        found.append(cols.created_at >= q.created_from)
-    if q.created_to is not None:
-        found.append(cols.created_at < q.created_to)
-    return found
-
-
-# Columns no event changes after the creation; the others are the history's (HISTORY_FIELDS),
-# which the `as_of` state gives.
-_FIXED = (
-    "id",
-    "pipeline_id",
-    "type",
-    "tier",
-    "ownership",
-    "classified_by",
-    "uscc",
-    "customer_name",
-    "created_at",
-)
+def _part(s: sa.Subquery, only: Only | None) -> list[sa.ColumnElement[bool]]:
+    """The condition of the one part an exact read of `only` has (open amounts, wins)."""
+    return [] if only is None else [only.parts[0](s.c.created_at)]
 
 
 def _decimal(value: Any) -> Decimal:

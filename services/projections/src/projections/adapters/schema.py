@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from chassis.sql.engines import UtcDateTime
 from projections.adapters.columns import COMPANY_FIGURE, Amount, Money
 from projections.adapters.plan_tables import plan_tables
+from projections.adapters.tally_tables import Tally, table_names, tally_tables
 
 NAMING = {"pk": "pk_%(table_name)s"}
 # Tables whose rows are updated as events arrive keep room on each page for the new version.
@@ -36,6 +37,8 @@ INDEXES = (
     Index("ix_bi_opportunity_owner_id", "bi_opportunity", ("owner_id",)),
     Index("ix_bi_opportunity_team_id", "bi_opportunity", ("team_id",)),
     Index("ix_bi_opportunity_uscc", "bi_opportunity", ("uscc",)),
+    # The opportunities with an event on a report's `as_of` day (adapters/tallied.py).
+    Index("ix_bi_opportunity_version_occurred_at", "bi_opportunity_version", ("occurred_at",)),
     Index("ix_projection_held_event_opportunity", "projection_held_event", ("opportunity_id",)),
     Index("ix_bi_customer_record_id", "bi_customer", ("record_id",), unique=True),
     Index(
@@ -60,6 +63,7 @@ EVENT_TABLES = (
     "bi_target_change",
     "bi_competition",
     "bi_deferral",
+    *table_names(),
 )
 
 
@@ -80,6 +84,8 @@ class Tables:
     target_change: sa.Table
     competition: sa.Table
     deferral: sa.Table
+    tallies: dict[str, Tally]
+    tallies_missing: sa.Table
 
     def by_canonical_name(self) -> dict[str, sa.Table]:
         return {t.name.removeprefix(self.prefix): t for t in self.metadata.sorted_tables}
@@ -265,6 +271,7 @@ def build_tables(prefix: str = "", *, with_indexes: bool = True, unlogged: bool 
         key_person,
         held_customer,
         *plan_tables(t),
+        *tally_tables(t),
     )
     if with_indexes:
         for index in INDEXES:

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from chassis.kafka.logwatch import Mark, epoch_of
 from chassis.sql.errors import refused, why
 from contracts.envelope import Envelope, NotAnEnvelope, RecordKind, kind_of, read_envelope
+from projections.adapters import tally_tables as tallies
 from projections.adapters.bulk import insert_new, upsert
 from projections.adapters.customers import apply_customer_events
 from projections.adapters.deferrals import write_deferrals
@@ -49,6 +50,7 @@ from projections.adapters.schema import Tables
 from projections.domain.ordering import Counts, in_order
 from projections.domain.projection import Projector
 from projections.domain.state import STATE_FIELDS, OpportunityState, state_values
+from projections.domain.tallies import facts_before
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +319,10 @@ class Store:
         t = self.tables
         ids = list(dict.fromkeys(event.opportunity_id for event in events))
         held = held_events(conn, t.held, ids)
-        ordered = in_order(self.projector, self._states(conn, ids), held, events)
+        stored = self._states(conn, ids)
+        zone = self.projector.zone
+        before = {i: facts_before(state, zone) for i, state in stored.items()}
+        ordered = in_order(self.projector, stored, held, events)
         outcome.add(ordered)
         # Only versions above the stored state get here. Two consumers of one partition (for
         # a moment during a rebalance) queue on its position row on PostgreSQL; should they
@@ -338,6 +343,7 @@ class Store:
         hold(conn, t.held, ordered.holds)
         let_go(conn, t.held, ordered.released_ids)
         write_deferrals(conn, t.deferral, ordered.deferrals, ordered.deferral_ends)
+        tallies.record(conn, t.tallies, t.visit, t.version, before, ordered, zone)
 
     def _apply_customers(
         self,

@@ -93,6 +93,15 @@ class Win(NamedTuple):
     won_at: datetime  # a won opportunity is closed
 
 
+class WonMonth(NamedTuple):
+    """The wins of one month (in the business time zone) and currency."""
+
+    month: str
+    currency: str
+    wins: int
+    amount: Decimal
+
+
 @dataclass(frozen=True)
 class Events:
     """Which events a figure counts: these types, occurred in [start, end) and by `as_of`, of
@@ -120,6 +129,8 @@ class Reading(Protocol):
         """Open opportunities, the longest idle first: how many, and the page."""
 
     def wins(self, q: Query) -> list[Win]: ...
+
+    def won_by_month(self, q: Query) -> list[WonMonth]: ...
 
     def credits(self, events: Events) -> list[Credit]: ...
 

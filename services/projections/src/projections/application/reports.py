@@ -213,14 +213,7 @@ class Reports:
         with self.rm.reading() as reading:
             cohort, _ = self._cohorts(reading, q, at, visits=False)
             rows = reading.open_amounts(q)
-            won = [
-                (
-                    forecast_.month_of(w.won_at.astimezone(self.zone).date()),
-                    w.currency,
-                    w.amount or Decimal(0),
-                )
-                for w in reading.wins(q)
-            ]
+            won = reading.won_by_month(q)
         rate_of = forecast_rates(self.rules, cohort)
         months = forecast_.forecast(rows, rate_of, self.currency)
         stages = {

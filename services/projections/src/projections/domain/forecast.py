@@ -86,12 +86,12 @@ class Sums:
 def categories(
     rows: Iterable[OpenAmount],
     stage_category: Callable[[str, str], str],
-    won: Iterable[tuple[str, str, Decimal]],
+    won: Iterable[tuple[str, str, int, Decimal]],
     currency: str,
 ) -> dict[str, dict[str, Sums]]:
     """Per expected close month, the open opportunities by forecast category (the override,
-    else the stage's), amounts unweighted; and `closed`: the wins `(month, currency, amount)`
-    of each month. Amounts in `currency` only; counts of every currency."""
+    else the stage's), amounts unweighted; and `closed`: the wins `(month, currency, count,
+    amount)` of each month. Amounts in `currency` only; counts of every currency."""
     months: dict[str, dict[str, Sums]] = {}
 
     def add(month: str, category: str, count: int, cur: str, amount: Decimal) -> None:
@@ -103,8 +103,8 @@ def categories(
     for row in rows:
         category = row.category_override or stage_category(row.pipeline_id, row.stage)
         add(month_of(row.expected_close_on), category, row.count, row.currency, row.amount)
-    for month, cur, amount in won:
-        add(month, CLOSED, 1, cur, amount)
+    for month, cur, count, amount in won:
+        add(month, CLOSED, count, cur, amount)
     return months
 
 

@@ -23,6 +23,7 @@ from contracts.problems import refusals
 from contracts.rules import Role
 from contracts.targets import TargetMetric, TargetScope, parse_period
 from projections.adapters.migrate import current_revision
+from projections.adapters.tally_tables import missing_reason
 from projections.application.plans import PlanReports, UnknownCompetition, Viewer
 from projections.application.read_model import Query
 from projections.application.reports import Reports
@@ -279,11 +280,14 @@ def build_router(api: Api) -> APIRouter:  # noqa: C901 - one route per SPEC endp
             "deferrals", lambda: api.plans.deferrals(window, api.clock(), start, end)
         )
 
-    schema = BoundedCheck(lambda: current_revision(api.engine))
+    schema = BoundedCheck(lambda: (current_revision(api.engine), missing_reason(api.engine)))
 
     async def database() -> dict[str, Any]:
+        """The schema, and whether the tallies answer the reports (else, slower, the tables)."""
         try:
-            return {"schema": await schema(), "database": "ok"}
+            revision, missing = await schema()
+            tallies = "ok" if missing is None else f"missing: {missing}"
+            return {"schema": revision, "tallies": tallies, "database": "ok"}
         except Exception as exc:  # any database failure means not ready
             return {"database": f"unavailable: {type(exc).__name__}"}
 
