@@ -8,6 +8,15 @@ import sqlalchemy as sa
 from projections.application.read_model import Query
 
 
+def beyond_segment(q: Query) -> bool:
+    """Whether the query filters on what an opportunity's segment does not hold: its owner,
+    team, a principal's reach or its classification."""
+    return any(
+        value is not None
+        for value in (q.owner_id, q.team_id, q.scope_owner_id, q.scope_team_id, q.classified_by)
+    )
+
+
 def filters(cols: Any, q: Query, *, segment: bool) -> list[sa.ColumnElement[bool]]:
     """The query's filters over columns named as in `bi_opportunity` (the segment's too, or
     not when the rows are already of the segment)."""

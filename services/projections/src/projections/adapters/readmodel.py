@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from projections.adapters import plan_queries, tallied_reports
 from projections.adapters.columns import epoch
-from projections.adapters.filters import FIXED, filters
+from projections.adapters.filters import FIXED, beyond_segment, filters
 from projections.adapters.schema import LIVE, Tables
 from projections.adapters.tallied import Only
 from projections.adapters.visit_queries import completed_visits
@@ -60,16 +60,7 @@ class SqlReadModel:
     def tallied(self, conn: sa.Connection, q: Query) -> bool:
         """Whether the tallies answer for the query: they have no owner, team or
         classification, and a migrated database has none until it is rebuilt."""
-        if any(
-            value is not None
-            for value in (
-                q.owner_id,
-                q.team_id,
-                q.scope_owner_id,
-                q.scope_team_id,
-                q.classified_by,
-            )
-        ):
+        if beyond_segment(q):
             return False
         missing = self.t.tallies_missing
         return conn.execute(sa.select(missing.c.reason).limit(1)).first() is None

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from projections.adapters.filters import filters
+from projections.adapters.filters import beyond_segment, filters
 from projections.adapters.schema import Tables
 from projections.adapters.tallied import Only
 from projections.application.read_model import CompletedVisits, Query
@@ -25,16 +25,7 @@ def completed_visits(
     """Completed visits of both cohorts by stage, segment and how they ended."""
     v = t.visit
     conditions: list[sa.ColumnElement[bool]] = [v.c.exited_at.is_not(None)]
-    joined = any(
-        value is not None
-        for value in (
-            q.owner_id,
-            q.team_id,
-            q.scope_owner_id,
-            q.scope_team_id,
-            q.classified_by,
-        )
-    )
+    joined = beyond_segment(q)
     if not joined:
         # Visits carry the facts that never change (but `classified_by`) and when the
         # opportunity was voided: no join with the opportunities.
