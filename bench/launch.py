@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from chassis.auth import DEV_PRINCIPALS
-from oppstream.broker import embedded_broker
+from oppstream.broker import embedded_broker, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS = {pid: f"bench-token-{pid}-0123456789" for pid, _, _ in DEV_PRINCIPALS}
@@ -92,12 +92,7 @@ def running(argv: list[str], env: dict[str, str], ready_url: str, cwd: Path) -> 
         wait_until_ready(ready_url, process)
         yield process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def opportunity_service(

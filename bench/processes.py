@@ -12,6 +12,8 @@ from pathlib import Path
 
 from launch import auth_file
 
+from oppstream.broker import stop
+
 
 class RssSampler:
     """The largest resident set of a process, sampled every 50 ms."""
@@ -51,12 +53,7 @@ def process(
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 
