@@ -5,14 +5,14 @@ the projections' apply and the reminders' handling, to the reminder it fires at 
 
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -25,7 +25,7 @@ from projections.main import build_app as build_projections
 from projections.settings import Settings as ProjectionsSettings
 from reminders.main import build_app as build_reminders
 from reminders.settings import Settings as RemindersSettings
-from tests.support.kafka import TestBroker
+from tests.support.kafka import TestBroker, test_broker
 from tests.support.polling import poll
 from tests.support.principals import PRINCIPALS, auth, customer
 
@@ -40,6 +40,28 @@ CHAIN = {
     "handle": ("reminders handle", "oppstream-reminders"),
     "remind": (f"{topics.REMINDERS} publish", "oppstream-reminders"),
 }
+
+
+class OfTrace(InMemorySpanExporter):
+    """Keeps the spans of one trace only: the consumers also trace every record they read
+    before the test's own, and a scan of them all at each poll would slow what it waits for."""
+
+    def __init__(self, trace_id: str) -> None:
+        super().__init__()
+        self.trace_id = int(trace_id, 16)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return super().export(
+            [s for s in spans if s.context is not None and s.context.trace_id == self.trace_id]
+        )
+
+
+@pytest.fixture(scope="module")
+def own_kafka() -> Iterator[TestBroker]:
+    """A broker of this module's own: the session's holds the records of every test before,
+    and the new consumer groups here would read them all before the test's own."""
+    with test_broker() as broker:
+        yield broker
 
 
 def service_of(span: ReadableSpan) -> str:
@@ -59,11 +81,13 @@ def tree(spans: Sequence[ReadableSpan], parent: int | None, depth: int = 0) -> l
 
 
 def test_one_trace_runs_from_the_http_command_to_the_reminder_it_fires(
-    kafka: TestBroker, tmp_path: Path
+    own_kafka: TestBroker, tmp_path: Path
 ) -> None:
-    exporter = InMemorySpanExporter()
+    # The caller's own trace: the service continues it.
+    trace_id, caller = secrets.token_hex(16), secrets.token_hex(8)
+    exporter = OfTrace(trace_id)
     kafka_settings = {
-        "kafka_bootstrap": kafka.bootstrap,
+        "kafka_bootstrap": own_kafka.bootstrap,
         "topic_partitions": 6,
         "kafka_session_timeout_ms": 6000,
         "kafka_fetch_max_wait_ms": 10,
@@ -97,8 +121,6 @@ def test_one_trace_runs_from_the_http_command_to_the_reminder_it_fires(
         principals=PRINCIPALS,
         tracer_provider=traced_provider("reminders", SimpleSpanProcessor(exporter)),
     )
-    # The caller's own trace: the service continues it.
-    trace_id, caller = secrets.token_hex(16), secrets.token_hex(8)
     with TestClient(opportunity) as ops, TestClient(projections), TestClient(reminders):
         # An SMB opportunity idle for five days: a follow-up reminder is due at once.
         created = ops.post(
@@ -115,13 +137,6 @@ def test_one_trace_runs_from_the_http_command_to_the_reminder_it_fires(
         assert created.status_code == 201, created.text
         oid = created.json()["id"]
 
-        def traced() -> list[ReadableSpan]:
-            return [
-                s
-                for s in exporter.get_finished_spans()
-                if s.context is not None and format(s.context.trace_id, "032x") == trace_id
-            ]
-
         def whole(found: list[ReadableSpan]) -> bool:
             """Every span of the chain is there, those of Kafka records for the opportunity's
             own record (the customer record's event travels in a trace branch of its own)."""
@@ -137,7 +152,7 @@ def test_one_trace_runs_from_the_http_command_to_the_reminder_it_fires(
                 for key in CHAIN
             )
 
-        spans = poll(traced, whole, deadline=90)
+        spans = poll(lambda: list(exporter.get_finished_spans()), whole, deadline=90)
 
     print("\nthe trace of POST /opportunities:\n" + "\n".join(tree(spans, int(caller, 16))))
 
