@@ -268,7 +268,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--growth", default="", help="sizes in opportunities, e.g. 125000,1000000")
     parser.add_argument(
-        "--keep-growth", action="store_true", help="keep the growth database (bench_readside)"
+        "--keep-growth",
+        action="store_true",
+        help="keep the growth databases (bench_readside_<size>)",
     )
     args = parser.parse_args()
     raws, ourses, rss_consume, rebuilds = [], [], [], []

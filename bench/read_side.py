@@ -6,6 +6,7 @@ size in turn; at each size the service (`python -m projections`) answers every r
 `--requests` times in a row after 3 warm-ups.
 
     .venv/bin/python bench/read_side.py [--sizes 125000,250000,500000,1000000] [--requests 50]
+        [--phase fill|measure|both] [--keep]
 
 bench/projections_bench.py runs it for its growth table.
 """
@@ -18,6 +19,7 @@ import time
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -126,29 +128,54 @@ def pct(values: list[float], p: float) -> float:
 
 
 def growth(
-    sizes: list[int], requests: int, rounds: int, database: str, workdir: Path, keep: bool = False
+    sizes: list[int],
+    requests: int,
+    rounds: int,
+    database: str,
+    workdir: Path,
+    keep: bool = False,
+    phases: tuple[str, ...] = ("fill", "measure"),
 ) -> list[tuple[int, dict[str, tuple[float, float]]]]:
-    """Fill a database of our own size by size and measure every report case at each (`keep`:
-    leave the database at the last size, for bench/read_side_explain.py)."""
-    base = ADMIN_URL.rsplit("/", 1)[0]
-    db_url = f"{base}/{database}"
+    """Fill a database of our own size by size, copying it at each size (`<database>_<size>`),
+    then measure every report case on each copy. The phases may run apart (`phases`): fill on a
+    busy machine, measure on a quiet one. `keep`: leave the copies (bench/read_side_explain.py
+    reads the last)."""
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{database}"')
-    found = []
+        if "fill" in phases:
+            fill_sizes(admin, sizes, database)
+        found = []
+        try:
+            if "measure" in phases:
+                for size in sizes:
+                    print(f"{size:,} opportunities:", flush=True)
+                    url = db_url(f"{database}_{size}")
+                    found.append((size, measure(url, workdir, size, requests, rounds)[0]))
+        finally:
+            if not keep:
+                for size in sizes:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{database}_{size}" WITH (FORCE)')
+    return found
+
+
+def db_url(database: str) -> str:
+    return f"{ADMIN_URL.rsplit('/', 1)[0]}/{database}"
+
+
+def fill_sizes(admin: psycopg.Connection[Any], sizes: list[int], database: str) -> None:
+    """`database` filled up to each size in turn, copied at each as `<database>_<size>`."""
+    admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    admin.execute(f'CREATE DATABASE "{database}"')
     done = 0
     try:
         for size in sizes:
             events = size * EVENTS_PER_OPPORTUNITY
-            seconds = fill(db_url, done, events)
+            seconds = fill(db_url(database), done, events)
             print(f"{size:,} opportunities: filled {events - done:,} events in {seconds:.0f} s")
             done = events
-            found.append((size, measure(db_url, workdir, size, requests, rounds)[0]))
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}_{size}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{database}_{size}" TEMPLATE "{database}"')
     finally:
-        if not keep:
-            with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    return found
+        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def growth_table(found: list[tuple[int, dict[str, tuple[float, float]]]]) -> list[str]:
@@ -174,14 +201,28 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database", default="bench_readside")
-    parser.add_argument("--keep", action="store_true", help="keep the database at the end")
+    parser.add_argument("--keep", action="store_true", help="keep the databases at the end")
+    parser.add_argument(
+        "--phase",
+        choices=("fill", "measure", "both"),
+        default="both",
+        help="fill the copies only (kept), or measure copies an earlier run filled",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    phases = ("fill", "measure") if args.phase == "both" else (args.phase,)
     with tempfile.TemporaryDirectory() as scratch:
         found = growth(
-            sizes, args.requests, args.rounds, args.database, Path(scratch), keep=args.keep
+            sizes,
+            args.requests,
+            args.rounds,
+            args.database,
+            Path(scratch),
+            keep=args.keep or args.phase == "fill",
+            phases=phases,
         )
-    print("\n".join(growth_table(found)))
+    if found:
+        print("\n".join(growth_table(found)))
     return 0
 
 

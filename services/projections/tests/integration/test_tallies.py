@@ -57,6 +57,8 @@ def instants() -> list[str]:
     found += [day(3.61), day(3.61) - timedelta(microseconds=1), day(6.7)]
     # In the hour of an event, before and after it.
     found += [day(1.65), day(2.63), day(2.635), day(3.615), day(9.64), day(8.6401)]
+    # In the five-minute slot of an event (the part a report as of then replays), after it.
+    found += [day(1.6401), day(2.6201), day(2.6301), day(3.6101), day(6.7001)]
     return [d.isoformat() for d in found]
 
 
@@ -177,5 +179,5 @@ def test_revision_0009_marks_the_tallies_missing_where_events_were_applied(
 
     with empty.connect() as conn:
         (reason,) = conn.execute(sa.select(LIVE.tallies_missing.c.reason)).one()
-        assert sa.inspect(conn).has_table("bi_tally_cohort_by_hour")
+        assert sa.inspect(conn).has_table("bi_tally_cohort_by_slot")
     assert "oppstream projections rebuild" in reason

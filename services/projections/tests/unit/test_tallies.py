@@ -6,7 +6,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from projections.adapters.tallied import span
-from projections.domain.tallies import Changes, cents, epoch_micros, hour_of, micros
+from projections.domain.tallies import Changes, cents, epoch_micros, micros, slot_of
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -62,18 +62,26 @@ def test_a_window_ending_at_the_reports_instant_takes_its_last_day_whole() -> No
     assert s.excess == ((at(2026, 3, 4, 18), at(2026, 3, 5)),)
 
 
+def test_a_change_falls_in_the_five_minute_slot_of_the_business_time_zone() -> None:
+    assert slot_of(at(2026, 3, 2, 9, 34, 59), SHANGHAI) == at(2026, 3, 2, 9, 30)
+    assert slot_of(at(2026, 3, 2, 9, 35), SHANGHAI) == at(2026, 3, 2, 9, 35)
+    # 23:58 UTC is 07:58 the next day in Shanghai: that day's slot.
+    late = slot_of(datetime(2026, 3, 1, 23, 58, tzinfo=UTC), SHANGHAI)
+    assert (late.date(), late) == (date(2026, 3, 2), at(2026, 3, 2, 7, 55))
+
+
 def test_a_fact_that_comes_and_goes_in_a_batch_leaves_no_row() -> None:
     changes = Changes()
-    nine, ten = hour_of(at(2026, 3, 2, 9, 30), SHANGHAI), at(2026, 3, 2, 10)
+    half_past, ten = slot_of(at(2026, 3, 2, 9, 32), SHANGHAI), at(2026, 3, 2, 10)
     fact = ("cohort", ("k",), (1, 100))
-    changes.add(nine, fact, 1)
-    changes.move(nine, [fact], [("cohort", ("j",), (1, 50))])
+    changes.add(half_past, fact, 1)
+    changes.move(half_past, [fact], [("cohort", ("j",), (1, 50))])
     changes.add(ten, ("cohort", ("j",), (1, 50)), 1)
 
     assert changes.rows() == {
         "cohort": (
             [("j", 2, 100)],
             [(date(2026, 3, 2), "j", 2, 100)],
-            [(at(2026, 3, 2, 9), "j", 1, 50), (ten, "j", 1, 50)],
+            [(at(2026, 3, 2, 9, 30), "j", 1, 50), (ten, "j", 1, 50)],
         ),
     }

@@ -1,6 +1,6 @@
-"""What the events of one hour up to an instant changed in the tallies, worked out from the
+"""What the events of one slot up to an instant changed in the tallies, worked out from the
 tables as the store works it out when it applies them (adapters/tally_tables.record): the
-opportunities with an event in [hour, as_of] leave with their facts as of the hour's start and
+opportunities with an event in [slot, as_of] leave with their facts as of the slot's start and
 join with those as of `as_of`; their creations and wins in it are credited; their visits
 completed in it count; a void in it moves their visits and creation credit to `voided`."""
 
@@ -20,20 +20,20 @@ VOID = "OpportunityVoided"  # the event ordering.in_order names a void by
 
 
 def replay(
-    conn: sa.Connection, t: Tables, hour: datetime, as_of: datetime, zone: ZoneInfo
+    conn: sa.Connection, t: Tables, slot: datetime, as_of: datetime, zone: ZoneInfo
 ) -> t_.Changes:
     v, o, visit = t.version.c, t.opportunity.c, t.visit
     touched = (
         sa.select(v.opportunity_id)
-        .where(v.occurred_at >= hour, v.occurred_at <= as_of)
+        .where(v.occurred_at >= slot, v.occurred_at <= as_of)
         .distinct()
         .subquery("touched")
     )
-    # Each touched opportunity's last row before the hour and its rows of the hour.
+    # Each touched opportunity's last row before the slot and its rows of the slot.
     prior = t.version.alias("prior")
     last_before = (
         sa.select(sa.func.max(prior.c.version))
-        .where(prior.c.opportunity_id == v.opportunity_id, prior.c.occurred_at < hour)
+        .where(prior.c.opportunity_id == v.opportunity_id, prior.c.occurred_at < slot)
         .scalar_subquery()
     )
     rows = _fetch(
@@ -54,7 +54,7 @@ def replay(
                 t.version, v.opportunity_id == o.id
             )
         )
-        .where(v.occurred_at <= as_of, sa.or_(v.occurred_at >= hour, v.version == last_before))
+        .where(v.occurred_at <= as_of, sa.or_(v.occurred_at >= slot, v.version == last_before))
         .order_by(o.id, v.version),
     )
     histories: dict[str, list[Any]] = defaultdict(list)
@@ -65,17 +65,17 @@ def replay(
     for opportunity_id, history in histories.items():
         first = history[0]
         fixed = t_.Fixed(first[1].astimezone(zone).date(), *first[2:6])
-        before = [] if first[6] >= hour else t_.state_facts(fixed, first[8:], zone)
-        changes.move(hour, before, t_.state_facts(fixed, history[-1][8:], zone))
+        before = [] if first[6] >= slot else t_.state_facts(fixed, first[8:], zone)
+        changes.move(slot, before, t_.state_facts(fixed, history[-1][8:], zone))
         for r in history:
             occurred_at, event_type, h = r[6], r[7], r[8:]
-            if occurred_at < hour:
+            if occurred_at < slot:
                 continue
             if event_type in t_.CREDITED:
                 credit = t_.credit_fact(
                     event_type, occurred_at, h[7], h[8], h[10], h[14], zone, voided=False
                 )
-                changes.add(hour, credit, 1)
+                changes.add(slot, credit, 1)
             if event_type == VOID and h[0] == VOIDED:
                 voided.append((opportunity_id, occurred_at))
     if histories:
@@ -96,20 +96,24 @@ def replay(
             conn,
             sa.select(*(c[n] for n in names))
             .join(touched, touched.c.opportunity_id == c.opportunity_id)
-            .where(c.exited_at >= hour, c.exited_at <= as_of),
+            .where(c.exited_at >= slot, c.exited_at <= as_of),
         )
         for exit_ in completed:
             facts = t_.visit_fact(dict(zip(names, exit_, strict=True)), zone, voided=False)
-            changes.add(hour, facts, 1)
+            changes.add(slot, facts, 1)
     if voided:
         void_changes(conn, visit, t.version, voided, changes, zone)
     return changes
 
 
 def _fetch(conn: sa.Connection, query: sa.Select[Any]) -> list[Any]:
-    """The rows of `query`; on PostgreSQL straight from the driver, whose instants, amounts
-    and texts are what the domain reads (no per-value conversion: the hour's rows are many)."""
+    """The rows of `query`; on PostgreSQL straight from the driver's cursor, all at once, whose
+    instants, amounts and texts are what the domain reads (no per-row or per-value work)."""
     if conn.dialect.name != "postgresql":
         return list(conn.execute(query))
     compiled = query.compile(dialect=conn.dialect)
-    return list(conn.exec_driver_sql(str(compiled), compiled.params))
+    raw = conn.connection.driver_connection
+    assert raw is not None  # noqa: S101 - an open connection has one
+    with raw.cursor() as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        return list(cursor.fetchall())

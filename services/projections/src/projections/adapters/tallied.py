@@ -5,14 +5,14 @@ and the instants at its ends (`from`/`to` not at midnight), read from the tables
 that ends at the report's instant (the company's trailing one; a cohort `to` the `as_of`)
 takes its last day whole, as of that instant, less those created from that instant on.
 
-As of an instant T in hour H of day D, the tallies give the figures as they stood when H
-began: the days before D (or the total less the days from D on, whichever is fewer rows) and
-the hours of D before H. What the events of H up to T changed is worked out as the store works
-it out (adapters/replay.py) and added. The sums equal what the tables alone give.
+As of an instant T in the five-minute slot S of day D, the tallies give the figures as they
+stood when S began: the days before D (or the total less the days from D on, whichever is fewer
+rows) and the slots of D before S. What the events of S up to T changed is worked out as the
+store works it out (adapters/replay.py) and added. The sums equal what the tables alone give.
 """
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -96,21 +96,21 @@ class Only:
 
 @dataclass
 class Plan:
-    """How one report reads the tallies as of `as_of` (None: now): the hour H that holds it
-    and what the events of H up to `as_of` changed (read once, for every tally)."""
+    """How one report reads the tallies as of `as_of` (None: now): the slot S that holds it
+    and what the events of S up to `as_of` changed (read once, for every tally)."""
 
     as_of: datetime | None
-    hour: datetime | None
+    slot: datetime | None
     _replayed: dict[str, list[dict[str, Any]]] | None = None
 
     def replayed(
         self, conn: sa.Connection, t: Tables, zone: ZoneInfo
     ) -> dict[str, list[dict[str, Any]]]:
-        """Each tally's changes of H up to `as_of`, as rows by column name (none without one)."""
-        if self.as_of is None or self.hour is None:
+        """Each tally's changes of S up to `as_of`, as rows by column name (none without one)."""
+        if self.as_of is None or self.slot is None:
             return {}
         if self._replayed is None:
-            changes = replay(conn, t, self.hour, self.as_of, zone)
+            changes = replay(conn, t, self.slot, self.as_of, zone)
             self._replayed = {
                 name: [dict(zip(SHAPE_COLUMNS[name], row, strict=True)) for row in total]
                 for name, total in changes.totals().items()
@@ -119,7 +119,7 @@ class Plan:
 
 
 # The plans of each open reading (a report's connection), by `as_of`: the figures a report
-# reads through several tallies replay the hour once.
+# reads through several tallies replay the slot once.
 _PLANS: "WeakKeyDictionary[sa.Connection, dict[datetime | None, Plan]]" = WeakKeyDictionary()
 
 
@@ -132,7 +132,7 @@ def plan(conn: sa.Connection, as_of: datetime | None, zone: ZoneInfo) -> Plan:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
     if as_of not in plans:
-        plans[as_of] = Plan(as_of, None if as_of is None else t_.hour_of(as_of, zone))
+        plans[as_of] = Plan(as_of, None if as_of is None else t_.slot_of(as_of, zone))
     return plans[as_of]
 
 
@@ -146,7 +146,9 @@ class Exact:
     excess: Only | None
 
 
-def exact_parts(t: Tables, spans: Iterable[Span]) -> Exact:
+def exact_parts(conn: sa.Connection, t: Tables, spans: Iterable[Span]) -> Exact:
+    """The reads the spans need; none where no opportunity was created in their ranges (one
+    look at the index of `created_at` spares building and planning a read of nothing)."""
     spans = tuple(spans)
     o = t.opportunity.c
 
@@ -156,7 +158,7 @@ def exact_parts(t: Tables, spans: Iterable[Span]) -> Exact:
             for s in spans
             if ranges(s)
         ]
-        if not selects:
+        if not selects or not any(conn.execute(sa.select(q.exists())).scalar() for q in selects):
             return None
         rows = (selects[0] if len(selects) == 1 else sa.union(*selects)).subquery("only")
         parts = tuple((lambda created, s=s: _in_ranges(created, ranges(s))) for s in spans)
@@ -225,34 +227,35 @@ def sums(
 
     def select(table: sa.Table, sign: int, *extra: sa.ColumnElement[bool]) -> sa.Select[Any]:
         c = table.c
+        conditions = [part.sql(c) for part in parts]
         measures = [
-            sign * sa.func.sum(sa.case((part.sql(c), c[m]), else_=0))
-            for part in parts
+            sign * sa.func.sum(sa.case((condition, c[m]), else_=0))
+            for condition in conditions
             for m in tally.measures
         ]
         return (
             sa.select(*(c[g] for g in group), *measures)
-            .where(where.sql(c), sa.or_(*(part.sql(c) for part in parts)), *extra)
+            .where(where.sql(c), sa.or_(*conditions), *extra)
             .group_by(*(c[g] for g in group))
         )
 
     queries = []
-    if p.hour is None:
+    if p.slot is None:
         queries = [select(tally.total, 1)]
     else:
-        day, days = p.hour.date(), tally.by_day.c.event_day
-        start = p.hour.replace(hour=0)
+        day, days = p.slot.date(), tally.by_day.c.event_day
+        start = p.slot.replace(hour=0, minute=0)
         first, last = conn.execute(sa.select(sa.func.min(days), sa.func.max(days))).one()
-        if first is None or day < first or (day == first and p.hour == start):
-            pass  # nothing occurred before H
+        if first is None or day < first or (day == first and p.slot == start):
+            pass  # nothing occurred before S
         elif last is not None and (day - first) > (last - day):
             # Nearer the end: the total less the days from D on.
             queries = [select(tally.total, 1), select(tally.by_day, -1, days >= day)]
         else:
             queries = [select(tally.by_day, 1, days < day)]
-        hours = tally.by_hour.c.event_hour
-        if queries and p.hour > start:
-            queries.append(select(tally.by_hour, 1, hours >= start, hours < p.hour))
+        slots = tally.by_slot.c.event_slot
+        if queries and p.slot > start:
+            queries.append(select(tally.by_slot, 1, slots >= start, slots < p.slot))
     rows: dict[tuple[Any, ...], list[int]] = {}
     width = len(parts) * len(tally.measures)
     for query in queries:
@@ -341,9 +344,10 @@ def combine(cls: Any, width: int, signed: Iterable[tuple[int, Iterable[Any]]]) -
     """Rows of dataclass `cls` (key fields first, `width` figures last, the first a count) added
     up with signs by key; keys that come to no count are left out."""
     found: dict[tuple[Any, ...], list[Any]] = {}
+    names = [f.name for f in fields(cls)]
     for sign, rows in signed:
         for row in rows:
-            values = astuple(row)
+            values = tuple(getattr(row, name) for name in names)
             key, figures = values[:-width], values[-width:]
             known = found.setdefault(key, [0] * width)
             for i, f in enumerate(figures):

@@ -85,7 +85,7 @@ def cohorts(
     if visits:
         visit_where = where if q.include_voided else both(where, equal("voided", False))
         completed = sums(conn, t, t_.VISITS, VISIT_GROUP, parts, visit_where, p, zone)
-    exact = exact_parts(t, spans)
+    exact = exact_parts(conn, t, spans)
     signed: list[tuple[int, tuple[Cohort, Cohort]]] = []
     reads = [
         (1, q, company, exact.now),
@@ -129,7 +129,7 @@ def open_amounts(model: "SqlReadModel", conn: sa.Connection, q: Query) -> list[O
     for row in sums(conn, t, t_.FORECAST, group, [day_part(s)], segment_filter(q), p, zone):
         pipeline, stage, month, currency, override, n, cents, missing = row
         add(1, (pipeline, stage, month, currency, _none(override)), n, _amount(cents), missing)
-    exact = exact_parts(t, [s])
+    exact = exact_parts(conn, t, [s])
     for sign, query, only in ((1, q, exact.now), (-1, _windowless(q), exact.excess)):
         if only is not None:
             for a in model.exact_open_amounts(conn, query, only):
@@ -171,7 +171,7 @@ def won_by_month(model: "SqlReadModel", conn: sa.Connection, q: Query) -> list[W
         conn, t, t_.WINS, group, [day_part(s)], segment_filter(q), p, zone
     ):
         add(1, month, currency, n, _amount(cents))
-    exact = exact_parts(t, [s])
+    exact = exact_parts(conn, t, [s])
     for sign, query, only in ((1, q, exact.now), (-1, _windowless(q), exact.excess)):
         if only is not None:
             for w in model.exact_won_by_month(conn, query, only):

@@ -1,6 +1,6 @@
 """The tally tables (domain/tallies.py, migration 0009): each tally's sums in total
-(`bi_tally_<name>`), per day and per hour the changes occurred (`bi_tally_<name>_by_day`, led
-by `event_day`; `bi_tally_<name>_by_hour`, led by `event_hour`); written in the store's
+(`bi_tally_<name>`), per day and per slot the changes occurred (`bi_tally_<name>_by_day`, led
+by `event_day`; `bi_tally_<name>_by_slot`, led by `event_slot`); written in the store's
 transaction, added to, never replaced."""
 
 from collections.abc import Callable, Iterable
@@ -125,16 +125,16 @@ class Tally:
 
     total: sa.Table
     by_day: sa.Table
-    by_hour: sa.Table
+    by_slot: sa.Table
     keys: tuple[str, ...]
     measures: tuple[str, ...]
 
 
-# The column that leads each table's key after the total's: none, the day, the hour.
+# The column that leads each table's key after the total's: none, the day, the slot.
 LEADS: tuple[tuple[str, str | None, Any], ...] = (
     ("", None, None),
     ("_by_day", "event_day", sa.Date()),
-    ("_by_hour", "event_hour", UtcDateTime()),
+    ("_by_slot", "event_slot", UtcDateTime()),
 )
 
 
@@ -154,9 +154,9 @@ def tally_tables(t: Callable[..., sa.Table]) -> tuple[dict[str, Tally], sa.Table
                     *(sa.Column(m, kind, nullable=False) for m, kind in measures),
                 )
             )
-        total, by_day, by_hour = tables
+        total, by_day, by_slot = tables
         found[name] = Tally(
-            total, by_day, by_hour, tuple(k for k, _ in keys), tuple(m for m, _ in measures)
+            total, by_day, by_slot, tuple(k for k, _ in keys), tuple(m for m, _ in measures)
         )
     missing = t(
         MISSING,
@@ -183,10 +183,10 @@ def table_names() -> tuple[str, ...]:
 
 def write(conn: sa.Connection, tallies: dict[str, Tally], changes: Changes) -> None:
     """Add a batch's changes to the tallies, each table's rows in key order."""
-    for name, (total, days, hours) in sorted(changes.rows().items()):
+    for name, (total, days, slots) in sorted(changes.rows().items()):
         tally = tallies[name]
         written = zip(
-            (tally.total, tally.by_day, tally.by_hour), (total, days, hours), LEADS, strict=True
+            (tally.total, tally.by_day, tally.by_slot), (total, days, slots), LEADS, strict=True
         )
         for table, rows, (_, lead, _) in written:
             if rows:
@@ -220,9 +220,9 @@ def void_changes(
         sa.select(visit).where(visit.c.opportunity_id.in_(ids), visit.c.exited_at.is_not(None))
     ).mappings():
         completed = dict(row)
-        hour = t_.hour_of(when[completed["opportunity_id"]], zone)
+        slot = t_.slot_of(when[completed["opportunity_id"]], zone)
         changes.move(
-            hour,
+            slot,
             [t_.visit_fact(completed, zone, voided=False)],
             [t_.visit_fact(completed, zone, voided=True)],
         )
@@ -232,14 +232,14 @@ def void_changes(
             v.opportunity_id.in_(ids), v.version == 1, v.event_type == t_.CREATED
         )
     ):
-        hour = t_.hour_of(when[opportunity_id], zone)
+        slot = t_.slot_of(when[opportunity_id], zone)
         facts = [
             t_.credit_fact(
                 t_.CREATED, occurred_at, owner_id, team_id, currency, None, zone, voided=flag
             )
             for flag in (False, True)
         ]
-        changes.move(hour, facts[:1], facts[1:])
+        changes.move(slot, facts[:1], facts[1:])
 
 
 def record(
@@ -257,8 +257,8 @@ def record(
     t_.state_changes(changes, zone, before, fixed, ordered.history)
     for row in ordered.visits.values():
         if row["exited_at"] is not None:
-            hour = t_.hour_of(row["exited_at"], zone)
-            changes.add(hour, t_.visit_fact(row, zone, voided=False), 1)
+            slot = t_.slot_of(row["exited_at"], zone)
+            changes.add(slot, t_.visit_fact(row, zone, voided=False), 1)
     if ordered.voided:
         void_changes(conn, visit, version, ordered.voided, changes, zone)
     write(conn, tallies, changes)

@@ -5,9 +5,10 @@ and status; open in this stage with this expected close month; won in this month
 completed stage visit for one, each creation or win for a credit. A report sums the facts of
 the opportunities it covers, so the store keeps their sums per key, changed by every event:
 the facts of the state before leave, those of the state after join. The same changes are kept
-again per day and per hour they occurred (`event_day`, `event_hour`, in the business time
-zone), so a report as of an earlier instant sums the days before its day and the hours of its
-day before its hour (adapters/tallied.py reads the rest of that hour exactly).
+again per day and per five-minute slot they occurred (`event_day`, `event_slot`, in the
+business time zone), so a report as of an earlier instant sums the days before its day and the
+slots of its day before its slot (adapters/tallied.py reads the rest of that slot exactly: the
+shorter the slot, the fewer events a report as of an instant replays).
 
 Every measure is an integer or an amount: microseconds, not float seconds, so the sums do not
 depend on the order they were added in (a rebuild's equal the live tables', row for row).
@@ -28,6 +29,7 @@ CREDITED = (CREATED, WON_EVENT)
 # Text key columns hold '' for "none" (a key column cannot be null).
 NONE = ""
 MICROS = 1_000_000
+SLOT_MINUTES = 5
 CENT = Decimal("0.01")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -54,10 +56,11 @@ def cents(amount: Decimal | None) -> int:
     return 0 if amount is None else int(amount.quantize(CENT, ROUND_HALF_UP) * 100)
 
 
-def hour_of(at: datetime, zone: ZoneInfo) -> datetime:
-    """The start of the hour (in the business time zone) that holds `at`; its `date()` is the
-    business day."""
-    return at.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+def slot_of(at: datetime, zone: ZoneInfo) -> datetime:
+    """The start of the five-minute slot (in the business time zone) that holds `at`; its
+    `date()` is the business day."""
+    local = at.astimezone(zone)
+    return local.replace(minute=local.minute - local.minute % SLOT_MINUTES, second=0, microsecond=0)
 
 
 def month_text(day: date | None) -> str:
@@ -198,13 +201,13 @@ def credit_fact(
 
 @dataclass
 class Changes:
-    """What a batch adds to the tallies: by tally, hour the change occurred (`hour_of`), key."""
+    """What a batch adds to the tallies: by tally, slot the change occurred (`slot_of`), key."""
 
     found: dict[tuple[str, datetime, Key], list[Any]] = field(default_factory=dict)
 
-    def add(self, hour: datetime, fact: Fact, sign: int) -> None:
+    def add(self, slot: datetime, fact: Fact, sign: int) -> None:
         name, key, measures = fact
-        k = (name, hour, key)
+        k = (name, slot, key)
         known = self.found.get(k)
         if known is None:
             self.found[k] = list(measures) if sign > 0 else [-m for m in measures]
@@ -213,11 +216,11 @@ class Changes:
         else:
             known[:] = [a - m for a, m in zip(known, measures, strict=True)]
 
-    def move(self, hour: datetime, before: Iterable[Fact], after: Iterable[Fact]) -> None:
+    def move(self, slot: datetime, before: Iterable[Fact], after: Iterable[Fact]) -> None:
         for fact in before:
-            self.add(hour, fact, -1)
+            self.add(slot, fact, -1)
         for fact in after:
-            self.add(hour, fact, 1)
+            self.add(slot, fact, 1)
 
     def totals(self) -> dict[str, list[Row]]:
         """Each tally's non-zero changes in total (key, then measures)."""
@@ -231,23 +234,23 @@ class Changes:
         return {name: [(*k, *m) for k, m in rows.items() if any(m)] for name, rows in found.items()}
 
     def rows(self) -> dict[str, tuple[list[Row], list[Row], list[Row]]]:
-        """Each tally's non-zero changes in total, by day and by hour, in key order (writers
+        """Each tally's non-zero changes in total, by day and by slot, in key order (writers
         lock rows in one order)."""
         totals: dict[str, dict[Key, list[Any]]] = defaultdict(dict)
         days: dict[str, dict[Key, list[Any]]] = defaultdict(dict)
-        hours: dict[str, list[Row]] = defaultdict(list)
-        for (name, hour, key), measures in self.found.items():
+        slots: dict[str, list[Row]] = defaultdict(list)
+        for (name, slot, key), measures in self.found.items():
             if not any(measures):
                 continue
-            hours[name].append((hour, *key, *measures))
-            for sums, k in ((totals[name], key), (days[name], (hour.date(), *key))):
+            slots[name].append((slot, *key, *measures))
+            for sums, k in ((totals[name], key), (days[name], (slot.date(), *key))):
                 known = sums.get(k)
                 if known is None:
                     sums[k] = list(measures)
                 else:
                     known[:] = [a + m for a, m in zip(known, measures, strict=True)]
         return {
-            name: (_rows(totals[name]), _rows(days[name]), sorted(hours[name])) for name in hours
+            name: (_rows(totals[name]), _rows(days[name]), sorted(slots[name])) for name in slots
         }
 
 
@@ -274,7 +277,7 @@ def state_changes(
     fixed: Mapping[str, Fixed],
     history: Iterable[Sequence[Any]],
 ) -> None:
-    """Each history row's facts replace those of the state before it, in the hour it occurred.
+    """Each history row's facts replace those of the state before it, in the slot it occurred.
 
     `before`: each stored opportunity's state as `facts_before` gives it (none for a new one);
     `history`: `bi_opportunity_version` rows (opportunity_id, version, occurred_at, event_type,
@@ -282,18 +285,18 @@ def state_changes(
     last = dict(before)
     for row in history:
         opportunity_id, occurred_at, event_type, h = row[0], row[2], row[3], row[4:]
-        hour = hour_of(occurred_at, zone)
+        slot = slot_of(occurred_at, zone)
         read = _read(h)
         previous = last.get(opportunity_id)
         if previous is None or previous[0] != read:
             facts = state_facts(fixed[opportunity_id], h, zone)
-            changes.move(hour, [] if previous is None else previous[1], facts)
+            changes.move(slot, [] if previous is None else previous[1], facts)
             last[opportunity_id] = (read, facts)
         if event_type in CREDITED:
             credit = credit_fact(
                 event_type, occurred_at, h[7], h[8], h[10], h[14], zone, voided=False
             )
-            changes.add(hour, credit, 1)
+            changes.add(slot, credit, 1)
 
 
 def facts_before(state: OpportunityState, zone: ZoneInfo) -> Before:
