@@ -8,9 +8,9 @@ same envelopes (same `event_id`); nothing is skipped. Each partition gets one pr
 per batch, sent after the previous one succeeded, so a failed request can never be overtaken
 by a later one. One relay runs per event store: whoever holds the leadership lock.
 
-While a full batch is in flight the relay reads and encodes the next one (a read ahead, kept
-only while it starts at the relay's position in the current epoch); it still sends it only
-after the previous one was acknowledged and its position stored, so at most one batch is ever
+While a batch is in flight and more events wait, the relay reads and encodes the next batch (a
+read ahead, used only if it starts at the relay's position in the current epoch); it sends it
+only once the previous one was acknowledged and its position stored: at most one batch is ever
 unconfirmed.
 
 Every record carries the epoch of the log it fills. When the broker turns out to have lost what
@@ -153,6 +153,7 @@ class Relay:
                     self._metrics.leader.set(1 if leader else 0)
                     if not leader:
                         self._position = None
+                        await self._drop_ahead()
                         await self._pause(1.0)
                         continue
                     sent = await self.relay_once()
@@ -235,6 +236,8 @@ class Relay:
         if ahead is not None:
             ahead.cancel()
             await asyncio.wait({ahead})
+            if not ahead.cancelled():
+                ahead.exception()  # a read that failed is simply not used: no warning of it
 
     async def _send(
         self, notifications: list[Notification], records: list[list[Outgoing]]
@@ -266,8 +269,10 @@ class Relay:
     async def _publish_won_again(self, done: int, until: int) -> int:
         """The next page of the won messages up to where the events are published again from."""
         page = await finished(self._page, done, until, WON_TOPICS)
-        records = await finished(self._records, page, self._book.epoch, True)
-        landed = await self._send(page, records) if page else {}
+        landed: dict[tuple[str, int], Landed] | None = {}
+        if page:
+            records = await finished(self._records, page, self._book.epoch, True)
+            landed = await self._send(page, records)
         if landed is None:
             return 0
         done = page[-1].id if len(page) == self._batch else until
