@@ -3,11 +3,18 @@ and when it refuses one, says why, naming the field."""
 
 import json
 from typing import Any
+from uuid import uuid4, uuid5
 
 import pytest
 from pydantic import ValidationError
 
-from contracts.envelope import Envelope, NotAnEnvelope, event_id_for, read_envelope
+from contracts.envelope import (
+    EVENT_ID_NAMESPACE,
+    Envelope,
+    NotAnEnvelope,
+    event_id_for,
+    read_envelope,
+)
 
 
 def valid() -> dict[str, Any]:
@@ -110,3 +117,10 @@ def test_a_missing_field_or_a_non_object_is_not_an_envelope() -> None:
     assert refusal(b"[1, 2]").field is None
     assert str(refusal(b"\xff\xfe")).startswith("not UTF-8 JSON: ")
     assert str(refusal(None)) == "the record has no value"
+
+
+def test_event_id_is_the_uuid5_of_the_opportunity_and_version() -> None:
+    for n in range(500):
+        opportunity_id = str(uuid4()) if n % 2 else f"opp-{n}-客户"
+        expected = str(uuid5(EVENT_ID_NAMESPACE, f"{opportunity_id}/{n}"))
+        assert event_id_for(opportunity_id, n) == expected

@@ -2,12 +2,14 @@
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from hashlib import sha1
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://oppstream/events")
+_NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
 
 
 class RecordKind(StrEnum):
@@ -37,8 +39,15 @@ def kind_of(event_type: str) -> RecordKind:
 
 
 def event_id_for(opportunity_id: str, version: int) -> str:
-    """The same event always has the same id, so every redelivery carries it."""
-    return str(uuid5(EVENT_ID_NAMESPACE, f"{opportunity_id}/{version}"))
+    """The same event always has the same id, so every redelivery carries it: the UUID
+    version 5 of `<opportunity_id>/<version>` in EVENT_ID_NAMESPACE. Spelled out rather than
+    `str(uuid5(...))`, which costs the relay more than the rest of an envelope."""
+    name = f"{opportunity_id}/{version}".encode()
+    digest = bytearray(sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()[:16])
+    digest[6] = digest[6] & 0x0F | 0x50  # version 5
+    digest[8] = digest[8] & 0x3F | 0x80  # the RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class Envelope(BaseModel):

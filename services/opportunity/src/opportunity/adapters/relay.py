@@ -8,6 +8,11 @@ same envelopes (same `event_id`); nothing is skipped. Each partition gets one pr
 per batch, sent after the previous one succeeded, so a failed request can never be overtaken
 by a later one. One relay runs per event store: whoever holds the leadership lock.
 
+While a batch is in flight and more events wait, the relay reads and encodes the next batch (a
+read ahead, used only if it starts at the relay's position in the current epoch); it sends it
+only once the previous one was acknowledged and its position stored: at most one batch is ever
+unconfirmed.
+
 Every record carries the epoch of the log it fills. When the broker turns out to have lost what
 it acknowledged (chassis.kafka.logbook), the relay starts a new epoch and publishes again what
 its readers may lack: the events after the position every reader group had read through
@@ -37,7 +42,7 @@ from chassis.kafka.producing import (
     new_producer,
     produce_in_order,
 )
-from chassis.kafka.traces import Publishing, publishing
+from chassis.kafka.traces import publishing
 from chassis.retrying import Backoff
 from chassis.sql.logbooks import read_book, start_over, write_book
 from contracts import topics
@@ -75,6 +80,19 @@ WON_DONE, WON_UNTIL = "relay.won_again.done", "relay.won_again.until"  # see _pu
 WON_TOPICS = [t for t in OPPORTUNITY_TOPICS if t.endswith(".OpportunityWon")]
 
 
+@dataclass(frozen=True)
+class Page:
+    """Up to a batch of notifications after the position `after`: every one up to `done`, read
+    when the log reached `top`; and each one's records in the log epoch `epoch`."""
+
+    after: int
+    done: int
+    top: int
+    notifications: list[Notification]
+    records: list[list[Outgoing]]
+    epoch: str
+
+
 @dataclass
 class RelayMetrics:
     relayed: Counter
@@ -104,12 +122,12 @@ class Relay:
         self._leadership, self._metrics = leadership, metrics
         self._batch, self._idle_poll, self._probe = batch, idle_poll, probe
         self._commits, self._readers = commits, readers
-        self._readers_noted = (
-            0.0  # when the readers' commits were last read        self._progress = Progress(0)
-        )
+        self._readers_noted = 0.0  # when the readers' commits were last read
+        self._progress = Progress(0)
         # Won messages to publish again after a loss: (done up to, until) positions.
         self._won: tuple[int, int] | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._ahead: asyncio.Future[Page] | None = None  # the next page, being read
         # Known while leader; None: read the stored ones (and ask the broker about its log).
         self._position: int | None = None
         self._book = LogBook("")
@@ -135,6 +153,7 @@ class Relay:
                     self._metrics.leader.set(1 if leader else 0)
                     if not leader:
                         self._position = None
+                        await self._drop_ahead()
                         await self._pause(1.0)
                         continue
                     sent = await self.relay_once()
@@ -151,9 +170,11 @@ class Relay:
                 except Exception as exc:  # broker or store down: retry from the stored position
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     self._position = None
+                    await self._drop_ahead()
                     await self._drop_clients()
                     await backoff.wait("relay", self.last_error)
         finally:
+            await self._drop_ahead()
             await self._drop_clients()
             await finished(self._leadership.release)
             self._metrics.leader.set(0)
@@ -163,17 +184,19 @@ class Relay:
         if self._position is None:  # just became leader: continue where the last one stopped
             await finished(self._resume)
             await self.check_log()
-        position, top, notifications = await finished(self._next_batch)
+        page = await self._next_page()
+        notifications, done, top = page.notifications, page.done, page.top
         if not notifications:
-            if top > position:  # only index and idempotency records since: nothing to send
+            if top > page.after:  # only index and idempotency records since: nothing to send
                 await finished(self._store, top, {})
             self._set_lag(top, top)
             # The readers have every event: the won messages the lost log held come next.
             return await self._publish_won_again(*self._won) if self._won is not None else 0
-        landed = await self._send(notifications)
+        if done < top:  # there is more: read it while this batch is in flight
+            self._ahead = asyncio.ensure_future(finished(self._read, done, page.epoch))
+        landed = await self._send(page.notifications, page.records)
         if landed is None:
             return 0
-        done = top if len(notifications) < self._batch else notifications[-1].id
         await finished(self._store, done, landed)
         self._progress.published(done, self._events_ends())
         self._metrics.relayed.inc(len(notifications))
@@ -197,16 +220,44 @@ class Relay:
         if lost:
             await self._start_over(lost)
 
+    async def _next_page(self) -> Page:
+        """The page after the relay's position: the one read ahead if it still fits."""
+        position, epoch = self._position or 0, self._book.epoch
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            page = await ahead
+            if page.after == position and page.epoch == epoch:
+                return page
+        return await finished(self._read, position, epoch)
+
+    async def _drop_ahead(self) -> None:
+        """Forget the page read ahead, once its thread is done with the store."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.cancel()
+            await asyncio.wait({ahead})
+            if not ahead.cancelled():
+                ahead.exception()  # a read that failed is simply not used: no warning of it
+
     async def _send(
-        self, notifications: list[Notification], won_only: bool = False
+        self, notifications: list[Notification], records: list[list[Outgoing]]
     ) -> dict[tuple[str, int], Landed] | None:
-        """Publish; None when the sends show the broker lost its log (the relay started over).
-        Traced, each record is published in a span, the child of its command's (or a new
-        trace's), its traceparent on the record."""
+        """Publish each notification's records; None when the sends show the broker lost its
+        log (the relay started over). Traced, each record is published in a span, the child of
+        its command's (or a new trace's), its traceparent on the record."""
         with publishing(None if self._traces is None else self._traces.tracer) as spans:
-            records = await finished(self._records, notifications, won_only, spans)
+            if spans is None or self._traces is None:
+                outgoing = [record for own in records for record in own]
+            else:
+                outgoing = [
+                    spans.traced(
+                        record, self._traces.span_of(n.originator_id, n.originator_version)
+                    )
+                    for n, own in zip(notifications, records, strict=True)
+                    for record in own
+                ]
             producer = await self._ensure_producer()
-            landed = await produce_in_order(producer, records)
+            landed = await produce_in_order(producer, outgoing)
         if self._traces is not None:
             self._traces.published((n.originator_id, n.originator_version) for n in notifications)
         lost = self._book.lost_in(landed)
@@ -218,7 +269,10 @@ class Relay:
     async def _publish_won_again(self, done: int, until: int) -> int:
         """The next page of the won messages up to where the events are published again from."""
         page = await finished(self._page, done, until, WON_TOPICS)
-        landed = await self._send(page, won_only=True) if page else {}
+        landed: dict[tuple[str, int], Landed] | None = {}
+        if page:
+            records = await finished(self._records, page, self._book.epoch, True)
+            landed = await self._send(page, records)
         if landed is None:
             return 0
         done = page[-1].id if len(page) == self._batch else until
@@ -267,11 +321,17 @@ class Relay:
     def _events_ends(self) -> dict[int, int]:
         return {p: end for (t, p), end in self._book.ends.items() if t == topics.OPPORTUNITY_EVENTS}
 
-    def _page(self, after: int, until: int, names: list[str]) -> list[Notification]:
-        """Up to a batch of the notifications of `names` in (after, until]."""
+    def _page(
+        self, after: int, until: int, names: list[str], limit: int | None = None
+    ) -> list[Notification]:
+        """Up to `limit` (a batch) of the notifications of `names` in (after, until]."""
         return list(
             self._app.recorder.select_notifications(
-                start=after, limit=self._batch, stop=until, topics=names, inclusive_of_start=False
+                start=after,
+                limit=limit or self._batch,
+                stop=until,
+                topics=names,
+                inclusive_of_start=False,
             )
         )
 
@@ -283,42 +343,49 @@ class Relay:
                 write_position(conn, reader, position)
             write_book(conn, relay_log, self._book, changed or set())
 
-    def _next_batch(self) -> tuple[int, int, list[Notification]]:
-        position = self._position or 0
+    def _read(self, after: int, epoch: str) -> Page:
+        """The next batch of events after `after`, asked for a batch of positions at a time:
+        over the whole backlog PostgreSQL would gather and sort every row of it, each batch."""
         top = self._app.last_position()
-        return position, top, self._page(position, top, EVENT_TOPICS)
+        notifications: list[Notification] = []
+        until = after
+        while len(notifications) < self._batch and until < top:
+            start, until = until, min(top, until + self._batch)
+            wanted = self._batch - len(notifications)
+            notifications += self._page(start, until, EVENT_TOPICS, wanted)
+        done = notifications[-1].id if len(notifications) == self._batch else until
+        records = self._records(notifications, epoch)
+        return Page(after, done, top, notifications, records, epoch)
 
     def _records(
-        self, notifications: list[Notification], won_only: bool, spans: Publishing | None = None
-    ) -> list[Outgoing]:
-        records: list[Outgoing] = []
-        epoch = (EPOCH_HEADER, self._book.epoch.encode())
+        self, notifications: list[Notification], epoch: str, won_only: bool = False
+    ) -> list[list[Outgoing]]:
+        """Each notification's records in the log epoch `epoch`: its envelope on the events
+        topic (unless `won_only`) and, a win, the won message."""
+        records: list[list[Outgoing]] = []
+        epoch_header = (EPOCH_HEADER, epoch.encode())
         for notification in notifications:
             envelope = envelope_of(notification)
             key = envelope["opportunity_id"].encode()
-            headers = [("event_type", envelope["event_type"].encode()), epoch]
             stamp = _millis(envelope["recorded_at"])
-            first = len(records)
+            own: list[Outgoing] = []
             if not won_only:
-                records.append(
+                headers = [("event_type", envelope["event_type"].encode()), epoch_header]
+                own.append(
                     Outgoing(topics.OPPORTUNITY_EVENTS, key, orjson.dumps(envelope), stamp, headers)
                 )
             if envelope["event_type"] == "OpportunityWon":
                 won = self._app.opportunity(UUID(envelope["opportunity_id"]))
-                records.append(
+                own.append(
                     Outgoing(
                         topics.OPPORTUNITY_WON,
                         key,
                         orjson.dumps(won_message(envelope, won)),
                         stamp,
-                        [epoch],
+                        [epoch_header],
                     )
                 )
-            if spans is not None and self._traces is not None:
-                command = self._traces.span_of(
-                    notification.originator_id, notification.originator_version
-                )
-                records[first:] = [spans.traced(record, command) for record in records[first:]]
+            records.append(own)
         return records
 
     def _store(self, position: int, landed: dict[tuple[str, int], Landed]) -> None:

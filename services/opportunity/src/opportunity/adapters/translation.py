@@ -7,6 +7,7 @@ translates every event the service ever records; the contract tests check that e
 envelope it makes validates against `contracts.envelope.Envelope` and the payload models.
 """
 
+import functools
 from typing import Any
 from uuid import UUID
 
@@ -33,8 +34,10 @@ _SPREAD = {
 }
 # eventsourcing's JSON transcodings, as the plain JSON values of the contracts.
 _TRANSCODED = {"datetime_iso", "decimal_str", "date_iso"}
+_NESTED = (dict, list)
 
 
+@functools.lru_cache(maxsize=1024)  # a service records events of a few dozen topics
 def event_type_of(topic: str) -> str:
     """The event's name in its stored topic, `<module>:Opportunity.<name>` (or
     `<module>:CustomerRecord.<name>`, `Target.`, `Competition.`), whichever module recorded it
@@ -91,6 +94,7 @@ def won_message(won: dict[str, Any], opportunity: Opportunity) -> dict[str, Any]
 
 
 def _plain(value: Any) -> Any:
+    """`value` (freshly decoded, so changed in place) with its transcoded values plain."""
     if isinstance(value, dict):
         kind = value.get("_type_")
         if kind is not None and len(value) == 2 and "_data_" in value:
@@ -100,7 +104,11 @@ def _plain(value: Any) -> Any:
             if kind == "uuid_hex":
                 return str(UUID(data))
             raise ValueError(f"unknown transcoding {kind!r} in a stored event")
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
+        for k, v in value.items():
+            if isinstance(v, _NESTED):
+                value[k] = _plain(v)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if isinstance(v, _NESTED):
+                value[i] = _plain(v)
     return value
