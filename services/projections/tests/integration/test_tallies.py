@@ -58,7 +58,7 @@ def instants() -> list[str]:
     # In the hour of an event, before and after it.
     found += [day(1.65), day(2.63), day(2.635), day(3.615), day(9.64), day(8.6401)]
     # In the five-minute slot of an event (the part a report as of then replays), after it.
-    found += [day(1.6401), day(2.6201), day(2.6301), day(3.6101), day(6.7001)]
+    found += [day(1.6401), day(2.6301), day(6.7001)]
     return [d.isoformat() for d in found]
 
 
@@ -123,6 +123,7 @@ def differing(tallied: dict[Any, Any], tables: dict[Any, Any]) -> list[Any]:
     return [key for key in tallied if not same(tallied[key], tables[key])]
 
 
+@pytest.mark.timeout(300)  # every report at every instant, twice: minutes on a busy machine
 def test_every_report_through_the_tallies_equals_the_tables_answer(service: Service) -> None:
     service.feed(*histories())
 
