@@ -115,12 +115,13 @@ def _copy_in(
             staged.add(stage)
         _copy(cursor, conn, table.name, stage, columns, rows)
         order = f" ORDER BY {key}" if ordered else ""
+        # The stage emptied by the same statement (one round trip): a second write of the
+        # table in this transaction starts from an empty stage.
         cursor.execute(
-            f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{stage}"{order} '  # noqa: S608 - our names
+            f'WITH staged AS (DELETE FROM "{stage}" RETURNING {names}) '  # noqa: S608 - our names
+            f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM staged{order} '
             f"ON CONFLICT ({key}) {conflict}"
         )
-        # A second write of the table in this transaction starts from an empty stage.
-        cursor.execute(f'DELETE FROM "{stage}"')  # noqa: S608 - our names
 
 
 def _copy_straight(

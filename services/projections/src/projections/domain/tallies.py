@@ -15,10 +15,11 @@ depend on the order they were added in (a rebuild's equal the live tables', row 
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -212,14 +213,22 @@ class Changes:
         if known is None:
             self.found[k] = list(measures) if sign > 0 else [-m for m in measures]
         elif sign > 0:
-            known[:] = [a + m for a, m in zip(known, measures, strict=True)]
+            for i, m in enumerate(measures):
+                known[i] += m
         else:
-            known[:] = [a - m for a, m in zip(known, measures, strict=True)]
+            for i, m in enumerate(measures):
+                known[i] -= m
 
     def move(self, slot: datetime, before: Iterable[Fact], after: Iterable[Fact]) -> None:
+        """The facts `before` leave and those `after` join; a fact in both stays (most of a
+        state's facts outlive an event), its sums untouched."""
+        joining = list(after)
         for fact in before:
-            self.add(slot, fact, -1)
-        for fact in after:
+            if fact in joining:
+                joining.remove(fact)
+            else:
+                self.add(slot, fact, -1)
+        for fact in joining:
             self.add(slot, fact, 1)
 
     def totals(self) -> dict[str, list[Row]]:
@@ -263,8 +272,7 @@ def _rows(sums: dict[Key, list[Any]]) -> list[Row]:
 _READ = (0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15)
 
 
-def _read(h: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(h[i] for i in _READ)
+_read: Callable[[Sequence[Any]], tuple[Any, ...]] = itemgetter(*_READ)
 
 
 Before = tuple[tuple[Any, ...], list[Fact]]  # what the facts read of a state, and the facts
