@@ -15,7 +15,10 @@ COPY of the same feed, every report's latency (and, with --growth, at growing si
 RSS of our processes is sampled every 50 ms throughout.
 
     .venv/bin/python bench/projections_bench.py [--runs 3] [--events 200000]
-        [--rebuild-events 1000000] [--growth 125000,250000,500000,1000000]
+        [--rebuild-events 1000000] [--growth 125000,250000,500000,1000000] [--no-reports]
+
+With --no-reports only the apply and rebuild figures are measured and printed (bench/RESULTS.md
+is left as it is): for development runs.
 """
 
 import argparse
@@ -272,6 +275,11 @@ def main() -> int:
         action="store_true",
         help="keep the growth databases (bench_readside_<size>)",
     )
+    parser.add_argument(
+        "--no-reports",
+        action="store_true",
+        help="apply and rebuild only; print the figures, leave RESULTS.md alone",
+    )
     args = parser.parse_args()
     raws, ourses, rss_consume, rebuilds = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -300,10 +308,10 @@ def main() -> int:
                     f"raw COPY {raw_seconds:.1f} s, RSS {rss_rebuild:.0f} MB",
                     flush=True,
                 )
-                if n == args.runs - 1:
+                if n == args.runs - 1 and not args.no_reports:
                     size = args.rebuild_events // EVENTS_PER_OPPORTUNITY
                     reports, rss_reports = measure(url, workdir, size, args.requests)
-        sizes = [int(s) for s in args.growth.split(",") if s]
+        sizes = [] if args.no_reports else [int(s) for s in args.growth.split(",") if s]
         found = (
             growth(sizes, args.requests, 3, "bench_readside", workdir, keep=args.keep_growth)
             if sizes
@@ -314,6 +322,15 @@ def main() -> int:
     raw_seconds = statistics.median(r[3] for r in rebuilds)
     rss_rebuild = max(r[1] for r in rebuilds)
     codes = sorted({r[2] for r in rebuilds})
+    if args.no_reports:
+        print(
+            f"medians of {args.runs}: applied {rate:,.0f}/s vs raw {raw:,.0f}/s "
+            f"({statistics.median(o / r for o, r in zip(ourses, raws, strict=True)):.2f}x per run); "
+            f"rebuild of {args.rebuild_events:,} {seconds:.1f} s vs raw {raw_seconds:.1f} s "
+            f"({statistics.median(r[3] / r[0] for r in rebuilds):.2f}x per run, exit {codes}); "
+            f"peak RSS consuming {max(rss_consume):.0f} MB, rebuilding {rss_rebuild:.0f} MB"
+        )
+        return 0
     broker_name = (
         "OPPSTREAM_KAFKA_BOOTSTRAP"
         if "OPPSTREAM_KAFKA_BOOTSTRAP" in os.environ
