@@ -88,7 +88,12 @@ def rows(url: str, table: str) -> Counter[str]:
     which a rebuild never writes) are none."""
     where = ""
     if table.startswith("bi_tally_"):
-        name = table.removeprefix("bi_tally_").removesuffix("_by_slot").removesuffix("_by_day")
+        name = (
+            table.removeprefix("bi_tally_")
+            .removesuffix("_by_slot")
+            .removesuffix("_by_hour")
+            .removesuffix("_by_day")
+        )
         where = " WHERE " + " OR ".join(f't."{m}" <> 0' for m, _ in SHAPES[name][1])
     with psycopg.connect(url) as conn:
         return Counter(row[0] for row in conn.execute(f"SELECT t::text FROM {table} t{where}"))  # noqa: S608 - our own table names

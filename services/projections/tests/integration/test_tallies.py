@@ -180,5 +180,6 @@ def test_revision_0009_marks_the_tallies_missing_where_events_were_applied(
 
     with empty.connect() as conn:
         (reason,) = conn.execute(sa.select(LIVE.tallies_missing.c.reason)).one()
+        assert sa.inspect(conn).has_table("bi_tally_cohort_by_hour")
         assert sa.inspect(conn).has_table("bi_tally_cohort_by_slot")
     assert "oppstream projections rebuild" in reason

@@ -82,6 +82,7 @@ def test_a_fact_that_comes_and_goes_in_a_batch_leaves_no_row() -> None:
         "cohort": (
             [("j", 2, 100)],
             [(date(2026, 3, 2), "j", 2, 100)],
+            [(at(2026, 3, 2, 9), "j", 1, 50), (ten, "j", 1, 50)],
             [(at(2026, 3, 2, 9, 30), "j", 1, 50), (ten, "j", 1, 50)],
         ),
     }

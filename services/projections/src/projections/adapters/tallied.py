@@ -5,9 +5,9 @@ and the instants at its ends (`from`/`to` not at midnight), read from the tables
 that ends at the report's instant (the company's trailing one; a cohort `to` the `as_of`)
 takes its last day whole, as of that instant, less those created from that instant on.
 
-As of an instant T in the five-minute slot S of day D, the tallies give the figures as they
-stood when S began: the days before D (or the total less the days from D on, whichever is fewer
-rows) and the slots of D before S. What the events of S up to T changed is worked out as the
+As of an instant T in the five-minute slot S of hour H of day D, the tallies give the figures
+as they stood when S began: the days before D (or the total less the days from D on, whichever
+is fewer rows), the hours of D before H and the slots of H before S. What the events of S up to T changed is worked out as the
 store works it out (adapters/replay.py) and added. The sums equal what the tables alone give.
 """
 
@@ -253,9 +253,15 @@ def sums(
             queries = [select(tally.total, 1), select(tally.by_day, -1, days >= day)]
         else:
             queries = [select(tally.by_day, 1, days < day)]
-        slots = tally.by_slot.c.event_slot
-        if queries and p.slot > start:
-            queries.append(select(tally.by_slot, 1, slots >= start, slots < p.slot))
+        hour, hours, slots = (
+            p.slot.replace(minute=0),
+            tally.by_hour.c.event_hour,
+            tally.by_slot.c.event_slot,
+        )
+        if queries and hour > start:
+            queries.append(select(tally.by_hour, 1, hours >= start, hours < hour))
+        if queries and p.slot > hour:
+            queries.append(select(tally.by_slot, 1, slots >= hour, slots < p.slot))
     rows: dict[tuple[Any, ...], list[int]] = {}
     width = len(parts) * len(tally.measures)
     for query in queries:

@@ -1,7 +1,7 @@
 """The tally tables (domain/tallies.py, migration 0009): each tally's sums in total
-(`bi_tally_<name>`), per day and per slot the changes occurred (`bi_tally_<name>_by_day`, led
-by `event_day`; `bi_tally_<name>_by_slot`, led by `event_slot`); written in the store's
-transaction, added to, never replaced."""
+(`bi_tally_<name>`), per day, hour and five-minute slot the changes occurred
+(`bi_tally_<name>_by_day`, `_by_hour`, `_by_slot`, led by `event_day`, `event_hour`,
+`event_slot`); written in the store's transaction, added to, never replaced."""
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -125,15 +125,17 @@ class Tally:
 
     total: sa.Table
     by_day: sa.Table
+    by_hour: sa.Table
     by_slot: sa.Table
     keys: tuple[str, ...]
     measures: tuple[str, ...]
 
 
-# The column that leads each table's key after the total's: none, the day, the slot.
+# The column that leads each table's key after the total's: none, the day, the hour, the slot.
 LEADS: tuple[tuple[str, str | None, Any], ...] = (
     ("", None, None),
     ("_by_day", "event_day", sa.Date()),
+    ("_by_hour", "event_hour", UtcDateTime()),
     ("_by_slot", "event_slot", UtcDateTime()),
 )
 
@@ -154,9 +156,14 @@ def tally_tables(t: Callable[..., sa.Table]) -> tuple[dict[str, Tally], sa.Table
                     *(sa.Column(m, kind, nullable=False) for m, kind in measures),
                 )
             )
-        total, by_day, by_slot = tables
+        total, by_day, by_hour, by_slot = tables
         found[name] = Tally(
-            total, by_day, by_slot, tuple(k for k, _ in keys), tuple(m for m, _ in measures)
+            total,
+            by_day,
+            by_hour,
+            by_slot,
+            tuple(k for k, _ in keys),
+            tuple(m for m, _ in measures),
         )
     missing = t(
         MISSING,
@@ -183,11 +190,10 @@ def table_names() -> tuple[str, ...]:
 
 def write(conn: sa.Connection, tallies: dict[str, Tally], changes: Changes) -> None:
     """Add a batch's changes to the tallies, each table's rows in key order."""
-    for name, (total, days, slots) in sorted(changes.rows().items()):
+    for name, levels in sorted(changes.rows().items()):
         tally = tallies[name]
-        written = zip(
-            (tally.total, tally.by_day, tally.by_slot), (total, days, slots), LEADS, strict=True
-        )
+        tables = (tally.total, tally.by_day, tally.by_hour, tally.by_slot)
+        written = zip(tables, levels, LEADS, strict=True)
         for table, rows, (_, lead, _) in written:
             if rows:
                 _add(conn, table, tally, rows, lead)

@@ -5,10 +5,11 @@ and status; open in this stage with this expected close month; won in this month
 completed stage visit for one, each creation or win for a credit. A report sums the facts of
 the opportunities it covers, so the store keeps their sums per key, changed by every event:
 the facts of the state before leave, those of the state after join. The same changes are kept
-again per day and per five-minute slot they occurred (`event_day`, `event_slot`, in the
-business time zone), so a report as of an earlier instant sums the days before its day and the
-slots of its day before its slot (adapters/tallied.py reads the rest of that slot exactly: the
-shorter the slot, the fewer events a report as of an instant replays).
+again per day, hour and five-minute slot they occurred (`event_day`, `event_hour`,
+`event_slot`, in the business time zone), so a report as of an earlier instant sums the days
+before its day, the hours of its day before its hour and the slots of its hour before its slot
+(adapters/tallied.py reads the rest of that slot exactly: the shorter the slot, the fewer
+events a report as of an instant replays; the hours keep the slots summed few).
 
 Every measure is an integer or an amount: microseconds, not float seconds, so the sums do not
 depend on the order they were added in (a rebuild's equal the live tables', row for row).
@@ -242,24 +243,32 @@ class Changes:
                 known[:] = [a + m for a, m in zip(known, measures, strict=True)]
         return {name: [(*k, *m) for k, m in rows.items() if any(m)] for name, rows in found.items()}
 
-    def rows(self) -> dict[str, tuple[list[Row], list[Row], list[Row]]]:
-        """Each tally's non-zero changes in total, by day and by slot, in key order (writers
-        lock rows in one order)."""
+    def rows(self) -> dict[str, tuple[list[Row], list[Row], list[Row], list[Row]]]:
+        """Each tally's non-zero changes in total, by day, by hour and by slot, in key order
+        (writers lock rows in one order)."""
         totals: dict[str, dict[Key, list[Any]]] = defaultdict(dict)
         days: dict[str, dict[Key, list[Any]]] = defaultdict(dict)
+        hours: dict[str, dict[Key, list[Any]]] = defaultdict(dict)
         slots: dict[str, list[Row]] = defaultdict(list)
         for (name, slot, key), measures in self.found.items():
             if not any(measures):
                 continue
             slots[name].append((slot, *key, *measures))
-            for sums, k in ((totals[name], key), (days[name], (slot.date(), *key))):
+            hour = slot.replace(minute=0)
+            for sums, k in (
+                (totals[name], key),
+                (days[name], (slot.date(), *key)),
+                (hours[name], (hour, *key)),
+            ):
                 known = sums.get(k)
                 if known is None:
                     sums[k] = list(measures)
                 else:
-                    known[:] = [a + m for a, m in zip(known, measures, strict=True)]
+                    for i, m in enumerate(measures):
+                        known[i] += m
         return {
-            name: (_rows(totals[name]), _rows(days[name]), sorted(slots[name])) for name in slots
+            name: (_rows(totals[name]), _rows(days[name]), _rows(hours[name]), sorted(slots[name]))
+            for name in slots
         }
 
 

@@ -1,5 +1,5 @@
-"""Tallies (issue 17, domain/tallies.py): `bi_tally_<name>`, `bi_tally_<name>_by_day` and
-`bi_tally_<name>_by_slot` for the cohort, forecast, owned, wins, visits and credits tallies, `projection_tallies_missing`,
+"""Tallies (issue 17, domain/tallies.py): `bi_tally_<name>`, `bi_tally_<name>_by_day`,
+`_by_hour` and `_by_slot` for the cohort, forecast, owned, wins, visits and credits tallies, `projection_tallies_missing`,
 and an index of `bi_opportunity_version` by `occurred_at` (the `as_of` day's events).
 
 A database that already holds opportunities gets empty tallies and a row in
