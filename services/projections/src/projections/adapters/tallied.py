@@ -225,17 +225,20 @@ def sums(
     `as_of` (now without one): rows of group values, then the measures of each part."""
     tally = t.tallies[name]
 
-    def select(table: sa.Table, sign: int, *extra: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    def select(
+        table: sa.Table, sign: int, *extra: sa.ColumnElement[bool]
+    ) -> tuple[int, sa.Select[Any]]:
+        """The sums of `table` and the sign they are added with."""
         c = table.c
         conditions = [part.sql(c) for part in parts]
         # One part: the WHERE holds its condition, and a row is summed as it is (a CASE per
         # measure and row costs more than the scan of a day table).
         measures = [
-            sign * sa.func.sum(c[m] if len(parts) == 1 else sa.case((condition, c[m]), else_=0))
+            sa.func.sum(c[m] if len(parts) == 1 else sa.case((condition, c[m]), else_=0))
             for condition in conditions
             for m in tally.measures
         ]
-        return (
+        return sign, (
             sa.select(*(c[g] for g in group), *measures)
             .where(where.sql(c), sa.or_(*conditions), *extra)
             .group_by(*(c[g] for g in group))
@@ -266,12 +269,12 @@ def sums(
             queries.append(select(tally.by_slot, 1, slots >= hour, slots < p.slot))
     rows: dict[tuple[Any, ...], list[int]] = {}
     width = len(parts) * len(tally.measures)
-    for query in queries:
+    for sign, query in queries:
         for row in conn.execute(query):
             key, values = tuple(row[: len(group)]), row[len(group) :]
             known = rows.setdefault(key, [0] * width)
             for i, value in enumerate(values):
-                known[i] += int(value or 0)
+                known[i] += sign * int(value or 0)
     for r in p.replayed(conn, t, zone).get(name, []):
         if not where.test(r):
             continue
