@@ -24,18 +24,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import ParamSpec, TypeVar
-from uuid import UUID
 
-import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from eventsourcing.persistence import Notification
 from prometheus_client import Counter, Gauge
 
 from chassis.kafka.logbook import LogBook, LogProbe, log_probe, new_epoch, summary
-from chassis.kafka.logwatch import EPOCH_HEADER
 from chassis.kafka.producing import (
     Landed,
     Outgoing,
@@ -49,11 +45,11 @@ from contracts import topics
 from opportunity.adapters.leadership import Leadership
 from opportunity.adapters.positions import read_position, set_position, write_position
 from opportunity.adapters.relay_log import relay_log
+from opportunity.adapters.relay_pages import Page, Pages
 from opportunity.adapters.relay_readers import Progress, ReaderCommits, reader_commits
-from opportunity.adapters.translation import envelope_of, won_message
 from opportunity.application.app import OpportunityApp
 from opportunity.application.commit_traces import CommitTraces
-from opportunity.application.stored_topics import EVENT_TOPICS, OPPORTUNITY_TOPICS
+from opportunity.application.stored_topics import OPPORTUNITY_TOPICS
 from opportunity.metrics import Metrics
 from opportunity.settings import Settings
 
@@ -78,19 +74,6 @@ READER = "relay"
 READ_BY_ALL = "relay.read_by_all"  # every reader group has read the events up to here
 WON_DONE, WON_UNTIL = "relay.won_again.done", "relay.won_again.until"  # see _publish_won_again
 WON_TOPICS = [t for t in OPPORTUNITY_TOPICS if t.endswith(".OpportunityWon")]
-
-
-@dataclass(frozen=True)
-class Page:
-    """Up to a batch of notifications after the position `after`: every one up to `done`, read
-    when the log reached `top`; and each one's records in the log epoch `epoch`."""
-
-    after: int
-    done: int
-    top: int
-    notifications: list[Notification]
-    records: list[list[Outgoing]]
-    epoch: str
 
 
 @dataclass
@@ -121,6 +104,7 @@ class Relay:
         self._traces = traces  # None: tracing is off
         self._leadership, self._metrics = leadership, metrics
         self._batch, self._idle_poll, self._probe = batch, idle_poll, probe
+        self._pages = Pages(app, batch)
         self._commits, self._readers = commits, readers
         self._readers_noted = 0.0  # when the readers' commits were last read
         self._progress = Progress(0)
@@ -193,7 +177,7 @@ class Relay:
             # The readers have every event: the won messages the lost log held come next.
             return await self._publish_won_again(*self._won) if self._won is not None else 0
         if done < top:  # there is more: read it while this batch is in flight
-            self._ahead = asyncio.ensure_future(finished(self._read, done, page.epoch))
+            self._ahead = asyncio.ensure_future(finished(self._pages.read, done, page.epoch))
         landed = await self._send(page.notifications, page.records)
         if landed is None:
             return 0
@@ -228,7 +212,7 @@ class Relay:
             page = await ahead
             if page.after == position and page.epoch == epoch:
                 return page
-        return await finished(self._read, position, epoch)
+        return await finished(self._pages.read, position, epoch)
 
     async def _drop_ahead(self) -> None:
         """Forget the page read ahead, once its thread is done with the store."""
@@ -268,10 +252,10 @@ class Relay:
 
     async def _publish_won_again(self, done: int, until: int) -> int:
         """The next page of the won messages up to where the events are published again from."""
-        page = await finished(self._page, done, until, WON_TOPICS)
+        page = await finished(self._pages.page, done, until, WON_TOPICS)
         landed: dict[tuple[str, int], Landed] | None = {}
         if page:
-            records = await finished(self._records, page, self._book.epoch, True)
+            records = await finished(self._pages.records, page, self._book.epoch, True)
             landed = await self._send(page, records)
         if landed is None:
             return 0
@@ -321,20 +305,6 @@ class Relay:
     def _events_ends(self) -> dict[int, int]:
         return {p: end for (t, p), end in self._book.ends.items() if t == topics.OPPORTUNITY_EVENTS}
 
-    def _page(
-        self, after: int, until: int, names: list[str], limit: int | None = None
-    ) -> list[Notification]:
-        """Up to `limit` (a batch) of the notifications of `names` in (after, until]."""
-        return list(
-            self._app.recorder.select_notifications(
-                start=after,
-                limit=limit or self._batch,
-                stop=until,
-                topics=names,
-                inclusive_of_start=False,
-            )
-        )
-
     def _store_positions(
         self, positions: dict[str, int], changed: set[tuple[str, int]] | None = None
     ) -> None:
@@ -342,51 +312,6 @@ class Relay:
             for reader, position in positions.items():
                 write_position(conn, reader, position)
             write_book(conn, relay_log, self._book, changed or set())
-
-    def _read(self, after: int, epoch: str) -> Page:
-        """The next batch of events after `after`, asked for a batch of positions at a time:
-        over the whole backlog PostgreSQL would gather and sort every row of it, each batch."""
-        top = self._app.last_position()
-        notifications: list[Notification] = []
-        until = after
-        while len(notifications) < self._batch and until < top:
-            start, until = until, min(top, until + self._batch)
-            wanted = self._batch - len(notifications)
-            notifications += self._page(start, until, EVENT_TOPICS, wanted)
-        done = notifications[-1].id if len(notifications) == self._batch else until
-        records = self._records(notifications, epoch)
-        return Page(after, done, top, notifications, records, epoch)
-
-    def _records(
-        self, notifications: list[Notification], epoch: str, won_only: bool = False
-    ) -> list[list[Outgoing]]:
-        """Each notification's records in the log epoch `epoch`: its envelope on the events
-        topic (unless `won_only`) and, a win, the won message."""
-        records: list[list[Outgoing]] = []
-        epoch_header = (EPOCH_HEADER, epoch.encode())
-        for notification in notifications:
-            envelope = envelope_of(notification)
-            key = envelope["opportunity_id"].encode()
-            stamp = _millis(envelope["recorded_at"])
-            own: list[Outgoing] = []
-            if not won_only:
-                headers = [("event_type", envelope["event_type"].encode()), epoch_header]
-                own.append(
-                    Outgoing(topics.OPPORTUNITY_EVENTS, key, orjson.dumps(envelope), stamp, headers)
-                )
-            if envelope["event_type"] == "OpportunityWon":
-                won = self._app.opportunity(UUID(envelope["opportunity_id"]))
-                own.append(
-                    Outgoing(
-                        topics.OPPORTUNITY_WON,
-                        key,
-                        orjson.dumps(won_message(envelope, won)),
-                        stamp,
-                        [epoch_header],
-                    )
-                )
-            records.append(own)
-        return records
 
     def _store(self, position: int, landed: dict[tuple[str, int], Landed]) -> None:
         self._book.landed(landed)
@@ -454,7 +379,3 @@ def build_relay(
         settings.relay_reader_groups,
         traces,
     )
-
-
-def _millis(moment: str) -> int:
-    return int(datetime.fromisoformat(moment).timestamp() * 1000)

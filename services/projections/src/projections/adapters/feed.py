@@ -95,8 +95,8 @@ class Feed:
 
     def pages(self, page: int) -> Iterator[Page]:
         """The pages of at most `page` events, the next one fetched while the current one is
-        applied (one waits at most: a page of envelopes is large)."""
-        ahead: queue.Queue[Page | BaseException | None] = queue.Queue(maxsize=1)
+        applied."""
+        ahead: queue.Queue[Page | BaseException | None] = queue.Queue(maxsize=2)
 
         def fetch() -> None:
             try:

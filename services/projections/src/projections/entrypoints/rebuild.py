@@ -32,11 +32,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from contracts.envelope import Envelope
 from contracts.rules import RulebookError, load_rulebook
 from projections.adapters import migrate
 from projections.adapters.database import create_engine
-from projections.adapters.feed import Feed, FeedError, Page
+from projections.adapters.feed import Feed, FeedError
 from projections.adapters.rows import write_pipeline_stages
 from projections.adapters.shadow import create_shadow, live_positions, settle, switch
 from projections.adapters.store import Store
@@ -45,10 +44,6 @@ from projections.domain.stage_index import PipelineIndex
 from projections.settings import Settings
 
 PAGE = 10_000  # the most the feed gives per request
-# Pages applied per transaction: an opportunity whose events span them has its state read,
-# its facts moved and its rows merged once, not per page. Two, with one page fetched ahead
-# (adapters/feed.py), hold three pages at most, as one applied and two ahead did.
-PAGES_PER_BATCH = 2
 
 OK, FAILED, REFUSED = 0, 1, 2
 
@@ -139,22 +134,9 @@ def _load(feed: Feed, store: Store, page: int, total: int | None, console: Conso
     with Progress(*columns, console=console or Console(quiet=True), disable=console is None) as bar:
         task = bar.add_task("events", total=total, rate="")
         started = time.perf_counter()
-        for found in _batches(feed.pages(page), PAGES_PER_BATCH * page):
+        for found in feed.pages(page):
             outcome = store.apply_events(found.events)
             applied += outcome.applied
             rate = applied / max(time.perf_counter() - started, 1e-9)
             bar.update(task, completed=found.next_after, rate=f"{rate:,.0f}")
     return applied
-
-
-def _batches(pages: Iterator[Page], size: int) -> Iterator[Page]:
-    """Consecutive pages joined into batches of at least `size` events (the last may be less)."""
-    events: list[Envelope] = []
-    for found in pages:
-        events.extend(found.events)
-        if len(events) >= size:
-            yield Page(events, found.next_after)
-            events = []
-        after = found.next_after
-    if events:
-        yield Page(events, after)
