@@ -67,13 +67,14 @@ def main() -> int:
         "What each report asks PostgreSQL, and how PostgreSQL answers, over the database of "
         "`bench/read_side.py` (the synthetic history, 8 events per opportunity, filled through "
         "the store). The reports sum the tallies and read from the tables only the "
-        "opportunities with an event in the `as_of` hour "
+        "opportunities with an event in the `as_of` five-minute slot up to `as_of` "
         "([0046](../decisions/0046-tallies-for-the-read-side-at-scale.md)). Written by "
         f"`python bench/read_side_explain.py DB_URL {opportunities} "
         "docs/operations/read-side-at-scale.md`.",
         "",
         f"Database: {opportunities:,} opportunities, {opportunities * 8:,} events; `as_of` = "
-        f"{as_of.isoformat()} (mid-history, 15:13 in Shanghai). Each report runs once to warm "
+        f"{as_of.isoformat()} (mid-history, {as_of.astimezone(ZONE):%H:%M} in Shanghai). "
+        "Each report runs once to warm "
         "the caches, then again with its statements recorded; each statement is then explained "
         "(ANALYZE runs it once more).",
         "",
