@@ -125,11 +125,7 @@ async def simulate(
     deals = plan(rules, now - timedelta(minutes=1), count, seed)
     keys = tokens()
     tally = Tally()
-    async with httpx.AsyncClient(
-        base_url=system.url("opportunity"),
-        headers={"Authorization": f"Bearer {keys['service']}"},
-        timeout=30,
-    ) as http:
+    async with _client(system, keys) as http:
         console.print(f"[bold]importing[/bold] {len(deals)} opportunities of the last year …")
         gate = asyncio.Semaphore(CONCURRENCY)
         leads = [d for d in deals if d.via_lead]
@@ -152,11 +148,21 @@ async def simulate(
             # what is stale now, not what was stale half-way through the import.
             console.print("[bold]reminders[/bold] service starting on the imported history …")
             await asyncio.to_thread(system.start_held, "reminders")
-        console.print(
-            f"[bold]live[/bold] for {minutes:g} minute(s): reps at work, leads arriving …"
-        )
+    console.print(f"[bold]live[/bold] for {minutes:g} minute(s): reps at work, leads arriving …")
+    # A client of its own: the import's connections idled while the reminders service started,
+    # and one the server closes for idling as it is reused fails the request (ReadError).
+    async with _client(system, keys) as http:
         await _live(http, system, keys, deals, ids, minutes, seed, tally)
     return Year(deals, ids, tally, sales_plan)
+
+
+def _client(system: System, keys: dict[str, str]) -> httpx.AsyncClient:
+    """A client of the opportunity service, as the service principal."""
+    return httpx.AsyncClient(
+        base_url=system.url("opportunity"),
+        headers={"Authorization": f"Bearer {keys['service']}"},
+        timeout=30,
+    )
 
 
 async def _leads(
