@@ -11,8 +11,9 @@ is fewer rows), the hours of D before H and the slots of H before S. What the ev
 store works it out (adapters/replay.py) and added. The sums equal what the tables alone give.
 """
 
+import time as time_
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -21,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from projections.adapters.replay import replay
+from projections.adapters.replay import Slot, read_slot
 from projections.adapters.schema import Tables
 from projections.adapters.tally_tables import SHAPE_COLUMNS
 from projections.application.read_model import CompletedVisits, OpenStage, Query
@@ -96,26 +97,33 @@ class Only:
 
 @dataclass
 class Plan:
-    """How one report reads the tallies as of `as_of` (None: now): the slot S that holds it
-    and what the events of S up to `as_of` changed (read once, for every tally)."""
+    """How one report reads the tallies as of `as_of` (None: now): the slot S that holds it,
+    the tallies the report reads, and what the events of S up to `as_of` changed in them (the
+    rows read once, each tally's changes worked out once)."""
 
     as_of: datetime | None
     slot: datetime | None
-    _replayed: dict[str, list[dict[str, Any]]] | None = None
+    reads: set[str] = field(default_factory=set)
+    _slot: Slot | None = None
+    _replayed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def replayed(
-        self, conn: sa.Connection, t: Tables, zone: ZoneInfo
-    ) -> dict[str, list[dict[str, Any]]]:
-        """Each tally's changes of S up to `as_of`, as rows by column name (none without one)."""
+        self, conn: sa.Connection, t: Tables, zone: ZoneInfo, name: str
+    ) -> list[dict[str, Any]]:
+        """Tally `name`'s changes of S up to `as_of`, as rows by column name (none without
+        one); worked out with those of the other tallies the report reads not yet worked out."""
         if self.as_of is None or self.slot is None:
-            return {}
-        if self._replayed is None:
-            changes = replay(conn, t, self.slot, self.as_of, zone)
-            self._replayed = {
-                name: [dict(zip(SHAPE_COLUMNS[name], row, strict=True)) for row in total]
-                for name, total in changes.totals().items()
-            }
-        return self._replayed
+            return []
+        if name not in self._replayed:
+            if self._slot is None:
+                self._slot = read_slot(conn, t, self.slot, self.as_of)
+            names = (self.reads | {name}) - set(self._replayed)
+            totals = self._slot.changes(conn, t, zone, names).totals()
+            for n in names:
+                self._replayed[n] = [
+                    dict(zip(SHAPE_COLUMNS[n], row, strict=True)) for row in totals.get(n, [])
+                ]
+        return self._replayed[name]
 
 
 # The plans of each open reading (a report's connection), by `as_of`: the figures a report
@@ -123,9 +131,10 @@ class Plan:
 _PLANS: "WeakKeyDictionary[sa.Connection, dict[datetime | None, Plan]]" = WeakKeyDictionary()
 
 
-def plan(conn: sa.Connection, as_of: datetime | None, zone: ZoneInfo) -> Plan:
-    """The plan of a report's reads as of `as_of`, one per reading. On PostgreSQL the reads
-    are small: no parallel workers (whose start costs more than they save here)."""
+def plan(conn: sa.Connection, as_of: datetime | None, zone: ZoneInfo, *reads: str) -> Plan:
+    """The plan of a report's reads as of `as_of`, one per reading, which reads the tallies
+    `reads` (and those other figures of the reading read). On PostgreSQL the reads are small:
+    no parallel workers (whose start costs more than they save here)."""
     plans = _PLANS.get(conn)
     if plans is None:
         plans = _PLANS[conn] = {}
@@ -133,6 +142,7 @@ def plan(conn: sa.Connection, as_of: datetime | None, zone: ZoneInfo) -> Plan:
             conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
     if as_of not in plans:
         plans[as_of] = Plan(as_of, None if as_of is None else t_.slot_of(as_of, zone))
+    plans[as_of].reads.update(reads)
     return plans[as_of]
 
 
@@ -225,57 +235,49 @@ def sums(
     `as_of` (now without one): rows of group values, then the measures of each part."""
     tally = t.tallies[name]
 
-    def select(
-        table: sa.Table, sign: int, *extra: sa.ColumnElement[bool]
-    ) -> tuple[int, sa.Select[Any]]:
-        """The sums of `table` and the sign they are added with."""
+    def select(table: sa.Table, sign: int, *extra: sa.ColumnElement[bool]) -> sa.Select[Any]:
+        """The sums of `table`, after the sign they are added with."""
         c = table.c
         conditions = [part.sql(c) for part in parts]
-        # One part: the WHERE holds its condition, and a row is summed as it is (a CASE per
-        # measure and row costs more than the scan of a day table).
+        # One part: the WHERE holds its condition, and a row is summed as it is. Several: each
+        # sum FILTERed by its part (NULL where none is: read as 0), cheaper to build and to
+        # run than a CASE per measure and row.
         measures = [
-            sa.func.sum(c[m] if len(parts) == 1 else sa.case((condition, c[m]), else_=0))
+            sa.func.sum(c[m]) if len(parts) == 1 else sa.func.sum(c[m]).filter(condition)
             for condition in conditions
             for m in tally.measures
         ]
-        return sign, (
-            sa.select(*(c[g] for g in group), *measures)
+        return (
+            sa.select(sa.literal(sign).label("sign"), *(c[g] for g in group), *measures)
             .where(where.sql(c), sa.or_(*conditions), *extra)
             .group_by(*(c[g] for g in group))
         )
 
-    queries = []
     if p.slot is None:
-        queries = [select(tally.total, 1)]
+        selects = [select(tally.total, 1)]
     else:
         day, days = p.slot.date(), tally.by_day.c.event_day
-        start = p.slot.replace(hour=0, minute=0)
-        first, last = conn.execute(sa.select(sa.func.min(days), sa.func.max(days))).one()
-        if first is None or day < first or (day == first and p.slot == start):
-            pass  # nothing occurred before S
-        elif last is not None and (day - first) > (last - day):
+        start, hour = p.slot.replace(hour=0, minute=0), p.slot.replace(minute=0)
+        first, last = _bounds(conn, tally.by_day)
+        if first is not None and last is not None and (day - first) > (last - day):
             # Nearer the end: the total less the days from D on.
-            queries = [select(tally.total, 1), select(tally.by_day, -1, days >= day)]
+            selects = [select(tally.total, 1), select(tally.by_day, -1, days >= day)]
         else:
-            queries = [select(tally.by_day, 1, days < day)]
-        hour, hours, slots = (
-            p.slot.replace(minute=0),
-            tally.by_hour.c.event_hour,
-            tally.by_slot.c.event_slot,
-        )
-        if queries and hour > start:
-            queries.append(select(tally.by_hour, 1, hours >= start, hours < hour))
-        if queries and p.slot > hour:
-            queries.append(select(tally.by_slot, 1, slots >= hour, slots < p.slot))
+            selects = [select(tally.by_day, 1, days < day)]
+        hours, slots = tally.by_hour.c.event_hour, tally.by_slot.c.event_slot
+        if hour > start:
+            selects.append(select(tally.by_hour, 1, hours >= start, hours < hour))
+        if p.slot > hour:
+            selects.append(select(tally.by_slot, 1, slots >= hour, slots < p.slot))
     rows: dict[tuple[Any, ...], list[int]] = {}
     width = len(parts) * len(tally.measures)
-    for sign, query in queries:
-        for row in conn.execute(query):
-            key, values = tuple(row[: len(group)]), row[len(group) :]
-            known = rows.setdefault(key, [0] * width)
-            for i, value in enumerate(values):
-                known[i] += sign * int(value or 0)
-    for r in p.replayed(conn, t, zone).get(name, []):
+    # One statement for every level summed (each is a round trip and a plan).
+    for row in conn.execute(selects[0] if len(selects) == 1 else sa.union_all(*selects)):
+        sign, key, values = row[0], tuple(row[1 : len(group) + 1]), row[len(group) + 1 :]
+        known = rows.setdefault(key, [0] * width)
+        for i, value in enumerate(values):
+            known[i] += sign * int(value or 0)
+    for r in p.replayed(conn, t, zone, name):
         if not where.test(r):
             continue
         for i, part in enumerate(parts):
@@ -285,6 +287,23 @@ def sums(
                 for j, m in enumerate(tally.measures):
                     known[at + j] += r[m]
     return [(*k, *v) for k, v in rows.items()]
+
+
+# The first and last day each day table holds, by database and table, with when they were read.
+_BOUNDS: dict[tuple[str, str], tuple[float, date | None, date | None]] = {}
+_BOUNDS_SECONDS = 60.0
+
+
+def _bounds(conn: sa.Connection, by_day: sa.Table) -> tuple[date | None, date | None]:
+    """The first and last day `by_day` holds, read at most once a minute: they only choose
+    which of two equal sums is the cheaper to read."""
+    key = (conn.engine.url.render_as_string(), by_day.name)
+    known = _BOUNDS.get(key)
+    if known is None or time_.monotonic() - known[0] > _BOUNDS_SECONDS:
+        days = by_day.c.event_day
+        first, last = conn.execute(sa.select(sa.func.min(days), sa.func.max(days))).one()
+        known = _BOUNDS[key] = (time_.monotonic(), first, last)
+    return known[1], known[2]
 
 
 def segment_filter(q: Query) -> Cond:

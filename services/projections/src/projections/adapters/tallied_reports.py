@@ -77,7 +77,7 @@ def cohorts(
         span(q.created_from, q.created_to, zone, at),
         span(company.created_from, company.created_to, zone, at),
     )
-    p = plan(conn, q.as_of, zone)
+    p = plan(conn, q.as_of, zone, t_.COHORT, *((t_.VISITS,) if visits else ()))
     where = segment_filter(q)
     parts = [day_part(s) for s in spans]
     states = sums(conn, t, t_.COHORT, COHORT_GROUP, parts, where, p, zone)
@@ -116,7 +116,7 @@ def cohorts(
 def open_amounts(model: "SqlReadModel", conn: sa.Connection, q: Query) -> list[OpenAmount]:
     zone, t = model.zone, model.t
     s = span(q.created_from, q.created_to, zone, q.as_of)
-    p = plan(conn, q.as_of, zone)
+    p = plan(conn, q.as_of, zone, t_.FORECAST)
     group = ("pipeline_id", "stage", "close_month", "currency", "category_override")
     found: dict[tuple[Any, ...], list[Any]] = {}
 
@@ -158,7 +158,7 @@ def _first_day(month: str) -> date | None:
 def won_by_month(model: "SqlReadModel", conn: sa.Connection, q: Query) -> list[WonMonth]:
     zone, t = model.zone, model.t
     s = span(q.created_from, q.created_to, zone, q.as_of)
-    p = plan(conn, q.as_of, zone)
+    p = plan(conn, q.as_of, zone, t_.WINS)
     found: dict[tuple[str, str], list[Any]] = {}
 
     def add(sign: int, month: str, currency: str, n: int, amount: Decimal) -> None:
@@ -202,7 +202,9 @@ def credits(model: "SqlReadModel", conn: sa.Connection, e: Events) -> list[Credi
         between("credit_day", first, end), equal("voided", False), among("event_type", e.types)
     )
     group = ("event_type", "owner_id", "team_id", "currency")
-    rows = sums(conn, t, t_.CREDITS, group, [part], ANY, plan(conn, e.as_of, zone), zone)
+    rows = sums(
+        conn, t, t_.CREDITS, group, [part], ANY, plan(conn, e.as_of, zone, t_.CREDITS), zone
+    )
     return [
         Credit(kind, _none(owner), _none(team), currency, n, _amount(cents))
         for kind, owner, team, currency, n, cents in rows
@@ -227,7 +229,7 @@ def open_owned(
     zone, t = model.zone, model.t
     part = between("close_month", t_.month_text(close_from), t_.month_text(close_to))
     group = ("pipeline_id", "stage", "owner_id", "team_id", "currency")
-    rows = sums(conn, t, t_.OWNED, group, [part], ANY, plan(conn, as_of, zone), zone)
+    rows = sums(conn, t, t_.OWNED, group, [part], ANY, plan(conn, as_of, zone, t_.OWNED), zone)
     return [
         OpenOwned(pipeline, stage, _none(owner), _none(team), currency, n, _amount(cents))
         for pipeline, stage, owner, team, currency, n, cents in rows

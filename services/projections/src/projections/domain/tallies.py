@@ -203,12 +203,16 @@ def credit_fact(
 
 @dataclass
 class Changes:
-    """What a batch adds to the tallies: by tally, slot the change occurred (`slot_of`), key."""
+    """What a batch adds to the tallies: by tally, slot the change occurred (`slot_of`), key;
+    `only`: the tallies kept (None: all)."""
 
     found: dict[tuple[str, datetime, Key], list[Any]] = field(default_factory=dict)
+    only: frozenset[str] | None = None
 
     def add(self, slot: datetime, fact: Fact, sign: int) -> None:
         name, key, measures = fact
+        if self.only is not None and name not in self.only:
+            return
         k = (name, slot, key)
         known = self.found.get(k)
         if known is None:
