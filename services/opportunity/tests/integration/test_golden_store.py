@@ -542,12 +542,6 @@ async def test_the_relay_publishes_events_of_old_and_new_topics_in_order(
 ) -> None:
     """A store written by a release and then by today's code: the relay sends every event of
     each aggregate, old topics and new, in version order."""
-    # Hung in two runs of the whole suite (session 4 on PostgreSQL, session 7 on SQLite),
-    # never when run alone or with its file. Probable cause, fixed since in the relay
-    # (`relay.finished`): a cancelled relay left its store query running in a worker thread
-    # while the test closed the store. Skipped until whole-suite runs show it holds; the relay
-    # of every golden store is still tested above.
-    pytest.skip("hangs intermittently in the whole suite: see the closing note of session 7")
     answered = await asyncio.to_thread(record_under_todays_topics, golden)
     with reading.opened(golden.store_url) as app:
         envelopes = [item["envelope"] for item in reading.feed(app)]

@@ -51,8 +51,10 @@ def histories() -> list[History]:
 
 def instants() -> list[str]:
     # d0 is 09:00 in Shanghai: d(n + 0.625) is midnight, d(n + 0.6249…) just before it.
-    found = [day(-1), day(-250), day(30), day(40)]
-    for n in range(0, 22):
+    # Every day of events and the days between them (nothing changes on 5, 7 and 10), then
+    # a few of the quiet weeks after.
+    found = [day(-1), day(-250), day(15.3), day(21.625), day(30), day(40)]
+    for n in range(0, 11):
         found += [day(n + 0.3), day(n + 0.625), day(n + 0.6)]
     found += [day(3.61), day(3.61) - timedelta(microseconds=1), day(6.7)]
     # In the hour of an event, before and after it.

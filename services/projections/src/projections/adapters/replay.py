@@ -108,7 +108,7 @@ class Slot:
 
 def read_slot(conn: sa.Connection, t: Tables, slot: datetime, as_of: datetime) -> Slot:
     """The rows of the slot starting at `slot`, as of `as_of`."""
-    statements = _statements(conn, t)
+    statements = slot_statements(conn, t)
     params = {"slot": slot, "as_of": as_of}
     histories: dict[str, list[Any]] = defaultdict(list)
     for row in _fetch(conn, statements[0], params):
@@ -121,7 +121,7 @@ def read_slot(conn: sa.Connection, t: Tables, slot: datetime, as_of: datetime) -
 _COMPILED: dict[tuple[str, str], tuple[Any, Any]] = {}
 
 
-def _statements(conn: sa.Connection, t: Tables) -> tuple[Any, Any]:
+def slot_statements(conn: sa.Connection, t: Tables) -> tuple[Any, Any]:
     """The two statements (on PostgreSQL their SQL text, elsewhere the queries, which the
     engine's own cache compiles once)."""
     key = (t.prefix, conn.dialect.name)

@@ -132,9 +132,9 @@ _PLANS: "WeakKeyDictionary[sa.Connection, dict[datetime | None, Plan]]" = WeakKe
 
 
 def plan(conn: sa.Connection, as_of: datetime | None, zone: ZoneInfo, *reads: str) -> Plan:
-    """The plan of a report's reads as of `as_of`, one per reading, which reads the tallies
-    `reads` (and those other figures of the reading read). On PostgreSQL the reads are small:
-    no parallel workers (whose start costs more than they save here)."""
+    """The plan of a report's reads as of `as_of`, one per reading; `reads`: the tallies the
+    caller is about to read (worked out from the slot's rows together). On PostgreSQL the reads
+    are small: no parallel workers (whose start costs more than they save here)."""
     plans = _PLANS.get(conn)
     if plans is None:
         plans = _PLANS[conn] = {}
@@ -236,7 +236,7 @@ def sums(
     tally = t.tallies[name]
 
     def select(table: sa.Table, sign: int, *extra: sa.ColumnElement[bool]) -> sa.Select[Any]:
-        """The sums of `table`, after the sign they are added with."""
+        """The sign `table`'s sums are added with, then the sums."""
         c = table.c
         conditions = [part.sql(c) for part in parts]
         # One part: the WHERE holds its condition, and a row is summed as it is. Several: each
