@@ -4,10 +4,11 @@ opportunities with an event in [slot, as_of] leave with their facts as of the sl
 join with those as of `as_of`; their creations and wins in it are credited; their visits
 completed in it count; a void in it moves their visits and creation credit to `voided`.
 
-The rows are read once per report (`read_slot`); each tally's changes are worked out from them
-when a report first reads that tally (`Slot.changes`). The two statements are compiled once per
-set of tables and run straight on the driver's cursor: a report as of an instant runs them
-every time, and their compilation cost as much as their execution.
+The rows are read once per report (`read_slot`) and their facts worked out once; each tally's
+changes are taken from them when a report first reads that tally (`Slot.changes`). The two
+statements are compiled once per set of tables and run straight on the driver's cursor: a
+report as of an instant runs them every time, and their compilation cost as much as their
+execution.
 """
 
 from collections import defaultdict
@@ -147,6 +148,7 @@ def _queries(t: Tables) -> tuple[sa.Select[Any], sa.Select[Any]]:
         .distinct()
         .subquery("touched")
     )
+    # Each touched opportunity's last row before the slot and its rows of the slot.
     prior = t.version.alias("prior")
     last_before = (
         sa.select(sa.func.max(prior.c.version))
